@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build and install tx_message, start a throwaway cluster that preloads it,
+# play examples/demo.sql, and stop the cluster again.
+#
+#   bash scripts/demo.sh
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+trap 'status=$?; if [ $status -ne 0 ] && [ -f "${WORK:-/nonexistent}/server.log" ]; then echo "---- server log"; tail -n 40 "$WORK/server.log"; fi; cleanup_workdir; exit $status' EXIT
+
+ensure_deps
+make_workdir tx_message-demo
+build_and_install
+echo "== starting a throwaway cluster in $WORK"
+start_cluster
+psql_run -d postgres -q -f "$WORK/src/examples/demo.sql"
+as_user "$BINDIR/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null
+echo "== done; the cluster was stopped and $WORK is removed"

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Build, install and run every test of tx_message: pg_regress, isolation and
+# TAP, each against throwaway clusters.  Ends with "N passed, M failed" and
+# exits non-zero if anything failed.
+#
+#   bash scripts/test.sh                  # everything
+#   SUITES="regress isolation" bash scripts/test.sh
+#   SKIP_INSTALL=1 bash scripts/test.sh   # non-root without sudo, after "sudo make install"
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+set +e
+set -m		# each suite runs as its own process group, so it can be stopped as a whole
+
+SUITES=${SUITES:-"regress isolation tap bench"}
+PASSED=0
+FAILED=0
+JOB=
+
+on_signal()
+{
+	[ -n "$JOB" ] && kill -TERM -- "-$JOB" 2>/dev/null
+	exit 130
+}
+trap on_signal INT TERM HUP
+trap 'cleanup_workdir' EXIT
+
+ensure_deps || exit 1
+make_workdir tx_message-test
+build_and_install || { echo "0 passed, 1 failed"; exit 1; }
+
+# Run one suite in the background (so traps fire at once) and keep its log.
+run_suite()
+{
+	local name=$1
+	shift
+	echo "== $name"
+	( cd "$WORK/src" && "$@" 2>&1 | tee "$WORK/$name.log"; exit "${PIPESTATUS[0]}" ) &
+	JOB=$!
+	wait "$JOB"
+	local rc=$?
+	JOB=
+	return $rc
+}
+
+# pg_regress and isolation: one line per test, "... ok" or "... FAILED".
+count_pg_regress()
+{
+	local log=$1 rc=$2 ok bad
+	ok=$(grep -cE '\.\.\. ok( |$)' "$log")
+	bad=$(grep -cE '\.\.\. (FAILED|failed)' "$log")
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	PASSED=$((PASSED + ok))
+	FAILED=$((FAILED + bad))
+}
+
+# prove: total from "Tests=N", failures from the per-file "Failed: N)".
+count_tap()
+{
+	local log=$1 rc=$2 total bad
+	total=$(grep -oE 'Tests=[0-9]+' "$log" | tail -n1 | cut -d= -f2)
+	bad=$(grep -oE 'Failed: [0-9]+\)' "$log" | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }')
+	total=${total:-0}
+	bad=${bad:-0}
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	PASSED=$((PASSED + total - (bad > total ? total : bad)))
+	FAILED=$((FAILED + bad))
+}
+
+MAKE=(make -s PG_CONFIG="$PG_CONFIG")
+for suite in $SUITES; do
+	case $suite in
+	regress)
+		run_suite regress as_user "${MAKE[@]}" installcheck ISOLATION= TAP_TESTS=
+		rc=$?
+		[ $rc -ne 0 ] && [ -f "$WORK/src/regression.diffs" ] && cat "$WORK/src/regression.diffs"
+		count_pg_regress "$WORK/regress.log" $rc
+		;;
+	isolation)
+		run_suite isolation as_user "${MAKE[@]}" installcheck REGRESS= TAP_TESTS=
+		rc=$?
+		[ $rc -ne 0 ] && [ -f "$WORK/src/output_iso/regression.diffs" ] && cat "$WORK/src/output_iso/regression.diffs"
+		count_pg_regress "$WORK/isolation.log" $rc
+		;;
+	tap)
+		run_suite tap as_user "${MAKE[@]}" installcheck REGRESS= ISOLATION= PROVE_FLAGS=--timer
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			for f in "$WORK"/src/tmp_check/log/regress_log_*; do
+				[ -f "$f" ] && { echo "---- $f (tail)"; tail -n 60 "$f"; }
+			done
+		fi
+		count_tap "$WORK/tap.log" $rc
+		;;
+	bench)
+		if [ -x "$WORK/src/bench/run.sh" ]; then
+			run_suite bench as_user env BENCH_INSTALLED=1 bash "$WORK/src/bench/run.sh" --smoke
+			rc=$?
+			if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+		fi
+		;;
+	*)
+		echo "unknown suite $suite"
+		FAILED=$((FAILED + 1))
+		;;
+	esac
+done
+
+cleanup_workdir
+trap - EXIT
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

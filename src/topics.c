@@ -1,0 +1,293 @@
+/*-------------------------------------------------------------------------
+ *
+ * topics.c
+ *	  tx_create_topic, tx_alter_topic and tx_drop_topic.
+ *
+ * A topic records the role that created or last altered it: check-back
+ * functions run as that role, never as the worker's superuser.  Changes
+ * send a relcache invalidation on tx_message.topics so that every backend's
+ * topic cache (catalog.c) forgets the old definition at commit.
+ *
+ * IDENTIFICATION
+ *	  src/topics.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "tx_message.h"
+
+PG_FUNCTION_INFO_V1(tx_create_topic);
+PG_FUNCTION_INFO_V1(tx_alter_topic);
+PG_FUNCTION_INFO_V1(tx_drop_topic);
+
+/* Refuse intervals that are not strictly positive. */
+void
+txm_check_positive_interval(const char *what, Interval *value)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	if (!DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
+										  IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", what),
+				 errdetail("The value given is \"%s\".",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(value))))));
+}
+
+/*
+ * A function that the worker will call with one tx_message.message: check
+ * its signature and that the calling role (who becomes its runner) may
+ * execute it.
+ */
+void
+txm_check_message_function(Oid fn, const char *what, Oid required_rettype)
+{
+	const TxmCatalog *c = txm_catalog();
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	bool		ok;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", fn)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	ok = proc->prokind == PROKIND_FUNCTION && !proc->proretset &&
+		proc->pronargs == 1 && proc->proargtypes.values[0] == c->message_type &&
+		(required_rettype == InvalidOid || proc->prorettype == required_rettype);
+	ReleaseSysCache(tup);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("%s %s has the wrong signature", what,
+						format_procedure(fn)),
+				 required_rettype == TEXTOID ?
+				 errdetail("A %s must be declared as (tx_message.message) RETURNS text.", what) :
+				 errdetail("A %s must be a function taking one tx_message.message.", what)));
+	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(fn)),
+				 errdetail("The %s runs as the role that configures it.", what)));
+}
+
+static void
+check_topic_options(FunctionCallInfo fcinfo, bool altering)
+{
+	/* argument positions are the same in tx_create_topic and tx_alter_topic */
+	if (!PG_ARGISNULL(1))
+		txm_check_positive_interval("retention", PG_GETARG_INTERVAL_P(1));
+	else if (!altering)
+		txm_require_arg(fcinfo, 1, "retention");
+	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != InvalidOid)
+		txm_check_message_function(PG_GETARG_OID(2), "check function", TEXTOID);
+	if (!PG_ARGISNULL(3))
+		txm_check_positive_interval("check_after", PG_GETARG_INTERVAL_P(3));
+	else if (!altering)
+		txm_require_arg(fcinfo, 3, "check_after");
+	if (!PG_ARGISNULL(4))
+		txm_check_positive_interval("check_interval", PG_GETARG_INTERVAL_P(4));
+	else if (!altering)
+		txm_require_arg(fcinfo, 4, "check_interval");
+	if (!PG_ARGISNULL(5))
+	{
+		if (PG_GETARG_INT32(5) < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("check_max must be at least 1"),
+					 errdetail("The value given is %d.", PG_GETARG_INT32(5))));
+	}
+	else if (!altering)
+		txm_require_arg(fcinfo, 5, "check_max");
+}
+
+/*
+ * tx_create_topic(topic text, retention interval, check_function regprocedure,
+ *				   check_after interval, check_interval interval,
+ *				   check_max integer, if_not_exists boolean) RETURNS void
+ */
+Datum
+tx_create_topic(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.topics"
+		" (topic, retention, check_function, check_after, check_interval, check_max, owner)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" ON CONFLICT (topic) DO NOTHING";
+	Oid			types[7] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
+	INTERVALOID, INT4OID, REGROLEOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *topic;
+
+	txm_require_arg(fcinfo, 0, "topic");
+	txm_require_arg(fcinfo, 6, "if_not_exists");
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	txm_check_name("topic", topic);
+	check_topic_options(fcinfo, false);
+
+	for (int i = 0; i < 6; i++)
+		values[i] = PG_GETARG_DATUM(i);
+	if (PG_ARGISNULL(2) || PG_GETARG_OID(2) == InvalidOid)
+		nulls[2] = 'n';
+	values[6] = ObjectIdGetDatum(GetUserId());
+
+	SPI_connect();
+	if (txm_spi_exec(sql, 7, types, values, nulls, 0) == 0)
+	{
+		if (!PG_GETARG_BOOL(6))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("topic \"%s\" already exists", topic),
+					 errhint("Use if_not_exists => true to ignore an existing topic, or tx_alter_topic() to change it.")));
+		ereport(NOTICE,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("topic \"%s\" already exists, skipping", topic)));
+	}
+	SPI_finish();
+	txm_invalidate(txm_catalog()->topics);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Lock a topic's row and check that the caller may change it: its owner,
+ * a member of the owner role, or a superuser.
+ */
+static void
+lock_own_topic(const char *topic, const char *action)
+{
+	static const char *sql =
+		"SELECT owner FROM tx_message.topics WHERE topic = $1 FOR UPDATE";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	Oid			owner;
+
+	values[0] = CStringGetTextDatum(topic);
+	if (txm_spi_exec(sql, 1, types, values, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", topic),
+				 errhint("Create it with tx_create_topic('%s').", topic)));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of topic \"%s\" to %s it", topic, action),
+				 errdetail("The topic belongs to role \"%s\".",
+						   GetUserNameFromId(owner, false))));
+}
+
+/*
+ * tx_alter_topic(topic text, retention interval, check_function regprocedure,
+ *				  check_after interval, check_interval interval,
+ *				  check_max integer) RETURNS void
+ *
+ * NULL leaves an option unchanged; check_function => '-' removes the check
+ * function.
+ */
+Datum
+tx_alter_topic(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"UPDATE tx_message.topics"
+		"   SET retention = coalesce($2, retention),"
+		"       check_function = CASE WHEN $3 IS NULL THEN check_function"
+		"                             WHEN $3::oid = 0 THEN NULL ELSE $3 END,"
+		"       check_after = coalesce($4, check_after),"
+		"       check_interval = coalesce($5, check_interval),"
+		"       check_max = coalesce($6, check_max),"
+		"       owner = $7, altered_at = now()"
+		" WHERE topic = $1";
+	Oid			types[7] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
+	INTERVALOID, INT4OID, REGROLEOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *topic;
+
+	txm_require_arg(fcinfo, 0, "topic");
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	txm_check_name("topic", topic);
+	check_topic_options(fcinfo, true);
+
+	for (int i = 0; i < 6; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	values[6] = ObjectIdGetDatum(GetUserId());
+
+	SPI_connect();
+	lock_own_topic(topic, "alter");
+	txm_spi_exec(sql, 7, types, values, nulls, 0);
+	SPI_finish();
+	txm_invalidate(txm_catalog()->topics);
+	PG_RETURN_VOID();
+}
+
+/*
+ * tx_drop_topic(topic text, cascade boolean) RETURNS void
+ *
+ * Removes the topic, its pending half and delayed messages and, with
+ * cascade, its subscriptions with their progress.  Dead letters stay until
+ * purged.  Committed log rows are left to the log rotation.
+ */
+Datum
+tx_drop_topic(PG_FUNCTION_ARGS)
+{
+	static const char *subs_sql =
+		"SELECT string_agg(quote_literal(consumer_group), ', ' ORDER BY consumer_group)"
+		"  FROM tx_message.subscriptions WHERE topic = $1 HAVING count(*) > 0";
+	static const char *drop_sql =
+		"WITH t AS (SELECT topic_id FROM tx_message.topics WHERE topic = $1),"
+		" s AS (DELETE FROM tx_message.subscriptions WHERE topic = $1 RETURNING sub_id),"
+		" st AS (DELETE FROM tx_message.sub_state WHERE sub_id IN (SELECT sub_id FROM s)),"
+		" l AS (DELETE FROM tx_message.leases WHERE sub_id IN (SELECT sub_id FROM s)),"
+		" r AS (DELETE FROM tx_message.retries WHERE sub_id IN (SELECT sub_id FROM s)),"
+		" h AS (DELETE FROM tx_message.half_messages WHERE topic_id IN (SELECT topic_id FROM t)),"
+		" d AS (DELETE FROM tx_message.delayed WHERE topic_id IN (SELECT topic_id FROM t)),"
+		" sl AS (DELETE FROM tx_message.slices WHERE topic_id IN (SELECT topic_id FROM t))"
+		" DELETE FROM tx_message.topics WHERE topic = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *topic;
+	const TxmCatalog *c;
+
+	txm_require_arg(fcinfo, 0, "topic");
+	txm_require_arg(fcinfo, 1, "cascade");
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	txm_check_name("topic", topic);
+	c = txm_catalog();
+	values[0] = CStringGetTextDatum(topic);
+
+	SPI_connect();
+	lock_own_topic(topic, "drop");
+	if (!PG_GETARG_BOOL(1) && txm_spi_exec(subs_sql, 1, types, values, NULL, 0) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop topic \"%s\" because it has subscriptions", topic),
+				 errdetail("Consumer groups subscribed: %s.",
+						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Unsubscribe them first, or use cascade => true.")));
+	txm_spi_exec(drop_sql, 1, types, values, NULL, 0);
+	SPI_finish();
+	txm_invalidate(c->topics);
+	txm_invalidate(c->subscriptions);
+	PG_RETURN_VOID();
+}

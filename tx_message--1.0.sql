@@ -1,0 +1,351 @@
+/* tx_message--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION tx_message" to load this file. \quit
+
+/*
+ * Internal relations live in the schema tx_message; the tx_* functions live
+ * in the extension's schema (by default the first schema of search_path,
+ * normally public) so that they are callable unqualified after a plain
+ * CREATE EXTENSION.  See docs/design.md for why the tables look like this.
+ */
+CREATE SCHEMA tx_message;
+GRANT USAGE ON SCHEMA tx_message TO PUBLIC;
+
+-- What check-back functions and handlers receive.
+CREATE TYPE tx_message.message AS (
+	msg_id bigint,
+	topic text,
+	key text,
+	tags text[],
+	headers jsonb,
+	payload jsonb,
+	sent_at timestamptz,
+	attempt integer
+);
+
+CREATE TABLE tx_message.topics (
+	topic text COLLATE "C" PRIMARY KEY,
+	topic_id integer NOT NULL UNIQUE GENERATED ALWAYS AS IDENTITY,
+	retention interval NOT NULL,
+	check_function regprocedure,
+	check_after interval NOT NULL,
+	check_interval interval NOT NULL,
+	check_max integer NOT NULL,
+	owner regrole NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	altered_at timestamptz,
+	CHECK (retention > '0'::interval),
+	CHECK (check_after > '0'::interval),
+	CHECK (check_interval > '0'::interval),
+	CHECK (check_max >= 1)
+);
+COMMENT ON TABLE tx_message.topics IS 'tx_message topics; change them with tx_create_topic, tx_alter_topic and tx_drop_topic';
+
+/*
+ * The message log: three identical, insert-only tables of which one is
+ * current (log_slots.is_current).  pos = (top-level fxid << 20) | n is both
+ * the message id and the commit-order scan key; msg_id is set only for rows
+ * moved in from half_messages or delayed, which keep the producer's id.
+ */
+CREATE TABLE tx_message.log_0 (
+	pos bigint NOT NULL,
+	topic_id integer NOT NULL,
+	sent_at timestamptz NOT NULL,
+	msg_id bigint,
+	deliver_at timestamptz,
+	key text,
+	tags text[],
+	headers jsonb,
+	payload jsonb NOT NULL
+) WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+CREATE INDEX log_0_pos ON tx_message.log_0 (pos);
+CREATE TABLE tx_message.log_1 (LIKE tx_message.log_0)
+	WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+CREATE INDEX log_1_pos ON tx_message.log_1 (pos);
+CREATE TABLE tx_message.log_2 (LIKE tx_message.log_0)
+	WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+CREATE INDEX log_2_pos ON tx_message.log_2 (pos);
+
+CREATE TABLE tx_message.log_slots (
+	slot smallint PRIMARY KEY,
+	log_table regclass NOT NULL UNIQUE,
+	is_current boolean NOT NULL,
+	opened_at timestamptz,				-- when it last became current
+	closed_at timestamptz,				-- when it last stopped being current
+	sealed_heads jsonb,					-- {topic_id: first position after it}, once sealed
+	CHECK (slot BETWEEN 0 AND 2)
+);
+CREATE UNIQUE INDEX log_slots_one_current ON tx_message.log_slots (is_current) WHERE is_current;
+INSERT INTO tx_message.log_slots VALUES
+	(0, 'tx_message.log_0', true, now(), NULL, NULL),
+	(1, 'tx_message.log_1', false, NULL, NULL, NULL),
+	(2, 'tx_message.log_2', false, NULL, NULL, NULL);
+
+-- Half messages (RocketMQ's two-phase protocol) and their check-back state.
+CREATE TABLE tx_message.half_messages (
+	msg_id bigint PRIMARY KEY,
+	topic_id integer NOT NULL,
+	sent_at timestamptz NOT NULL,
+	key text,
+	tags text[],
+	headers jsonb,
+	payload jsonb NOT NULL,
+	state text NOT NULL DEFAULT 'half',
+	checks integer NOT NULL DEFAULT 0,
+	last_check_at timestamptz,
+	resolved_at timestamptz,
+	resolved_by text,
+	CHECK (state IN ('half', 'committed', 'rolled_back'))
+);
+CREATE INDEX half_messages_pending ON tx_message.half_messages (topic_id, sent_at) WHERE state = 'half';
+
+-- Committed messages sent with a delay, until they fall due.
+CREATE TABLE tx_message.delayed (
+	msg_id bigint PRIMARY KEY,
+	topic_id integer NOT NULL,
+	sent_at timestamptz NOT NULL,
+	deliver_at timestamptz NOT NULL,
+	key text,
+	tags text[],
+	headers jsonb,
+	payload jsonb NOT NULL
+);
+CREATE INDEX delayed_due ON tx_message.delayed (deliver_at);
+
+/*
+ * Ticks: the snapshots that cut the log into deliverable batches, and the
+ * per-topic position streams those batches were appended to.  A slice never
+ * crosses a multiple of 256 positions (a claim block).
+ */
+CREATE TABLE tx_message.ticks (
+	tick_id bigint PRIMARY KEY,
+	snapshot pg_snapshot NOT NULL,
+	created_at timestamptz NOT NULL
+);
+
+CREATE TABLE tx_message.slices (
+	topic_id integer NOT NULL,
+	first_seq bigint NOT NULL,
+	tick_id bigint NOT NULL,
+	slots smallint NOT NULL,			-- bit mask of the log tables holding its messages
+	positions bigint[] NOT NULL,
+	PRIMARY KEY (topic_id, first_seq)
+);
+
+CREATE TABLE tx_message.subscriptions (
+	topic text COLLATE "C" NOT NULL REFERENCES tx_message.topics (topic),
+	consumer_group text COLLATE "C" NOT NULL,
+	sub_id integer NOT NULL UNIQUE GENERATED ALWAYS AS IDENTITY,
+	tags text[],
+	handler regprocedure,
+	max_retries integer NOT NULL,
+	backoff interval[] NOT NULL,
+	lease interval NOT NULL,
+	ordered boolean NOT NULL,
+	start_from text NOT NULL,
+	owner regrole NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	altered_at timestamptz,
+	PRIMARY KEY (topic, consumer_group),
+	CHECK (max_retries >= 0),
+	CHECK (lease > '0'::interval),
+	CHECK (start_from IN ('now', 'earliest'))
+);
+CREATE INDEX subscriptions_group ON tx_message.subscriptions (consumer_group);
+
+-- Per-subscription progress: every position below done_seq is finished.
+CREATE TABLE tx_message.sub_state (
+	sub_id integer PRIMARY KEY,
+	done_seq bigint NOT NULL,
+	updated_at timestamptz NOT NULL
+);
+
+/*
+ * One row per received batch: which positions of a 256-position block it
+ * covers, and which of those are done (acked, filtered out, or moved to
+ * retries).  first_off is the first covered offset, so rows of one block
+ * never collide.
+ */
+CREATE TABLE tx_message.leases (
+	sub_id integer NOT NULL,
+	block bigint NOT NULL,
+	first_off smallint NOT NULL,
+	covered bit varying NOT NULL,
+	done bit varying NOT NULL,
+	keys text[],						-- ordered subscriptions: key per offset
+	lease_until timestamptz NOT NULL,
+	leased_at timestamptz NOT NULL,
+	holder integer NOT NULL,
+	PRIMARY KEY (sub_id, block, first_off)
+);
+CREATE INDEX leases_expiry ON tx_message.leases (sub_id, lease_until);
+
+-- Failed deliveries waiting for their next attempt (or leased again).
+CREATE TABLE tx_message.retries (
+	sub_id integer NOT NULL,
+	msg_id bigint NOT NULL,
+	topic_id integer NOT NULL,
+	sent_at timestamptz NOT NULL,
+	key text,
+	tags text[],
+	headers jsonb,
+	payload jsonb NOT NULL,
+	attempt integer NOT NULL,			-- attempts delivered so far
+	state text NOT NULL,				-- 'waiting' or 'leased'
+	due_at timestamptz NOT NULL,		-- next attempt, or lease deadline when leased
+	last_error text,
+	first_failed_at timestamptz NOT NULL,
+	leased_at timestamptz,
+	holder integer,
+	PRIMARY KEY (sub_id, msg_id),
+	CHECK (state IN ('waiting', 'leased'))
+);
+CREATE INDEX retries_due ON tx_message.retries (sub_id, due_at);
+
+CREATE TABLE tx_message.dead_letters (
+	msg_id bigint NOT NULL,
+	topic text NOT NULL,
+	key text,
+	tags text[],
+	headers jsonb,
+	payload jsonb NOT NULL,
+	sent_at timestamptz NOT NULL,
+	consumer_group text,				-- NULL: check-back exhausted
+	attempts integer NOT NULL,
+	reason text NOT NULL,
+	last_error text,
+	first_failed_at timestamptz,
+	dead_at timestamptz NOT NULL DEFAULT now(),
+	UNIQUE NULLS NOT DISTINCT (consumer_group, msg_id)
+);
+CREATE INDEX dead_letters_dead_at ON tx_message.dead_letters (dead_at);
+
+CREATE VIEW tx_message.messages AS
+	SELECT coalesce(l.msg_id, l.pos) AS msg_id, t.topic, l.key, l.tags, l.headers,
+		   l.payload, 'committed'::text AS state, l.sent_at,
+		   coalesce(l.deliver_at, l.sent_at) AS deliver_at
+	  FROM (SELECT * FROM tx_message.log_0
+			UNION ALL SELECT * FROM tx_message.log_1
+			UNION ALL SELECT * FROM tx_message.log_2) l
+	  JOIN tx_message.topics t USING (topic_id)
+	UNION ALL
+	SELECT d.msg_id, t.topic, d.key, d.tags, d.headers, d.payload,
+		   'committed', d.sent_at, d.deliver_at
+	  FROM tx_message.delayed d JOIN tx_message.topics t USING (topic_id)
+	UNION ALL
+	SELECT h.msg_id, t.topic, h.key, h.tags, h.headers, h.payload,
+		   h.state, h.sent_at, NULL
+	  FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)
+	 WHERE h.state <> 'committed';
+COMMENT ON VIEW tx_message.messages IS 'stored messages: committed (delivered or not yet due), half and rolled back';
+
+REVOKE ALL ON ALL TABLES IN SCHEMA tx_message FROM PUBLIC;
+GRANT SELECT ON tx_message.topics, tx_message.subscriptions, tx_message.dead_letters,
+	tx_message.messages TO PUBLIC;
+
+-- Keep configuration and messages in pg_dump output.  The log, slices,
+-- leases and progress are positions in this cluster's transaction history and
+-- are not carried to another one: drain the topics before a dump and restore.
+SELECT pg_catalog.pg_extension_config_dump('tx_message.topics', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.half_messages', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.delayed', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.dead_letters', '');
+
+------------------------------------------------------------------------------
+-- Internal helpers
+------------------------------------------------------------------------------
+
+-- Says whether the worker can run and tells the launcher about this database.
+CREATE FUNCTION tx_message._installed() RETURNS void
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_message_installed';
+REVOKE ALL ON FUNCTION tx_message._installed() FROM PUBLIC;
+SELECT tx_message._installed();
+
+------------------------------------------------------------------------------
+-- Topics
+------------------------------------------------------------------------------
+
+CREATE FUNCTION tx_create_topic(topic text,
+								retention interval DEFAULT '3 days',
+								check_function regprocedure DEFAULT NULL,
+								check_after interval DEFAULT '6 s',
+								check_interval interval DEFAULT '30 s',
+								check_max integer DEFAULT 15,
+								if_not_exists boolean DEFAULT false)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_create_topic';
+COMMENT ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
+	IS 'create a topic; the check-back options apply to its half messages';
+
+CREATE FUNCTION tx_alter_topic(topic text,
+							   retention interval DEFAULT NULL,
+							   check_function regprocedure DEFAULT NULL,
+							   check_after interval DEFAULT NULL,
+							   check_interval interval DEFAULT NULL,
+							   check_max integer DEFAULT NULL)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_alter_topic';
+COMMENT ON FUNCTION tx_alter_topic(text, interval, regprocedure, interval, interval, integer)
+	IS 'change options of a topic; NULL leaves an option unchanged';
+
+CREATE FUNCTION tx_drop_topic(topic text, "cascade" boolean DEFAULT false)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_drop_topic';
+COMMENT ON FUNCTION tx_drop_topic(text, boolean)
+	IS 'drop a topic with its pending messages; cascade also drops its subscriptions';
+
+------------------------------------------------------------------------------
+-- Producers
+------------------------------------------------------------------------------
+
+CREATE FUNCTION tx_send(topic text, payload jsonb,
+						key text DEFAULT NULL,
+						tags text[] DEFAULT NULL,
+						headers jsonb DEFAULT NULL,
+						delay interval DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_send';
+COMMENT ON FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval)
+	IS 'send a message in the current transaction; returns its id';
+
+CREATE FUNCTION tx_send_batch(topic text, payloads jsonb[],
+							  keys text[] DEFAULT NULL,
+							  tags text[] DEFAULT NULL,
+							  headers jsonb DEFAULT NULL,
+							  delay interval DEFAULT NULL)
+	RETURNS SETOF bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100 SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_send_batch';
+COMMENT ON FUNCTION tx_send_batch(text, jsonb[], text[], text[], jsonb, interval)
+	IS 'send several messages in the current transaction; returns their ids in payload order';
+
+CREATE FUNCTION tx_send_half(topic text, payload jsonb,
+							 key text DEFAULT NULL,
+							 tags text[] DEFAULT NULL,
+							 headers jsonb DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_send_half';
+COMMENT ON FUNCTION tx_send_half(text, jsonb, text, text[], jsonb)
+	IS 'store a half message: invisible to consumers until tx_commit_half or a check-back commits it';
+
+CREATE FUNCTION tx_commit_half(msg_id bigint)
+	RETURNS boolean
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_commit_half';
+COMMENT ON FUNCTION tx_commit_half(bigint)
+	IS 'make a half message deliverable with the current transaction; false if it already was';
+
+CREATE FUNCTION tx_rollback_half(msg_id bigint)
+	RETURNS boolean
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_rollback_half';
+COMMENT ON FUNCTION tx_rollback_half(bigint)
+	IS 'discard a half message with the current transaction; false if it already was';

@@ -1,0 +1,92 @@
+/*-------------------------------------------------------------------------
+ *
+ * tx_message.c
+ *	  Module entry of tx_message: transactional messaging inside PostgreSQL.
+ *
+ * Producers write messages as rows of their own transaction (send.c); a
+ * background worker per database turns committed rows into per-topic,
+ * commit-ordered position streams, chases half messages nobody resolved and
+ * keeps the log small; consumers claim blocks of positions with one lease row
+ * per batch.  docs/design.md explains the storage and delivery design.
+ *
+ * This file holds what the whole module shares: the settings, the
+ * transaction callbacks and _PG_init.
+ *
+ * IDENTIFICATION
+ *	  tx_message.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "src/tx_message.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(tx_message_installed);
+
+/* settings */
+int			txm_max_payload_size = 1024 * 1024;
+
+/* true in every process forked from a postmaster that preloaded us */
+static bool txm_preloaded = false;
+
+void		_PG_init(void);
+static void txm_xact_callback(XactEvent event, void *arg);
+
+void
+_PG_init(void)
+{
+	if (process_shared_preload_libraries_in_progress)
+		txm_preloaded = true;
+
+	DefineCustomIntVariable("tx_message.max_payload_size",
+							"Largest message payload accepted, in bytes.",
+							"Sends with a larger jsonb payload fail; 0 disables the check.",
+							&txm_max_payload_size,
+							1024 * 1024, 0, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("tx_message");
+
+	txm_catalog_init();
+	RegisterXactCallback(txm_xact_callback, NULL);
+}
+
+static void
+txm_xact_callback(XactEvent event, void *arg)
+{
+	txm_send_xact_callback(event);
+}
+
+/*
+ * Called by the install script: without shared_preload_libraries the SQL
+ * API works, but nothing delivers committed messages on its own.
+ */
+Datum
+tx_message_installed(PG_FUNCTION_ARGS)
+{
+	if (!txm_preloaded)
+	{
+		/*
+		 * CREATE EXTENSION raises client_min_messages to WARNING while its
+		 * script runs, to hide the script's own chatter; this notice is
+		 * meant for the user, so let it through.
+		 */
+		int			saved = client_min_messages;
+
+		if (client_min_messages > NOTICE)
+			client_min_messages = NOTICE;
+		ereport(NOTICE,
+				(errmsg("tx_message is not loaded through shared_preload_libraries, so no background worker will serve this database"),
+				 errhint("Add tx_message to shared_preload_libraries and restart the server, or call tx_run_maintenance() periodically, for example from pg_cron.")));
+		client_min_messages = saved;
+	}
+	PG_RETURN_VOID();
+}
