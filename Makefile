@@ -4,8 +4,12 @@ MODULE_big = tx_message
 OBJS = \
 	tx_message.o \
 	src/catalog.o \
+	src/maint.o \
 	src/send.o \
-	src/topics.o
+	src/shmem.o \
+	src/tick.o \
+	src/topics.o \
+	src/worker.o
 
 EXTENSION = tx_message
 DATA = tx_message--1.0.sql
@@ -14,7 +18,7 @@ PGFILEDESC = "tx_message - transactional messaging inside PostgreSQL"
 # Tests run against throwaway instances that preload the library
 # (test.conf), built by pg_regress from the installed server; run
 # "make install" first.  PGXS's own "make check" is not supported.
-REGRESS = topics send half
+REGRESS = topics send half checkback
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test.conf
 ISOLATION = producers
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test.conf
@@ -27,3 +31,6 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies; every object uses the shared header.
+$(OBJS): $(srcdir)/src/tx_message.h

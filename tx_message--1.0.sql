@@ -93,6 +93,7 @@ CREATE TABLE tx_message.half_messages (
 	payload jsonb NOT NULL,
 	state text NOT NULL DEFAULT 'half',
 	checks integer NOT NULL DEFAULT 0,
+	first_checked_at timestamptz,
 	last_check_at timestamptz,
 	resolved_at timestamptz,
 	resolved_by text,
@@ -302,6 +303,13 @@ COMMENT ON FUNCTION tx_drop_topic(text, boolean)
 
 ------------------------------------------------------------------------------
 -- Producers
+--
+-- Every function here runs with SET search_path = pg_catalog, pg_temp except
+-- the hot paths (tx_send, tx_send_batch, and later tx_receive and tx_ack):
+-- the clause sends each call through fmgr_security_definer, measured at 7%
+-- of tx_send.  They never resolve a name through search_path: they use cached
+-- OIDs, and their internal statements are prepared under a pg_catalog-only
+-- search_path (txm_spi_exec).
 ------------------------------------------------------------------------------
 
 CREATE FUNCTION tx_send(topic text, payload jsonb,
@@ -310,7 +318,7 @@ CREATE FUNCTION tx_send(topic text, payload jsonb,
 						headers jsonb DEFAULT NULL,
 						delay interval DEFAULT NULL)
 	RETURNS bigint
-	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'tx_send';
 COMMENT ON FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval)
 	IS 'send a message in the current transaction; returns its id';
@@ -321,7 +329,7 @@ CREATE FUNCTION tx_send_batch(topic text, payloads jsonb[],
 							  headers jsonb DEFAULT NULL,
 							  delay interval DEFAULT NULL)
 	RETURNS SETOF bigint
-	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100 SET search_path = pg_catalog, pg_temp
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
 	AS 'MODULE_PATHNAME', 'tx_send_batch';
 COMMENT ON FUNCTION tx_send_batch(text, jsonb[], text[], text[], jsonb, interval)
 	IS 'send several messages in the current transaction; returns their ids in payload order';
@@ -349,3 +357,26 @@ CREATE FUNCTION tx_rollback_half(msg_id bigint)
 	AS 'MODULE_PATHNAME', 'tx_rollback_half';
 COMMENT ON FUNCTION tx_rollback_half(bigint)
 	IS 'discard a half message with the current transaction; false if it already was';
+
+------------------------------------------------------------------------------
+-- The background worker
+------------------------------------------------------------------------------
+
+CREATE FUNCTION tx_run_maintenance()
+	RETURNS jsonb
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_run_maintenance';
+COMMENT ON FUNCTION tx_run_maintenance()
+	IS 'run one worker cycle in this session: tick, release delayed messages, check-backs; says what it did';
+
+CREATE FUNCTION tx_worker_status(OUT pid integer, OUT database name,
+								 OUT started_at timestamptz, OUT last_cycle_at timestamptz,
+								 OUT delivered bigint, OUT checks bigint,
+								 OUT dead_lettered bigint, OUT errors bigint,
+								 OUT handled bigint, OUT stale_prepared integer,
+								 OUT executor_pid integer)
+	RETURNS SETOF record
+	LANGUAGE C VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_worker_status';
+COMMENT ON FUNCTION tx_worker_status()
+	IS 'one row per database worker of the cluster, with its counters';

@@ -33,9 +33,14 @@ PG_FUNCTION_INFO_V1(tx_message_installed);
 
 /* settings */
 int			txm_max_payload_size = 1024 * 1024;
+int			txm_max_databases = 8;
+bool		txm_enabled = true;
+int			txm_naptime = 1000;
+int			txm_batch_size = 1000;
+int			txm_check_timeout = 5000;
 
 /* true in every process forked from a postmaster that preloaded us */
-static bool txm_preloaded = false;
+bool		txm_preloaded = false;
 
 void		_PG_init(void);
 static void txm_xact_callback(XactEvent event, void *arg);
@@ -46,6 +51,42 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 		txm_preloaded = true;
 
+	if (txm_preloaded)
+		DefineCustomIntVariable("tx_message.max_workers",
+								"Most databases served by tx_message background workers.",
+								"Each served database has a worker, and an executor while it has check functions or handlers.",
+								&txm_max_databases,
+								8, 1, 1024,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+	DefineCustomBoolVariable("tx_message.enabled",
+							 "Runs the tx_message background workers.",
+							 "When off, no worker runs; tx_run_maintenance() still works.",
+							 &txm_enabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.naptime",
+							"How long an idle worker sleeps between maintenance cycles.",
+							"Commits wake the worker at once; this bounds how late a delayed message or a check-back can be.",
+							&txm_naptime,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.batch_size",
+							"Most delayed messages released, or check-backs made, per cycle.",
+							NULL,
+							&txm_batch_size,
+							1000, 1, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.check_timeout",
+							"Statement timeout of a check-back function.",
+							"A check function still running after this long counts as an unknown answer; 0 means no limit.",
+							&txm_check_timeout,
+							5000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.max_payload_size",
 							"Largest message payload accepted, in bytes.",
 							"Sends with a larger jsonb payload fail; 0 disables the check.",
@@ -57,17 +98,28 @@ _PG_init(void)
 
 	txm_catalog_init();
 	RegisterXactCallback(txm_xact_callback, NULL);
+
+	if (txm_preloaded)
+	{
+		txm_shmem_init();
+		txm_utility_init();
+		txm_register_launcher();
+	}
 }
 
 static void
 txm_xact_callback(XactEvent event, void *arg)
 {
+	/* the worker callback reads what the send callback resets */
+	txm_worker_xact_callback(event);
+	txm_tick_xact_callback(event);
 	txm_send_xact_callback(event);
 }
 
 /*
- * Called by the install script: without shared_preload_libraries the SQL
- * API works, but nothing delivers committed messages on its own.
+ * Called by the install script.  Without shared_preload_libraries the SQL
+ * API works, but nothing delivers committed messages on its own: say so.
+ * With it, tell the launcher at commit that this database wants a worker.
  */
 Datum
 tx_message_installed(PG_FUNCTION_ARGS)
@@ -88,5 +140,6 @@ tx_message_installed(PG_FUNCTION_ARGS)
 				 errhint("Add tx_message to shared_preload_libraries and restart the server, or call tx_run_maintenance() periodically, for example from pg_cron.")));
 		client_min_messages = saved;
 	}
+	txm_register_at_commit();
 	PG_RETURN_VOID();
 }

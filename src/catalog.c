@@ -171,8 +171,11 @@ txm_catalog_if_installed(void)
 	}
 	cat.log_slots = lookup_rel("log_slots");
 	cat.half_messages = lookup_rel("half_messages");
+	cat.half_messages_pkey = lookup_rel("half_messages_pkey");
 	cat.delayed = lookup_rel("delayed");
+	cat.delayed_pkey = lookup_rel("delayed_pkey");
 	cat.ticks = lookup_rel("ticks");
+	cat.ticks_pkey = lookup_rel("ticks_pkey");
 	cat.slices = lookup_rel("slices");
 	cat.slices_pkey = lookup_rel("slices_pkey");
 	cat.subscriptions = lookup_rel("subscriptions");
@@ -481,7 +484,23 @@ txm_spi_exec(const char *sql, int nargs, const Oid *argtypes,
 		entry->plan = NULL;
 	if (entry->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		SPIPlanPtr	plan;
+		OverrideSearchPath safe_path;
+
+		/*
+		 * Prepare under a search_path of pg_catalog alone, whatever the
+		 * caller's: the plan cache re-plans with the path captured here, so
+		 * a hostile search_path can never capture an operator or function
+		 * of our statements.  This is what lets the hot-path functions go
+		 * without a SET search_path clause, which costs 7% of tx_send.
+		 */
+		memset(&safe_path, 0, sizeof(safe_path));
+		safe_path.schemas = NIL;
+		safe_path.addCatalog = true;
+		safe_path.addTemp = false;
+		PushOverrideSearchPath(&safe_path);
+		plan = SPI_prepare(sql, nargs, (Oid *) argtypes);	/* an error pops it at abort */
+		PopOverrideSearchPath();
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",

@@ -49,6 +49,9 @@ static int64 pos_next_n = 0;
 /* did the current transaction insert into the log (commit must wake the worker)? */
 static bool xact_sent = false;
 
+/* did it store delayed or half messages (the worker's next deadline moves)? */
+static bool xact_needs_maintenance = false;
+
 /* IndexInfo of each log table's index, built once per log table OID */
 static Oid	log_index_oid[TXM_LOG_SLOTS];
 static IndexInfo *log_index_info[TXM_LOG_SLOTS];
@@ -103,6 +106,18 @@ txm_xact_sent_messages(void)
 	return xact_sent;
 }
 
+uint64
+txm_xact_sent_xid(void)
+{
+	return U64FromFullTransactionId(pos_fxid);
+}
+
+bool
+txm_xact_needs_maintenance(void)
+{
+	return xact_needs_maintenance;
+}
+
 void
 txm_send_xact_callback(XactEvent event)
 {
@@ -114,6 +129,7 @@ txm_send_xact_callback(XactEvent event)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			xact_sent = false;
+			xact_needs_maintenance = false;
 			break;
 		default:
 			break;
@@ -279,6 +295,7 @@ insert_delayed(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 	SPI_connect();
 	txm_spi_exec(sql, 8, types, values, nulls, 0);
 	SPI_finish();
+	xact_needs_maintenance = true;
 }
 
 /*
@@ -501,6 +518,7 @@ tx_send_half(PG_FUNCTION_ARGS)
 	SPI_connect();
 	txm_spi_exec(sql, 7, types, values, nulls, 0);
 	SPI_finish();
+	xact_needs_maintenance = true;
 	PG_RETURN_INT64(id);
 }
 

@@ -14,6 +14,11 @@
 #include "access/htup.h"
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
@@ -35,6 +40,81 @@
 
 /* GUC variables (tx_message.c) */
 extern int	txm_max_payload_size;
+extern int	txm_max_databases;
+extern bool txm_enabled;
+extern int	txm_naptime;
+extern int	txm_batch_size;
+extern int	txm_check_timeout;
+extern bool txm_preloaded;
+
+/*
+ * Shared memory (shmem.c): one slot per database served by a worker.
+ */
+#define TXM_RING_SIZE		4096
+#define TXM_HINTS			256
+#define TXM_MAX_ABSENT		256
+
+typedef enum TxmDbState
+{
+	TXM_DB_FREE = 0,
+	TXM_DB_STARTING,			/* worker registered, not yet connected */
+	TXM_DB_RUNNING,
+	TXM_DB_STOPPED,				/* worker gone; the launcher restarts it */
+	TXM_DB_ABSENT				/* extension not installed there */
+} TxmDbState;
+
+typedef struct TxmHint
+{
+	int32		sub_id;
+	int64		seq;
+} TxmHint;
+
+typedef struct TxmDbSlot
+{
+	/* protected by TxmShared->lock */
+	Oid			dboid;
+	TxmDbState	state;
+	bool		stop_requested; /* DROP DATABASE and the like are waiting */
+	bool		executor_wanted;
+	pid_t		worker_pid;
+	pid_t		executor_pid;
+	TimestampTz started_at;
+	TimestampTz restart_after;
+
+	/* written by the worker only */
+	TimestampTz last_cycle_at;
+	int			stale_prepared;
+
+	slock_t		mutex;			/* protects what follows */
+	bool		maintenance_requested;	/* a new deadline: delayed or half sent */
+	Latch	   *worker_latch;
+	Latch	   *executor_latch;
+	uint64		ring_head;		/* ring entries written so far */
+	uint64		ring_ticked;	/* entries below are in committed ticks */
+	TxmHint		hints[TXM_HINTS];
+	uint64		ring[TXM_RING_SIZE];
+
+	ConditionVariable cv;		/* broadcast when something became deliverable */
+	pg_atomic_uint64 delivered;
+	pg_atomic_uint64 checks;
+	pg_atomic_uint64 dead_lettered;
+	pg_atomic_uint64 errors;
+	pg_atomic_uint64 handled;
+} TxmDbSlot;
+
+typedef struct TxmShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	bool		rescan;			/* a database asked for a worker */
+	int			nslots;
+	int			nabsent;
+	Oid			absent[TXM_MAX_ABSENT]; /* databases known to lack the extension */
+	TxmDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} TxmShared;
+
+extern PGDLLIMPORT TxmShared *txm_shared;
 
 /*
  * OIDs of the extension's relations in the current database, looked up once
@@ -50,8 +130,11 @@ typedef struct TxmCatalog
 	Oid			log_pos[TXM_LOG_SLOTS];
 	Oid			log_slots;
 	Oid			half_messages;
+	Oid			half_messages_pkey;
 	Oid			delayed;
+	Oid			delayed_pkey;
 	Oid			ticks;
+	Oid			ticks_pkey;
 	Oid			slices;
 	Oid			slices_pkey;
 	Oid			subscriptions;
@@ -113,6 +196,62 @@ extern void txm_check_tags(ArrayType *tags, const char *what);
 extern bool txm_resolve_half(int64 msg_id, bool commit, const char *resolved_by);
 extern void txm_send_xact_callback(XactEvent event);
 extern bool txm_xact_sent_messages(void);
+extern uint64 txm_xact_sent_xid(void);
+extern bool txm_xact_needs_maintenance(void);
+
+/* shmem.c */
+extern void txm_shmem_init(void);
+extern TxmDbSlot *txm_find_slot_locked(Oid dboid);
+extern TxmDbSlot *txm_my_slot(void);
+extern void txm_ring_append(uint64 xid64);
+extern void txm_wake_worker(void);
+extern void txm_request_maintenance(void);
+extern void txm_wake_executor(TxmDbSlot *slot);
+extern void txm_ring_ticked(TxmDbSlot *slot, uint64 upto);
+extern uint64 txm_ring_read(TxmDbSlot *slot, uint64 from, uint64 *out, int *nout,
+							uint64 *first);
+extern bool txm_worker_running(TxmDbSlot *slot);
+extern void txm_wait_for_ticks(int timeout_ms);
+extern void txm_count(pg_atomic_uint64 *counter, uint64 n);
+
+/* tick.c */
+extern int64 txm_tick(bool wait, uint64 *ring_upto);
+extern void txm_tick_xact_callback(XactEvent event);
+
+/* maint.c */
+typedef struct TxmMaintStats
+{
+	int64		ticked;
+	int64		delayed_released;
+	int64		checks;
+	int64		check_commits;
+	int64		check_rollbacks;
+	int64		check_unknown;
+	int64		dead_lettered;
+	int64		stale_prepared;
+	int64		ticks_trimmed;
+} TxmMaintStats;
+
+extern int64 txm_release_delayed(int limit);
+extern int	txm_due_checks(bool with_functions, int limit, int64 **ids);
+extern bool txm_check_one(int64 msg_id, bool with_functions, TxmMaintStats *stats);
+extern Datum txm_message_datum(int64 msg_id, const char *topic, Datum key, Datum tags,
+							   Datum headers, Datum payload, TimestampTz sent_at,
+							   int32 attempt, const bool *isnull);
+extern void txm_arm_timeout(int timeout_ms);
+extern void txm_disarm_timeout(void);
+extern bool txm_has_check_functions(void);
+extern int	txm_report_prepared(bool warn);
+extern int64 txm_trim_ticks(void);
+extern TimestampTz txm_next_deadline(void);
+extern void txm_dead_letter_notify(const char *topic, const char *consumer_group,
+								   int64 msg_id, const char *key, const char *reason);
+
+/* worker.c */
+extern void txm_register_launcher(void);
+extern void txm_utility_init(void);
+extern void txm_worker_xact_callback(XactEvent event);
+extern void txm_register_at_commit(void);
 
 /* topics.c */
 extern void txm_check_positive_interval(const char *what, Interval *value);

@@ -1,0 +1,180 @@
+# The background worker's life cycle: start on CREATE EXTENSION without a
+# restart, several databases, DROP EXTENSION, DROP DATABASE, restarts after
+# pg_terminate_backend and after a crash of the whole server, reload and the
+# switch, postmaster death, idleness, and the check-back NOTIFY contract.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+my $node = PostgreSQL::Test::Cluster->new('worker');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tx_message'
+max_prepared_transactions = 5
+log_checkpoints = on
+});
+$node->start;
+
+my $workers_q = q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'tx_message worker' AND datname = '%s'};
+
+sub worker_pid
+{
+	my ($db) = @_;
+	return $node->safe_psql('postgres', qq{SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'tx_message worker' AND datname = '$db'});
+}
+
+# Sends a message and waits until the worker has made it deliverable.
+sub delivers
+{
+	my ($db, $label) = @_;
+	$node->safe_psql($db, qq{SELECT tx_send('life', jsonb_build_object('label', '$label'))});
+	return $node->poll_query_until($db, qq{
+		SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+		  JOIN tx_message.messages m ON m.msg_id = p
+		 WHERE m.payload->>'label' = '$label'});
+}
+
+# The launcher runs even before any database has the extension.
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'tx_message launcher'}),
+	'the launcher runs');
+
+# CREATE EXTENSION gets a worker within about a second, without a restart.
+$node->safe_psql('postgres', 'CREATE DATABASE db1');
+$node->safe_psql('postgres', 'CREATE DATABASE db2');
+my $t0 = time();
+$node->safe_psql('db1', "CREATE EXTENSION tx_message; SELECT tx_create_topic('life')");
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1'), '1'), 'worker started for db1');
+my $elapsed = time() - $t0;
+cmp_ok($elapsed, '<', 3, "worker appeared after CREATE EXTENSION within seconds ($elapsed s)");
+is($node->safe_psql('postgres', sprintf($workers_q, 'db2')), '0', 'no worker where the extension is absent');
+
+# Two databases at once.
+$node->safe_psql('db2', "CREATE EXTENSION tx_message; SELECT tx_create_topic('life')");
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db2'), '1'), 'worker started for db2');
+is($node->safe_psql('db1', 'SELECT count(*) FROM tx_worker_status()'), '2',
+	'tx_worker_status shows one row per database worker');
+is($node->safe_psql('db1', q{SELECT string_agg(database::text, ',' ORDER BY database) FROM tx_worker_status()}),
+	'db1,db2', 'for db1 and db2');
+ok(delivers('db1', 'one'), 'db1 delivers');
+ok(delivers('db2', 'two'), 'db2 delivers');
+is($node->safe_psql('db1', q{SELECT delivered >= 1 AND started_at <= last_cycle_at AND errors = 0
+	FROM tx_worker_status() WHERE database = 'db1'}), 't', 'its counters and times are reported');
+
+# The worker reports what it does and names tx_message in pg_stat_activity.
+like($node->safe_psql('postgres', q{SELECT backend_type || '/' || coalesce(wait_event, '')
+	FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = 'db1'}),
+	qr{^tx_message worker/}, 'backend_type names tx_message');
+
+# pg_terminate_backend: restarted within a few seconds, and delivers again.
+my $pid = worker_pid('db1');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+ok($node->poll_query_until('postgres', sprintf(q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'tx_message worker' AND datname = 'db1' AND pid <> %d}, $pid)),
+	'worker restarted after pg_terminate_backend');
+ok(delivers('db1', 'after terminate'), 'and delivers');
+
+# Messages committed while no worker ran are delivered once it is back.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET tx_message.enabled = off');
+$node->reload;
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
+	'tx_message.enabled = off stops the workers (SIGHUP reloads settings)');
+$node->safe_psql('db1', q{SELECT tx_send('life', '{"label": "while disabled"}')});
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET tx_message.enabled');
+$node->reload;
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1'), '1'), 'and on starts them again');
+ok($node->poll_query_until('db1', q{
+	SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+	  JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'label' = 'while disabled'}),
+	'a message sent while disabled is delivered afterwards');
+
+# An idle worker writes nothing and uses next to no CPU.  Let it settle
+# first: the first reads after the last commits may still set hint bits.
+sleep 3;
+$node->safe_psql('db1', 'CHECKPOINT');
+my $lsn1 = $node->safe_psql('db1', 'SELECT pg_current_wal_insert_lsn()');
+$pid = worker_pid('db1');
+my @stat1 = split / /, slurp_file("/proc/$pid/stat");
+sleep 3;
+my @stat2 = split / /, slurp_file("/proc/$pid/stat");
+my $lsn2 = $node->safe_psql('db1', 'SELECT pg_current_wal_insert_lsn()');
+is($lsn2, $lsn1, 'an idle worker writes no WAL');
+my $log_offset = -s $node->logfile;
+$node->safe_psql('db1', 'CHECKPOINT');
+like(slurp_file($node->logfile, $log_offset), qr/checkpoint complete: wrote 0 buffers/,
+	'and dirties no pages');
+my $ticks = ($stat2[13] + $stat2[14]) - ($stat1[13] + $stat1[14]);
+cmp_ok($ticks, '<=', 10, "and uses next to no CPU ($ticks clock ticks in 3 s)");
+
+# DROP EXTENSION ends the worker; DROP DATABASE neither hangs nor fails.
+$node->safe_psql('db2', 'DROP EXTENSION tx_message');
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db2'), '0'), 'DROP EXTENSION ends the worker');
+$node->safe_psql('db2', 'CREATE EXTENSION tx_message');
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db2'), '1'), 'CREATE EXTENSION brings it back');
+$t0 = time();
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE db2');
+$elapsed = time() - $t0;
+is($ret, 0, 'DROP DATABASE succeeds although the worker was connected') or diag $err;
+cmp_ok($elapsed, '<', 3, "without hanging ($elapsed s)");
+is($node->safe_psql('postgres', sprintf($workers_q, 'db2')), '0', 'no worker is left for db2');
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE db1 RENAME TO db1_renamed');
+is($ret, 0, 'ALTER DATABASE RENAME succeeds too') or diag $err;
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1_renamed'), '1'),
+	'and the worker comes back for the renamed database');
+$node->safe_psql('postgres', 'ALTER DATABASE db1_renamed RENAME TO db1');
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1'), '1'), 'renamed back');
+
+# Check-backs without a check function: NOTIFY tx_message_check with JSON.
+$node->safe_psql('db1', q{SELECT tx_create_topic('ext', check_after => '100 ms', check_interval => '100 ms', check_max => 2)});
+my $listener = $node->background_psql('db1');
+$listener->query_safe('LISTEN tx_message_check; LISTEN tx_message_dead_letter');
+my $half = $node->safe_psql('db1', q{SELECT tx_send_half('ext', '{}', key => 'order-9')});
+ok($node->poll_query_until('db1', "SELECT count(*) = 1 FROM tx_message.dead_letters WHERE msg_id = $half"),
+	'unanswered half message is dead-lettered after check_max checks');
+my $notes = $listener->query_safe('SELECT 1');
+$listener->quit;
+like($notes, qr/"tx_message_check" with payload "\{"topic": "ext", "msg_id": $half, "key": "order-9", "checks": 1\}"/,
+	'first check NOTIFY carries topic, msg_id, key and checks');
+like($notes, qr/"checks": 2\}/, 'second check NOTIFY');
+like($notes, qr/"tx_message_dead_letter" with payload "\{"topic": "ext", "consumer_group": null, "msg_id": $half, "key": "order-9", "reason": "check-back exhausted"\}"/,
+	'the dead-lettering is notified');
+ok($node->log_contains(qr/WARNING:  message $half of topic "ext" moved to the dead letters/),
+	'and logged as a WARNING');
+
+# Prepared transactions with messages are reported, never resolved.
+$node->safe_psql('db1', q{BEGIN; SELECT tx_send('ext', '{"prepared": true}'); PREPARE TRANSACTION 'stuck'});
+ok($node->poll_query_until('db1', q{SELECT stale_prepared = 1 FROM tx_worker_status() WHERE database = 'db1'}),
+	'an old prepared transaction with messages is counted in tx_worker_status');
+ok($node->wait_for_log(qr/WARNING:  prepared transaction "stuck" holds tx_message messages/),
+	'and reported with a WARNING');
+is($node->safe_psql('db1', q{SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'stuck'}), '1',
+	'but left alone');
+$node->safe_psql('db1', q{COMMIT PREPARED 'stuck'});
+ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'prepared'}),
+	'COMMIT PREPARED makes its message deliverable');
+
+# kill -9 of the whole server: after the restart the worker resumes.
+$node->safe_psql('db1', q{SELECT tx_send('life', '{"label": "before crash"}')});
+my $pm_pid = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
+my $old_worker = worker_pid('db1');
+$node->kill9;
+my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+usleep(100_000) while (kill(0, $pm_pid) || kill(0, $old_worker)) && time() < $deadline;
+ok(!kill(0, $pm_pid), 'killed postmaster is gone');
+ok(!kill(0, $old_worker), 'postmaster death ends the worker');
+ok($node->start(fail_ok => 1), 'server starts again after kill -9');
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1'), '1'), 'worker is back after the crash');
+ok(delivers('db1', 'after crash'), 'and delivers');
+is($node->safe_psql('db1', q{SELECT count(*) FROM tx_message.slices s, unnest(s.positions) p
+	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'label' = 'before crash'}), '1',
+	'the message committed before the crash is delivered exactly once');
+
+$node->stop;
+done_testing();
