@@ -4,9 +4,12 @@ MODULE_big = tx_message
 OBJS = \
 	tx_message.o \
 	src/catalog.o \
+	src/consume.o \
+	src/handlers.o \
 	src/maint.o \
 	src/send.o \
 	src/shmem.o \
+	src/subs.o \
 	src/tick.o \
 	src/topics.o \
 	src/worker.o
@@ -18,7 +21,7 @@ PGFILEDESC = "tx_message - transactional messaging inside PostgreSQL"
 # Tests run against throwaway instances that preload the library
 # (test.conf), built by pg_regress from the installed server; run
 # "make install" first.  PGXS's own "make check" is not supported.
-REGRESS = topics send half checkback
+REGRESS = topics send half checkback subscribe consume retry ordered handlers
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test.conf
 ISOLATION = producers
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test.conf

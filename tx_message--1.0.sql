@@ -305,7 +305,7 @@ COMMENT ON FUNCTION tx_drop_topic(text, boolean)
 -- Producers
 --
 -- Every function here runs with SET search_path = pg_catalog, pg_temp except
--- the hot paths (tx_send, tx_send_batch, and later tx_receive and tx_ack):
+-- the hot paths (tx_send, tx_send_batch, tx_receive and tx_ack):
 -- the clause sends each call through fmgr_security_definer, measured at 7%
 -- of tx_send.  They never resolve a name through search_path: they use cached
 -- OIDs, and their internal statements are prepared under a pg_catalog-only
@@ -362,9 +362,12 @@ COMMENT ON FUNCTION tx_rollback_half(bigint)
 -- The background worker
 ------------------------------------------------------------------------------
 
+-- No SET search_path here: the check functions and handlers it calls are
+-- user code and run with the caller's search_path, as they would in the
+-- caller's own statements.  Its own statements are prepared with a fixed one.
 CREATE FUNCTION tx_run_maintenance()
 	RETURNS jsonb
-	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'tx_run_maintenance';
 COMMENT ON FUNCTION tx_run_maintenance()
 	IS 'run one worker cycle in this session: tick, release delayed messages, check-backs; says what it did';
@@ -380,3 +383,83 @@ CREATE FUNCTION tx_worker_status(OUT pid integer, OUT database name,
 	AS 'MODULE_PATHNAME', 'tx_worker_status';
 COMMENT ON FUNCTION tx_worker_status()
 	IS 'one row per database worker of the cluster, with its counters';
+
+------------------------------------------------------------------------------
+-- Consumers
+------------------------------------------------------------------------------
+
+CREATE FUNCTION tx_subscribe(topic text, consumer_group text,
+							 tags text[] DEFAULT NULL,
+							 handler regprocedure DEFAULT NULL,
+							 max_retries integer DEFAULT 16,
+							 backoff interval[] DEFAULT '{10 s,30 s,1 min,2 min,3 min,4 min,5 min,6 min,7 min,8 min,9 min,10 min,20 min,30 min,1 h,2 h}',
+							 lease interval DEFAULT '30 s',
+							 ordered boolean DEFAULT false,
+							 start_from text DEFAULT 'now')
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_subscribe';
+COMMENT ON FUNCTION tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text)
+	IS 'subscribe a consumer group to a topic, or change its options';
+
+CREATE FUNCTION tx_unsubscribe(topic text, consumer_group text)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_unsubscribe';
+COMMENT ON FUNCTION tx_unsubscribe(text, text)
+	IS 'drop a subscription with its progress and pending retries';
+
+CREATE FUNCTION tx_receive(consumer_group text,
+						   max_messages integer DEFAULT 100,
+						   wait interval DEFAULT '0',
+						   lease interval DEFAULT NULL)
+	RETURNS TABLE (msg_id bigint, topic text, key text, tags text[], headers jsonb,
+				   payload jsonb, attempt integer, sent_at timestamptz, lease_until timestamptz)
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+	AS 'MODULE_PATHNAME', 'tx_receive';
+COMMENT ON FUNCTION tx_receive(text, integer, interval, interval)
+	IS 'lease up to max_messages messages of a consumer group, in commit order, waiting up to wait';
+
+CREATE FUNCTION tx_ack(consumer_group text, msg_ids bigint[])
+	RETURNS integer
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'tx_ack';
+COMMENT ON FUNCTION tx_ack(text, bigint[])
+	IS 'finish messages; returns how many this call finished';
+
+CREATE FUNCTION tx_ack(consumer_group text, msg_id bigint)
+	RETURNS boolean
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'tx_ack_one';
+COMMENT ON FUNCTION tx_ack(text, bigint)
+	IS 'finish a message; false if the caller did not hold it';
+
+CREATE FUNCTION tx_nack(consumer_group text, msg_id bigint,
+						error text DEFAULT NULL, retry_in interval DEFAULT NULL)
+	RETURNS text
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_nack';
+COMMENT ON FUNCTION tx_nack(text, bigint, text, interval)
+	IS 'a delivery failed: retry later (''retry'') or give up (''dead_letter''); NULL if not held';
+
+CREATE FUNCTION tx_extend_lease(consumer_group text, msg_ids bigint[], lease interval)
+	RETURNS integer
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_extend_lease';
+COMMENT ON FUNCTION tx_extend_lease(text, bigint[], interval)
+	IS 'keep held messages for another lease interval from now';
+
+CREATE FUNCTION tx_redrive(consumer_group text, msg_ids bigint[] DEFAULT NULL)
+	RETURNS integer
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_redrive';
+COMMENT ON FUNCTION tx_redrive(text, bigint[])
+	IS 'give dead letters a fresh round of attempts; NULL group: back to the half state';
+
+CREATE FUNCTION tx_purge_dead_letters(consumer_group text DEFAULT NULL,
+									  older_than interval DEFAULT '0')
+	RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_purge_dead_letters';
+COMMENT ON FUNCTION tx_purge_dead_letters(text, interval)
+	IS 'delete dead letters of a group (NULL: all) that died at least older_than ago';

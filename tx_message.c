@@ -38,12 +38,16 @@ bool		txm_enabled = true;
 int			txm_naptime = 1000;
 int			txm_batch_size = 1000;
 int			txm_check_timeout = 5000;
+int			txm_handler_timeout = 30000;
+int			txm_handler_batch_size = 100;
 
 /* true in every process forked from a postmaster that preloaded us */
 bool		txm_preloaded = false;
 
 void		_PG_init(void);
 static void txm_xact_callback(XactEvent event, void *arg);
+static void txm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
 
 void
 _PG_init(void)
@@ -87,6 +91,20 @@ _PG_init(void)
 							5000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.handler_timeout",
+							"Statement timeout of a handler call.",
+							"A handler still running after this long fails that delivery; 0 means no limit.",
+							&txm_handler_timeout,
+							30000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.handler_batch_size",
+							"Most messages a handler subscription processes per transaction.",
+							NULL,
+							&txm_handler_batch_size,
+							100, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.max_payload_size",
 							"Largest message payload accepted, in bytes.",
 							"Sends with a larger jsonb payload fail; 0 disables the check.",
@@ -98,6 +116,7 @@ _PG_init(void)
 
 	txm_catalog_init();
 	RegisterXactCallback(txm_xact_callback, NULL);
+	RegisterSubXactCallback(txm_subxact_callback, NULL);
 
 	if (txm_preloaded)
 	{
@@ -111,9 +130,17 @@ static void
 txm_xact_callback(XactEvent event, void *arg)
 {
 	/* the worker callback reads what the send callback resets */
+	txm_consume_xact_callback(event);
 	txm_worker_xact_callback(event);
 	txm_tick_xact_callback(event);
 	txm_send_xact_callback(event);
+}
+
+static void
+txm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	txm_consume_subxact_callback(event);
 }
 
 /*

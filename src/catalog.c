@@ -87,11 +87,17 @@ txm_relcache_callback(Datum arg, Oid relid)
 	{
 		cat_valid = false;
 		forget_topics();
+		txm_forget_groups();
 		current_slot = -1;
 		return;
 	}
 	if (relid == cat.topics)
+	{
 		forget_topics();
+		txm_forget_groups();	/* they carry topic ids */
+	}
+	else if (relid == cat.subscriptions)
+		txm_forget_groups();
 	else if (relid == cat.log_slots)
 		current_slot = -1;
 }
@@ -106,6 +112,7 @@ txm_namespace_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	cat_valid = false;
 	forget_topics();
+	txm_forget_groups();
 	current_slot = -1;
 }
 

@@ -45,6 +45,8 @@ extern bool txm_enabled;
 extern int	txm_naptime;
 extern int	txm_batch_size;
 extern int	txm_check_timeout;
+extern int	txm_handler_timeout;
+extern int	txm_handler_batch_size;
 extern bool txm_preloaded;
 
 /*
@@ -63,10 +65,12 @@ typedef enum TxmDbState
 	TXM_DB_ABSENT				/* extension not installed there */
 } TxmDbState;
 
+/* Per-subscription hints for receivers; only speed depends on them. */
 typedef struct TxmHint
 {
-	int32		sub_id;
-	int64		seq;
+	int32		sub_id;			/* 0: free entry */
+	int64		claim_from;		/* lowest position that may be unclaimed */
+	TimestampTz next_expiry;	/* no lease expires before (0: unknown) */
 } TxmHint;
 
 typedef struct TxmDbSlot
@@ -230,6 +234,9 @@ typedef struct TxmMaintStats
 	int64		dead_lettered;
 	int64		stale_prepared;
 	int64		ticks_trimmed;
+	int64		leases_expired;
+	int64		handled;
+	int64		handler_errors;
 } TxmMaintStats;
 
 extern int64 txm_release_delayed(int limit);
@@ -252,6 +259,77 @@ extern void txm_register_launcher(void);
 extern void txm_utility_init(void);
 extern void txm_worker_xact_callback(XactEvent event);
 extern void txm_register_at_commit(void);
+extern void txm_note_ticked(uint64 upto);
+
+/* subs.c: a subscription, as consumers need it */
+typedef struct TxmSub
+{
+	int32		sub_id;
+	int32		topic_id;
+	char		topic[TXM_NAME_MAX + 1];
+	char		group[TXM_NAME_MAX + 1];
+	int			ntags;			/* -1: no filter */
+	char	  **tags;
+	Oid			handler;
+	int32		max_retries;
+	int			nbackoff;
+	Interval   *backoff;
+	Interval	lease;
+	bool		ordered;
+	Oid			owner;
+} TxmSub;
+
+extern void txm_forget_groups(void);
+extern TxmSub *txm_group_subs(const char *group, int *nsubs, bool missing_ok);
+extern TxmSub *txm_handler_subs(int *nsubs);
+extern bool txm_has_handlers(void);
+extern void txm_dead_letter(const TxmSub *sub, int64 msg_id, TimestampTz sent_at,
+							Datum key, Datum tags, Datum headers, Datum payload,
+							const bool *isnull, int32 attempts, const char *reason,
+							const char *last_error, TimestampTz first_failed_at);
+
+/* consume.c */
+
+/* A log row, copied out. */
+typedef struct TxmMsg
+{
+	int64		pos;
+	bool		found;
+	int64		msg_id;
+	int32		topic_id;
+	TimestampTz sent_at;
+	Datum		cols[4];		/* key, tags, headers, payload */
+	bool		isnull[4];
+} TxmMsg;
+
+/* A message handed out by a claim, and where it is held. */
+typedef struct TxmDelivery
+{
+	int			sub_index;
+	TxmMsg		msg;
+	int32		attempt;
+	TimestampTz lease_until;
+	bool		from_retry;
+	int64		block;
+	int16		first_off;
+	int16		off;
+} TxmDelivery;
+
+extern List *txm_claim(TxmSub *subs, int nsubs, const bool *pull, int need, Interval *lease);
+extern int	txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n);
+extern const char *txm_nack(TxmSub *subs, int nsubs, int64 msg_id, const char *error,
+							Interval *retry_in);
+extern int	txm_expire_leases(const TxmSub *sub);
+extern int64 txm_advance_watermark(const TxmSub *sub);
+extern void txm_maintain_subscriptions(TxmMaintStats *stats);
+extern void txm_sync_ticks(void);
+extern void txm_broadcast_at_commit(void);
+extern void txm_request_maintenance_at_commit(void);
+extern void txm_consume_xact_callback(XactEvent event);
+extern void txm_consume_subxact_callback(SubXactEvent event);
+
+/* handlers.c */
+extern int	txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats);
 
 /* topics.c */
 extern void txm_check_positive_interval(const char *what, Interval *value);

@@ -16,8 +16,8 @@
  *	  prepared transactions and trims history.  It exits when the extension
  *	  is dropped; the launcher restarts it after anything else.
  *	- the executor (dynamic, one per database, only while the database has
- *	  check functions): it runs user code, so that a slow or hanging check
- *	  function never delays ticks.
+ *	  check functions or handlers): it runs user code, so that a slow or
+ *	  hanging check function or handler never delays ticks.
  *
  * DROP DATABASE (and RENAME, SET TABLESPACE, CREATE DATABASE ... TEMPLATE)
  * need the database free of other sessions; a ProcessUtility hook asks our
@@ -607,9 +607,10 @@ maintenance_unit(void *arg)
 	if (!m->installed)
 		return;
 	m->stats.delayed_released += txm_release_delayed(txm_batch_size);
+	txm_maintain_subscriptions(&m->stats);
 	my_bgw_slot->stale_prepared = txm_report_prepared(true);
 	txm_trim_ticks();
-	m->executor_wanted = txm_has_check_functions();
+	m->executor_wanted = txm_has_check_functions() || txm_has_handlers();
 	m->deadline = txm_next_deadline();
 }
 
@@ -710,7 +711,12 @@ txm_worker_main(Datum main_arg)
 			uint64		upto = 0;
 
 			if (run_in_transaction(tick_unit, &upto, "ticking") && upto > 0)
+			{
 				txm_ring_ticked(slot, upto);
+				/* handlers may have work now */
+				if (slot->executor_pid != 0)
+					txm_wake_executor(slot);
+			}
 		}
 
 		if (now >= next_maintenance)
@@ -769,18 +775,90 @@ txm_worker_main(Datum main_arg)
 	}
 }
 
+typedef struct HandlerUnit
+{
+	MemoryContext cxt;
+	TxmSub	   *subs;
+	int			nsubs;
+	int			index;
+	int			processed;
+	TxmMaintStats stats;
+} HandlerUnit;
+
+static void
+load_handlers_unit(void *arg)
+{
+	HandlerUnit *u = arg;
+	MemoryContext old;
+
+	u->nsubs = 0;
+	if (txm_catalog_if_installed() == NULL)
+		return;
+	old = MemoryContextSwitchTo(u->cxt);
+	u->subs = txm_handler_subs(&u->nsubs);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+handler_batch_unit(void *arg)
+{
+	HandlerUnit *u = arg;
+
+	u->processed = txm_run_handler_batch(&u->subs[u->index], txm_handler_batch_size, &u->stats);
+}
+
+/*
+ * One round over the handler subscriptions: each gets batches, one
+ * transaction each, until it runs dry or has had its second; then the next
+ * one's turn comes, so a slow handler delays the others at most that long.
+ * Returns true if there may be more work.
+ */
+static bool
+run_handlers(MemoryContext cxt)
+{
+	HandlerUnit u;
+	bool		more = false;
+
+	memset(&u, 0, sizeof(u));
+	u.cxt = cxt;
+	if (!run_in_transaction(load_handlers_unit, &u, "loading handler subscriptions"))
+		return false;
+	for (u.index = 0; u.index < u.nsubs; u.index++)
+	{
+		TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+
+		do
+		{
+			worker_checkpoint(true);
+			u.processed = 0;
+			if (!run_in_transaction(handler_batch_unit, &u, "running a handler"))
+				break;
+		} while (u.processed >= txm_handler_batch_size && GetCurrentTimestamp() < until);
+		if (u.processed >= txm_handler_batch_size)
+			more = true;
+	}
+	MemoryContextReset(cxt);
+	return more;
+}
+
 void
 txm_executor_main(Datum main_arg)
 {
+	MemoryContext cxt;
+
 	attach_to_database(main_arg, true);
 	ereport(LOG, (errmsg("tx_message executor started")));
+	cxt = AllocSetContextCreate(TopMemoryContext, "tx_message executor", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
+		bool		more;
+
 		worker_checkpoint(true);
 		run_due_checks(true, true);
+		more = run_handlers(cxt);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 txm_naptime, PG_WAIT_EXTENSION);
+						 more ? 0 : txm_naptime, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -960,6 +1038,14 @@ txm_worker_xact_callback(XactEvent event)
 	}
 }
 
+/* A tick in this transaction covers the commit ring up to upto. */
+void
+txm_note_ticked(uint64 upto)
+{
+	ticked_at_commit = true;
+	ticked_upto = upto;
+}
+
 /* Called by the install script. */
 void
 txm_register_at_commit(void)
@@ -1061,8 +1147,9 @@ add_counter(JsonbParseState **state, const char *name, int64 value)
  * tx_run_maintenance() RETURNS jsonb
  *
  * One full worker cycle in the calling session and transaction: tick,
- * release due delayed messages, run due check-backs of both kinds, report
- * prepared transactions.  Messages this transaction makes deliverable (by
+ * release due delayed messages, run due check-backs of both kinds, expire
+ * leases, advance watermarks, run handler subscriptions, report prepared
+ * transactions.  Messages this transaction makes deliverable (by
  * releasing delayed messages or committing half messages) are ticked after
  * it commits, by the worker or by the next call.
  */
@@ -1092,6 +1179,15 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 		for (int i = 0; i < n; i++)
 			txm_check_one(ids[i], kind == 1, &stats);
 	}
+	txm_maintain_subscriptions(&stats);
+	{
+		int			nsubs;
+		TxmSub	   *subs = txm_handler_subs(&nsubs);
+
+		for (int i = 0; i < nsubs; i++)
+			while (txm_run_handler_batch(&subs[i], txm_handler_batch_size, &stats) >= txm_handler_batch_size)
+				CHECK_FOR_INTERRUPTS();
+	}
 	stats.stale_prepared = txm_report_prepared(false);
 	stats.ticks_trimmed = txm_trim_ticks();
 
@@ -1103,6 +1199,9 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 	add_counter(&state, "check_rollbacks", stats.check_rollbacks);
 	add_counter(&state, "check_unknown", stats.check_unknown);
 	add_counter(&state, "dead_lettered", stats.dead_lettered);
+	add_counter(&state, "leases_expired", stats.leases_expired);
+	add_counter(&state, "handled", stats.handled);
+	add_counter(&state, "handler_errors", stats.handler_errors);
 	add_counter(&state, "stale_prepared", stats.stale_prepared);
 	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(result));

@@ -1,0 +1,129 @@
+-- Pull consumers: receive and ack, commit order, fan-out, tag filters.
+\set VERBOSITY terse
+SELECT tx_create_topic('c.orders');
+SELECT tx_create_topic('c.refunds');
+SELECT tx_subscribe('c.orders', 'points');
+SELECT tx_subscribe('c.orders', 'eu-only', tags => '{eu}');
+SELECT tx_subscribe('c.orders', 'mail');
+SELECT tx_subscribe('c.refunds', 'mail');
+
+-- a subscription starting 'now' does not see older messages; 'earliest' does
+SELECT tx_send('c.orders', '{"before": "subscribe"}');
+SELECT tx_subscribe('c.orders', 'late-now');
+SELECT tx_subscribe('c.orders', 'late-earliest', start_from => 'earliest');
+SELECT payload FROM tx_receive('late-now');
+SELECT payload FROM tx_receive('late-earliest');
+
+-- commit order across transactions, send order within one
+BEGIN;
+SELECT tx_send('c.orders', '{"n": 1}', tags => '{eu}') > 0 AS sent;
+SELECT tx_send('c.orders', '{"n": 2}') > 0 AS sent;
+COMMIT;
+SELECT tx_send('c.orders', '{"n": 3}', key => 'k3', tags => '{eu,us}', headers => '{"h": 3}') > 0 AS sent;
+SELECT tx_send('c.refunds', '{"refund": 1}') > 0 AS sent;
+
+-- what a consumer gets
+SELECT topic, key, tags, headers, payload, attempt,
+       lease_until BETWEEN now() + '29 s' AND clock_timestamp() + '30 s' AS leased_30s
+  FROM tx_receive('points');
+-- fan-out: every group gets every message; tags filter; several topics
+SELECT topic, payload FROM tx_receive('eu-only');
+SELECT topic, payload FROM tx_receive('mail') ORDER BY topic, payload::text;
+
+-- leased messages are not delivered again to the group
+SELECT count(*) AS again FROM tx_receive('points');
+
+-- ack: counts what it finished, never twice
+SELECT array_agg(msg_id ORDER BY msg_id) AS ids FROM tx_message.messages
+ WHERE topic = 'c.orders' AND payload ? 'n' \gset
+SELECT tx_ack('points', :'ids'::bigint[]);
+SELECT tx_ack('points', :'ids'::bigint[]);
+SELECT tx_ack('points', '{}'::bigint[]);
+-- another group's messages, unknown ids
+SELECT tx_ack('eu-only', :'ids'::bigint[]);		-- eu-only holds 1 and 3 of them
+SELECT tx_ack('late-earliest', :'ids'::bigint[]);
+-- an untyped literal cannot choose between the two forms of tx_ack
+SELECT tx_ack('points', '{1,2}');
+SELECT tx_ack('points', ARRAY[-1, 42]);
+SELECT tx_ack('points', -1::bigint);
+SELECT tx_ack('points', NULL::bigint);
+\echo :SQLSTATE
+SELECT tx_ack('points', ARRAY[1, NULL]::bigint[]);
+\echo :SQLSTATE
+SELECT tx_ack('points', '{{1},{2}}'::bigint[]);
+SELECT tx_ack(NULL, ARRAY[1]);
+
+-- max_messages and batching
+SELECT count(*) AS sent FROM tx_send_batch('c.orders',
+	(SELECT array_agg(jsonb_build_object('batch', i) ORDER BY i) FROM generate_series(1, 10) i));
+SELECT array_agg(payload->>'batch' ORDER BY msg_id) AS first_three FROM tx_receive('points', 3);
+SELECT array_agg(payload->>'batch' ORDER BY msg_id) AS next_two FROM tx_receive('points', 2);
+SELECT array_agg(payload->>'batch' ORDER BY msg_id) AS the_rest FROM tx_receive('points', 100);
+
+-- bad input
+SELECT * FROM tx_receive('points', 0);
+\echo :SQLSTATE
+SELECT * FROM tx_receive('points', -5);
+SELECT * FROM tx_receive('points', NULL);
+SELECT * FROM tx_receive('points', 1000000);
+SELECT * FROM tx_receive('points', 10, wait => '-1 s');
+SELECT * FROM tx_receive('points', 10, lease => '0 s');
+SELECT * FROM tx_receive(NULL);
+SELECT * FROM tx_receive('bad name!');
+\echo :SQLSTATE
+BEGIN READ ONLY;
+SELECT * FROM tx_receive('points');
+\echo :SQLSTATE
+ROLLBACK;
+
+-- wait: returns empty when nothing arrives in time, without busy looping
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) AS received FROM tx_receive('points', 10, wait => '300 ms');
+SELECT clock_timestamp() - :'t0' >= '300 ms' AS waited;
+
+-- a lease of the caller's choosing
+SELECT tx_send('c.orders', '{"lease": "custom"}') > 0 AS sent;
+SELECT lease_until - now() BETWEEN '2 min' AND '2 min 1 s' AS two_minutes
+  FROM tx_receive('points', 1, lease => '2 min');
+
+-- exactly once: receive, act and ack in one transaction
+CREATE TABLE points_ledger (msg_id bigint PRIMARY KEY, points int);
+SELECT tx_send('c.orders', '{"points": 10}') AS p10 \gset
+BEGIN;
+INSERT INTO points_ledger SELECT msg_id, (payload->>'points')::int FROM tx_receive('points', 1);
+SELECT tx_ack('points', array_agg(msg_id)) FROM points_ledger;
+ROLLBACK;
+SELECT count(*) AS ledger_after_rollback FROM points_ledger;
+-- the rolled-back receive left nothing behind: the message comes again, first attempt
+BEGIN;
+INSERT INTO points_ledger SELECT msg_id, (payload->>'points')::int FROM tx_receive('points', 1);
+SELECT tx_ack('points', array_agg(msg_id)) FROM points_ledger;
+COMMIT;
+SELECT msg_id = :p10 AS same_message, points FROM points_ledger;
+SELECT count(*) AS again FROM tx_receive('points', 10);
+
+-- a receive cannot be prepared: its lease would outlive the session's view
+BEGIN;
+SELECT tx_send('c.orders', '{"prepare": true}') > 0 AS sent;
+COMMIT;
+BEGIN;
+SELECT count(*) FROM tx_receive('points', 1);
+PREPARE TRANSACTION 'txm_receive';
+\echo :SQLSTATE
+SELECT count(*) AS after_failed_prepare FROM tx_receive('points', 1);
+
+-- internal SQL is immune to a hostile search_path: in a new session, the
+-- statements behind tx_receive are prepared while the path below is set
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT 'epoch'::timestamptz $$;
+SELECT tx_send('c.orders', '{"hostile": true}') > 0 AS sent;
+\c
+SET search_path = evil, pg_catalog, public;
+SELECT payload FROM tx_receive('points', 1);
+RESET search_path;
+SELECT leased_at > '2000-01-01' AS real_clock FROM tx_message.leases
+ WHERE leased_at = (SELECT max(leased_at) FROM tx_message.leases);
+DROP SCHEMA evil CASCADE;
+
+DROP TABLE points_ledger;
+SELECT tx_drop_topic('c.orders', "cascade" => true), tx_drop_topic('c.refunds', "cascade" => true);

@@ -1,0 +1,116 @@
+-- Failures: nack and backoff, lease expiry, dead letters, redrive, purge.
+\set VERBOSITY terse
+SELECT tx_create_topic('r.jobs');
+-- max_retries 2: attempts 1, 2 and 3; the third failure dead-letters
+SELECT tx_subscribe('r.jobs', 'r.workers', max_retries => 2, backoff => '{1 s,1 s}');
+
+SELECT tx_send('r.jobs', '{"job": 1}', key => 'job-1') AS j1 \gset
+SELECT msg_id = :j1 AS j1, attempt FROM tx_receive('r.workers');
+SELECT tx_nack('r.workers', :j1, 'boom 1');
+-- not before its backoff step (1 s) ...
+SELECT count(*) AS before_backoff FROM tx_receive('r.workers');
+-- ... then again, with the next attempt number
+SELECT msg_id = :j1 AS j1, attempt FROM tx_receive('r.workers', wait => '5 s');
+SELECT tx_nack('r.workers', :j1, 'boom 2', retry_in => '0 s');
+SELECT msg_id = :j1 AS j1, attempt FROM tx_receive('r.workers');
+SELECT tx_nack('r.workers', :j1, 'boom 3');
+SELECT count(*) AS after_dead_letter FROM tx_receive('r.workers');
+SELECT topic, key, payload, consumer_group, attempts, reason, last_error,
+       first_failed_at <= dead_at AS in_order
+  FROM tx_message.dead_letters WHERE msg_id = :j1;
+
+-- a message not held (any more) is not nacked
+SELECT tx_nack('r.workers', :j1, 'late') IS NULL AS not_held;
+SELECT tx_nack('r.workers', -1) IS NULL AS unknown;
+SELECT tx_nack('r.workers', :j1, retry_in => '-1 s');
+\echo :SQLSTATE
+SELECT tx_nack('r.workers', NULL);
+SELECT tx_nack(NULL, 1);
+SELECT tx_nack('nobody', 1);
+
+-- redrive gives a fresh round of attempts
+SELECT tx_redrive('r.workers', ARRAY[:j1]);
+SELECT tx_redrive('r.workers', ARRAY[:j1]);
+SELECT count(*) AS dead_letters FROM tx_message.dead_letters WHERE msg_id = :j1;
+SELECT msg_id = :j1 AS j1, attempt FROM tx_receive('r.workers');
+SELECT tx_ack('r.workers', :j1);
+
+-- max_retries 0: the first failure is final
+SELECT tx_subscribe('r.jobs', 'r.once', max_retries => 0);
+SELECT tx_send('r.jobs', '{"job": 2}') AS j2 \gset
+SELECT attempt FROM tx_receive('r.once');
+SELECT tx_nack('r.once', :j2, 'no second chance');
+SELECT consumer_group, attempts, last_error FROM tx_message.dead_letters WHERE msg_id = :j2;
+SELECT count(*) AS skipped_by_others FROM tx_receive('r.workers');	-- j2 is still theirs
+SELECT tx_ack('r.workers', :j2);
+
+-- an expired lease makes the message available again, attempt + 1, and
+-- counts toward max_retries: a poison message ends in the dead letters
+SELECT tx_subscribe('r.jobs', 'r.crashy', max_retries => 1, lease => '200 ms');
+SELECT tx_send('r.jobs', '{"job": "poison"}') AS j3 \gset
+SELECT attempt FROM tx_receive('r.crashy');
+SELECT pg_sleep(0.3);
+SELECT msg_id = :j3 AS j3, attempt FROM tx_receive('r.crashy');
+SELECT pg_sleep(0.3);
+SELECT count(*) AS gone FROM tx_receive('r.crashy');
+CALL maintain_until(format('(SELECT count(*) = 1 FROM tx_message.dead_letters WHERE msg_id = %s AND consumer_group = %L)', :j3, 'r.crashy'));
+SELECT attempts, reason, last_error FROM tx_message.dead_letters
+ WHERE msg_id = :j3 AND consumer_group = 'r.crashy';
+
+-- the holder of a re-delivery acks it; the expired first delivery is gone
+SELECT tx_subscribe('r.jobs', 'r.slow', lease => '200 ms');
+SELECT tx_send('r.jobs', '{"job": "slow"}') AS j4 \gset
+SELECT attempt FROM tx_receive('r.slow');
+SELECT pg_sleep(0.3);
+SELECT attempt FROM tx_receive('r.slow');
+SELECT tx_ack('r.slow', :j4);
+SELECT tx_ack('r.slow', :j4);
+
+-- extending a lease keeps the message
+SELECT tx_send('r.jobs', '{"job": "long"}') AS j5 \gset
+SELECT attempt FROM tx_receive('r.slow');
+SELECT tx_extend_lease('r.slow', ARRAY[:j5], '1 min');
+SELECT pg_sleep(0.3);
+SELECT count(*) AS still_held FROM tx_receive('r.slow');
+SELECT tx_extend_lease('r.slow', ARRAY[-1, :j5], '1 min');
+SELECT tx_extend_lease('r.slow', ARRAY[:j5], '0 s');
+\echo :SQLSTATE
+SELECT tx_extend_lease('r.slow', ARRAY[:j5], NULL);
+SELECT tx_extend_lease('r.slow', '{}', '1 min');
+SELECT tx_ack('r.slow', ARRAY[:j5]);
+SELECT tx_extend_lease('r.slow', ARRAY[:j5], '1 min');
+
+-- redrive all of a group, and purge
+SELECT tx_subscribe('r.jobs', 'r.batch', max_retries => 0);
+SELECT tx_send('r.jobs', jsonb_build_object('job', i)) > 0 AS sent FROM generate_series(10, 12) i;
+SELECT tx_nack('r.batch', msg_id, 'fail ' || (payload->>'job')) FROM tx_receive('r.batch') ORDER BY msg_id;
+SELECT count(*) AS dead FROM tx_message.dead_letters WHERE consumer_group = 'r.batch';
+SELECT tx_redrive('r.batch');
+SELECT count(*) AS dead FROM tx_message.dead_letters WHERE consumer_group = 'r.batch';
+SELECT array_agg(attempt) AS fresh_attempts FROM tx_receive('r.batch');
+SELECT tx_nack('r.batch', msg_id, 'again') FROM tx_message.messages
+ WHERE payload->>'job' IN ('10', '11', '12') ORDER BY msg_id;
+SELECT tx_redrive('no.such.group');
+SELECT tx_redrive('r.batch', '{}');
+SELECT tx_redrive('r.batch', ARRAY[NULL]::bigint[]);
+\echo :SQLSTATE
+SELECT tx_purge_dead_letters('r.batch', '1 hour');
+SELECT tx_purge_dead_letters('r.batch');
+SELECT tx_purge_dead_letters('r.batch', '-1 s');
+\echo :SQLSTATE
+SELECT tx_purge_dead_letters('r.workers', NULL);
+SELECT consumer_group, count(*) FROM tx_message.dead_letters GROUP BY 1 ORDER BY 1;
+
+-- a half message whose check-backs ran out goes back to the half state
+SELECT tx_create_topic('r.half', check_after => '10 ms', check_interval => '10 ms', check_max => 1);
+SELECT tx_send_half('r.half', '{"half": true}') AS h \gset
+CALL maintain_until(format('(SELECT count(*) = 1 FROM tx_message.dead_letters WHERE msg_id = %s)', :h));
+SELECT consumer_group IS NULL AS from_check_back, reason FROM tx_message.dead_letters WHERE msg_id = :h;
+SELECT tx_redrive(NULL, ARRAY[:h]);
+SELECT state, checks FROM tx_message.half_messages WHERE msg_id = :h;
+SELECT state FROM tx_message.messages WHERE msg_id = :h;
+SELECT tx_commit_half(:h);
+SELECT tx_purge_dead_letters();
+SELECT count(*) AS dead_letters FROM tx_message.dead_letters;
+
+SELECT tx_drop_topic('r.jobs', "cascade" => true), tx_drop_topic('r.half');

@@ -1,0 +1,82 @@
+-- Subscriptions (consumer groups): create, update, drop, validation.
+\set VERBOSITY terse
+SELECT tx_create_topic('shop.orders');
+SELECT tx_create_topic('shop.refunds');
+
+SELECT tx_subscribe('shop.orders', 'billing');
+SELECT topic, consumer_group, tags, handler, max_retries, backoff, lease, ordered,
+       start_from, owner::text
+  FROM tx_message.subscriptions ORDER BY topic, consumer_group;
+
+-- a group may subscribe to several topics; calling again updates the options
+SELECT tx_subscribe('shop.refunds', 'billing', tags => '{eu,us}', max_retries => 3,
+                    backoff => '{1 s,5 s}', lease => '1 min', ordered => true);
+SELECT tx_subscribe('shop.orders', 'billing', max_retries => 5);
+SELECT topic, consumer_group, tags, max_retries, backoff, lease, ordered,
+       altered_at IS NOT NULL AS altered
+  FROM tx_message.subscriptions ORDER BY topic, consumer_group;
+
+-- bad input: a clear error, nothing written
+SELECT count(*) AS subscriptions FROM tx_message.subscriptions \gset
+SELECT tx_subscribe('nope', 'billing');
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', 'bad group!');
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', repeat('g', 128));
+SELECT tx_subscribe(NULL, 'billing');
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', NULL);
+SELECT tx_subscribe('shop.orders', 'g2', tags => '{}');
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', 'g2', tags => '{a,NULL}');
+SELECT tx_subscribe('shop.orders', 'g2', max_retries => -1);
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', 'g2', max_retries => NULL);
+SELECT tx_subscribe('shop.orders', 'g2', backoff => '{}');
+SELECT tx_subscribe('shop.orders', 'g2', backoff => '{1 s,-1 s}');
+SELECT tx_subscribe('shop.orders', 'g2', backoff => '{1 s,NULL}');
+SELECT tx_subscribe('shop.orders', 'g2', backoff => NULL);
+SELECT tx_subscribe('shop.orders', 'g2', lease => '0 s');
+SELECT tx_subscribe('shop.orders', 'g2', lease => '-5 s');
+SELECT tx_subscribe('shop.orders', 'g2', ordered => NULL);
+SELECT tx_subscribe('shop.orders', 'g2', start_from => 'yesterday');
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', 'g2', handler => 'now()');
+\echo :SQLSTATE
+SELECT count(*) - :subscriptions AS written FROM tx_message.subscriptions;
+
+-- a topic with subscriptions is only dropped with cascade
+\set VERBOSITY default
+SELECT tx_drop_topic('shop.refunds');
+\set VERBOSITY terse
+\echo :SQLSTATE
+SELECT tx_unsubscribe('shop.refunds', 'billing');
+SELECT tx_unsubscribe('shop.refunds', 'billing');
+\echo :SQLSTATE
+SELECT tx_unsubscribe('shop.refunds', NULL);
+SELECT tx_drop_topic('shop.refunds');
+SELECT tx_create_topic('shop.refunds');
+SELECT tx_subscribe('shop.refunds', 'billing');
+SELECT tx_drop_topic('shop.refunds', "cascade" => true);
+SELECT topic, consumer_group FROM tx_message.subscriptions ORDER BY 1, 2;
+
+-- only the owner changes or drops a subscription
+CREATE ROLE txm_consumer;
+SET ROLE txm_consumer;
+SELECT tx_subscribe('shop.orders', 'billing', max_retries => 1);
+\echo :SQLSTATE
+SELECT tx_unsubscribe('shop.orders', 'billing');
+SELECT tx_subscribe('shop.orders', 'analytics');
+SELECT owner::text FROM tx_message.subscriptions WHERE consumer_group = 'analytics';
+RESET ROLE;
+SELECT tx_unsubscribe('shop.orders', 'analytics');
+DROP ROLE txm_consumer;
+
+-- receiving needs a subscription
+SELECT * FROM tx_receive('nobody');
+\echo :SQLSTATE
+\set VERBOSITY default
+SELECT * FROM tx_receive('nobody');
+\set VERBOSITY terse
+SELECT tx_ack('nobody', 1);
+SELECT tx_unsubscribe('shop.orders', 'billing');
