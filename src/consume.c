@@ -53,6 +53,7 @@
 #include "port/pg_bitutils.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -170,6 +171,7 @@ typedef struct XactDelivery
 
 static List *xact_deliveries = NIL;
 static void session_forget(int32 sub_id, int64 msg_id);
+static void registry_release(int min_level);
 
 /* claims of the current transaction, to lower hints again if it aborts */
 typedef struct XactClaim
@@ -347,6 +349,8 @@ txm_consume_xact_callback(XactEvent event)
 						 errhint("Receive and acknowledge messages outside prepared transactions.")));
 			break;
 		case XACT_EVENT_COMMIT:
+			/* our leases are visible now: withdraw the claims that stood for them */
+			registry_release(0);
 			slot = txm_my_slot();
 			if (slot && broadcast_at_commit)
 				ConditionVariableBroadcast(&slot->cv);
@@ -355,6 +359,7 @@ txm_consume_xact_callback(XactEvent event)
 			break;
 		case XACT_EVENT_ABORT:
 			/* the leases of this transaction vanished: their positions are free again */
+			registry_release(0);
 			{
 				ListCell   *lc;
 
@@ -404,6 +409,7 @@ txm_consume_subxact_callback(SubXactEvent event)
 
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
+	registry_release(level);
 	foreach(lc, xact_deliveries)
 	{
 		XactDelivery *xd = lfirst(lc);
@@ -432,14 +438,13 @@ txm_consume_subxact_callback(SubXactEvent event)
 static void
 remember_claim(int32 sub_id, int64 seq)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	/* freed by the transaction callbacks, which run outside any transaction memory */
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	XactClaim  *c = palloc(sizeof(XactClaim));
 
 	c->sub_id = sub_id;
 	c->seq = seq;
 	c->nest_level = GetCurrentTransactionNestLevel();
-	/* the list outlives subtransactions; keep it in top-level memory */
-	MemoryContextSwitchTo(TopMemoryContext);
 	xact_claims = lappend(xact_claims, c);
 	MemoryContextSwitchTo(old);
 }
@@ -821,17 +826,137 @@ add_delivery(List **out, int sub_index, const TxmMsg *m, int32 attempt,
 }
 
 /*
+ * The registry of open claims (shared memory): a claim's lease row is
+ * invisible to other transactions until it commits, so the claim is also
+ * published here, under the slot's claim lock, until its transaction ends.
+ * A claimer reads the registry first and takes its snapshot second, both
+ * under that lock; an entry is removed only after its transaction's commit
+ * became visible.  So every claim is seen either in the registry or as a
+ * committed lease.
+ */
+typedef struct OwnClaim
+{
+	TxmDbSlot  *slot;
+	int			index;
+	int			nest_level;
+} OwnClaim;
+
+static List *own_claims = NIL;
+
+/* Positions of a block claimed by open transactions.  Caller holds the claim lock. */
+static void
+registry_taken(TxmDbSlot *slot, int32 sub_id, int64 block, BlockBits *taken)
+{
+	TxmClaim   *claims = txm_slot_claims(slot);
+
+	for (int i = 0; i < txm_shared->claims_per_slot; i++)
+	{
+		if (claims[i].sub_id != sub_id || claims[i].block != block)
+			continue;
+		for (int k = 0; k < TXM_BLOCK / 8; k++)
+			taken->b[k] |= claims[i].covered[k];
+	}
+}
+
+/* Publish a claim.  Caller holds the claim lock.  False if the registry is full. */
+static bool
+registry_add(TxmDbSlot *slot, int32 sub_id, int64 block, const BlockBits *covered)
+{
+	TxmClaim   *claims = txm_slot_claims(slot);
+
+	for (int i = 0; i < txm_shared->claims_per_slot; i++)
+	{
+		MemoryContext old;
+		OwnClaim   *own;
+
+		if (claims[i].sub_id != 0)
+			continue;
+		claims[i].sub_id = sub_id;
+		claims[i].block = block;
+		claims[i].pgprocno = MyProc->pgprocno;
+		memcpy(claims[i].covered, covered->b, sizeof(covered->b));
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		own = palloc(sizeof(OwnClaim));
+		own->slot = slot;
+		own->index = i;
+		own->nest_level = GetCurrentTransactionNestLevel();
+		own_claims = lappend(own_claims, own);
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	return false;
+}
+
+/* Withdraw this backend's claims made at nesting level min_level or deeper. */
+static void
+registry_release(int min_level)
+{
+	List	   *keep = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (own_claims == NIL)
+		return;
+	/* the list outlives transactions, like its elements */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	foreach(lc, own_claims)
+	{
+		OwnClaim   *own = lfirst(lc);
+
+		if (own->nest_level >= min_level)
+		{
+			LWLockAcquire(txm_claim_lock(own->slot), LW_EXCLUSIVE);
+			txm_slot_claims(own->slot)[own->index].sub_id = 0;
+			LWLockRelease(txm_claim_lock(own->slot));
+			pfree(own);
+		}
+		else
+			keep = lappend(keep, own);
+	}
+	list_free(own_claims);
+	own_claims = keep;
+	MemoryContextSwitchTo(old);
+}
+
+/* free = avail minus what leases cover minus what lies below done_seq */
+static void
+free_positions(const BlockSlices *bs, const LeaseRow *rows, int nrows,
+			   const BlockBits *inflight, int64 block_start, int64 done_seq,
+			   BlockBits *free_bits)
+{
+	*free_bits = bs->avail;
+	for (int off = 0; off < TXM_BLOCK; off++)
+	{
+		bool		taken = block_start + off < done_seq ||
+			(inflight && bit_get(inflight, off));
+
+		for (int r = 0; r < nrows && !taken; r++)
+			taken = bit_get(&rows[r].covered, off);
+		if (taken)
+			free_bits->b[off >> 3] &= ~(0x80 >> (off & 7));
+	}
+}
+
+/*
  * Claim up to need messages of one (unordered) subscription from its
  * stream.  Returns how many were delivered.
+ *
+ * For each block: find the free positions and read their messages without
+ * any lock; then decide under the slot's claim lock (or, without shared
+ * memory, under a transaction-scoped lock on the block), cover positions in
+ * order up to need messages the group wants, publish the claim, and insert
+ * its lease row.
  */
 static int
 claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until,
 			 List **out)
 {
+	TxmDbSlot  *slot = txm_my_slot();
 	int64		done_seq = read_done_seq(sub->sub_id);
 	int64		start = Max(done_seq, hint_claim_from(sub->sub_id));
 	int64		block = start / TXM_BLOCK;
 	int			got = 0;
+	int			retries_left = 8;
 
 	while (got < need)
 	{
@@ -839,17 +964,27 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		BlockSlices bs;
 		LeaseRow   *rows;
 		int			nrows;
+		BlockBits	inflight;
 		BlockBits	free_bits;
 		BlockBits	covered;
 		BlockBits	done;
-		TxmMsg		   *msgs;
+		TxmMsg	   *msgs;
+		int		   *offs;
 		int			nmsgs = 0;
 		int			first_off = -1;
 		int			next_free = -1;
-		int			delivered_before;
+		int			delivered_before = list_length(*out);
 		int64		block_start = block * TXM_BLOCK;
+		bool		registered = true;
 
 		CHECK_FOR_INTERRUPTS();
+		memset(&inflight, 0, sizeof(inflight));
+		if (slot)
+		{
+			LWLockAcquire(txm_claim_lock(slot), LW_SHARED);
+			registry_taken(slot, sub->sub_id, block, &inflight);
+			LWLockRelease(txm_claim_lock(slot));
+		}
 		snap = RegisterSnapshot(GetLatestSnapshot());
 		if (!read_block_slices(sub->topic_id, block, snap, &bs))
 		{
@@ -857,100 +992,95 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			break;
 		}
 		nrows = read_block_leases(sub->sub_id, block, snap, &rows);
-		UnregisterSnapshot(snap);
-		free_bits = bs.avail;
-		for (int off = 0; off < TXM_BLOCK; off++)
-		{
-			bool		taken = block_start + off < done_seq;
-
-			for (int r = 0; r < nrows && !taken; r++)
-				taken = bit_get(&rows[r].covered, off);
-			if (taken && bit_get(&free_bits, off))
-				free_bits.b[off >> 3] &= ~(0x80 >> (off & 7));
-		}
+		free_positions(&bs, rows, nrows, &inflight, block_start, done_seq, &free_bits);
 		if (bits_empty(&free_bits))
 		{
+			UnregisterSnapshot(snap);
 			if (!bs.full)
 				break;
 			hint_after_claim(sub->sub_id, block_start, block_start + TXM_BLOCK);
 			block++;
 			continue;
 		}
-		if (!try_lock(sub->sub_id, (uint64) block))
+
+		/* read the candidates before taking any lock; a tag filter needs them all */
+		msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
+		offs = palloc(sizeof(int) * TXM_BLOCK);
+		for (int off = 0; off < TXM_BLOCK; off++)
 		{
+			if (!bit_get(&free_bits, off))
+				continue;
+			if (sub->ntags < 0 && nmsgs >= need - got + 16)
+				break;
+			msgs[nmsgs].pos = bs.pos[off];
+			offs[nmsgs++] = off;
+		}
+		fetch_messages(msgs, nmsgs, bs.slots, snap);
+		UnregisterSnapshot(snap);
+
+		/* decide */
+		if (slot)
+		{
+			LWLockAcquire(txm_claim_lock(slot), LW_EXCLUSIVE);
+			memset(&inflight, 0, sizeof(inflight));
+			registry_taken(slot, sub->sub_id, block, &inflight);
+		}
+		else if (!try_lock(sub->sub_id, (uint64) block))
+		{
+			pfree(msgs);
+			pfree(offs);
 			if (!bs.full)
 				break;
 			block++;
 			continue;
 		}
-
-		/* under the lock, with a snapshot taken after it: the truth */
 		snap = RegisterSnapshot(GetLatestSnapshot());
-		read_block_slices(sub->topic_id, block, snap, &bs);
 		nrows = read_block_leases(sub->sub_id, block, snap, &rows);
-		free_bits = bs.avail;
-		for (int off = 0; off < TXM_BLOCK; off++)
-		{
-			bool		taken = block_start + off < done_seq;
-
-			for (int r = 0; r < nrows && !taken; r++)
-				taken = bit_get(&rows[r].covered, off);
-			if (taken)
-				free_bits.b[off >> 3] &= ~(0x80 >> (off & 7));
-		}
-
-		/* the free positions, in order; with a tag filter all of them */
-		msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
-		for (int off = 0; off < TXM_BLOCK; off++)
-		{
-			if (!bit_get(&free_bits, off))
-				continue;
-			if (sub->ntags < 0 && nmsgs >= need - got)
-				break;
-			msgs[nmsgs].pos = bs.pos[off];
-			nmsgs++;
-		}
-		fetch_messages(msgs, nmsgs, bs.slots, snap);
 		UnregisterSnapshot(snap);
+		free_positions(&bs, rows, nrows, slot ? &inflight : NULL, block_start, done_seq, &free_bits);
 
 		memset(&covered, 0, sizeof(covered));
 		memset(&done, 0, sizeof(done));
-		delivered_before = list_length(*out);
+		for (int i = 0; i < nmsgs; i++)
 		{
-			int			i = 0;
+			int			off = offs[i];
 
-			for (int off = 0; off < TXM_BLOCK && i < nmsgs; off++)
+			if (!bit_get(&free_bits, off))
+				continue;		/* someone else was quicker */
+			if (got >= need)
 			{
-				if (!bit_get(&free_bits, off))
-					continue;
-				if (got >= need)
-				{
-					next_free = off;
-					break;
-				}
-				bit_set(&covered, off);
-				if (first_off < 0)
-					first_off = off;
-				if (!msgs[i].found || !tags_match(sub, &msgs[i]))
-					bit_set(&done, off);	/* gone, or not for this group */
-				else
-				{
-					add_delivery(out, sub_index, &msgs[i], 1, lease_until, false, block, (int16) off);
-					got++;
-				}
-				i++;
+				next_free = off;
+				break;
 			}
-			if (next_free < 0)
+			bit_set(&covered, off);
+			if (first_off < 0)
+				first_off = off;
+			if (!msgs[i].found || !tags_match(sub, &msgs[i]))
+				bit_set(&done, off);	/* gone, or not for this group */
+			else
 			{
-				/* is anything left free in this block? */
-				for (int off = 0; off < TXM_BLOCK; off++)
-					if (bit_get(&free_bits, off) && !bit_get(&covered, off))
-					{
-						next_free = off;
-						break;
-					}
+				add_delivery(out, sub_index, &msgs[i], 1, lease_until, false, block, (int16) off);
+				got++;
 			}
 		}
+		if (first_off >= 0 && slot)
+			registered = registry_add(slot, sub->sub_id, block, &covered);
+		if (slot)
+			LWLockRelease(txm_claim_lock(slot));
+		if (!registered)
+		{
+			/* no room to publish the claim: leave the block to others for now */
+			while (list_length(*out) > delivered_before)
+				*out = list_delete_last(*out);
+			got = list_length(*out);
+			pfree(msgs);
+			pfree(offs);
+			ereport(LOG,
+					(errmsg("tx_message claim registry is full"),
+					 errhint("Open receiving transactions hold claims until they end.")));
+			break;
+		}
+
 		if (first_off >= 0)
 		{
 			insert_lease(sub->sub_id, block, (int16) first_off, &covered, &done,
@@ -961,11 +1091,25 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			for (int k = delivered_before; k < list_length(*out); k++)
 				((TxmDelivery *) list_nth(*out, k))->first_off = (int16) first_off;
 		}
+		if (next_free < 0)
+		{
+			/* is anything left free in this block? */
+			for (int off = 0; off < TXM_BLOCK; off++)
+				if (bit_get(&free_bits, off) && !bit_get(&covered, off))
+				{
+					next_free = off;
+					break;
+				}
+		}
 		pfree(msgs);
+		pfree(offs);
 		if (next_free >= 0)
 		{
 			hint_after_claim(sub->sub_id, block_start, block_start + next_free);
-			break;				/* the block still has room: we had enough */
+			/* free positions we did not read yet, or others took ours: look again */
+			if (got < need && retries_left-- > 0)
+				continue;
+			break;
 		}
 		if (!bs.full)
 			break;
@@ -2254,7 +2398,8 @@ tx_extend_lease(PG_FUNCTION_ARGS)
 void
 txm_maintain_subscriptions(TxmMaintStats *stats)
 {
-	static const char *sql = "SELECT consumer_group FROM tx_message.subscriptions GROUP BY 1";
+	/* one order for every process, so that their row locks cannot deadlock */
+	static const char *sql = "SELECT DISTINCT consumer_group FROM tx_message.subscriptions ORDER BY 1";
 	int			ngroups;
 	char	  **names;
 

@@ -14,7 +14,9 @@
  *	  started has been ticked (docs/design.md, section 2);
  *	- a condition variable that waiting consumers sleep on, broadcast when
  *	  something became deliverable;
- *	- claim hints of subscriptions (consume.c) and the worker's counters.
+ *	- claim hints of subscriptions (consume.c) and the worker's counters;
+ *	- the open claims of the database's transactions (consume.c), each slot
+ *	  with an LWLock of its own.
  *
  * Locking: TxmShared->lock (an LWLock) protects slot allocation and the
  * process fields; each slot's spinlock protects its ring and hints.  Counters
@@ -47,11 +49,26 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* slot of MyDatabaseId, cached */
 static int	my_slot_index = -1;
 
+/* Open claims per database: every backend may hold a couple at once. */
+static int
+claims_per_slot(void)
+{
+	return 2 * MaxBackends + 16;
+}
+
+static Size
+claims_offset(void)
+{
+	return MAXALIGN(add_size(offsetof(TxmShared, slots),
+							 mul_size(txm_max_databases, sizeof(TxmDbSlot))));
+}
+
 static Size
 txm_shmem_size(void)
 {
-	return add_size(offsetof(TxmShared, slots),
-					mul_size(txm_max_databases, sizeof(TxmDbSlot)));
+	return add_size(claims_offset(),
+					mul_size(mul_size(txm_max_databases, claims_per_slot()),
+							 sizeof(TxmClaim)));
 }
 
 static void
@@ -60,7 +77,7 @@ txm_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(txm_shmem_size());
-	RequestNamedLWLockTranche("tx_message", 1);
+	RequestNamedLWLockTranche("tx_message", 1 + txm_max_databases);
 }
 
 static void
@@ -75,8 +92,13 @@ txm_shmem_startup(void)
 	txm_shared = ShmemInitStruct("tx_message", txm_shmem_size(), &found);
 	if (!found)
 	{
+		LWLockPadded *locks = GetNamedLWLockTranche("tx_message");
+
 		memset(txm_shared, 0, txm_shmem_size());
-		txm_shared->lock = &(GetNamedLWLockTranche("tx_message"))->lock;
+		txm_shared->lock = &locks[0].lock;
+		txm_shared->claim_locks = &locks[1];
+		txm_shared->claims_per_slot = claims_per_slot();
+		txm_shared->claims_offset = claims_offset();
 		txm_shared->nslots = txm_max_databases;
 		for (int i = 0; i < txm_shared->nslots; i++)
 		{
@@ -287,6 +309,20 @@ txm_wait_for_ticks(int timeout_ms)
 		ConditionVariableTimedSleep(&slot->cv, remaining, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+}
+
+LWLock *
+txm_claim_lock(TxmDbSlot *slot)
+{
+	return &txm_shared->claim_locks[slot - txm_shared->slots].lock;
+}
+
+TxmClaim *
+txm_slot_claims(TxmDbSlot *slot)
+{
+	TxmClaim   *all = (TxmClaim *) ((char *) txm_shared + txm_shared->claims_offset);
+
+	return all + (slot - txm_shared->slots) * txm_shared->claims_per_slot;
 }
 
 void

@@ -106,9 +106,24 @@ typedef struct TxmDbSlot
 	pg_atomic_uint64 handled;
 } TxmDbSlot;
 
+/*
+ * A claim of an open transaction: the positions of one block it covers with
+ * a lease row that others cannot see yet.  See consume.c.
+ */
+typedef struct TxmClaim
+{
+	int32		sub_id;			/* 0: free entry */
+	int			pgprocno;		/* owner */
+	int64		block;
+	uint8		covered[TXM_BLOCK / 8];
+} TxmClaim;
+
 typedef struct TxmShared
 {
 	LWLock	   *lock;
+	LWLockPadded *claim_locks;	/* one per slot */
+	int			claims_per_slot;
+	Size		claims_offset;	/* from the start of this struct */
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	bool		rescan;			/* a database asked for a worker */
@@ -215,6 +230,8 @@ extern void txm_ring_ticked(TxmDbSlot *slot, uint64 upto);
 extern uint64 txm_ring_read(TxmDbSlot *slot, uint64 from, uint64 *out, int *nout,
 							uint64 *first);
 extern bool txm_worker_running(TxmDbSlot *slot);
+extern LWLock *txm_claim_lock(TxmDbSlot *slot);
+extern TxmClaim *txm_slot_claims(TxmDbSlot *slot);
 extern void txm_wait_for_ticks(int timeout_ms);
 extern void txm_count(pg_atomic_uint64 *counter, uint64 n);
 
