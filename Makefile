@@ -23,7 +23,7 @@ PGFILEDESC = "tx_message - transactional messaging inside PostgreSQL"
 # "make install" first.  PGXS's own "make check" is not supported.
 REGRESS = topics send half checkback subscribe consume retry ordered handlers
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test.conf
-ISOLATION = producers delivery checkback_race consumers ordered_keys redrive
+ISOLATION = producers delivery checkback_race consumers ordered_keys redrive claims
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test_isolation.conf
 TAP_TESTS = 1
 EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso

@@ -370,7 +370,9 @@ CREATE FUNCTION tx_run_maintenance()
 	LANGUAGE C VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'tx_run_maintenance';
 COMMENT ON FUNCTION tx_run_maintenance()
-	IS 'run one worker cycle in this session: tick, release delayed messages, check-backs; says what it did';
+	IS 'run one worker cycle in this session: tick, release delayed messages, check-backs, handlers; says what it did';
+-- It runs other roles' check functions and handlers: an administrator's tool.
+REVOKE ALL ON FUNCTION tx_run_maintenance() FROM PUBLIC;
 
 CREATE FUNCTION tx_worker_status(OUT pid integer, OUT database name,
 								 OUT started_at timestamptz, OUT last_cycle_at timestamptz,

@@ -141,6 +141,8 @@ txm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
 	txm_consume_subxact_callback(event);
+	txm_tick_subxact_callback(event);
+	txm_worker_subxact_callback(event);
 }
 
 /*

@@ -8,7 +8,7 @@ SELECT tx_subscribe('c.orders', 'mail');
 SELECT tx_subscribe('c.refunds', 'mail');
 
 -- a subscription starting 'now' does not see older messages; 'earliest' does
-SELECT tx_send('c.orders', '{"before": "subscribe"}');
+SELECT tx_send('c.orders', '{"before": "subscribe"}') > 0 AS sent;
 SELECT tx_subscribe('c.orders', 'late-now');
 SELECT tx_subscribe('c.orders', 'late-earliest', start_from => 'earliest');
 SELECT payload FROM tx_receive('late-now');
@@ -124,6 +124,17 @@ RESET search_path;
 SELECT leased_at > '2000-01-01' AS real_clock FROM tx_message.leases
  WHERE leased_at = (SELECT max(leased_at) FROM tx_message.leases);
 DROP SCHEMA evil CASCADE;
+
+-- a tick made in a subtransaction that rolls back is forgotten with it
+SELECT tx_send('c.orders', '{"tick": "rolled back"}') > 0 AS sent;
+BEGIN;
+SAVEPOINT s;
+SELECT tx_run_maintenance()->'ticked' IS NOT NULL AS ticked;
+ROLLBACK TO s;
+COMMIT;
+SELECT tx_send('c.orders', '{"tick": "after"}') > 0 AS sent;
+SELECT payload FROM tx_receive('points', 10) ORDER BY msg_id;
+SELECT count(*) AS again FROM tx_receive('points', 10);
 
 DROP TABLE points_ledger;
 SELECT tx_drop_topic('c.orders', "cascade" => true), tx_drop_topic('c.refunds', "cascade" => true);

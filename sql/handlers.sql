@@ -52,8 +52,28 @@ SELECT tx_redrive('h.points', ARRAY[:bad]);
 CALL maintain_until($$(SELECT count(*) = 1 FROM points WHERE customer = 'bob')$$);
 SELECT customer, points, attempt FROM points WHERE customer = 'bob';
 
+-- a handler may return anything, NULL included: a void SQL function does
+CREATE TABLE audit_log (payload jsonb);
+CREATE FUNCTION audit(m tx_message.message) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO audit_log VALUES (m.payload) $$;
+SELECT tx_subscribe('h.orders', 'h.audit', handler => 'audit(tx_message.message)');
+SELECT tx_send('h.orders', '{"audited": true}') > 0 AS sent;
+CALL maintain_until($$(SELECT count(*) = 1 FROM audit_log)$$);
+SELECT payload FROM audit_log;
+SELECT count(*) AS dead_letters FROM tx_message.dead_letters WHERE consumer_group = 'h.audit';
+
+-- tx_run_maintenance() runs other roles' code: it is not for everyone
+CREATE ROLE txm_nobody;
+SET ROLE txm_nobody;
+SELECT tx_run_maintenance();
+\echo :SQLSTATE
+RESET ROLE;
+DROP ROLE txm_nobody;
+
 SELECT tx_drop_topic('h.orders', "cascade" => true);
 SELECT tx_purge_dead_letters('h.points');
+DROP TABLE audit_log;
+DROP FUNCTION audit(tx_message.message);
 DROP TABLE points;
 DROP FUNCTION add_points(tx_message.message);
 DROP ROLE txm_points;

@@ -113,4 +113,32 @@ SELECT tx_commit_half(:h);
 SELECT tx_purge_dead_letters();
 SELECT count(*) AS dead_letters FROM tx_message.dead_letters;
 
+-- an abandoned lease expires even behind many finished ones
+SELECT tx_subscribe('r.jobs', 'r.busy', lease => '10 s');
+SELECT tx_send('r.jobs', '{"job": "abandoned"}') AS j6 \gset
+SELECT attempt FROM tx_receive('r.busy', 1, lease => '1 s');		-- and never acked
+SELECT count(*) AS sent FROM tx_send_batch('r.jobs', ARRAY(SELECT jsonb_build_object('small', i) FROM generate_series(1, 150) i));
+DO $$
+BEGIN
+	FOR i IN 1..150 LOOP
+		PERFORM tx_ack('r.busy', array_agg(msg_id)) FROM tx_receive('r.busy', 1);
+	END LOOP;
+END $$;
+SELECT msg_id = :j6 AS abandoned, attempt FROM tx_receive('r.busy', 10, wait => '5 s');
+
+-- only the owner of a group's subscriptions redrives or purges its dead letters
+SELECT tx_subscribe('r.jobs', 'r.guarded', max_retries => 0);
+SELECT tx_send('r.jobs', '{"job": "guarded"}') AS j7 \gset
+SELECT tx_nack('r.guarded', msg_id, 'no') FROM tx_receive('r.guarded', 1);
+CREATE ROLE txm_outsider;
+SET ROLE txm_outsider;
+SELECT tx_redrive('r.guarded');
+\echo :SQLSTATE
+SELECT tx_purge_dead_letters('r.guarded');
+SELECT tx_purge_dead_letters();
+RESET ROLE;
+SELECT count(*) AS still_dead FROM tx_message.dead_letters WHERE consumer_group = 'r.guarded';
+SELECT tx_purge_dead_letters('r.guarded');
+DROP ROLE txm_outsider;
+
 SELECT tx_drop_topic('r.jobs', "cascade" => true), tx_drop_topic('r.half');

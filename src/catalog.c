@@ -187,6 +187,7 @@ txm_catalog_if_installed(void)
 	cat.slices_pkey = lookup_rel("slices_pkey");
 	cat.subscriptions = lookup_rel("subscriptions");
 	cat.sub_state = lookup_rel("sub_state");
+	cat.sub_state_pkey = lookup_rel("sub_state_pkey");
 	cat.leases = lookup_rel("leases");
 	cat.leases_pkey = lookup_rel("leases_pkey");
 	cat.retries = lookup_rel("retries");
@@ -466,9 +467,30 @@ txm_restore_user(const TxmSavedUser *saved)
  * identifies the cached plan) as the owner of the extension's relations.
  * The caller has done SPI_connect().  Returns SPI_processed.
  */
+static int	spi_exec(const char *sql, int nargs, const Oid *argtypes,
+					 Datum *values, const char *nulls, long count, bool latest);
+
 int
 txm_spi_exec(const char *sql, int nargs, const Oid *argtypes,
 			 Datum *values, const char *nulls, long count)
+{
+	return spi_exec(sql, nargs, argtypes, values, nulls, count, false);
+}
+
+/*
+ * The same, but reading with a fresh snapshot whatever the caller's
+ * isolation level: for reads that must see everything committed so far.
+ */
+int
+txm_spi_exec_latest(const char *sql, int nargs, const Oid *argtypes,
+					Datum *values, const char *nulls, long count)
+{
+	return spi_exec(sql, nargs, argtypes, values, nulls, count, true);
+}
+
+static int
+spi_exec(const char *sql, int nargs, const Oid *argtypes,
+		 Datum *values, const char *nulls, long count, bool latest)
 {
 	PlanEntry  *entry;
 	bool		found;
@@ -517,7 +539,11 @@ txm_spi_exec(const char *sql, int nargs, const Oid *argtypes,
 	}
 
 	txm_become_owner(&saved);
-	rc = SPI_execute_plan(entry->plan, values, nulls, false, count);
+	if (latest)
+		rc = SPI_execute_snapshot(entry->plan, values, nulls, GetLatestSnapshot(),
+								  InvalidSnapshot, true, false, count);
+	else
+		rc = SPI_execute_plan(entry->plan, values, nulls, false, count);
 	txm_restore_user(&saved);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",

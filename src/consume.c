@@ -172,6 +172,7 @@ typedef struct XactDelivery
 static List *xact_deliveries = NIL;
 static void session_forget(int32 sub_id, int64 msg_id);
 static void registry_release(int min_level);
+static void registry_promote(int level);
 
 /* claims of the current transaction, to lower hints again if it aborts */
 typedef struct XactClaim
@@ -233,12 +234,13 @@ hint_claim_from(int32 sub_id)
 }
 
 /*
- * After a claim in the block starting at block_start, the lowest position
- * of that block that may still be free is next_free.  Move the hint there,
- * but only if it pointed into this block: a lower hint means a lower hole.
+ * A claimer read the hint as hint_read and found every position from there
+ * (or from the watermark, if higher) up to next_free claimed.  Move the hint
+ * to next_free, unless it was lowered meanwhile: a receive that aborted
+ * lowers it to the positions it gave back.
  */
 static void
-hint_after_claim(int32 sub_id, int64 block_start, int64 next_free)
+hint_after_claim(int32 sub_id, int64 hint_read, int64 next_free)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	TxmHint    *h;
@@ -247,7 +249,7 @@ hint_after_claim(int32 sub_id, int64 block_start, int64 next_free)
 		return;
 	SpinLockAcquire(&slot->mutex);
 	h = hint_for(slot, sub_id, true);
-	if (h && h->claim_from >= block_start && h->claim_from < next_free)
+	if (h && h->claim_from >= hint_read && h->claim_from < next_free)
 		h->claim_from = next_free;
 	SpinLockRelease(&slot->mutex);
 }
@@ -407,6 +409,26 @@ txm_consume_subxact_callback(SubXactEvent event)
 	ListCell   *lc;
 	bool		any = false;
 
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* what the subtransaction did now belongs to its parent */
+		registry_promote(level);
+		foreach(lc, xact_claims)
+		{
+			XactClaim  *c = lfirst(lc);
+
+			if (c->nest_level >= level)
+				c->nest_level = level - 1;
+		}
+		foreach(lc, xact_deliveries)
+		{
+			XactDelivery *xd = lfirst(lc);
+
+			if (xd->nest_level >= level)
+				xd->nest_level = level - 1;
+		}
+		return;
+	}
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	registry_release(level);
@@ -501,57 +523,112 @@ read_block_slices(int32 topic_id, int64 block, Snapshot snap, BlockSlices *bs)
 	return navail > 0;
 }
 
-static int
-read_block_leases(int32 sub_id, int64 block, Snapshot snap, LeaseRow **rows)
+/*
+ * The relations a claim reads, opened once per call before any LWLock is
+ * taken: with them open, the claim's critical section never waits for a
+ * heavyweight lock.  The locks are kept to the end of the transaction.
+ */
+typedef struct ClaimRels
+{
+	Relation	leases;
+	Relation	leases_idx;
+	Relation	state;
+	Relation	state_idx;
+} ClaimRels;
+
+static void
+claim_rels_open(ClaimRels *r)
 {
 	const TxmCatalog *c = txm_catalog();
-	Relation	rel = table_open(c->leases, AccessShareLock);
-	Relation	idx = index_open(c->leases_pkey, AccessShareLock);
+
+	r->leases = table_open(c->leases, AccessShareLock);
+	r->leases_idx = index_open(c->leases_pkey, AccessShareLock);
+	r->state = table_open(c->sub_state, AccessShareLock);
+	r->state_idx = index_open(c->sub_state_pkey, AccessShareLock);
+}
+
+static void
+claim_rels_close(ClaimRels *r)
+{
+	index_close(r->state_idx, NoLock);
+	table_close(r->state, NoLock);
+	index_close(r->leases_idx, NoLock);
+	table_close(r->leases, NoLock);
+}
+
+static int
+read_block_leases(const ClaimRels *r, int32 sub_id, int64 block, Snapshot snap, LeaseRow **rows)
+{
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
-	TupleTableSlot *ts = table_slot_create(rel, NULL);
+	TupleTableSlot *ts = table_slot_create(r->leases, NULL);
 	int			n = 0;
 	int			cap = 4;
 
 	*rows = palloc(sizeof(LeaseRow) * cap);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(sub_id));
 	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(block));
-	scan = index_beginscan(rel, idx, snap, 2, 0);
+	scan = index_beginscan(r->leases, r->leases_idx, snap, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, ts))
 	{
 		bool		isnull;
 		Datum		keysd;
-		LeaseRow   *r;
+		LeaseRow   *row;
 
 		if (n >= cap)
 		{
 			cap *= 2;
 			*rows = repalloc(*rows, sizeof(LeaseRow) * cap);
 		}
-		r = &(*rows)[n++];
-		r->first_off = DatumGetInt16(slot_getattr(ts, 3, &isnull));
-		bits_from_datum(slot_getattr(ts, 4, &isnull), &r->covered);
-		bits_from_datum(slot_getattr(ts, 5, &isnull), &r->done);
-		r->lease_until = DatumGetTimestampTz(slot_getattr(ts, 7, &isnull));
+		row = &(*rows)[n++];
+		row->first_off = DatumGetInt16(slot_getattr(ts, 3, &isnull));
+		bits_from_datum(slot_getattr(ts, 4, &isnull), &row->covered);
+		bits_from_datum(slot_getattr(ts, 5, &isnull), &row->done);
+		row->lease_until = DatumGetTimestampTz(slot_getattr(ts, 7, &isnull));
 		keysd = slot_getattr(ts, 6, &isnull);
-		r->keys = NULL;
-		r->key_nulls = NULL;
+		row->keys = NULL;
+		row->key_nulls = NULL;
 		if (!isnull)
 		{
 			int			nk;
 
 			deconstruct_array(DatumGetArrayTypePCopy(keysd), TEXTOID, -1, false,
-							  TYPALIGN_INT, &r->keys, &r->key_nulls, &nk);
+							  TYPALIGN_INT, &row->keys, &row->key_nulls, &nk);
 			if (nk < TXM_BLOCK)
-				r->keys = NULL;
+				row->keys = NULL;
 		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(ts);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
 	return n;
+}
+
+/*
+ * A subscription's watermark, read with the snapshot its lease rows are
+ * read with: the worker moves the watermark and deletes the leases below it
+ * in one transaction, so only a common snapshot sees a consistent pair.
+ */
+static int64
+read_done_seq(const ClaimRels *r, int32 sub_id, Snapshot snap)
+{
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *ts = table_slot_create(r->state, NULL);
+	int64		seq = 0;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(sub_id));
+	scan = index_beginscan(r->state, r->state_idx, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, ts))
+	{
+		bool		isnull;
+
+		seq = DatumGetInt64(slot_getattr(ts, 2, &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(ts);
+	return seq;
 }
 
 static int
@@ -682,31 +759,20 @@ tags_match(const TxmSub *sub, const TxmMsg *m)
 	return false;
 }
 
-static int64
-read_done_seq(int32 sub_id)
-{
-	static const char *sql = "SELECT done_seq FROM tx_message.sub_state WHERE sub_id = $1";
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
-	int64		seq = 0;
-
-	values[0] = Int32GetDatum(sub_id);
-	SPI_connect();
-	if (txm_spi_exec(sql, 1, types, values, NULL, 1) == 1)
-		seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return seq;
-}
-
-/* Lock (subscription, block) for this transaction, without waiting. */
+/*
+ * Lock (subscription, block) for this transaction, without waiting.
+ * Claimers that publish their claims in shared memory take it in share mode,
+ * claimers without shared memory (the library not preloaded in their
+ * process, or no slot yet) exclusively: so the two kinds never claim in the
+ * same block at once.
+ */
 static bool
-try_lock(int32 sub_id, uint64 block)
+try_lock(int32 sub_id, uint64 block, LOCKMODE mode)
 {
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, (uint32) block, TXM_LOCK_FIELD4);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	return LockAcquire(&tag, mode, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 static void
@@ -887,35 +953,42 @@ registry_add(TxmDbSlot *slot, int32 sub_id, int64 block, const BlockBits *covere
 	return false;
 }
 
-/* Withdraw this backend's claims made at nesting level min_level or deeper. */
+/*
+ * Withdraw this backend's claims made at nesting level min_level or deeper.
+ * Runs in transaction callbacks, so it allocates nothing.
+ */
 static void
 registry_release(int min_level)
 {
-	List	   *keep = NIL;
 	ListCell   *lc;
-	MemoryContext old;
 
-	if (own_claims == NIL)
-		return;
-	/* the list outlives transactions, like its elements */
-	old = MemoryContextSwitchTo(TopMemoryContext);
 	foreach(lc, own_claims)
 	{
 		OwnClaim   *own = lfirst(lc);
 
-		if (own->nest_level >= min_level)
-		{
-			LWLockAcquire(txm_claim_lock(own->slot), LW_EXCLUSIVE);
-			txm_slot_claims(own->slot)[own->index].sub_id = 0;
-			LWLockRelease(txm_claim_lock(own->slot));
-			pfree(own);
-		}
-		else
-			keep = lappend(keep, own);
+		if (own->nest_level < min_level)
+			continue;
+		LWLockAcquire(txm_claim_lock(own->slot), LW_EXCLUSIVE);
+		txm_slot_claims(own->slot)[own->index].sub_id = 0;
+		LWLockRelease(txm_claim_lock(own->slot));
+		pfree(own);
+		own_claims = foreach_delete_current(own_claims, lc);
 	}
-	list_free(own_claims);
-	own_claims = keep;
-	MemoryContextSwitchTo(old);
+}
+
+/* A subtransaction committed: its claims now belong to its parent. */
+static void
+registry_promote(int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, own_claims)
+	{
+		OwnClaim   *own = lfirst(lc);
+
+		if (own->nest_level >= level)
+			own->nest_level = level - 1;
+	}
 }
 
 /* free = avail minus what leases cover minus what lies below done_seq */
@@ -941,26 +1014,35 @@ free_positions(const BlockSlices *bs, const LeaseRow *rows, int nrows,
  * Claim up to need messages of one (unordered) subscription from its
  * stream.  Returns how many were delivered.
  *
- * For each block: find the free positions and read their messages without
- * any lock; then decide under the slot's claim lock (or, without shared
- * memory, under a transaction-scoped lock on the block), cover positions in
- * order up to need messages the group wants, publish the claim, and insert
- * its lease row.
+ * For each block: find the free positions and read their messages (and
+ * match tags) without holding anything; then decide, cover positions in
+ * order up to need wanted messages, publish the claim, and insert its lease
+ * row.  Deciding happens under the slot's claim lock, after reading the
+ * open claims and then taking the snapshot that the watermark and the
+ * leases are read with; or, without shared memory, under an exclusive
+ * transaction-scoped lock on the block.
  */
 static int
 claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until,
 			 List **out)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	int64		done_seq = read_done_seq(sub->sub_id);
-	int64		start = Max(done_seq, hint_claim_from(sub->sub_id));
-	int64		block = start / TXM_BLOCK;
+	ClaimRels	rels;
+	Snapshot	snap;
+	int64		hint_read = hint_claim_from(sub->sub_id);
+	int64		done_seq;
+	int64		block;
 	int			got = 0;
 	int			retries_left = 8;
 
+	claim_rels_open(&rels);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	done_seq = read_done_seq(&rels, sub->sub_id, snap);
+	UnregisterSnapshot(snap);
+	block = Max(done_seq, hint_read) / TXM_BLOCK;
+
 	while (got < need)
 	{
-		Snapshot	snap;
 		BlockSlices bs;
 		LeaseRow   *rows;
 		int			nrows;
@@ -969,6 +1051,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		BlockBits	covered;
 		BlockBits	done;
 		TxmMsg	   *msgs;
+		bool	   *wanted;
 		int		   *offs;
 		int			nmsgs = 0;
 		int			first_off = -1;
@@ -978,6 +1061,8 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		bool		registered = true;
 
 		CHECK_FOR_INTERRUPTS();
+
+		/* a first look, without any lock */
 		memset(&inflight, 0, sizeof(inflight));
 		if (slot)
 		{
@@ -991,21 +1076,23 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			UnregisterSnapshot(snap);
 			break;
 		}
-		nrows = read_block_leases(sub->sub_id, block, snap, &rows);
+		done_seq = read_done_seq(&rels, sub->sub_id, snap);
+		nrows = read_block_leases(&rels, sub->sub_id, block, snap, &rows);
 		free_positions(&bs, rows, nrows, &inflight, block_start, done_seq, &free_bits);
 		if (bits_empty(&free_bits))
 		{
 			UnregisterSnapshot(snap);
 			if (!bs.full)
 				break;
-			hint_after_claim(sub->sub_id, block_start, block_start + TXM_BLOCK);
+			hint_after_claim(sub->sub_id, hint_read, block_start + TXM_BLOCK);
 			block++;
 			continue;
 		}
 
-		/* read the candidates before taking any lock; a tag filter needs them all */
+		/* read the candidates and match their tags; a tag filter needs them all */
 		msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
 		offs = palloc(sizeof(int) * TXM_BLOCK);
+		wanted = palloc(sizeof(bool) * TXM_BLOCK);
 		for (int off = 0; off < TXM_BLOCK; off++)
 		{
 			if (!bit_get(&free_bits, off))
@@ -1017,25 +1104,29 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		}
 		fetch_messages(msgs, nmsgs, bs.slots, snap);
 		UnregisterSnapshot(snap);
+		for (int i = 0; i < nmsgs; i++)
+			wanted[i] = msgs[i].found && tags_match(sub, &msgs[i]);
 
 		/* decide */
+		if (!try_lock(sub->sub_id, (uint64) block, slot ? ShareLock : ExclusiveLock))
+		{
+			pfree(msgs);
+			pfree(offs);
+			pfree(wanted);
+			if (!bs.full)
+				break;
+			block++;
+			continue;
+		}
 		if (slot)
 		{
 			LWLockAcquire(txm_claim_lock(slot), LW_EXCLUSIVE);
 			memset(&inflight, 0, sizeof(inflight));
 			registry_taken(slot, sub->sub_id, block, &inflight);
 		}
-		else if (!try_lock(sub->sub_id, (uint64) block))
-		{
-			pfree(msgs);
-			pfree(offs);
-			if (!bs.full)
-				break;
-			block++;
-			continue;
-		}
 		snap = RegisterSnapshot(GetLatestSnapshot());
-		nrows = read_block_leases(sub->sub_id, block, snap, &rows);
+		done_seq = read_done_seq(&rels, sub->sub_id, snap);
+		nrows = read_block_leases(&rels, sub->sub_id, block, snap, &rows);
 		UnregisterSnapshot(snap);
 		free_positions(&bs, rows, nrows, slot ? &inflight : NULL, block_start, done_seq, &free_bits);
 
@@ -1055,7 +1146,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			bit_set(&covered, off);
 			if (first_off < 0)
 				first_off = off;
-			if (!msgs[i].found || !tags_match(sub, &msgs[i]))
+			if (!wanted[i])
 				bit_set(&done, off);	/* gone, or not for this group */
 			else
 			{
@@ -1075,6 +1166,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			got = list_length(*out);
 			pfree(msgs);
 			pfree(offs);
+			pfree(wanted);
 			ereport(LOG,
 					(errmsg("tx_message claim registry is full"),
 					 errhint("Open receiving transactions hold claims until they end.")));
@@ -1103,9 +1195,10 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		}
 		pfree(msgs);
 		pfree(offs);
+		pfree(wanted);
 		if (next_free >= 0)
 		{
-			hint_after_claim(sub->sub_id, block_start, block_start + next_free);
+			hint_after_claim(sub->sub_id, hint_read, block_start + next_free);
 			/* free positions we did not read yet, or others took ours: look again */
 			if (got < need && retries_left-- > 0)
 				continue;
@@ -1113,13 +1206,19 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		}
 		if (!bs.full)
 			break;
-		hint_after_claim(sub->sub_id, block_start, block_start + TXM_BLOCK);
+		hint_after_claim(sub->sub_id, hint_read, block_start + TXM_BLOCK);
 		block++;
 	}
+	claim_rels_close(&rels);
 	return got;
 }
 
-/* Keys that must not be delivered now to an ordered subscription. */
+/*
+ * Keys that must not be delivered now to an ordered subscription: those of
+ * messages pending in its leases or waiting in its retries.  Read with a
+ * fresh snapshot, whatever the caller's isolation level: ordered claimers
+ * are serialized, and each must see what the previous one committed.
+ */
 static HTAB *
 blocked_keys(const TxmSub *sub, int64 done_seq)
 {
@@ -1143,7 +1242,7 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
 	values[0] = Int32GetDatum(sub->sub_id);
 	values[1] = Int64GetDatum(done_seq / TXM_BLOCK);
 	SPI_connect();
-	n = txm_spi_exec(lease_sql, 2, types, values, NULL, 0);
+	n = txm_spi_exec_latest(lease_sql, 2, types, values, NULL, 0);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -1162,7 +1261,7 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
 			if (bit_get(&covered, off) && !bit_get(&done, off) && !nulls[off])
 				hash_search(keys, text_to_cstring(DatumGetTextPP(elems[off])), HASH_ENTER, NULL);
 	}
-	n = txm_spi_exec(retry_sql, 1, types, values, NULL, 0);
+	n = txm_spi_exec_latest(retry_sql, 1, types, values, NULL, 0);
 	for (int i = 0; i < n; i++)
 		hash_search(keys, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
 					HASH_ENTER, NULL);
@@ -1174,11 +1273,17 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
  * Ordered subscriptions: per key, in commit order, one at a time.  Claims
  * are serialized by a lock on the subscription; messages whose key is
  * pending elsewhere (or was skipped earlier in this scan) are left free.
+ * Like unordered claims, they take the block in share mode and publish
+ * their claims, so that both kinds (a subscription may change) never take
+ * the same positions.
  */
 static int
 claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until,
 			  List **out)
 {
+	TxmDbSlot  *slot = txm_my_slot();
+	ClaimRels	rels;
+	Snapshot	snap;
 	int64		done_seq;
 	HTAB	   *blocked;
 	int64		block;
@@ -1186,19 +1291,23 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	int			scanned = 0;
 	int			lookahead = Max(need * 10, 4 * TXM_BLOCK);
 
-	if (!try_lock(sub->sub_id, TXM_ORDERED_LOCK))
+	if (!try_lock(sub->sub_id, TXM_ORDERED_LOCK, ExclusiveLock))
 		return 0;				/* another receiver is claiming for this subscription */
-	done_seq = read_done_seq(sub->sub_id);
+	claim_rels_open(&rels);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	done_seq = read_done_seq(&rels, sub->sub_id, snap);
+	UnregisterSnapshot(snap);
 	blocked = blocked_keys(sub, done_seq);
 	block = done_seq / TXM_BLOCK;
 
 	while (got < need && scanned < lookahead)
 	{
-		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 		BlockSlices bs;
 		LeaseRow   *rows;
 		int			nrows;
-		TxmMsg		   *msgs;
+		BlockBits	inflight;
+		BlockBits	free_bits;
+		TxmMsg	   *msgs;
 		int		   *offs;
 		int			nmsgs = 0;
 		BlockBits	covered;
@@ -1208,23 +1317,20 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 		int			first_off = -1;
 		int64		block_start = block * TXM_BLOCK;
 		int			delivered_before = list_length(*out);
+		bool		registered = true;
 
 		CHECK_FOR_INTERRUPTS();
+		snap = RegisterSnapshot(GetLatestSnapshot());
 		if (!read_block_slices(sub->topic_id, block, snap, &bs))
 		{
 			UnregisterSnapshot(snap);
 			break;
 		}
-		nrows = read_block_leases(sub->sub_id, block, snap, &rows);
 		msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
 		offs = palloc(sizeof(int) * TXM_BLOCK);
 		for (int off = 0; off < TXM_BLOCK; off++)
 		{
-			bool		taken = !bit_get(&bs.avail, off) || block_start + off < done_seq;
-
-			for (int r = 0; r < nrows && !taken; r++)
-				taken = bit_get(&rows[r].covered, off);
-			if (taken)
+			if (!bit_get(&bs.avail, off) || block_start + off < done_seq)
 				continue;
 			msgs[nmsgs].pos = bs.pos[off];
 			offs[nmsgs] = off;
@@ -1232,6 +1338,23 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 		}
 		fetch_messages(msgs, nmsgs, bs.slots, snap);
 		UnregisterSnapshot(snap);
+
+		if (!try_lock(sub->sub_id, (uint64) block, slot ? ShareLock : ExclusiveLock))
+		{
+			pfree(msgs);
+			pfree(offs);
+			break;				/* a claimer without shared memory is in this block */
+		}
+		memset(&inflight, 0, sizeof(inflight));
+		if (slot)
+		{
+			LWLockAcquire(txm_claim_lock(slot), LW_EXCLUSIVE);
+			registry_taken(slot, sub->sub_id, block, &inflight);
+		}
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		nrows = read_block_leases(&rels, sub->sub_id, block, snap, &rows);
+		UnregisterSnapshot(snap);
+		free_positions(&bs, rows, nrows, slot ? &inflight : NULL, block_start, done_seq, &free_bits);
 
 		memset(&covered, 0, sizeof(covered));
 		memset(&done, 0, sizeof(done));
@@ -1243,38 +1366,54 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 		{
 			int			off = offs[i];
 			char	   *key;
+			bool		found;
 
+			if (!bit_get(&free_bits, off))
+				continue;		/* claimed already */
 			scanned++;
 			if (!msgs[i].found || !tags_match(sub, &msgs[i]))
 			{
 				bit_set(&covered, off);
 				bit_set(&done, off);
+				continue;
 			}
-			else if (msgs[i].isnull[0])
+			if (!msgs[i].isnull[0])
 			{
-				/* no key, no order to keep */
-				bit_set(&covered, off);
-				add_delivery(out, sub_index, &msgs[i], 1, lease_until, false, block, (int16) off);
-				got++;
-			}
-			else
-			{
-				bool		found;
-
 				key = TextDatumGetCString(msgs[i].cols[0]);
 				if (strlen(key) >= NAMEDATALEN * 4)
 					key[NAMEDATALEN * 4 - 1] = '\0';
 				hash_search(blocked, key, HASH_ENTER, &found);
 				if (found)
 					continue;	/* its key is busy: wait, and keep later ones behind it */
-				bit_set(&covered, off);
 				keyvals[off] = msgs[i].cols[0];
 				keynulls[off] = false;
-				add_delivery(out, sub_index, &msgs[i], 1, lease_until, false, block, (int16) off);
-				got++;
 			}
-			if (first_off < 0)
+			/* (a message without a key has no order to keep) */
+			bit_set(&covered, off);
+			add_delivery(out, sub_index, &msgs[i], 1, lease_until, false, block, (int16) off);
+			got++;
+		}
+		for (int off = 0; off < TXM_BLOCK; off++)
+			if (bit_get(&covered, off))
+			{
 				first_off = off;
+				break;
+			}
+		if (first_off >= 0 && slot)
+			registered = registry_add(slot, sub->sub_id, block, &covered);
+		if (slot)
+			LWLockRelease(txm_claim_lock(slot));
+		if (!registered)
+		{
+			while (list_length(*out) > delivered_before)
+				*out = list_delete_last(*out);
+			got = list_length(*out);
+			pfree(msgs);
+			pfree(offs);
+			ereport(LOG,
+					(errmsg("tx_message claim registry is full"),
+					 errhint("Open receiving transactions hold claims until they end.")));
+			break;
 		}
 		if (first_off >= 0)
 		{
@@ -1283,12 +1422,6 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 			ArrayType  *keyarr = construct_md_array(keyvals, keynulls, 1, dims, lbs,
 													TEXTOID, -1, false, TYPALIGN_INT);
 
-			for (int off = 0; off < TXM_BLOCK; off++)
-				if (bit_get(&covered, off))
-				{
-					first_off = off;
-					break;
-				}
 			insert_lease(sub->sub_id, block, (int16) first_off, &covered, &done,
 						 PointerGetDatum(keyarr), false, lease_until);
 			remember_claim(sub->sub_id, block_start + first_off);
@@ -1303,6 +1436,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 		block++;
 	}
 	hash_destroy(blocked);
+	claim_rels_close(&rels);
 	return got;
 }
 
@@ -1414,7 +1548,7 @@ txm_expire_leases(const TxmSub *sub)
 {
 	static const char *expired_sql =
 		"SELECT block, first_off, covered, done FROM tx_message.leases"
-		" WHERE sub_id = $1 AND lease_until < clock_timestamp()"
+		" WHERE sub_id = $1 AND lease_until < clock_timestamp() AND done <> covered"
 		" ORDER BY lease_until LIMIT 100 FOR UPDATE SKIP LOCKED";
 	static const char *retry_sql =
 		"INSERT INTO tx_message.retries"
@@ -1426,7 +1560,8 @@ txm_expire_leases(const TxmSub *sub)
 		"UPDATE tx_message.leases SET done = covered"
 		" WHERE sub_id = $1 AND block = $2 AND first_off = $3";
 	static const char *next_sql =
-		"SELECT min(lease_until) FROM tx_message.leases WHERE sub_id = $1 AND lease_until >= clock_timestamp()";
+		"SELECT min(lease_until) FROM tx_message.leases"
+		" WHERE sub_id = $1 AND lease_until >= clock_timestamp() AND done <> covered";
 	Oid			types[3] = {INT4OID, INT8OID, INT2OID};
 	Datum		values[3];
 	int			n;
@@ -1505,37 +1640,41 @@ txm_expire_leases(const TxmSub *sub)
 }
 
 /*
- * Advance a subscription's watermark over finished blocks and delete their
- * leases.  Returns the new watermark.
+ * Advance a subscription's watermark over finished positions and delete
+ * the leases of finished blocks.  Returns the new watermark.  The watermark
+ * only moves forward, even when two processes advance it at once.
  */
 int64
 txm_advance_watermark(const TxmSub *sub)
 {
+	static const char *state_sql =
+		"UPDATE tx_message.sub_state SET done_seq = greatest(done_seq, $2), updated_at = now()"
+		" WHERE sub_id = $1 RETURNING done_seq";
 	static const char *delete_sql =
 		"DELETE FROM tx_message.leases WHERE sub_id = $1 AND block < $2";
-	static const char *state_sql =
-		"UPDATE tx_message.sub_state SET done_seq = $2, updated_at = now() WHERE sub_id = $1";
-	int64		done_seq = read_done_seq(sub->sub_id);
-	int64		seq = done_seq;
+	ClaimRels	rels;
+	Snapshot	snap;
+	int64		done_seq;
+	int64		seq;
 	Oid			types[2] = {INT4OID, INT8OID};
 	Datum		values[2];
+	bool		isnull;
 
+	claim_rels_open(&rels);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	done_seq = read_done_seq(&rels, sub->sub_id, snap);
+	seq = done_seq;
 	for (;;)
 	{
 		int64		block = seq / TXM_BLOCK;
-		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 		BlockSlices bs;
 		LeaseRow   *rows;
 		int			nrows;
 		int			off;
 
 		if (!read_block_slices(sub->topic_id, block, snap, &bs))
-		{
-			UnregisterSnapshot(snap);
 			break;
-		}
-		nrows = read_block_leases(sub->sub_id, block, snap, &rows);
-		UnregisterSnapshot(snap);
+		nrows = read_block_leases(&rels, sub->sub_id, block, snap, &rows);
 		for (off = (int) (seq % TXM_BLOCK); off < TXM_BLOCK; off++)
 		{
 			bool		finished = false;
@@ -1552,12 +1691,15 @@ txm_advance_watermark(const TxmSub *sub)
 		if (off < TXM_BLOCK)
 			break;
 	}
+	UnregisterSnapshot(snap);
+	claim_rels_close(&rels);
 	if (seq > done_seq)
 	{
 		values[0] = Int32GetDatum(sub->sub_id);
 		values[1] = Int64GetDatum(seq);
 		SPI_connect();
-		txm_spi_exec(state_sql, 2, types, values, NULL, 0);
+		if (txm_spi_exec(state_sql, 2, types, values, NULL, 1) == 1)
+			seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		values[1] = Int64GetDatum(seq / TXM_BLOCK);
 		txm_spi_exec(delete_sql, 2, types, values, NULL, 0);
 		SPI_finish();
@@ -1767,6 +1909,9 @@ tx_receive(PG_FUNCTION_ARGS)
 		TimestampTz due;
 
 		txm_sync_ticks();
+		/* waiting for ticks used the condition variable: register again */
+		if (sleeping)
+			ConditionVariablePrepareToSleep(&slot->cv);
 		out = txm_claim(subs, nsubs, pull, max_messages, lease);
 		now = GetCurrentTimestamp();
 		if (out != NIL || now >= deadline)
@@ -1776,7 +1921,10 @@ tx_receive(PG_FUNCTION_ARGS)
 		timeout = TimestampDifferenceMilliseconds(now, deadline);
 		due = next_retry_due(subs, nsubs, pull);
 		if (due != 0)
-			timeout = Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
+		{
+			/* a due retry we could not take is locked by another receiver: look again later */
+			timeout = Min(timeout, due <= now ? 100 : TimestampDifferenceMilliseconds(now, due) + 1);
+		}
 		for (int i = 0; i < nsubs; i++)
 		{
 			TxmHint    *h;
@@ -1855,7 +2003,7 @@ find_holding(TxmSub *subs, int nsubs, int64 msg_id, Holding *h)
 		" WHERE sub_id = ANY ($1) AND msg_id = $2 AND state = 'leased' LIMIT 1";
 	static const char *lease_sql =
 		"SELECT block, first_off, covered, done FROM tx_message.leases"
-		" WHERE sub_id = $1 AND block >= $2 AND covered <> done";
+		" WHERE sub_id = $1 AND block >= $2 AND covered <> done";	/* pending ones */
 	Datum	   *ids;
 	Oid			types[2] = {INT4ARRAYOID, INT8OID};
 	Datum		values[2];
@@ -1902,7 +2050,7 @@ find_holding(TxmSub *subs, int nsubs, int64 msg_id, Holding *h)
 		SPITupleTable *rows;
 
 		values[0] = Int32GetDatum(subs[i].sub_id);
-		values[1] = Int64GetDatum(read_done_seq(subs[i].sub_id) / TXM_BLOCK);
+		values[1] = Int64GetDatum(0);
 		n = txm_spi_exec(lease_sql, 2, ltypes, values, NULL, 0);
 		rows = SPI_tuptable;
 		for (int r = 0; r < n && !found; r++)

@@ -41,11 +41,18 @@ call_handler(const TxmSub *sub, Datum message, char **error)
 	{
 		Oid			saved_user;
 		int			saved_sec;
+		FmgrInfo	flinfo;
+		LOCAL_FCINFO(fcinfo, 1);
 
 		GetUserIdAndSecContext(&saved_user, &saved_sec);
 		SetUserIdAndSecContext(sub->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+		/* any result, NULL included (a void SQL function returns NULL), is fine */
+		fmgr_info(sub->handler, &flinfo);
+		InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = message;
+		fcinfo->args[0].isnull = false;
 		txm_arm_timeout(txm_handler_timeout);
-		(void) OidFunctionCall1(sub->handler, message);
+		(void) FunctionCallInvoke(fcinfo);
 		txm_disarm_timeout();
 		SetUserIdAndSecContext(saved_user, saved_sec);
 		ReleaseCurrentSubTransaction();

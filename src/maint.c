@@ -34,6 +34,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -613,7 +614,11 @@ txm_report_prepared(bool warn)
 	return stale;
 }
 
-/* Keep the last thousand ticks; older ones serve nobody. */
+/*
+ * Keep the last thousand ticks; older ones serve nobody.  Skipped while a
+ * tick is in progress elsewhere: never wait for the tick lock here, since
+ * this runs after subscription housekeeping took row locks.
+ */
 int64
 txm_trim_ticks(void)
 {
@@ -622,6 +627,8 @@ txm_trim_ticks(void)
 		" WHERE tick_id < (SELECT max(tick_id) - 1000 FROM tx_message.ticks)";
 	int64		n;
 
+	if (!ConditionalLockRelationOid(txm_catalog()->ticks, RowExclusiveLock))
+		return 0;
 	SPI_connect();
 	n = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
 	SPI_finish();

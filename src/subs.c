@@ -534,10 +534,21 @@ tx_redrive(PG_FUNCTION_ARGS)
 		"        'half', 0, now()"
 		"   FROM d JOIN tx_message.topics t ON t.topic = d.topic"
 		" ON CONFLICT (msg_id) DO NOTHING";
-	Oid			types[2] = {TEXTOID, INT8ARRAYOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	static const char *group_denied_sql =
+		"SELECT count(*) FROM tx_message.dead_letters dl"
+		"  JOIN tx_message.subscriptions s ON s.consumer_group = dl.consumer_group AND s.topic = dl.topic"
+		" WHERE dl.consumer_group = $1 AND ($2::bigint[] IS NULL OR dl.msg_id = ANY ($2))"
+		"   AND NOT pg_catalog.pg_has_role($3, s.owner, 'USAGE')";
+	static const char *half_denied_sql =
+		"SELECT count(*) FROM tx_message.dead_letters dl"
+		"  JOIN tx_message.topics t ON t.topic = dl.topic"
+		" WHERE dl.consumer_group IS NULL AND ($1::bigint[] IS NULL OR dl.msg_id = ANY ($1))"
+		"   AND NOT pg_catalog.pg_has_role($2, t.owner, 'USAGE')";
+	Oid			types[3] = {TEXTOID, INT8ARRAYOID, OIDOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	int			n;
+	bool		isnull;
 
 	txm_catalog();
 	if (!PG_ARGISNULL(1))
@@ -556,15 +567,30 @@ tx_redrive(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 
+	values[2] = ObjectIdGetDatum(GetUserId());
 	SPI_connect();
 	if (PG_ARGISNULL(0))
+	{
+		/* check-back dead letters belong to the topic's owner */
+		txm_spi_exec(half_denied_sql, 2, &types[1], &values[1], &nulls[1], 1);
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of the topic to redrive its check-back dead letters")));
 		n = txm_spi_exec(half_sql, 1, &types[1], &values[1], &nulls[1], 0);
+	}
 	else
 	{
 		char	   *group = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 		txm_check_name("consumer group", group);
 		values[0] = PG_GETARG_DATUM(0);
+		txm_spi_exec(group_denied_sql, 3, types, values, nulls, 1);
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of the subscriptions of consumer group \"%s\" to redrive its dead letters",
+							group)));
 		n = txm_spi_exec(group_sql, 2, types, values, nulls, 0);
 		if (n > 0)
 			txm_broadcast_at_commit();
@@ -585,14 +611,21 @@ tx_redrive(PG_FUNCTION_ARGS)
 Datum
 tx_purge_dead_letters(PG_FUNCTION_ARGS)
 {
+	static const char *denied_sql =
+		"SELECT count(*) FROM tx_message.dead_letters dl"
+		"  LEFT JOIN tx_message.subscriptions s ON s.consumer_group = dl.consumer_group AND s.topic = dl.topic"
+		"  LEFT JOIN tx_message.topics t ON t.topic = dl.topic"
+		" WHERE ($1::text IS NULL OR dl.consumer_group = $1) AND dl.dead_at <= now() - $2"
+		"   AND NOT pg_catalog.pg_has_role($3, coalesce(s.owner, t.owner, $4), 'USAGE')";
 	static const char *sql =
 		"DELETE FROM tx_message.dead_letters"
 		" WHERE ($1::text IS NULL OR consumer_group = $1) AND dead_at <= now() - $2";
-	Oid			types[2] = {TEXTOID, INTERVALOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[4] = {TEXTOID, INTERVALOID, OIDOID, OIDOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Interval	zero;
 	int			n;
+	bool		isnull;
 
 	txm_catalog();
 	txm_require_arg(fcinfo, 1, "older_than");
@@ -606,7 +639,16 @@ tx_purge_dead_letters(PG_FUNCTION_ARGS)
 	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
 	values[1] = PG_GETARG_DATUM(1);
+	values[2] = ObjectIdGetDatum(GetUserId());
+	/* dead letters of a dropped topic are the extension owner's */
+	values[3] = ObjectIdGetDatum(txm_catalog()->owner);
 	SPI_connect();
+	txm_spi_exec(denied_sql, 4, types, values, nulls, 1);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of the subscriptions or topics whose dead letters are purged"),
+				 errhint("Name a consumer group you own.")));
 	n = txm_spi_exec(sql, 2, types, values, nulls, 0);
 	SPI_finish();
 	PG_RETURN_INT64(n);

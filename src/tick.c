@@ -89,13 +89,30 @@ typedef struct RingRank
 	uint64		rank;
 } RingRank;
 
-/* The last snapshot this process ticked at, and the durable tick it follows. */
+/*
+ * The last snapshot this process ticked at, and the durable tick it follows
+ * (its id and its snapshot's xmax, to recognize it).
+ */
 static PgSnapshotData *mem_prev = NULL;
 static int64 mem_prev_tick = -1;
+static uint64 mem_prev_tick_xmax = 0;
 
-/* ... and what becomes of it when the current transaction commits */
+/*
+ * ... and what becomes of them when the current transaction commits.  A
+ * tick made in a subtransaction that rolls back is forgotten with it.
+ */
 static PgSnapshotData *pending_prev = NULL;
 static int64 pending_prev_tick = -1;
+static uint64 pending_prev_tick_xmax = 0;
+static int	pending_level = 0;
+
+static void
+forget_pending(void)
+{
+	if (pending_prev)
+		pfree(pending_prev);
+	pending_prev = NULL;
+}
 
 void
 txm_tick_xact_callback(XactEvent event)
@@ -106,13 +123,24 @@ txm_tick_xact_callback(XactEvent event)
 			pfree(mem_prev);
 		mem_prev = pending_prev;
 		mem_prev_tick = pending_prev_tick;
+		mem_prev_tick_xmax = pending_prev_tick_xmax;
 		pending_prev = NULL;
 	}
-	else if ((event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE) && pending_prev != NULL)
-	{
-		pfree(pending_prev);
-		pending_prev = NULL;
-	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+		forget_pending();
+}
+
+void
+txm_tick_subxact_callback(SubXactEvent event)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (pending_prev == NULL || pending_level < level)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		forget_pending();
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		pending_level = level - 1;
 }
 
 static uint64
@@ -254,16 +282,18 @@ oldest_logged_xid(Snapshot snap)
  * ticks were lost), everything in the log from its oldest xid on is new.
  */
 static PgSnapshotData *
-previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id)
+previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id,
+				  uint64 *tick_xmax)
 {
 	PgSnapshotData *durable = NULL;
 	PgSnapshotData *prev;
 
 	*tick_id = last_tick(snap, &durable);
-	if (*tick_id >= 0 && *tick_id == mem_prev_tick && mem_prev != NULL)
+	*tick_xmax = durable ? durable->xmax : 0;
+	if (*tick_id >= 0 && *tick_id == mem_prev_tick && mem_prev != NULL &&
+		durable != NULL && durable->xmax == mem_prev_tick_xmax)
 	{
-		if (durable)
-			pfree(durable);
+		pfree(durable);
 		prev = MemoryContextAlloc(TopMemoryContext, VARSIZE(mem_prev));
 		memcpy(prev, mem_prev, VARSIZE(mem_prev));
 		return prev;
@@ -481,6 +511,7 @@ txm_tick(bool wait, uint64 *ring_upto)
 	PgSnapshotData *now;
 	PgSnapshotData *prev;
 	int64		prev_tick;
+	uint64		prev_tick_xmax;
 	HTAB	   *ranks;
 	Relation	rels[TXM_LOG_SLOTS];
 	Relation	idxs[TXM_LOG_SLOTS];
@@ -503,7 +534,7 @@ txm_tick(bool wait, uint64 *ring_upto)
 	ranks = ring_ranks(dbslot, ring_upto);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	now = snapshot_64(snap);
-	prev = previous_snapshot(snap, now, &prev_tick);
+	prev = previous_snapshot(snap, now, &prev_tick, &prev_tick_xmax);
 
 	msgs = palloc(sizeof(TickMessage) * cap);
 	for (int i = 0; i < TXM_LOG_SLOTS; i++)
@@ -604,15 +635,17 @@ txm_tick(bool wait, uint64 *ring_upto)
 		insert_tick(tick_id, now);
 		SPI_finish();
 		prev_tick = tick_id;
+		prev_tick_xmax = now->xmax;
 		if (dbslot)
 			txm_count(&dbslot->delivered, (uint64) total);
 	}
 
 	/* adopt the new snapshot when this transaction commits */
-	if (pending_prev)
-		pfree(pending_prev);
+	forget_pending();
 	pending_prev = now;
 	pending_prev_tick = prev_tick;
+	pending_prev_tick_xmax = prev_tick_xmax;
+	pending_level = GetCurrentTransactionNestLevel();
 	pfree(prev);
 	UnregisterSnapshot(snap);
 	hash_destroy(ranks);

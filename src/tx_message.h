@@ -158,6 +158,7 @@ typedef struct TxmCatalog
 	Oid			slices_pkey;
 	Oid			subscriptions;
 	Oid			sub_state;
+	Oid			sub_state_pkey;
 	Oid			leases;
 	Oid			leases_pkey;
 	Oid			retries;
@@ -203,6 +204,8 @@ extern void txm_become_owner(TxmSavedUser *saved);
 extern void txm_restore_user(const TxmSavedUser *saved);
 extern int	txm_spi_exec(const char *sql, int nargs, const Oid *argtypes,
 						 Datum *values, const char *nulls, long count);
+extern int	txm_spi_exec_latest(const char *sql, int nargs, const Oid *argtypes,
+								Datum *values, const char *nulls, long count);
 
 /* send.c */
 extern int64 txm_next_pos(void);
@@ -238,6 +241,7 @@ extern void txm_count(pg_atomic_uint64 *counter, uint64 n);
 /* tick.c */
 extern int64 txm_tick(bool wait, uint64 *ring_upto);
 extern void txm_tick_xact_callback(XactEvent event);
+extern void txm_tick_subxact_callback(SubXactEvent event);
 
 /* maint.c */
 typedef struct TxmMaintStats
@@ -277,6 +281,7 @@ extern void txm_utility_init(void);
 extern void txm_worker_xact_callback(XactEvent event);
 extern void txm_register_at_commit(void);
 extern void txm_note_ticked(uint64 upto);
+extern void txm_worker_subxact_callback(SubXactEvent event);
 
 /* subs.c: a subscription, as consumers need it */
 typedef struct TxmSub

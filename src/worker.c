@@ -82,6 +82,7 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static bool register_at_commit = false;
 static bool ticked_at_commit = false;
 static uint64 ticked_upto = 0;
+static int	ticked_level = 0;	/* forgotten if that subtransaction rolls back */
 
 /* the slot this background process serves */
 static TxmDbSlot *my_bgw_slot = NULL;
@@ -143,10 +144,17 @@ request_worker(Oid dboid)
 		}
 	}
 	slot = txm_find_slot_locked(dboid);
-	if (slot && slot->state == TXM_DB_ABSENT)
+	if (slot)
 	{
-		slot->state = TXM_DB_STOPPED;
-		slot->restart_after = 0;
+		/* a new installation numbers its subscriptions from 1 again */
+		SpinLockAcquire(&slot->mutex);
+		memset(slot->hints, 0, sizeof(slot->hints));
+		SpinLockRelease(&slot->mutex);
+		if (slot->state == TXM_DB_ABSENT)
+		{
+			slot->state = TXM_DB_STOPPED;
+			slot->restart_after = 0;
+		}
 	}
 	txm_shared->rescan = true;
 	LWLockRelease(txm_shared->lock);
@@ -326,6 +334,9 @@ launcher_scan(void)
 			warned_full = true;
 			break;
 		}
+		SpinLockAcquire(&free_slot->mutex);
+		memset(free_slot->hints, 0, sizeof(free_slot->hints));
+		SpinLockRelease(&free_slot->mutex);
 		free_slot->dboid = list.entries[d].oid;
 		free_slot->state = TXM_DB_STOPPED;
 		free_slot->stop_requested = false;
@@ -577,17 +588,28 @@ worker_checkpoint(bool executor)
 		proc_exit(0);
 }
 
+typedef struct TickUnit
+{
+	uint64		upto;
+	bool		skipped;		/* another session holds the tick lock */
+} TickUnit;
+
 static void
 tick_unit(void *arg)
 {
-	uint64	   *upto = arg;
+	TickUnit   *u = arg;
 
-	*upto = 0;
+	u->upto = 0;
+	u->skipped = false;
 	/* after DROP EXTENSION, the maintenance unit notices and we exit */
 	if (txm_catalog_if_installed() == NULL)
 		return;
-	if (txm_tick(false, upto) < 0)
-		*upto = 0;				/* tx_run_maintenance() is ticking; it reports itself */
+	if (txm_tick(false, &u->upto) < 0)
+	{
+		/* tx_run_maintenance() or a receive is ticking; it reports itself */
+		u->upto = 0;
+		u->skipped = true;
+	}
 }
 
 typedef struct MaintenanceUnit
@@ -686,6 +708,7 @@ txm_worker_main(Datum main_arg)
 {
 	TxmDbSlot  *slot;
 	TimestampTz next_maintenance = 0;
+	bool		tick_backoff = false;
 
 	attach_to_database(main_arg, false);
 	slot = my_bgw_slot;
@@ -706,17 +729,21 @@ txm_worker_main(Datum main_arg)
 		worker_checkpoint(false);
 		now = GetCurrentTimestamp();
 
+		tick_backoff = false;
 		if (ring_has_unticked(slot) || now >= next_maintenance)
 		{
-			uint64		upto = 0;
+			TickUnit	tick;
+			bool		ok = run_in_transaction(tick_unit, &tick, "ticking");
 
-			if (run_in_transaction(tick_unit, &upto, "ticking") && upto > 0)
+			if (ok && tick.upto > 0)
 			{
-				txm_ring_ticked(slot, upto);
+				txm_ring_ticked(slot, tick.upto);
 				/* handlers may have work now */
 				if (slot->executor_pid != 0)
 					txm_wake_executor(slot);
 			}
+			/* a failed or skipped tick is tried again a little later, not at once */
+			tick_backoff = !ok || tick.skipped;
 		}
 
 		if (now >= next_maintenance)
@@ -768,7 +795,7 @@ txm_worker_main(Datum main_arg)
 
 		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_maintenance);
 		if (ring_has_unticked(slot) || next_maintenance == 0)
-			timeout = 0;
+			timeout = tick_backoff ? Min(timeout, 10) : 0;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(timeout, 0), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -1044,6 +1071,20 @@ txm_note_ticked(uint64 upto)
 {
 	ticked_at_commit = true;
 	ticked_upto = upto;
+	ticked_level = GetCurrentTransactionNestLevel();
+}
+
+void
+txm_worker_subxact_callback(SubXactEvent event)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (!ticked_at_commit || ticked_level < level)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ticked_at_commit = false;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		ticked_level = level - 1;
 }
 
 /* Called by the install script. */
@@ -1148,8 +1189,8 @@ add_counter(JsonbParseState **state, const char *name, int64 value)
  *
  * One full worker cycle in the calling session and transaction: tick,
  * release due delayed messages, run due check-backs of both kinds, expire
- * leases, advance watermarks, run handler subscriptions, report prepared
- * transactions.  Messages this transaction makes deliverable (by
+ * leases, advance watermarks, run one batch of each handler subscription,
+ * report prepared transactions.  Messages this transaction makes deliverable (by
  * releasing delayed messages or committing half messages) are ticked after
  * it commits, by the worker or by the next call.
  */
@@ -1166,10 +1207,7 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 
 	stats.ticked = txm_tick(true, &upto);
 	if (txm_my_slot() != NULL)
-	{
-		ticked_at_commit = true;
-		ticked_upto = upto;
-	}
+		txm_note_ticked(upto);
 	stats.delayed_released = txm_release_delayed(txm_batch_size);
 	for (int kind = 0; kind < 2; kind++)
 	{
@@ -1181,12 +1219,12 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 	}
 	txm_maintain_subscriptions(&stats);
 	{
+		/* one batch per handler subscription: a call is one transaction */
 		int			nsubs;
 		TxmSub	   *subs = txm_handler_subs(&nsubs);
 
 		for (int i = 0; i < nsubs; i++)
-			while (txm_run_handler_batch(&subs[i], txm_handler_batch_size, &stats) >= txm_handler_batch_size)
-				CHECK_FOR_INTERRUPTS();
+			txm_run_handler_batch(&subs[i], txm_handler_batch_size, &stats);
 	}
 	stats.stale_prepared = txm_report_prepared(false);
 	stats.ticks_trimmed = txm_trim_ticks();
