@@ -13,6 +13,6 @@ make_workdir tx_message-demo
 build_and_install
 echo "== starting a throwaway cluster in $WORK"
 start_cluster
-psql_run -d postgres -q -f "$WORK/src/examples/demo.sql"
+psql_run -d postgres -q -f "$WORK/src/examples/order_points.sql"
 as_user "$BINDIR/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null
 echo "== done; the cluster was stopped and $WORK is removed"
