@@ -35,6 +35,7 @@ CREATE TABLE tx_message.topics (
 	owner regrole NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	altered_at timestamptz,
+	retired_seq bigint NOT NULL DEFAULT 0,	-- positions below it were truncated with their log table
 	CHECK (retention > '0'::interval),
 	CHECK (check_after > '0'::interval),
 	CHECK (check_interval > '0'::interval),
@@ -73,14 +74,15 @@ CREATE TABLE tx_message.log_slots (
 	is_current boolean NOT NULL,
 	opened_at timestamptz,				-- when it last became current
 	closed_at timestamptz,				-- when it last stopped being current
+	opened_heads jsonb,					-- {topic_id: first free position} when it became current
 	sealed_heads jsonb,					-- {topic_id: first position after it}, once sealed
 	CHECK (slot BETWEEN 0 AND 2)
 );
 CREATE UNIQUE INDEX log_slots_one_current ON tx_message.log_slots (is_current) WHERE is_current;
 INSERT INTO tx_message.log_slots VALUES
-	(0, 'tx_message.log_0', true, now(), NULL, NULL),
-	(1, 'tx_message.log_1', false, NULL, NULL, NULL),
-	(2, 'tx_message.log_2', false, NULL, NULL, NULL);
+	(0, 'tx_message.log_0', true, now(), NULL, '{}', NULL),
+	(1, 'tx_message.log_1', false, NULL, NULL, NULL, NULL),
+	(2, 'tx_message.log_2', false, NULL, NULL, NULL, NULL);
 
 -- Half messages (RocketMQ's two-phase protocol) and their check-back state.
 CREATE TABLE tx_message.half_messages (

@@ -1650,14 +1650,16 @@ txm_advance_watermark(const TxmSub *sub)
 	static const char *state_sql =
 		"UPDATE tx_message.sub_state SET done_seq = greatest(done_seq, $2), updated_at = now()"
 		" WHERE sub_id = $1 RETURNING done_seq";
+	/* the leases of finished blocks, and the finished ones of the watermark's block */
 	static const char *delete_sql =
-		"DELETE FROM tx_message.leases WHERE sub_id = $1 AND block < $2";
+		"DELETE FROM tx_message.leases WHERE sub_id = $1"
+		"   AND (block < $2 OR (block = $2 AND strpos(substr(covered::text, $3 + 1), '1') = 0))";
 	ClaimRels	rels;
 	Snapshot	snap;
 	int64		done_seq;
 	int64		seq;
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		values[2];
+	Oid			types[3] = {INT4OID, INT8OID, INT4OID};
+	Datum		values[3];
 	bool		isnull;
 
 	claim_rels_open(&rels);
@@ -1693,17 +1695,18 @@ txm_advance_watermark(const TxmSub *sub)
 	}
 	UnregisterSnapshot(snap);
 	claim_rels_close(&rels);
+	values[0] = Int32GetDatum(sub->sub_id);
+	SPI_connect();
 	if (seq > done_seq)
 	{
-		values[0] = Int32GetDatum(sub->sub_id);
 		values[1] = Int64GetDatum(seq);
-		SPI_connect();
 		if (txm_spi_exec(state_sql, 2, types, values, NULL, 1) == 1)
 			seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		values[1] = Int64GetDatum(seq / TXM_BLOCK);
-		txm_spi_exec(delete_sql, 2, types, values, NULL, 0);
-		SPI_finish();
 	}
+	values[1] = Int64GetDatum(seq / TXM_BLOCK);
+	values[2] = Int32GetDatum((int32) (seq % TXM_BLOCK));
+	txm_spi_exec(delete_sql, 3, types, values, NULL, 0);
+	SPI_finish();
 	return seq;
 }
 

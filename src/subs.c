@@ -243,11 +243,13 @@ static int64
 start_position(int32 topic_id, bool earliest)
 {
 	static const char *head_sql =
-		"SELECT first_seq + cardinality(positions) FROM tx_message.slices"
-		" WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1";
+		"SELECT coalesce((SELECT first_seq + cardinality(positions) FROM tx_message.slices"
+		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1), retired_seq)"
+		"  FROM tx_message.topics WHERE topic_id = $1";
 	static const char *oldest_sql =
-		"SELECT first_seq FROM tx_message.slices"
-		" WHERE topic_id = $1 ORDER BY first_seq LIMIT 1";
+		"SELECT coalesce((SELECT first_seq FROM tx_message.slices"
+		"                  WHERE topic_id = $1 ORDER BY first_seq LIMIT 1), retired_seq)"
+		"  FROM tx_message.topics WHERE topic_id = $1";
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	bool		isnull;

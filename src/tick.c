@@ -358,7 +358,10 @@ cmp_tick_message(const void *a, const void *b)
 	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/* First free position of a topic's stream. */
+/*
+ * First free position of a topic's stream: the end of its last slice or,
+ * once retention truncated every slice, the position it stopped at.
+ */
 static int64
 topic_head(int32 topic_id, Snapshot snap)
 {
@@ -381,6 +384,18 @@ topic_head(int32 topic_id, Snapshot snap)
 		positions = DatumGetArrayTypeP(slot_getattr(ts, 5, &isnull));
 		head = DatumGetInt64(slot_getattr(ts, 2, &isnull)) +
 			ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
+	}
+	else
+	{
+		static const char *retired_sql =
+			"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
+		Oid			types[1] = {INT4OID};
+		Datum		values[1];
+		bool		isnull;
+
+		values[0] = Int32GetDatum(topic_id);
+		if (txm_spi_exec_latest(retired_sql, 1, types, values, NULL, 1) == 1)
+			head = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(ts);

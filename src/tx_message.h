@@ -256,6 +256,8 @@ typedef struct TxmMaintStats
 	int64		stale_prepared;
 	int64		ticks_trimmed;
 	int64		leases_expired;
+	int64		truncated;
+	int64		rotated;
 	int64		handled;
 	int64		handler_errors;
 } TxmMaintStats;
@@ -271,6 +273,7 @@ extern void txm_disarm_timeout(void);
 extern bool txm_has_check_functions(void);
 extern int	txm_report_prepared(bool warn);
 extern int64 txm_trim_ticks(void);
+extern int	txm_retention(bool *rotated);
 extern TimestampTz txm_next_deadline(void);
 extern void txm_dead_letter_notify(const char *topic, const char *consumer_group,
 								   int64 msg_id, const char *key, const char *reason);

@@ -630,6 +630,12 @@ maintenance_unit(void *arg)
 		return;
 	m->stats.delayed_released += txm_release_delayed(txm_batch_size);
 	txm_maintain_subscriptions(&m->stats);
+	{
+		bool		rotated;
+
+		m->stats.truncated += txm_retention(&rotated);
+		m->stats.rotated += rotated;
+	}
 	my_bgw_slot->stale_prepared = txm_report_prepared(true);
 	txm_trim_ticks();
 	m->executor_wanted = txm_has_check_functions() || txm_has_handlers();
@@ -1226,6 +1232,12 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 		for (int i = 0; i < nsubs; i++)
 			txm_run_handler_batch(&subs[i], txm_handler_batch_size, &stats);
 	}
+	{
+		bool		rotated;
+
+		stats.truncated += txm_retention(&rotated);
+		stats.rotated += rotated;
+	}
 	stats.stale_prepared = txm_report_prepared(false);
 	stats.ticks_trimmed = txm_trim_ticks();
 
@@ -1238,6 +1250,8 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 	add_counter(&state, "check_unknown", stats.check_unknown);
 	add_counter(&state, "dead_lettered", stats.dead_lettered);
 	add_counter(&state, "leases_expired", stats.leases_expired);
+	add_counter(&state, "rotated", stats.rotated);
+	add_counter(&state, "truncated", stats.truncated);
 	add_counter(&state, "handled", stats.handled);
 	add_counter(&state, "handler_errors", stats.handler_errors);
 	add_counter(&state, "stale_prepared", stats.stale_prepared);
