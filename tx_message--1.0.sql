@@ -135,6 +135,8 @@ CREATE TABLE tx_message.slices (
 	positions bigint[] NOT NULL,
 	PRIMARY KEY (topic_id, first_seq)
 );
+-- A full slice (2 kB) would otherwise be compressed, and decompressed at every read.
+ALTER TABLE tx_message.slices ALTER COLUMN positions SET STORAGE PLAIN;
 
 CREATE TABLE tx_message.subscriptions (
 	topic text COLLATE "C" NOT NULL REFERENCES tx_message.topics (topic),
@@ -205,6 +207,15 @@ CREATE TABLE tx_message.retries (
 	CHECK (state IN ('waiting', 'leased'))
 );
 CREATE INDEX retries_due ON tx_message.retries (sub_id, due_at);
+
+-- Receivers skip the look-up in retries while shared memory says none is due;
+-- every statement that writes retries, from anyone, resets that at commit.
+CREATE FUNCTION tx_message._retries_written() RETURNS trigger
+	LANGUAGE C SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_message_retries_written';
+REVOKE ALL ON FUNCTION tx_message._retries_written() FROM PUBLIC;
+CREATE TRIGGER retries_written AFTER INSERT OR UPDATE ON tx_message.retries
+	FOR EACH STATEMENT EXECUTE FUNCTION tx_message._retries_written();
 
 CREATE TABLE tx_message.dead_letters (
 	msg_id bigint NOT NULL,

@@ -36,6 +36,7 @@ int			txm_max_payload_size = 1024 * 1024;
 int			txm_max_databases = 8;
 bool		txm_enabled = true;
 int			txm_naptime = 1000;
+int			txm_tick_interval = 10;
 int			txm_batch_size = 1000;
 int			txm_check_timeout = 5000;
 int			txm_handler_timeout = 30000;
@@ -75,6 +76,13 @@ _PG_init(void)
 							"Commits wake the worker at once; this bounds how late a delayed message or a check-back can be.",
 							&txm_naptime,
 							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.tick_interval",
+							"Shortest time between two ticks while no consumer waits.",
+							"A consumer blocked in tx_receive(), or one that finds messages not yet ticked, gets a tick at once; otherwise commits are gathered for this long, which keeps ticking cheap under a high commit rate.  0 ticks after every commit.",
+							&txm_tick_interval,
+							10, 0, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.batch_size",

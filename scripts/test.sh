@@ -93,7 +93,8 @@ for suite in $SUITES; do
 		;;
 	bench)
 		if [ -x "$WORK/src/bench/run.sh" ]; then
-			run_suite bench as_user env BENCH_INSTALLED=1 bash "$WORK/src/bench/run.sh" --smoke
+			# as the caller: run.sh installs PgQ if needed and runs its cluster as postgres
+			run_suite bench env BENCH_INSTALLED=1 BENCH_PORT=54339 bash "$WORK/src/bench/run.sh" --smoke --out "$WORK/bench-out"
 			rc=$?
 			if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
 		fi

@@ -528,7 +528,13 @@ spi_exec(const char *sql, int nargs, const Oid *argtypes,
 		safe_path.addCatalog = true;
 		safe_path.addTemp = false;
 		PushOverrideSearchPath(&safe_path);
-		plan = SPI_prepare(sql, nargs, (Oid *) argtypes);	/* an error pops it at abort */
+
+		/*
+		 * Generic plans: these statements are simple index look-ups whose
+		 * best plan does not depend on the values, and a custom plan would
+		 * be planned again at every call.
+		 */
+		plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, CURSOR_OPT_GENERIC_PLAN);	/* an error pops it at abort */
 		PopOverrideSearchPath();
 
 		if (plan == NULL)

@@ -46,6 +46,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -56,6 +57,7 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -185,6 +187,16 @@ typedef struct XactClaim
 static List *xact_claims = NIL;
 static bool broadcast_at_commit = false;
 static bool maintenance_at_commit = false;
+
+/*
+ * A transaction that wrote nothing but what tx_receive() writes (leases,
+ * expired leases moved to retries, the watermark) commits asynchronously:
+ * if a crash loses it, its messages are simply delivered again, as after an
+ * expired lease.  receive_wal_end is the end of WAL when the last receive
+ * returned; any other write moves it, and the commit is synchronous again.
+ */
+static bool receive_only = false;
+static XLogRecPtr receive_wal_end = InvalidXLogRecPtr;
 static TimestampTz last_expiry_scan = 0;
 
 /*----------
@@ -210,6 +222,8 @@ hint_for(TxmDbSlot *slot, int32 sub_id, bool create)
 			h->sub_id = sub_id;
 			h->claim_from = 0;
 			h->next_expiry = 0;
+			h->retry_due = 0;
+			h->retry_version = 0;
 			return h;
 		}
 	}
@@ -319,6 +333,97 @@ expiry_possible(int32 sub_id, TimestampTz now, bool local_turn)
 	return possible;
 }
 
+/*
+ * Retries: a receive skips the look-up in tx_message.retries while the hint
+ * says none is due yet.  Every statement that inserts or updates retries
+ * (trigger retries_written) makes the transaction reset all hints of the
+ * database to "look now" when it commits -- not before, or a reader could
+ * set the hint again without seeing the row -- and bump retry_version, so
+ * that a reader that computed the next due time meanwhile throws its result
+ * away.  Retries are the rare path; the common one stays free of look-ups.
+ */
+static bool retries_written = false;
+
+static void
+hint_retry_reset(TxmDbSlot *slot)
+{
+	SpinLockAcquire(&slot->mutex);
+	for (int i = 0; i < TXM_HINTS; i++)
+	{
+		TxmHint    *h = &slot->hints[i];
+
+		if (h->sub_id == 0)
+			continue;
+		h->retry_due = 0;
+		h->retry_version++;
+	}
+	SpinLockRelease(&slot->mutex);
+}
+
+/* tx_message._retries_written(): statement trigger on tx_message.retries */
+PG_FUNCTION_INFO_V1(tx_message_retries_written);
+Datum
+tx_message_retries_written(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tx_message._retries_written() must be called as a trigger")));
+	retries_written = true;
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * May a retry of one of the pulled subscriptions be due?  Records the hint
+ * versions for hint_retry_set().
+ */
+static bool
+retries_possible(const TxmSub *subs, int nsubs, const bool *pull, TimestampTz now,
+				 uint32 *versions)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	bool		possible = false;
+
+	/* this transaction wrote retries (expired leases, say): the hints do not know yet */
+	if (slot == NULL || retries_written)
+		return true;
+	SpinLockAcquire(&slot->mutex);
+	for (int i = 0; i < nsubs; i++)
+	{
+		TxmHint    *h;
+
+		if (!pull[i])
+			continue;
+		h = hint_for(slot, subs[i].sub_id, true);
+		versions[i] = h ? h->retry_version : 0;
+		if (h == NULL || h->retry_due == 0 || h->retry_due <= now)
+			possible = true;
+	}
+	SpinLockRelease(&slot->mutex);
+	return possible;
+}
+
+static void
+hint_retry_set(int32 sub_id, uint32 version, TimestampTz due)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+
+	if (slot == NULL)
+		return;
+
+	/*
+	 * Look again within a second regardless: a retry written by a prepared
+	 * transaction resets no hint when COMMIT PREPARED runs elsewhere.
+	 */
+	due = Min(due, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000));
+	SpinLockAcquire(&slot->mutex);
+	h = hint_for(slot, sub_id, false);
+	if (h && h->retry_version == version)
+		h->retry_due = due;
+	SpinLockRelease(&slot->mutex);
+}
+
 /*----------
  * Transaction callbacks
  *----------
@@ -350,6 +455,11 @@ txm_consume_xact_callback(XactEvent event)
 						 errmsg("cannot PREPARE a transaction that has received messages"),
 						 errhint("Receive and acknowledge messages outside prepared transactions.")));
 			break;
+		case XACT_EVENT_PRE_COMMIT:
+			if (receive_only && XactLastRecEnd == receive_wal_end)
+				(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+										 GUC_ACTION_LOCAL, true, 0, false);
+			break;
 		case XACT_EVENT_COMMIT:
 			/* our leases are visible now: withdraw the claims that stood for them */
 			registry_release(0);
@@ -358,6 +468,8 @@ txm_consume_xact_callback(XactEvent event)
 				ConditionVariableBroadcast(&slot->cv);
 			if (slot && maintenance_at_commit)
 				txm_request_maintenance();
+			if (slot && retries_written)
+				hint_retry_reset(slot);
 			break;
 		case XACT_EVENT_ABORT:
 			/* the leases of this transaction vanished: their positions are free again */
@@ -398,6 +510,8 @@ txm_consume_xact_callback(XactEvent event)
 		xact_deliveries = NIL;
 		broadcast_at_commit = false;
 		maintenance_at_commit = false;
+		retries_written = false;
+		receive_only = false;
 	}
 }
 
@@ -644,70 +758,58 @@ cmp_int64(const void *a, const void *b)
  * Read the log rows at the given positions (from the log tables in the
  * slots mask) into msgs, which come in the caller's order.  Rows that are
  * gone (truncated by retention) are left !found.
+ *
+ * A batch's positions are mostly neighbours in the log's index, so the
+ * index is walked in order from the first wanted position, reading keys from
+ * the index tuples and the heap only for wanted ones.  After
+ * TXM_FETCH_MAX_SKIP unwanted entries in a row (other topics' messages), the
+ * scan descends again to the next wanted position.  An "= ANY (array)" scan
+ * would descend from the root once per position.
  */
+#define TXM_FETCH_MAX_SKIP 32
+
 static void
-fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
+fetch_from_table(Relation rel, Relation idx, Snapshot snap, const int64 *sorted, int n,
+				 const int *order, TxmMsg *msgs)
 {
-	const TxmCatalog *c = txm_catalog();
-	int64	   *sorted;
-	int		   *order;
-	Datum	   *elems;
-	ArrayType  *array;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *ts = table_slot_create(rel, NULL);
+	int			next = 0;		/* first wanted position not yet passed */
 
-	if (n == 0)
-		return;
-	sorted = palloc(sizeof(int64) * n);
-	for (int i = 0; i < n; i++)
+	scan = index_beginscan(rel, idx, snap, 2, 0);
+	scan->xs_want_itup = true;
+	while (next < n)
 	{
-		sorted[i] = msgs[i].pos;
-		msgs[i].found = false;
-	}
-	qsort(sorted, n, sizeof(int64), cmp_int64);
-	elems = palloc(sizeof(Datum) * n);
-	for (int i = 0; i < n; i++)
-		elems[i] = Int64GetDatum(sorted[i]);
-	array = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		int			skipped = 0;
+		bool		reseek = false;
+		ItemPointer tid;
 
-	/* position -> index in msgs */
-	order = palloc(sizeof(int) * n);
-	for (int i = 0; i < n; i++)
-	{
-		int64	   *hit = bsearch(&msgs[i].pos, sorted, n, sizeof(int64), cmp_int64);
-
-		order[hit - sorted] = i;
-	}
-
-	for (int s = 0; s < TXM_LOG_SLOTS; s++)
-	{
-		Relation	rel;
-		Relation	idx;
-		IndexScanDesc scan;
-		ScanKeyData key;
-		TupleTableSlot *ts;
-
-		if (slots != 0 && (slots & (1 << s)) == 0)
-			continue;
-		rel = table_open(c->log[s], AccessShareLock);
-		idx = index_open(c->log_pos[s], AccessShareLock);
-		ts = table_slot_create(rel, NULL);
-		ScanKeyEntryInitialize(&key, SK_SEARCHARRAY, 1, BTEqualStrategyNumber,
-							   INT8OID, InvalidOid, F_INT8EQ, PointerGetDatum(array));
-		scan = index_beginscan(rel, idx, snap, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, ts))
+		ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(sorted[next]));
+		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(sorted[n - 1]));
+		index_rescan(scan, keys, 2, NULL, 0);
+		while (!reseek && (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
 			bool		isnull;
-			int64		pos = DatumGetInt64(slot_getattr(ts, 1, &isnull));
-			int64	   *hit = bsearch(&pos, sorted, n, sizeof(int64), cmp_int64);
-			TxmMsg		   *m;
+			int64		pos = DatumGetInt64(index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &isnull));
+			TxmMsg	   *m;
 			HeapTuple	tup;
 			Datum		values[9];
 			bool		nulls[9];
 
-			if (hit == NULL)
+			while (next < n && sorted[next] < pos)
+				next++;
+			if (next >= n)
+				break;
+			if (sorted[next] != pos)
+			{
+				/* another topic's message: walk on, or descend again */
+				reseek = ++skipped > TXM_FETCH_MAX_SKIP;
 				continue;
-			m = &msgs[order[hit - sorted]];
-			if (m->found)
+			}
+			skipped = 0;
+			m = &msgs[order[next]];
+			if (m->found || !index_fetch_heap(scan, ts))
 				continue;
 			tup = ExecCopySlotHeapTuple(ts);
 			heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
@@ -721,13 +823,53 @@ fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
 				m->isnull[k] = nulls[5 + k];
 			}
 		}
-		index_endscan(scan);
-		ExecDropSingleTupleTableSlot(ts);
+		if (!reseek)
+			break;				/* the range is exhausted */
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(ts);
+}
+
+static void
+fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
+{
+	const TxmCatalog *c = txm_catalog();
+	int64	   *sorted;
+	int		   *order;
+
+	if (n == 0)
+		return;
+	sorted = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		sorted[i] = msgs[i].pos;
+		msgs[i].found = false;
+	}
+	qsort(sorted, n, sizeof(int64), cmp_int64);
+
+	/* rank in sorted -> index in msgs */
+	order = palloc(sizeof(int) * n);
+	for (int i = 0; i < n; i++)
+	{
+		int64	   *hit = bsearch(&msgs[i].pos, sorted, n, sizeof(int64), cmp_int64);
+
+		order[hit - sorted] = i;
+	}
+
+	for (int s = 0; s < TXM_LOG_SLOTS; s++)
+	{
+		Relation	rel;
+		Relation	idx;
+
+		if (slots != 0 && (slots & (1 << s)) == 0)
+			continue;
+		rel = table_open(c->log[s], AccessShareLock);
+		idx = index_open(c->log_pos[s], AccessShareLock);
+		fetch_from_table(rel, idx, snap, sorted, n, order, msgs);
 		index_close(idx, AccessShareLock);
 		table_close(rel, AccessShareLock);
 	}
 	pfree(order);
-	pfree(elems);
 	pfree(sorted);
 }
 
@@ -1460,9 +1602,12 @@ claim_retries(TxmSub *subs, int nsubs, const bool *pull, int need,
 		" WHERE sub_id = $1 AND msg_id = $2";
 	static const char *delete_sql =
 		"DELETE FROM tx_message.retries WHERE sub_id = $1 AND msg_id = $2";
+	static const char *next_due_sql =
+		"SELECT min(due_at) FROM tx_message.retries WHERE sub_id = $1";
 	Oid			types[4] = {INT4ARRAYOID, INT4OID, TIMESTAMPTZOID, INT4OID};
 	Datum		values[4];
 	Datum	   *ids = palloc(sizeof(Datum) * nsubs);
+	uint32	   *versions = palloc0(sizeof(uint32) * nsubs);
 	int			nids = 0;
 	int			n;
 	int			got = 0;
@@ -1473,6 +1618,8 @@ claim_retries(TxmSub *subs, int nsubs, const bool *pull, int need,
 		if (pull[i])
 			ids[nids++] = Int32GetDatum(subs[i].sub_id);
 	if (nids == 0)
+		return 0;
+	if (!retries_possible(subs, nsubs, pull, GetCurrentTimestamp(), versions))
 		return 0;
 	values[0] = PointerGetDatum(construct_array(ids, nids, INT4OID, 4, true, TYPALIGN_INT));
 	values[1] = Int32GetDatum(need);
@@ -1533,6 +1680,28 @@ claim_retries(TxmSub *subs, int nsubs, const bool *pull, int need,
 			MemoryContextSwitchTo(spi);
 		}
 		got++;
+	}
+
+	/*
+	 * All that was due is taken: note when the next one falls due, read with
+	 * a snapshot newer than the hint versions.
+	 */
+	if (n < need)
+	{
+		for (int i = 0; i < nsubs; i++)
+		{
+			Oid			ntypes[1] = {INT4OID};
+			Datum		nvalues[1];
+			bool		isnull;
+			Datum		d;
+
+			if (!pull[i])
+				continue;
+			nvalues[0] = Int32GetDatum(subs[i].sub_id);
+			txm_spi_exec_latest(next_due_sql, 1, ntypes, nvalues, NULL, 1);
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			hint_retry_set(subs[i].sub_id, versions[i], isnull ? DT_NOEND : DatumGetTimestampTz(d));
+		}
 	}
 	SPI_finish();
 	return got;
@@ -1723,6 +1892,22 @@ lease_deadline(const TxmSub *sub, Interval *lease, TimestampTz now)
 												   IntervalPGetDatum(lease ? lease : (Interval *) &sub->lease)));
 }
 
+/* Sleep on the database's condition variable, counted as a waiting receiver. */
+static void
+sleep_as_waiter(TxmDbSlot *slot, long timeout)
+{
+	txm_waiter_enter(slot);
+	PG_TRY();
+	{
+		(void) ConditionVariableTimedSleep(&slot->cv, timeout, PG_WAIT_EXTENSION);
+	}
+	PG_FINALLY();
+	{
+		txm_waiter_leave(slot);
+	}
+	PG_END_TRY();
+}
+
 /*
  * Make everything committed before now deliverable: wait for the worker's
  * tick, or, with no worker serving this database, tick in this transaction
@@ -1860,6 +2045,9 @@ tx_receive(PG_FUNCTION_ARGS)
 	group = group_arg(fcinfo, 0);
 	txm_require_arg(fcinfo, 1, "max_messages");
 	max_messages = PG_GETARG_INT32(1);
+	/* nothing written yet, or only by earlier receives */
+	receive_only = !TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+		(receive_only && XactLastRecEnd == receive_wal_end);
 	if (max_messages < 1 || max_messages > TXM_MAX_RECEIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1941,7 +2129,7 @@ tx_receive(PG_FUNCTION_ARGS)
 			SpinLockRelease(&slot->mutex);
 		}
 		if (sleeping)
-			(void) ConditionVariableTimedSleep(&slot->cv, Max(timeout, 1), PG_WAIT_EXTENSION);
+			sleep_as_waiter(slot, Max(timeout, 1));
 		else
 		{
 			/* nobody broadcasts: look again ten times a second */
@@ -1974,6 +2162,7 @@ tx_receive(PG_FUNCTION_ARGS)
 		values[8] = TimestampTzGetDatum(d->lease_until);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	receive_wal_end = XactLastRecEnd;
 	return (Datum) 0;
 }
 

@@ -602,7 +602,13 @@ txm_report_prepared(bool warn)
 							gid, SPI_getvalue(row, SPI_tuptable->tupdesc, 3)),
 					 errdetail("Its messages stay invisible until COMMIT PREPARED, and are lost with ROLLBACK PREPARED."),
 					 errhint("Resolve it with COMMIT PREPARED or ROLLBACK PREPARED; tx_message never resolves prepared transactions.")));
-		still_there = lappend(still_there, MemoryContextStrdup(TopMemoryContext, gid));
+		{
+			/* the list outlives this SPI connection: build it in TopMemoryContext */
+			MemoryContext spi = MemoryContextSwitchTo(TopMemoryContext);
+
+			still_there = lappend(still_there, pstrdup(gid));
+			MemoryContextSwitchTo(spi);
+		}
 	}
 	SPI_finish();
 	MemoryContextSwitchTo(outer);

@@ -21,10 +21,12 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
@@ -266,6 +268,85 @@ txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 	return pos;
 }
 
+/*
+ * tx_send_batch's messages of one topic: the same rows as txm_log_insert,
+ * but put in the heap with table_multi_insert, one WAL record per page
+ * instead of one per row.  Positions are returned in payload order.
+ */
+#define TXM_MULTI_INSERT_CHUNK 1000
+
+static void
+log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *keys,
+				const bool *key_nulls, Datum tags, bool tags_null, Datum headers,
+				bool headers_null, const Datum *payloads, int64 *positions)
+{
+	const TxmCatalog *c = txm_catalog();
+	int			slot;
+	Relation	rel;
+	Relation	index;
+	TupleDesc	desc;
+	TupleTableSlot **slots;
+	int			nslots = Min(n, TXM_MULTI_INSERT_CHUNK);
+	CommandId	cid = GetCurrentCommandId(true);
+
+	for (;;)
+	{
+		slot = txm_current_log_slot();
+		rel = table_open(c->log[slot], RowExclusiveLock);
+		if (txm_current_log_slot() == slot)
+			break;
+		table_close(rel, RowExclusiveLock);
+	}
+	index = index_open(c->log_pos[slot], RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (int i = 0; i < nslots; i++)
+		slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+
+	for (int done = 0; done < n; done += nslots)
+	{
+		int			k = Min(nslots, n - done);
+
+		for (int i = 0; i < k; i++)
+		{
+			Datum		values[9];
+			bool		nulls[9];
+
+			positions[done + i] = txm_next_pos();
+			memset(nulls, 0, sizeof(nulls));
+			values[0] = Int64GetDatum(positions[done + i]);
+			values[1] = Int32GetDatum(topic_id);
+			values[2] = TimestampTzGetDatum(sent_at);
+			nulls[3] = true;	/* msg_id: the position */
+			nulls[4] = true;	/* deliver_at: now */
+			values[5] = keys ? keys[done + i] : (Datum) 0;
+			nulls[5] = keys ? key_nulls[done + i] : true;
+			values[6] = tags;
+			nulls[6] = tags_null;
+			values[7] = headers;
+			nulls[7] = headers_null;
+			values[8] = payloads[done + i];
+			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
+		}
+		table_multi_insert(rel, slots, k, cid, 0, NULL);
+		for (int i = 0; i < k; i++)
+		{
+			Datum		posdatum = Int64GetDatum(positions[done + i]);
+			bool		posnull = false;
+
+			index_insert(index, &posdatum, &posnull, &slots[i]->tts_tid, rel,
+						 UNIQUE_CHECK_NO, false, log_index_info_for(slot, index));
+			ExecClearTuple(slots[i]);
+		}
+	}
+	for (int i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	pfree(slots);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	xact_sent = true;
+}
+
 /* Store a committed message that is delivered later. */
 static void
 insert_delayed(int64 msg_id, int32 topic_id, TimestampTz sent_at,
@@ -450,6 +531,21 @@ tx_send_batch(PG_FUNCTION_ARGS)
 	deliver_at = deliver_at_for(fcinfo, 5, now);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (deliver_at == 0 && npayloads > 0)
+	{
+		int64	   *positions = palloc(sizeof(int64) * npayloads);
+
+		log_insert_many(topic_id, now, npayloads, keys, key_nulls, values[1], isnull[1],
+						values[2], isnull[2], payloads, positions);
+		for (int i = 0; i < npayloads; i++)
+		{
+			Datum		id = Int64GetDatum(positions[i]);
+			bool		idnull = false;
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &idnull);
+		}
+		return (Datum) 0;
+	}
 	for (int i = 0; i < npayloads; i++)
 	{
 		Datum		id;

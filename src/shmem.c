@@ -162,25 +162,84 @@ txm_my_slot(void)
 
 /*
  * Called from the commit callback of a transaction that inserted into the
- * message log: record its place in commit order and wake the worker.  Runs
- * after the commit became visible (XACT_EVENT_COMMIT), so it must not fail.
- * xid64 0 records "something committed" without an order (COMMIT PREPARED).
+ * message log: record its place in commit order.  Runs after the commit
+ * became visible (XACT_EVENT_COMMIT), so it must not fail.  xid64 0 records
+ * "something committed" without an order (COMMIT PREPARED).
+ *
+ * The worker is woken only when it sleeps with everything ticked, or when a
+ * receiver waits: otherwise it is already due to tick within
+ * tx_message.tick_interval, and a wake-up per commit would only cost both
+ * sides a system call.
  */
 void
 txm_ring_append(uint64 xid64)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	Latch	   *latch;
+	Latch	   *latch = NULL;
 
 	if (slot == NULL)
 		return;
 	SpinLockAcquire(&slot->mutex);
 	slot->ring[slot->ring_head % TXM_RING_SIZE] = xid64;
 	slot->ring_head++;
-	latch = slot->worker_latch;
+	if (slot->wake_on_commit || slot->waiters > 0)
+	{
+		slot->wake_on_commit = false;
+		latch = slot->worker_latch;
+	}
 	SpinLockRelease(&slot->mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/*
+ * A receiver is about to sleep until something becomes deliverable: from
+ * now on every commit is ticked at once.  Commits that came in since it last
+ * looked are asked for right away.
+ */
+static TxmDbSlot *waiting_in = NULL;
+
+/* A backend that exits while it waits (FATAL skips PG_FINALLY) stops counting. */
+static void
+waiter_exit(int code, Datum arg)
+{
+	if (waiting_in)
+		txm_waiter_leave(waiting_in);
+}
+
+void
+txm_waiter_enter(TxmDbSlot *slot)
+{
+	static bool registered = false;
+	Latch	   *latch = NULL;
+
+	if (!registered)
+	{
+		before_shmem_exit(waiter_exit, (Datum) 0);
+		registered = true;
+	}
+	waiting_in = slot;
+	SpinLockAcquire(&slot->mutex);
+	slot->waiters++;
+	if (slot->ring_head > slot->ring_ticked)
+	{
+		slot->tick_requested = true;
+		latch = slot->worker_latch;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+void
+txm_waiter_leave(TxmDbSlot *slot)
+{
+	waiting_in = NULL;
+	SpinLockAcquire(&slot->mutex);
+	/* never below zero, even if the slot was handed to another database */
+	if (slot->waiters > 0)
+		slot->waiters--;
+	SpinLockRelease(&slot->mutex);
 }
 
 /* Wake the database worker of the current database, if there is one. */
@@ -297,10 +356,19 @@ txm_wait_for_ticks(int timeout_ms)
 	{
 		uint64		ticked;
 		long		remaining;
+		Latch	   *latch = NULL;
 
 		SpinLockAcquire(&slot->mutex);
 		ticked = slot->ring_ticked;
+		if (ticked < target && !slot->tick_requested)
+		{
+			/* do not leave it to tx_message.tick_interval */
+			slot->tick_requested = true;
+			latch = slot->worker_latch;
+		}
 		SpinLockRelease(&slot->mutex);
+		if (latch)
+			SetLatch(latch);
 		if (ticked >= target || !txm_worker_running(slot))
 			break;
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);

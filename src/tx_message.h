@@ -43,6 +43,7 @@ extern int	txm_max_payload_size;
 extern int	txm_max_databases;
 extern bool txm_enabled;
 extern int	txm_naptime;
+extern int	txm_tick_interval;
 extern int	txm_batch_size;
 extern int	txm_check_timeout;
 extern int	txm_handler_timeout;
@@ -71,6 +72,8 @@ typedef struct TxmHint
 	int32		sub_id;			/* 0: free entry */
 	int64		claim_from;		/* lowest position that may be unclaimed */
 	TimestampTz next_expiry;	/* no lease expires before (0: unknown) */
+	TimestampTz retry_due;		/* no retry is due before (0: unknown) */
+	uint32		retry_version;	/* bumped by every commit that wrote retries */
 } TxmHint;
 
 typedef struct TxmDbSlot
@@ -95,6 +98,9 @@ typedef struct TxmDbSlot
 	Latch	   *executor_latch;
 	uint64		ring_head;		/* ring entries written so far */
 	uint64		ring_ticked;	/* entries below are in committed ticks */
+	int			waiters;		/* receivers blocked until something is deliverable */
+	bool		tick_requested; /* a receiver waits for unticked commits */
+	bool		wake_on_commit; /* the worker sleeps with everything ticked */
 	TxmHint		hints[TXM_HINTS];
 	uint64		ring[TXM_RING_SIZE];
 
@@ -236,6 +242,8 @@ extern bool txm_worker_running(TxmDbSlot *slot);
 extern LWLock *txm_claim_lock(TxmDbSlot *slot);
 extern TxmClaim *txm_slot_claims(TxmDbSlot *slot);
 extern void txm_wait_for_ticks(int timeout_ms);
+extern void txm_waiter_enter(TxmDbSlot *slot);
+extern void txm_waiter_leave(TxmDbSlot *slot);
 extern void txm_count(pg_atomic_uint64 *counter, uint64 n);
 
 /* tick.c */

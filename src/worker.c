@@ -336,6 +336,8 @@ launcher_scan(void)
 		}
 		SpinLockAcquire(&free_slot->mutex);
 		memset(free_slot->hints, 0, sizeof(free_slot->hints));
+		free_slot->waiters = 0;
+		free_slot->tick_requested = false;
 		SpinLockRelease(&free_slot->mutex);
 		free_slot->dboid = list.entries[d].oid;
 		free_slot->state = TXM_DB_STOPPED;
@@ -563,7 +565,10 @@ attach_to_database(Datum main_arg, bool executor)
 	if (executor)
 		slot->executor_latch = MyLatch;
 	else
+	{
 		slot->worker_latch = MyLatch;
+		slot->wake_on_commit = true;
+	}
 	SpinLockRelease(&slot->mutex);
 	if (!executor)
 	{
@@ -698,13 +703,23 @@ run_due_checks(bool with_functions, bool executor)
 		pfree(due.ids);
 }
 
+/*
+ * Whether commits wait to be ticked, and whether a receiver waits for them
+ * (then they are ticked at once rather than after tx_message.tick_interval).
+ * With take_request, a pending request is consumed: the caller ticks now.
+ * Without anything unticked, the next commit is asked to wake us.
+ */
 static bool
-ring_has_unticked(TxmDbSlot *slot)
+ring_has_unticked(TxmDbSlot *slot, bool *urgent, bool take_request)
 {
 	bool		pending;
 
 	SpinLockAcquire(&slot->mutex);
 	pending = slot->ring_head > slot->ring_ticked;
+	*urgent = slot->tick_requested || slot->waiters > 0;
+	if (take_request)
+		slot->tick_requested = false;
+	slot->wake_on_commit = !pending;
 	SpinLockRelease(&slot->mutex);
 	return pending;
 }
@@ -714,6 +729,7 @@ txm_worker_main(Datum main_arg)
 {
 	TxmDbSlot  *slot;
 	TimestampTz next_maintenance = 0;
+	TimestampTz last_tick_at = 0;
 	bool		tick_backoff = false;
 
 	attach_to_database(main_arg, false);
@@ -731,15 +747,32 @@ txm_worker_main(Datum main_arg)
 	{
 		TimestampTz now;
 		long		timeout;
+		bool		unticked;
+		bool		urgent;
+		TimestampTz tick_due;
 
 		worker_checkpoint(false);
 		now = GetCurrentTimestamp();
 
+		/*
+		 * Tick when a receiver waits, else at most every tick_interval: a
+		 * tick costs a transaction and a few rows however many commits it
+		 * covers, so under load gathering them is what keeps it cheap.
+		 */
+		tick_due = TimestampTzPlusMilliseconds(last_tick_at, txm_tick_interval);
+		unticked = ring_has_unticked(slot, &urgent, false);
+		if (unticked && !urgent && now < tick_due)
+			unticked = false;	/* not yet */
+		else if (unticked)
+			(void) ring_has_unticked(slot, &urgent, true);
 		tick_backoff = false;
-		if (ring_has_unticked(slot) || now >= next_maintenance)
+		if (unticked || now >= next_maintenance)
 		{
 			TickUnit	tick;
-			bool		ok = run_in_transaction(tick_unit, &tick, "ticking");
+			bool		ok;
+
+			last_tick_at = now;
+			ok = run_in_transaction(tick_unit, &tick, "ticking");
 
 			if (ok && tick.upto > 0)
 			{
@@ -799,9 +832,28 @@ txm_worker_main(Datum main_arg)
 		}
 		SpinLockRelease(&slot->mutex);
 
-		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_maintenance);
-		if (ring_has_unticked(slot) || next_maintenance == 0)
-			timeout = tick_backoff ? Min(timeout, 10) : 0;
+		now = GetCurrentTimestamp();
+		timeout = TimestampDifferenceMilliseconds(now, next_maintenance);
+		if (next_maintenance == 0)
+			timeout = 0;
+		if (ring_has_unticked(slot, &urgent, false))
+		{
+			long		until_tick;
+
+			if (urgent)
+				until_tick = 0;
+			else
+			{
+				tick_due = TimestampTzPlusMilliseconds(last_tick_at, txm_tick_interval);
+				until_tick = tick_due > now ? TimestampDifferenceMilliseconds(now, tick_due) : 0;
+				/* sub-millisecond remainders round down to 0: wait at least 1 ms */
+				if (tick_due > now && until_tick == 0)
+					until_tick = 1;
+			}
+			if (tick_backoff)
+				until_tick = Max(until_tick, 10);
+			timeout = Min(timeout, until_tick);
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(timeout, 0), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

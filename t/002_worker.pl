@@ -8,6 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use IPC::Run ();
 
 my $node = PostgreSQL::Test::Cluster->new('worker');
 $node->init;
@@ -159,6 +160,46 @@ $node->safe_psql('db1', q{COMMIT PREPARED 'stuck'});
 ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'prepared'}),
 	'COMMIT PREPARED makes its message deliverable');
+
+# Tick pacing: while no consumer waits, commits are gathered for
+# tx_message.tick_interval; a receiver that waits, or that finds commits not
+# yet ticked, is served at once.
+$node->safe_psql('db1', q{SELECT tx_subscribe('life', 'pace')});
+$node->safe_psql('db1', q{SELECT count(*) FROM tx_receive('pace', 1000)});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET tx_message.tick_interval = '3s'});
+$node->reload;
+usleep(300_000);
+my $ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks});
+$node->safe_psql('db1', q{DO $$ BEGIN
+	FOR i IN 1..50 LOOP PERFORM tx_send('life', jsonb_build_object('n', i)); COMMIT; END LOOP;
+END $$});
+ok($node->poll_query_until('db1', q{SELECT count(*) = 50 FROM tx_message.slices s, unnest(s.positions) p
+	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'n'}), 'paced commits are delivered');
+my $ticks_used = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks}) - $ticks_before;
+cmp_ok($ticks_used, '<=', 6, "50 commits gathered into few ticks ($ticks_used)");
+is($node->safe_psql('db1', q{SELECT count(*) FROM tx_receive('pace', 1000)}), '50', 'and received');
+
+# a receive right after a commit asks for the tick instead of waiting for it
+$t0 = time();
+is($node->safe_psql('db1', q{SELECT tx_send('life', '{"now": 1}') > 0;
+	SELECT count(*) FROM tx_receive('pace', 10)}), "t\n1", 'a receive sees what committed before it');
+cmp_ok(time() - $t0, '<', 2, 'without waiting for the tick interval');
+
+# a receiver blocked in tx_receive(..., wait => ...) gets a tick per commit
+($out, $err) = ('', '');
+my $waiter = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c',
+	  q{SELECT extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz)
+	      FROM tx_receive('pace', 10, wait => '20 s')} ],
+	'>', \$out, '2>', \$err);
+ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE '%wait => ''20 s''%' AND wait_event = 'Extension'}), 'a receiver waits');
+$node->safe_psql('db1', q{SELECT tx_send('life', jsonb_build_object('at', clock_timestamp()))});
+$waiter->finish;
+chomp $out;
+cmp_ok($out, '<', 1, "the waiting receiver got the message at once ($out s), not after 3 s") or diag $err;
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET tx_message.tick_interval});
+$node->reload;
 
 # kill -9 of the whole server: after the restart the worker resumes.
 $node->safe_psql('db1', q{SELECT tx_send('life', '{"label": "before crash"}')});

@@ -1,0 +1,166 @@
+-- Turns the table "results" (scenario, variant, system, rep, metric, value)
+-- written by bench/run.sh into the Markdown tables of the report.  Values
+-- are medians over the repetitions; a ratio is the median of the ratios
+-- computed within each repetition, so drift between repetitions cancels.
+
+-- median of a metric
+CREATE FUNCTION pg_temp.med(sc text, va text, sy text, me text) RETURNS float8
+LANGUAGE sql STABLE AS $$
+	SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value)
+	  FROM results
+	 WHERE scenario = sc AND variant = va AND system = sy AND metric = me AND value <> 'NaN'
+$$;
+
+-- median over repetitions of (system a / system b)
+CREATE FUNCTION pg_temp.ratio(sc text, va text, a text, b text, me text) RETURNS float8
+LANGUAGE sql STABLE AS $$
+	SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x.value / y.value)
+	  FROM results x JOIN results y USING (scenario, rep, metric)
+	 WHERE x.scenario = sc AND x.variant = va AND y.variant = va AND x.metric = me
+	   AND x.system = a AND y.system = b AND y.value <> 0
+	   AND x.value <> 'NaN' AND y.value <> 'NaN'
+$$;
+
+-- median over repetitions of (variant a / variant b) for one system
+CREATE FUNCTION pg_temp.vratio(sc text, a text, b text, sy text, me text) RETURNS float8
+LANGUAGE sql STABLE AS $$
+	SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x.value / y.value)
+	  FROM results x JOIN results y USING (scenario, rep, metric, system)
+	 WHERE x.scenario = sc AND x.variant = a AND y.variant = b AND x.metric = me
+	   AND x.system = sy AND y.value <> 0 AND x.value <> 'NaN' AND y.value <> 'NaN'
+$$;
+
+-- a number for a table cell
+CREATE FUNCTION pg_temp.n(v float8, digits integer DEFAULT 0) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN v IS NULL OR v = 'NaN' THEN '–'
+				WHEN digits = 0 THEN to_char(round(v), 'FM999G999G999G990')
+				ELSE to_char(round(v::numeric, digits), 'FM999G999G999G990D' || repeat('0', digits)) END
+$$;
+
+CREATE FUNCTION pg_temp.x(v float8) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN v IS NULL OR v = 'NaN' THEN '–' ELSE to_char(v, 'FM990D00') || ' ×' END
+$$;
+
+CREATE FUNCTION pg_temp.variants(sc text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT variant FROM results WHERE scenario = sc GROUP BY variant ORDER BY min(ord)
+$$;
+
+\pset footer off
+
+SELECT '## Produce: business transaction + one message (TPS)' WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce');
+SELECT E'\n| clients, synchronous_commit | limit | outbox | PgQ | tx_message | tx_message / limit | tx_message / outbox | tx_message / PgQ | outbox / limit | PgQ / limit |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce');
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(v, '_sync_', ', '), 'c', ''),
+			  pg_temp.n(pg_temp.med('produce', v, 'limit', 'tps')),
+			  pg_temp.n(pg_temp.med('produce', v, 'outbox', 'tps')),
+			  pg_temp.n(pg_temp.med('produce', v, 'pgq', 'tps')),
+			  pg_temp.n(pg_temp.med('produce', v, 'txm', 'tps')),
+			  pg_temp.x(pg_temp.ratio('produce', v, 'txm', 'limit', 'tps')),
+			  pg_temp.x(pg_temp.ratio('produce', v, 'txm', 'outbox', 'tps')),
+			  pg_temp.x(pg_temp.ratio('produce', v, 'txm', 'pgq', 'tps')),
+			  pg_temp.x(pg_temp.ratio('produce', v, 'outbox', 'limit', 'tps')),
+			  pg_temp.x(pg_temp.ratio('produce', v, 'pgq', 'limit', 'tps')))
+  FROM pg_temp.variants('produce') v;
+
+SELECT E'\nWAL bytes per transaction, and what the message adds to the business transaction:\n\n| clients, synchronous_commit | limit | outbox | PgQ | tx_message | message: outbox | message: PgQ | message: tx_message | tx_message / outbox |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce');
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(v, '_sync_', ', '), 'c', ''),
+			  pg_temp.n(l), pg_temp.n(o), pg_temp.n(p), pg_temp.n(t),
+			  pg_temp.n(o - l), pg_temp.n(p - l), pg_temp.n(t - l), pg_temp.x((t - l) / nullif(o - l, 0)))
+  FROM pg_temp.variants('produce') v,
+	   LATERAL (SELECT pg_temp.med('produce', v, 'limit', 'wal_per_txn') l,
+					   pg_temp.med('produce', v, 'outbox', 'wal_per_txn') o,
+					   pg_temp.med('produce', v, 'pgq', 'wal_per_txn') p,
+					   pg_temp.med('produce', v, 'txm', 'wal_per_txn') t) m;
+
+SELECT E'\n## Produce in batches: business transaction + 100 messages (messages/s)\n\n| clients | outbox (multi-row INSERT) | PgQ | tx_message (tx_send_batch) | tx_message / outbox | tx_message / PgQ | WAL B/msg outbox | PgQ | tx_message |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'batch');
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(v, '_batch_100', ''), 'c', ''),
+			  pg_temp.n(pg_temp.med('batch', v, 'outbox', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('batch', v, 'pgq', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('batch', v, 'txm', 'msgs_per_s')),
+			  pg_temp.x(pg_temp.ratio('batch', v, 'txm', 'outbox', 'msgs_per_s')),
+			  pg_temp.x(pg_temp.ratio('batch', v, 'txm', 'pgq', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('batch', v, 'outbox', 'wal_per_msg')),
+			  pg_temp.n(pg_temp.med('batch', v, 'pgq', 'wal_per_msg')),
+			  pg_temp.n(pg_temp.med('batch', v, 'txm', 'wal_per_msg')))
+  FROM pg_temp.variants('batch') v;
+
+SELECT E'\n## Consume: drain a backlog in batches of 100 (messages/s)\n\nc1: one consumer; c2: two competing consumers of one group; fanout4: four groups, one consumer each (deliveries/s); held_c1: c1 while another session holds a snapshot.\n\n| variant | outbox | PgQ | tx_message | tx_message / outbox | tx_message / PgQ | WAL B/msg outbox | PgQ | tx_message |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume');
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', v,
+			  pg_temp.n(pg_temp.med('consume', v, 'outbox', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('consume', v, 'pgq', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('consume', v, 'txm', 'msgs_per_s')),
+			  pg_temp.x(pg_temp.ratio('consume', v, 'txm', 'outbox', 'msgs_per_s')),
+			  pg_temp.x(pg_temp.ratio('consume', v, 'txm', 'pgq', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('consume', v, 'outbox', 'wal_per_msg'), 1),
+			  pg_temp.n(pg_temp.med('consume', v, 'pgq', 'wal_per_msg'), 1),
+			  pg_temp.n(pg_temp.med('consume', v, 'txm', 'wal_per_msg'), 1))
+  FROM pg_temp.variants('consume') v;
+
+SELECT E'\n| | outbox | PgQ | tx_message |\n|---|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume');
+SELECT format('| %s | %s | %s | %s |', label,
+			  pg_temp.x(pg_temp.vratio('consume', a, b, 'outbox', 'msgs_per_s')),
+			  pg_temp.x(pg_temp.vratio('consume', a, b, 'pgq', 'msgs_per_s')),
+			  pg_temp.x(pg_temp.vratio('consume', a, b, 'txm', 'msgs_per_s')))
+  FROM (VALUES (1, 'two consumers / one (c2 / c1)', 'c2', 'c1'),
+			   (2, 'held snapshot / fresh (held_c1 / c1)', 'held_c1', 'c1')) AS t(o, label, a, b)
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume' AND variant = a)
+ ORDER BY o;
+SELECT format('| tx_message held / outbox held | | | %s |', pg_temp.x(pg_temp.ratio('consume', 'held_c1', 'txm', 'outbox', 'msgs_per_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume' AND variant = 'held_c1');
+SELECT format('| dead tuples after the held run | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('consume', 'held_c1', 'outbox', 'dead_tuples')),
+			  pg_temp.n(pg_temp.med('consume', 'held_c1', 'pgq', 'dead_tuples')),
+			  pg_temp.n(pg_temp.med('consume', 'held_c1', 'txm', 'dead_tuples')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume' AND variant = 'held_c1');
+SELECT format('| messages left over (most of any run) | %s | %s | %s |',
+			  pg_temp.n(max(value) FILTER (WHERE system = 'outbox')),
+			  pg_temp.n(max(value) FILTER (WHERE system = 'pgq')),
+			  pg_temp.n(max(value) FILTER (WHERE system = 'txm')))
+  FROM results WHERE scenario = 'consume' AND metric = 'left_over'
+HAVING count(*) > 0;
+
+SELECT E'\n## Latency: send -> consumer blocked in tx_receive(..., wait => ...)\n\nFrom the clock_timestamp() of the tx_send call (so the commit is included) to the return of tx_receive.\n\n| rate (msg/s) | achieved | p50 ms | p99 ms | max ms |\n|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'latency');
+SELECT format('| %s | %s | %s | %s | %s |', replace(v, 'rate_', ''),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'achieved_per_s')),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'p50_ms'), 2),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'p99_ms'), 2),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'max_ms'), 2))
+  FROM pg_temp.variants('latency') v;
+
+SELECT E'\n## Backlog: one receive of 100 + ack, with n messages waiting (ms per transaction)\n\n| waiting | outbox p50 | outbox p99 | tx_message p50 | tx_message p99 | tx_message p50 / at 1 000 |\n|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'backlog');
+SELECT format('| %s | %s | %s | %s | %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8),
+			  pg_temp.n(pg_temp.med('backlog', v, 'outbox', 'p50_ms'), 3),
+			  pg_temp.n(pg_temp.med('backlog', v, 'outbox', 'p99_ms'), 3),
+			  pg_temp.n(pg_temp.med('backlog', v, 'txm', 'p50_ms'), 3),
+			  pg_temp.n(pg_temp.med('backlog', v, 'txm', 'p99_ms'), 3),
+			  pg_temp.x(pg_temp.med('backlog', v, 'txm', 'p50_ms') /
+						nullif(pg_temp.med('backlog', 'n_1000', 'txm', 'p50_ms'), 0)))
+  FROM pg_temp.variants('backlog') v;
+
+SELECT E'\n## Steady state: produce + consume at 80 % of the sustainable rate\n\n| system | rate (msg/s) | seconds | size MB | dead tuples | WAL B/msg |\n|---|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'steady');
+SELECT format('| %s | %s | %s | %s | %s | %s |', CASE s WHEN 'txm' THEN 'tx_message' ELSE s END,
+			  pg_temp.n(pg_temp.med('steady', 'rate', s, 'msgs_per_s')),
+			  replace(v, 't_', ''),
+			  pg_temp.n(pg_temp.med('steady', v, s, 'size_bytes') / 1048576, 1),
+			  pg_temp.n(pg_temp.med('steady', v, s, 'dead_tuples')),
+			  pg_temp.n(pg_temp.med('steady', v, s, 'wal_per_msg')))
+  FROM (SELECT DISTINCT system AS s, variant AS v, replace(variant, 't_', '')::int AS t
+		  FROM results WHERE scenario = 'steady' AND variant LIKE 't\_%') x
+ ORDER BY s DESC, t;
+
+SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
+SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
+
+SELECT E'\n## Idle\n\nCPU used by the idle launcher and worker: ' || pg_temp.n(pg_temp.med('idle', 'workers', 'txm', 'cpu_ms_per_s'), 2) || ' ms per second.'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'idle');

@@ -1,0 +1,586 @@
+#!/usr/bin/env bash
+# The tx_message benchmark: tx_message side by side with the business
+# transaction alone ("limit"), a hand-rolled outbox and PgQ, on a throwaway
+# cluster.  Systems are interleaved within each repetition (A B C A B C ...),
+# and the report gives medians and the ratios computed within each
+# repetition.  See bench/README.md for the scenarios and bench/RESULTS.md for
+# the latest full run.
+#
+#   bash bench/run.sh              # full run, about an hour
+#   bash bench/run.sh --quick      # shorter runs; no 10 M backlog, 3-minute steady state
+#   bash bench/run.sh --smoke      # a few seconds per scenario: do all scripts work?
+#
+# Options: --reps N, --only "produce batch consume held latency backlog
+# steady handler idle", --out DIR (default bench/out).  Installs PgQ
+# (postgresql-15-pgq3) if it is missing, and builds and installs tx_message
+# unless BENCH_INSTALLED=1.
+
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+MODE=full
+REPS=
+ONLY=
+OUT=$REPO/bench/out
+while [ $# -gt 0 ]; do
+	case $1 in
+	--smoke) MODE=smoke ;;
+	--quick) MODE=quick ;;
+	--full) MODE=full ;;
+	--reps) REPS=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--out) OUT=$2; shift ;;
+	*) echo "usage: bench/run.sh [--smoke|--quick|--full] [--reps N] [--only \"scenario ...\"] [--out DIR]" >&2
+	   exit 2 ;;
+	esac
+	shift
+done
+
+# What each mode measures.  Durations in seconds.
+case $MODE in
+full)
+	REPS=${REPS:-3} PRODUCE_SECS=10 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
+	BACKLOG=200000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
+	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=10
+	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=20
+	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
+quick)
+	REPS=${REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
+	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
+	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=10
+	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
+	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
+smoke)
+	REPS=${REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
+	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
+	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
+	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
+	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
+esac
+SCENARIOS=${ONLY:-$SCENARIOS}
+
+# A ~200-byte JSON message, the same for every system.
+PAYLOAD='{"event": "order.created", "order_id": 123456789, "customer_id": 4242, "amount": {"value": 129.90, "currency": "EUR"}, "items": [{"sku": "SKU-1001", "qty": 2}, {"sku": "SKU-2002", "qty": 1}], "channel": "web"}'
+
+SERVER_SETTINGS=(
+	"shared_buffers = '2GB'"
+	"max_wal_size = '8GB'"
+	"checkpoint_timeout = '30min'"
+	"fsync = on"
+	"synchronous_commit = on"
+	"max_connections = 50"
+	"log_min_messages = warning"
+)
+
+HOLDER_PID=
+BG_PIDS=()
+on_exit()
+{
+	local status=$?
+	for pid in "${BG_PIDS[@]}" $HOLDER_PID; do kill "$pid" 2>/dev/null || true; done
+	if [ $status -ne 0 ] && [ -f "${WORK:-/nonexistent}/server.log" ]; then
+		echo "---- server log (tail)"
+		tail -n 30 "$WORK/server.log"
+	fi
+	cleanup_workdir
+	exit $status
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM HUP
+
+ensure_deps postgresql-15-pgq3
+make_workdir tx_message-bench
+if [ "${BENCH_INSTALLED:-0}" != 1 ]; then
+	build_and_install
+fi
+PGPORT_DEMO=${BENCH_PORT:-54331}
+echo "== starting a throwaway cluster in $WORK ($MODE run, $REPS repetition(s))"
+start_cluster "${SERVER_SETTINGS[@]}"
+BENCH=$WORK/src/bench
+RESULTS=$WORK/results.csv
+as_user touch "$RESULTS"
+as_user "$BINDIR/createdb" bench
+psql_run -d bench -q -f "$BENCH/setup.sql"
+
+#----------------------------------------------------------------------
+# Helpers
+#----------------------------------------------------------------------
+
+sql() { psql_run -d bench -Atq -c "$1"; }
+# psql reading a script from standard input
+psql_in()
+{
+	as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
+		"$BINDIR/psql" -X -v ON_ERROR_STOP=1 -d bench -q "$@" >/dev/null
+}
+
+# pgbench against the bench database; PGOPTIONS_RUN sets per-run settings.
+pgb()
+{
+	as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres PGDATABASE=bench \
+		PGOPTIONS="${PGOPTIONS_RUN:-}" \
+		"$BINDIR/pgbench" -n -M prepared -D "payload=$PAYLOAD" -D ids='{}' -D fanout=0 "$@" </dev/null
+}
+
+tps_of() { sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$1"; }
+txns_of() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1"; }
+
+# record scenario variant system rep metric value
+record() { echo "$1,$2,$3,$4,$5,$6" | as_user tee -a "$RESULTS" >/dev/null; }
+
+lsn() { sql "SELECT pg_current_wal_lsn()"; }
+wal_since() { sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$1')"; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "NaN"; else printf "%.4f\n", a / b }'; }
+
+# Every system back to empty: no rows, no queue, a fresh tx_message with
+# topic "bench" and the given number of consumer groups g0.. / consumers c0..
+reset_systems()
+{
+	local groups=${1:-1} i
+	psql_in <<-EOF
+		TRUNCATE orders, outbox RESTART IDENTITY;
+		SELECT pgq.drop_queue(queue_name, true) FROM pgq.queue;
+		SELECT pgq.create_queue('bench');
+		SELECT pgq.set_queue_config('bench', 'ticker_max_count', '100');
+		SELECT pgq.register_consumer('bench', 'c' || i) FROM generate_series(0, $groups - 1) i;
+		SET client_min_messages = warning;
+		DROP EXTENSION IF EXISTS tx_message CASCADE;
+		CREATE EXTENSION tx_message;
+		SELECT tx_create_topic('bench');
+		SELECT tx_subscribe('bench', 'g' || i) FROM generate_series(0, $groups - 1) i;
+		TRUNCATE latency_samples;
+	EOF
+}
+
+# The database worker comes back within a second of CREATE EXTENSION.
+wait_worker()
+{
+	local i
+	for i in $(seq 1 100); do
+		[ "$(sql "SELECT count(*) FROM tx_worker_status() WHERE database = 'bench'")" = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "the tx_message worker did not start" >&2
+	return 1
+}
+
+checkpoint() { sql "CHECKPOINT" >/dev/null; }
+
+# Wait until the worker has made every message of topic "bench" deliverable.
+wait_ticked()
+{
+	local want=$1 i
+	for i in $(seq 1 6000); do
+		[ "$(sql "SELECT coalesce(sum(cardinality(positions)), 0) >= $want FROM tx_message.slices")" = t ] && return 0
+		sleep 0.05
+	done
+	echo "messages were not made deliverable in time" >&2
+	return 1
+}
+
+fill()
+{
+	local system=$1 n=$2 per_txn=${3:-100}
+	case $system in
+	outbox) sql "CALL fill_outbox($n, $per_txn, '$PAYLOAD')" ;;
+	pgq) sql "CALL fill_pgq($n, $per_txn, '$PAYLOAD')" ;;
+	txm) sql "CALL fill_txm('bench', $n, $per_txn, '$PAYLOAD')"; wait_ticked "$n" ;;
+	esac
+}
+
+# Messages of a system still waiting to be consumed (all groups together).
+remaining()
+{
+	local system=$1 groups=$2
+	case $system in
+	outbox) sql "SELECT count(*) FROM outbox" ;;
+	pgq) sql "SELECT coalesce(sum(pending_events), 0) FROM pgq.get_consumer_info('bench')" ;;
+	txm)
+		local total=0 got i
+		for i in $(seq 0 $((groups - 1))); do
+			while got=$(sql "SELECT count(*) FROM tx_receive('g$i', 100000)") && [ "$got" -gt 0 ]; do
+				total=$((total + got))
+			done
+		done
+		echo $total ;;
+	esac
+}
+
+# A session that holds a snapshot (and so the xmin horizon) until stopped.
+start_holder()
+{
+	as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres PGDATABASE=bench \
+		PGAPPNAME=bench_holder "$BINDIR/psql" -X -q -c \
+		"BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM orders; SELECT pg_sleep(86400);" \
+		>/dev/null 2>&1 </dev/null &
+	HOLDER_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_holder' AND backend_xmin IS NOT NULL")" = 1 ] && return 0
+		sleep 0.05
+	done
+	echo "the snapshot holder did not start" >&2
+	return 1
+}
+
+stop_holder()
+{
+	sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_holder'" >/dev/null
+	wait "$HOLDER_PID" 2>/dev/null || true
+	HOLDER_PID=
+}
+
+# Relations of a system, for sizes and dead tuples.
+rel_filter()
+{
+	case $1 in
+	outbox) echo "relid = 'outbox'::regclass" ;;
+	txm) echo "schemaname = 'tx_message'" ;;
+	pgq) echo "schemaname = 'pgq'" ;;
+	esac
+}
+dead_tuples() { sql "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE $(rel_filter "$1")"; }
+total_size() { sql "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_stat_user_tables WHERE $(rel_filter "$1")"; }
+
+#----------------------------------------------------------------------
+# Scenarios
+#----------------------------------------------------------------------
+
+# 1. produce: the business transaction plus one message, per client count
+#    and synchronous_commit; and batches of 100.
+scenario_produce()
+{
+	local rep sync clients system out a wal txns
+	for rep in $(seq 1 "$REPS"); do
+		for sync in $SYNC_MODES; do
+			for clients in $PRODUCE_CLIENTS; do
+				for system in limit outbox pgq txm; do
+					reset_systems 1
+					checkpoint
+					a=$(lsn)
+					out=$WORK/produce.out
+					PGOPTIONS_RUN="-c synchronous_commit=$sync" \
+						pgb -c "$clients" -j "$clients" -T "$PRODUCE_SECS" -f "$BENCH/scripts/produce_$system.sql" >"$out" 2>&1 ||
+						{ cat "$out"; return 1; }
+					wal=$(wal_since "$a")
+					txns=$(txns_of "$out")
+					record produce "c${clients}_sync_$sync" $system "$rep" tps "$(tps_of "$out")"
+					record produce "c${clients}_sync_$sync" $system "$rep" wal_per_txn "$(div "$wal" "$txns")"
+					echo "   produce rep $rep, $clients client(s), sync $sync, $system: $(tps_of "$out") TPS"
+				done
+			done
+		done
+	done
+}
+
+scenario_batch()
+{
+	local rep clients system out a wal txns tps
+	for rep in $(seq 1 "$REPS"); do
+		for clients in $PRODUCE_CLIENTS; do
+			for system in outbox pgq txm; do
+				reset_systems 1
+				checkpoint
+				a=$(lsn)
+				out=$WORK/batch.out
+				pgb -c "$clients" -j "$clients" -T "$PRODUCE_SECS" -f "$BENCH/scripts/batch_$system.sql" >"$out" 2>&1 ||
+					{ cat "$out"; return 1; }
+				wal=$(wal_since "$a")
+				txns=$(txns_of "$out")
+				tps=$(tps_of "$out")
+				record batch "c${clients}_batch_100" $system "$rep" msgs_per_s "$(awk -v t="$tps" 'BEGIN { print t * 100 }')"
+				record batch "c${clients}_batch_100" $system "$rep" wal_per_msg "$(div "$wal" $((txns * 100)))"
+				echo "   batch rep $rep, $clients client(s), $system: $(awk -v t="$tps" 'BEGIN { print t * 100 }') messages/s"
+			done
+		done
+	done
+}
+
+# Drain a backlog of $BACKLOG messages with 100 per batch; variant is one of
+# c1 (one consumer), c2 (two competing consumers of one group), fanout4
+# (four groups, one consumer each), held_c1 (c1 while a snapshot is held).
+drain()
+{
+	local variant=$1 system=$2 rep=$3
+	local clients groups script per_client out a wal txns tps left consumed elapsed rate
+	case $variant in
+	c1 | held_c1) clients=1 groups=1 ;;
+	c2) clients=2 groups=1 ;;
+	fanout4) clients=4 groups=4 ;;
+	esac
+	reset_systems "$groups"
+	[ "$variant" = held_c1 ] && start_holder
+	fill "$system" "$BACKLOG"
+	checkpoint
+	if [ "$groups" -gt 1 ]; then
+		per_client=$((BACKLOG / 100))
+	else
+		per_client=$((BACKLOG / 100 / clients))
+	fi
+	local fanout=0
+	[ "$variant" = fanout4 ] && fanout=1
+	out=$WORK/drain.out
+	a=$(lsn)
+	pgb -c "$clients" -j "$clients" -t "$per_client" -D fanout=$fanout \
+		-f "$BENCH/scripts/consume_$system.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+	wal=$(wal_since "$a")
+	txns=$(txns_of "$out")
+	tps=$(tps_of "$out")
+	left=$(remaining "$system" "$groups")
+	consumed=$((BACKLOG * groups - left))
+	elapsed=$(div "$txns" "$tps")
+	rate=$(div "$consumed" "$elapsed")
+	record consume "$variant" $system "$rep" msgs_per_s "$rate"
+	record consume "$variant" $system "$rep" wal_per_msg "$(div "$wal" "$consumed")"
+	record consume "$variant" $system "$rep" left_over "$left"
+	if [ "$variant" = held_c1 ]; then
+		record consume "$variant" $system "$rep" dead_tuples "$(dead_tuples $system)"
+		stop_holder
+	fi
+	echo "   consume $variant rep $rep, $system: $rate messages/s, $(div "$wal" "$consumed") WAL bytes/message, $left left over"
+}
+
+scenario_consume()
+{
+	local rep variant system systems
+	for rep in $(seq 1 "$REPS"); do
+		for variant in c1 c2 fanout4; do
+			case $variant in
+			c1) systems="outbox pgq txm" ;;
+			c2) systems="outbox txm" ;;		# PgQ has no competing consumers within a group
+			fanout4) systems="pgq txm" ;;	# the outbox has one group
+			esac
+			for system in $systems; do
+				drain $variant $system "$rep"
+			done
+		done
+	done
+}
+
+scenario_held()
+{
+	local rep system
+	for rep in $(seq 1 "$REPS"); do
+		for system in outbox pgq txm; do
+			drain held_c1 $system "$rep"
+		done
+	done
+}
+
+# 4. latency: commit -> a consumer blocked in tx_receive(..., wait => ...)
+scenario_latency()
+{
+	local rep rate clients consumer out
+	for rep in $(seq 1 "$REPS"); do
+		for rate in $LATENCY_RATES; do
+			reset_systems 1
+			wait_worker
+			sql "SELECT tx_create_topic('latency'); SELECT tx_subscribe('latency', 'lat')" >/dev/null
+			clients=$(( rate >= 2000 ? 4 : 1 ))
+			psql_run -d bench -q -c "CALL txm_latency_consumer('lat', $LATENCY_SECS + 1.5, $rate, $rep)" &
+			consumer=$!
+			BG_PIDS=("$consumer")
+			sleep 0.5
+			out=$WORK/latency.out
+			pgb -c "$clients" -j "$clients" -R "$rate" -T "$LATENCY_SECS" -f "$BENCH/scripts/latency_producer.sql" >"$out" 2>&1 ||
+				{ cat "$out"; return 1; }
+			wait "$consumer"
+			BG_PIDS=()
+			local row
+			row=$(sql "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+			                  percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
+			             FROM latency_samples WHERE rate = $rate AND rep = $rep")
+			IFS='|' read -r n p50 p99 max <<<"$row"
+			[ "$n" -gt 0 ] || { echo "no latency samples" >&2; return 1; }
+			record latency "rate_$rate" txm "$rep" p50_ms "$p50"
+			record latency "rate_$rate" txm "$rep" p99_ms "$p99"
+			record latency "rate_$rate" txm "$rep" max_ms "$max"
+			record latency "rate_$rate" txm "$rep" achieved_per_s "$(div "$n" "$LATENCY_SECS")"
+			printf '   latency rep %s, %s msg/s: %s messages, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n' \
+				"$rep" "$rate" "$n" "$p50" "$p99" "$max"
+		done
+	done
+}
+
+# Per-transaction latency (receive 100 + ack) with n messages waiting.
+backlog_probe()
+{
+	local system=$1 n=$2 rep=$3 rounds txns round logdir
+	if [ "$n" -le 10000 ]; then
+		rounds=$BACKLOG_ROUNDS txns=$((n / 200))		# never take more than half the backlog
+	else
+		rounds=1 txns=200
+	fi
+	[ "$txns" -ge 1 ] || txns=1
+	reset_systems 1
+	fill "$system" "$n" 10000
+	checkpoint
+	logdir=$WORK/backlog_log
+	as_user rm -rf "$logdir"
+	as_user mkdir -p "$logdir"
+	for round in $(seq 1 "$rounds"); do
+		if [ "$round" -gt 1 ]; then fill "$system" $((txns * 100)) 10000; fi
+		(cd "$logdir" && pgb -c 1 -t "$txns" -l --log-prefix="r$round" \
+			-f "$BENCH/scripts/consume_$system.sql" >"$WORK/backlog.out" 2>&1) ||
+			{ cat "$WORK/backlog.out"; return 1; }
+	done
+	# third field of each log line: transaction latency in microseconds
+	local stats
+	stats=$(cat "$logdir"/r* | awk '{ print $3 / 1000 }' | sort -n |
+		awk '{ v[NR] = $1; s += $1 } END { printf "%s %s %s\n", v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)], s / NR }')
+	read -r p50 p99 avg <<<"$stats"
+	record backlog "n_$n" $system "$rep" p50_ms "$p50"
+	record backlog "n_$n" $system "$rep" p99_ms "$p99"
+	record backlog "n_$n" $system "$rep" avg_ms "$avg"
+	echo "   backlog rep $rep, $n waiting, $system: receive+ack p50 $p50 ms, p99 $p99 ms"
+}
+
+scenario_backlog()
+{
+	local rep n system reps=$REPS
+	# the large backlogs take minutes to fill: one repetition of those
+	for n in $BACKLOG_SIZES; do
+		[ "$n" -gt 1000000 ] && reps=1
+		for rep in $(seq 1 "$reps"); do
+			for system in outbox txm; do
+				backlog_probe $system "$n" "$rep"
+			done
+		done
+	done
+}
+
+# 5. steady state: produce + consume at 80 % of the sustainable rate.
+scenario_steady()
+{
+	local system rate out_p out_c produced consumed t0 now elapsed a
+	for system in txm outbox; do
+		out_p=$WORK/steady_p.out
+		out_c=$WORK/steady_c.out
+		rate=200
+		if [ "$CALIBRATE_SECS" -gt 0 ]; then
+			# sustainable rate: 4 producers flat out against one consumer for a while
+			reset_systems 1
+			wait_worker
+			pgb -c 1 -T "$CALIBRATE_SECS" -f "$BENCH/scripts/consume_$system.sql" >"$out_c" 2>&1 &
+			BG_PIDS=($!)
+			pgb -c 4 -j 4 -T "$CALIBRATE_SECS" -f "$BENCH/scripts/produce_$system.sql" >"$out_p" 2>&1
+			wait "${BG_PIDS[0]}" || { cat "$out_c"; return 1; }
+			BG_PIDS=()
+			rate=$(awk -v p="$(tps_of "$out_p")" -v c="$(tps_of "$out_c")" 'BEGIN { r = c * 100; if (p < r) r = p; printf "%d\n", r * 0.8 }')
+			[ "$rate" -gt 0 ] || rate=100
+		fi
+		reset_systems 1
+		wait_worker
+		sql "SELECT tx_alter_topic('bench', retention => '30 s')" >/dev/null
+		checkpoint
+		echo "   steady $system: $rate messages/s for $STEADY_SECS s"
+		# the consumer polls at 1.25 x the batches the producers make
+		pgb -c 1 -R "$(awk -v r="$rate" 'BEGIN { printf "%d\n", r / 100 * 1.25 + 1 }')" -T $((STEADY_SECS + 2)) \
+			-f "$BENCH/scripts/consume_$system.sql" >"$out_c" 2>&1 &
+		BG_PIDS=($!)
+		pgb -c 4 -j 4 -R "$rate" -T "$STEADY_SECS" -f "$BENCH/scripts/produce_$system.sql" >"$out_p" 2>&1 &
+		BG_PIDS+=($!)
+		t0=$(date +%s)
+		a=$(lsn)
+		local last_lsn=$a last_msgs=0 msgs wal
+		while :; do
+			sleep "$SAMPLE_SECS"
+			now=$(date +%s)
+			elapsed=$((now - t0))
+			[ "$elapsed" -le "$STEADY_SECS" ] || break
+			msgs=$(sql "SELECT pg_sequence_last_value('orders_id_seq')")
+			msgs=${msgs:-0}
+			wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$last_lsn')")
+			last_lsn=$(lsn)
+			record steady "t_$elapsed" $system 1 size_bytes "$(total_size $system)"
+			record steady "t_$elapsed" $system 1 dead_tuples "$(dead_tuples $system)"
+			record steady "t_$elapsed" $system 1 wal_per_msg "$(div "$wal" $((msgs - last_msgs)))"
+			last_msgs=$msgs
+		done
+		for pid in "${BG_PIDS[@]}"; do wait "$pid" || { cat "$out_p" "$out_c"; return 1; }; done
+		BG_PIDS=()
+		record steady rate $system 1 msgs_per_s "$rate"
+	done
+}
+
+# 7. in-database handlers: a trivial handler draining a backlog
+scenario_handler()
+{
+	local rep i n t0 t1 rate
+	for rep in $(seq 1 "$REPS"); do
+		reset_systems 0
+		wait_worker
+		# a handler subscription elsewhere keeps the executor running
+		psql_in <<-EOF
+			CREATE FUNCTION bench_noop(m tx_message.message) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
+			SELECT tx_create_topic('elsewhere');
+			SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)');
+		EOF
+		sql "CALL fill_txm('bench', $HANDLER_MSGS, 10000, '$PAYLOAD')" >/dev/null
+		wait_ticked "$HANDLER_MSGS"
+		for i in $(seq 1 100); do
+			[ "$(sql "SELECT executor_pid IS NOT NULL FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
+			sleep 0.1
+		done
+		# the backlog is handled from the moment the subscription exists
+		t0=$(date +%s.%N)
+		sql "SELECT tx_subscribe('bench', 'handled', handler => 'bench_noop(tx_message.message)', start_from => 'earliest')" >/dev/null
+		for i in $(seq 1 60000); do
+			n=$(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'")
+			[ "$n" -ge "$HANDLER_MSGS" ] && break
+			sleep 0.02
+		done
+		t1=$(date +%s.%N)
+		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
+		record handler noop txm "$rep" msgs_per_s "$rate"
+		echo "   handler rep $rep: $n messages in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, $rate messages/s"
+	done
+}
+
+# No busy polling: CPU used by the idle launcher and worker, in ms per second.
+scenario_idle()
+{
+	local pids before after
+	reset_systems 1
+	wait_worker
+	sleep 2
+	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'")
+	cpu_ticks() { local p s=0; for p in $pids; do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $s; }
+	before=$(cpu_ticks)
+	sleep "$IDLE_SECS"
+	after=$(cpu_ticks)
+	record idle workers txm 1 cpu_ms_per_s "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')"
+	echo "   idle: $((after - before)) CPU ticks in $IDLE_SECS s for processes $pids"
+}
+
+#----------------------------------------------------------------------
+
+for s in $SCENARIOS; do
+	case $s in
+	produce | batch | consume | held | latency | backlog | steady | handler | idle) ;;
+	*) echo "unknown scenario $s" >&2; exit 2 ;;
+	esac
+	echo "== $s"
+	started=$SECONDS
+	"scenario_$s"
+	echo "   ($((SECONDS - started)) s)"
+done
+
+echo "== report"
+psql_run -d bench -q \
+	-c "CREATE TABLE results (scenario text, variant text, system text, rep int, metric text, value float8,
+	                          ord integer GENERATED ALWAYS AS IDENTITY)" \
+	-c "\\copy results (scenario, variant, system, rep, metric, value) FROM '$RESULTS' WITH (FORMAT csv)"
+{
+	echo "# tx_message benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "Mode \`$MODE\`, $REPS repetition(s); $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) memory;"
+	echo "$($BINDIR/postgres --version); settings: ${SERVER_SETTINGS[*]}."
+	echo
+	psql_run -d bench -Atq -f "$BENCH/report.sql"
+} >"$WORK/report.md"
+mkdir -p "$OUT"
+cp "$WORK/report.md" "$OUT/report.md"
+cp "$RESULTS" "$OUT/results.csv"
+cat "$WORK/report.md"
+echo "== wrote $OUT/report.md and $OUT/results.csv"
+as_user "$BINDIR/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null

@@ -1,0 +1,96 @@
+-- Objects shared by every benchmark run (database "bench").  The systems'
+-- own state is reset before each run by bench/run.sh (reset_*).
+
+CREATE EXTENSION pgq;
+
+-- The business table every produce scenario writes to.
+CREATE TABLE orders (
+	id bigserial PRIMARY KEY,
+	customer_id integer NOT NULL,
+	amount integer NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The hand-rolled outbox everyone writes.
+CREATE TABLE outbox (
+	id bigserial PRIMARY KEY,
+	payload jsonb NOT NULL
+);
+
+-- Latency samples (scenario "latency") and handler progress samples.
+CREATE TABLE latency_samples (
+	rate integer NOT NULL,
+	rep integer NOT NULL,
+	ms float8 NOT NULL
+);
+
+/*
+ * A consumer blocked in tx_receive(..., wait => ...) for `seconds`: records,
+ * for every message, the time from its tx_send (the payload carries
+ * clock_timestamp() of that call, so commit time is included) to the moment
+ * tx_receive returned it.
+ */
+CREATE PROCEDURE txm_latency_consumer(consumer_group text, seconds float8, rate integer, rep integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + seconds * interval '1 s';
+	ids bigint[];
+	sent float8[];
+	got_at float8;
+	samples float8[] := '{}';
+BEGIN
+	WHILE clock_timestamp() < deadline LOOP
+		SELECT array_agg(msg_id), array_agg((payload->>'t')::float8),
+			   extract(epoch FROM max(clock_timestamp()))
+		  INTO ids, sent, got_at
+		  FROM tx_receive(consumer_group, 1000, wait => '200 ms');
+		IF ids IS NOT NULL THEN
+			samples := samples || ARRAY(SELECT (got_at - s) * 1000 FROM unnest(sent) s);
+			PERFORM tx_ack(consumer_group, ids);
+		END IF;
+		COMMIT;
+	END LOOP;
+	INSERT INTO latency_samples SELECT rate, rep, unnest(samples);
+END $$;
+
+-- Fill helpers for the large backlogs: `total` messages, `per_txn` per transaction.
+CREATE PROCEDURE fill_outbox(total bigint, per_txn integer, payload jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+	done bigint := 0;
+BEGIN
+	WHILE done < total LOOP
+		INSERT INTO outbox (payload) SELECT payload FROM generate_series(1, least(per_txn, total - done));
+		done := done + least(per_txn, total - done);
+		COMMIT;
+	END LOOP;
+END $$;
+
+CREATE PROCEDURE fill_txm(topic text, total bigint, per_txn integer, payload jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+	done bigint := 0;
+BEGIN
+	WHILE done < total LOOP
+		PERFORM count(*) FROM tx_send_batch(topic, array_fill(payload, ARRAY[least(per_txn, total - done)::integer]));
+		done := done + least(per_txn, total - done);
+		COMMIT;
+	END LOOP;
+END $$;
+
+-- A PgQ backlog: 100 events per transaction, each followed by a tick (the
+-- queue's ticker_max_count is 100), so that every batch holds 100 events.
+CREATE PROCEDURE fill_pgq(total bigint, per_txn integer, payload text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	done bigint := 0;
+BEGIN
+	WHILE done < total LOOP
+		PERFORM pgq.insert_event('bench', 'order.created', payload)
+		   FROM generate_series(1, least(per_txn, total - done));
+		done := done + least(per_txn, total - done);
+		COMMIT;
+		PERFORM pgq.ticker('bench');
+		COMMIT;
+	END LOOP;
+END $$;
