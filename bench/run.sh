@@ -165,6 +165,18 @@ wait_worker()
 
 checkpoint() { sql "CHECKPOINT" >/dev/null; }
 
+# The systems in the order of repetition $1: rotated by one place per
+# repetition, so that no system always runs first or last.
+in_turn()
+{
+	local rep=$1
+	shift
+	local list=("$@") n=$# i
+	for i in $(seq 0 $((n - 1))); do
+		echo "${list[$(((i + rep - 1) % n))]}"
+	done
+}
+
 # Wait until the worker has made every message of topic "bench" deliverable.
 wait_ticked()
 {
@@ -253,7 +265,7 @@ scenario_produce()
 	for rep in $(seq 1 "$REPS"); do
 		for sync in $SYNC_MODES; do
 			for clients in $PRODUCE_CLIENTS; do
-				for system in limit outbox pgq txm; do
+				for system in $(in_turn "$rep" limit outbox pgq txm); do
 					reset_systems 1
 					checkpoint
 					a=$(lsn)
@@ -277,7 +289,7 @@ scenario_batch()
 	local rep clients system out a wal txns tps
 	for rep in $(seq 1 "$REPS"); do
 		for clients in $PRODUCE_CLIENTS; do
-			for system in outbox pgq txm; do
+			for system in $(in_turn "$rep" outbox pgq txm); do
 				reset_systems 1
 				checkpoint
 				a=$(lsn)
@@ -349,7 +361,7 @@ scenario_consume()
 			c2) systems="outbox txm" ;;		# PgQ has no competing consumers within a group
 			fanout4) systems="pgq txm" ;;	# the outbox has one group
 			esac
-			for system in $systems; do
+			for system in $(in_turn "$rep" $systems); do
 				drain $variant $system "$rep"
 			done
 		done
@@ -360,7 +372,7 @@ scenario_held()
 {
 	local rep system
 	for rep in $(seq 1 "$REPS"); do
-		for system in outbox pgq txm; do
+		for system in $(in_turn "$rep" outbox pgq txm); do
 			drain held_c1 $system "$rep"
 		done
 	done

@@ -25,11 +25,13 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -555,4 +557,62 @@ spi_exec(const char *sql, int nargs, const Oid *argtypes,
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 sql, SPI_result_code_string(rc));
 	return (int) SPI_processed;
+}
+
+/*
+ * Direct row access for the hottest internal writes (a lease per receive,
+ * a done bitmap per ack), where an SPI statement costs several times the
+ * work itself.  The tables are ours: no triggers, no expression or partial
+ * indexes, and the values are checked by the callers, so a heap operation
+ * plus the index entries is exactly what the INSERT or UPDATE would do.
+ */
+static void
+insert_index_entries(Relation rel, HeapTuple tup)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ListCell   *lc;
+
+	ExecStoreHeapTuple(tup, slot, false);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *info = BuildIndexInfo(index);
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+
+		if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
+			elog(ERROR, "index \"%s\" of an internal table has expressions",
+				 RelationGetRelationName(index));
+		FormIndexDatum(info, slot, NULL, values, isnull);
+		index_insert(index, values, isnull, &tup->t_self, rel,
+					 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, info);
+		index_close(index, NoLock);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	list_free(indexes);
+}
+
+/* INSERT a row into one of the extension's tables, opened RowExclusiveLock. */
+void
+txm_insert_row(Relation rel, Datum *values, bool *nulls)
+{
+	HeapTuple	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+
+	simple_heap_insert(rel, tup);
+	insert_index_entries(rel, tup);
+	heap_freetuple(tup);
+}
+
+/*
+ * UPDATE the row at tid, locked by the caller, to newtup.  Index entries
+ * are added unless the update is HOT.
+ */
+void
+txm_update_row(Relation rel, ItemPointer tid, HeapTuple newtup)
+{
+	simple_heap_update(rel, tid, newtup);
+	if (!HeapTupleIsHeapOnly(newtup))
+		insert_index_entries(rel, newtup);
 }

@@ -988,31 +988,33 @@ session_forget(int32 sub_id, int64 msg_id)
  *----------
  */
 
+/* Columns of tx_message.leases */
+#define LEASE_NATTS 9
+#define Anum_lease_covered 4
+#define Anum_lease_done 5
+
 static void
 insert_lease(int32 sub_id, int64 block, int16 first_off, const BlockBits *covered,
 			 const BlockBits *done, Datum keys, bool keys_null, TimestampTz lease_until)
 {
-	static const char *sql =
-		"INSERT INTO tx_message.leases"
-		" (sub_id, block, first_off, covered, done, keys, lease_until, leased_at, holder)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8)";
-	Oid			types[8] = {INT4OID, INT8OID, INT2OID, VARBITOID, VARBITOID, TEXTARRAYOID,
-	TIMESTAMPTZOID, INT4OID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Relation	rel = table_open(txm_catalog()->leases, RowExclusiveLock);
+	Datum		values[LEASE_NATTS];
+	bool		nulls[LEASE_NATTS];
 
+	Assert(RelationGetDescr(rel)->natts == LEASE_NATTS);
+	memset(nulls, 0, sizeof(nulls));
 	values[0] = Int32GetDatum(sub_id);
 	values[1] = Int64GetDatum(block);
 	values[2] = Int16GetDatum(first_off);
 	values[3] = bits_datum(covered);
 	values[4] = bits_datum(done);
 	values[5] = keys;
-	nulls[5] = keys_null ? 'n' : ' ';
+	nulls[5] = keys_null;
 	values[6] = TimestampTzGetDatum(lease_until);
-	values[7] = Int32GetDatum(MyProcPid);
-	SPI_connect();
-	txm_spi_exec(sql, 8, types, values, nulls, 0);
-	SPI_finish();
+	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());	/* leased_at */
+	values[8] = Int32GetDatum(MyProcPid);	/* holder */
+	txm_insert_row(rel, values, nulls);
+	table_close(rel, NoLock);
 	/* make the lease visible to the fresh snapshots of this same call */
 	CommandCounterIncrement();
 }
@@ -2305,27 +2307,47 @@ find_holding(TxmSub *subs, int nsubs, int64 msg_id, Holding *h)
 static int
 finish_in_lease(int32 sub_id, int64 block, int16 first_off, const BlockBits *mask)
 {
-	static const char *lock_sql =
-		"SELECT covered, done FROM tx_message.leases"
-		" WHERE sub_id = $1 AND block = $2 AND first_off = $3 FOR UPDATE";
-	static const char *update_sql =
-		"UPDATE tx_message.leases SET done = $4"
-		" WHERE sub_id = $1 AND block = $2 AND first_off = $3";
-	Oid			types[4] = {INT4OID, INT8OID, INT2OID, VARBITOID};
-	Datum		values[4];
-	BlockBits	covered;
-	BlockBits	done;
-	bool		isnull;
+	const TxmCatalog *c = txm_catalog();
+	Relation	rel = table_open(c->leases, RowExclusiveLock);
+	Relation	idx = index_open(c->leases_pkey, RowExclusiveLock);
+	TupleTableSlot *ts = table_slot_create(rel, NULL);
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	IndexScanDesc scan;
+	ScanKeyData keys[3];
+	ItemPointerData tid;
+	bool		found;
 	int			n = 0;
 
-	values[0] = Int32GetDatum(sub_id);
-	values[1] = Int64GetDatum(block);
-	values[2] = Int16GetDatum(first_off);
-	SPI_connect();
-	if (txm_spi_exec(lock_sql, 3, types, values, NULL, 1) == 1)
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(sub_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(block));
+	ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_INT2EQ, Int16GetDatum(first_off));
+	scan = index_beginscan(rel, idx, snap, 3, 0);
+	index_rescan(scan, keys, 3, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, ts);
+	index_endscan(scan);
+
+	/*
+	 * Lock the newest version, waiting for a concurrent ack or expiry: the
+	 * row lock is what makes concurrent acks of one message count once.
+	 */
+	if (found)
 	{
-		bits_from_datum(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &covered);
-		bits_from_datum(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &done);
+		TM_FailureData tmfd;
+
+		tid = ts->tts_tid;
+		found = table_tuple_lock(rel, &tid, snap, ts, GetCurrentCommandId(false),
+								 LockTupleNoKeyExclusive, LockWaitBlock,
+								 TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd) == TM_Ok;
+	}
+	if (found)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		BlockBits	covered;
+		BlockBits	done;
+
+		bits_from_datum(slot_getattr(ts, Anum_lease_covered, &isnull), &covered);
+		bits_from_datum(slot_getattr(ts, Anum_lease_done, &isnull), &done);
 		for (int i = 0; i < TXM_BLOCK / 8; i++)
 		{
 			uint8		newly = mask->b[i] & covered.b[i] & ~done.b[i];
@@ -2335,11 +2357,27 @@ finish_in_lease(int32 sub_id, int64 block, int16 first_off, const BlockBits *mas
 		}
 		if (n > 0)
 		{
-			values[3] = bits_datum(&done);
-			txm_spi_exec(update_sql, 4, types, values, NULL, 0);
+			Datum		values[LEASE_NATTS];
+			bool		nulls[LEASE_NATTS];
+			bool		replace[LEASE_NATTS];
+			HeapTuple	oldtup = ExecFetchSlotHeapTuple(ts, false, NULL);
+			HeapTuple	newtup;
+
+			memset(replace, 0, sizeof(replace));
+			memset(nulls, 0, sizeof(nulls));
+			replace[Anum_lease_done - 1] = true;
+			values[Anum_lease_done - 1] = bits_datum(&done);
+			newtup = heap_modify_tuple(oldtup, desc, values, nulls, replace);
+			txm_update_row(rel, &tid, newtup);
+			heap_freetuple(newtup);
+			/* the next look-up of this call sees the new version */
+			CommandCounterIncrement();
 		}
 	}
-	SPI_finish();
+	ExecDropSingleTupleTableSlot(ts);
+	UnregisterSnapshot(snap);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 	return n;
 }
 

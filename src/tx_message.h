@@ -212,6 +212,8 @@ extern int	txm_spi_exec(const char *sql, int nargs, const Oid *argtypes,
 						 Datum *values, const char *nulls, long count);
 extern int	txm_spi_exec_latest(const char *sql, int nargs, const Oid *argtypes,
 								Datum *values, const char *nulls, long count);
+extern void txm_insert_row(Relation rel, Datum *values, bool *nulls);
+extern void txm_update_row(Relation rel, ItemPointer tid, HeapTuple newtup);
 
 /* send.c */
 extern int64 txm_next_pos(void);
