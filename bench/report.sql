@@ -146,17 +146,33 @@ SELECT format('| %s | %s | %s | %s | %s | %s |', pg_temp.n(replace(v, 'n_', ''):
 						nullif(pg_temp.med('backlog', 'n_1000', 'txm', 'p50_ms'), 0)))
   FROM pg_temp.variants('backlog') v;
 
-SELECT E'\n## Steady state: produce + consume at 80 % of the sustainable rate\n\n| system | rate (msg/s) | seconds | size MB | dead tuples | WAL B/msg |\n|---|--:|--:|--:|--:|--:|'
+SELECT E'\n## Steady state: produce + consume at 80 % of the sustainable rate\n\nSampled every few seconds; "early" is 20-30 % into the run (minute 2-3 of 10), "late" the last 10 %. Sizes and dead tuples are the peaks in each window (retention makes them a sawtooth), WAL the mean.\n\n| system | rate (msg/s) | size MB early | late | late / early | dead tuples early | late | WAL B/msg early | late |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'steady');
-SELECT format('| %s | %s | %s | %s | %s | %s |', CASE s WHEN 'txm' THEN 'tx_message' ELSE s END,
-			  pg_temp.n(pg_temp.med('steady', 'rate', s, 'msgs_per_s')),
-			  replace(v, 't_', ''),
-			  pg_temp.n(pg_temp.med('steady', v, s, 'size_bytes') / 1048576, 1),
-			  pg_temp.n(pg_temp.med('steady', v, s, 'dead_tuples')),
-			  pg_temp.n(pg_temp.med('steady', v, s, 'wal_per_msg')))
-  FROM (SELECT DISTINCT system AS s, variant AS v, replace(variant, 't_', '')::int AS t
-		  FROM results WHERE scenario = 'steady' AND variant LIKE 't\_%') x
- ORDER BY s DESC, t;
+WITH samples AS (
+	SELECT system, metric, value, replace(variant, 't_', '')::float8 AS t,
+		   max(replace(variant, 't_', '')::float8) OVER (PARTITION BY system) AS t_end
+	  FROM results WHERE scenario = 'steady' AND variant LIKE 't\_%'),
+windows AS (
+	SELECT system, metric,
+		   CASE WHEN t > 0.2 * t_end AND t <= 0.3 * t_end THEN 'early'
+				WHEN t > 0.9 * t_end THEN 'late' END AS w,
+		   max(value) AS peak, avg(value) AS mean
+	  FROM samples GROUP BY 1, 2, 3)
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+			  CASE s.system WHEN 'txm' THEN 'tx_message' ELSE s.system END,
+			  pg_temp.n(pg_temp.med('steady', 'rate', s.system, 'msgs_per_s')),
+			  pg_temp.n(se.peak / 1048576, 1), pg_temp.n(sl.peak / 1048576, 1),
+			  pg_temp.x(sl.peak / nullif(se.peak, 0)),
+			  pg_temp.n(de.peak), pg_temp.n(dl.peak),
+			  pg_temp.n(we.mean), pg_temp.n(wl.mean))
+  FROM (SELECT DISTINCT system FROM samples) s
+  LEFT JOIN windows se ON se.system = s.system AND se.metric = 'size_bytes' AND se.w = 'early'
+  LEFT JOIN windows sl ON sl.system = s.system AND sl.metric = 'size_bytes' AND sl.w = 'late'
+  LEFT JOIN windows de ON de.system = s.system AND de.metric = 'dead_tuples' AND de.w = 'early'
+  LEFT JOIN windows dl ON dl.system = s.system AND dl.metric = 'dead_tuples' AND dl.w = 'late'
+  LEFT JOIN windows we ON we.system = s.system AND we.metric = 'wal_per_msg' AND we.w = 'early'
+  LEFT JOIN windows wl ON wl.system = s.system AND wl.metric = 'wal_per_msg' AND wl.w = 'late'
+ ORDER BY s.system DESC;
 
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))

@@ -74,6 +74,16 @@ SELECT tx_ack('ret.lagging', array_agg(msg_id)) AS acked FROM tx_message.message
 CALL maintain_until(format('(SELECT pg_total_relation_size(%L) = %s)', :'our_table', :baseline));
 SELECT count(*) AS retained FROM tx_message.messages WHERE topic = 'ret.events';
 
+-- resolved half messages go after the retention too; pending ones stay
+SELECT tx_send_half('ret.events', '{"half": "rolled back"}') AS rolled \gset
+SELECT tx_send_half('ret.events', '{"half": "pending"}') AS pending \gset
+SELECT tx_rollback_half(:rolled);
+SELECT payload->>'half' AS half, state FROM tx_message.messages
+ WHERE msg_id IN (:rolled, :pending) ORDER BY 1;
+CALL maintain_until(format('(SELECT count(*) = 0 FROM tx_message.half_messages WHERE msg_id = %s)', :rolled));
+SELECT payload->>'half' AS half, state FROM tx_message.messages
+ WHERE msg_id IN (:rolled, :pending) ORDER BY 1;
+
 SELECT tx_drop_topic('ret.events', "cascade" => true);
 \c contrib_regression
 DROP DATABASE tx_message_retention;

@@ -1686,9 +1686,10 @@ claim_retries(TxmSub *subs, int nsubs, const bool *pull, int need,
 
 	/*
 	 * All that was due is taken: note when the next one falls due, read with
-	 * a snapshot newer than the hint versions.
+	 * a snapshot newer than the hint versions.  Not after writing retries
+	 * here: the commit resets the hints anyway.
 	 */
-	if (n < need)
+	if (n < need && txm_my_slot() != NULL && !retries_written)
 	{
 		for (int i = 0; i < nsubs; i++)
 		{

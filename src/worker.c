@@ -724,6 +724,21 @@ ring_has_unticked(TxmDbSlot *slot, bool *urgent, bool take_request)
 	return pending;
 }
 
+/*
+ * When the next tick is due.  A waiting receiver is served at once, but at
+ * most one tick per millisecond: at thousands of commits a second, ticking
+ * after each would cost the worker a CPU.
+ */
+#define TXM_URGENT_TICK_GAP_MS 1
+
+static TimestampTz
+next_tick_at(TimestampTz last_tick_at, bool urgent)
+{
+	int			gap = urgent ? Min(txm_tick_interval, TXM_URGENT_TICK_GAP_MS) : txm_tick_interval;
+
+	return TimestampTzPlusMilliseconds(last_tick_at, gap);
+}
+
 void
 txm_worker_main(Datum main_arg)
 {
@@ -759,9 +774,9 @@ txm_worker_main(Datum main_arg)
 		 * tick costs a transaction and a few rows however many commits it
 		 * covers, so under load gathering them is what keeps it cheap.
 		 */
-		tick_due = TimestampTzPlusMilliseconds(last_tick_at, txm_tick_interval);
 		unticked = ring_has_unticked(slot, &urgent, false);
-		if (unticked && !urgent && now < tick_due)
+		tick_due = next_tick_at(last_tick_at, urgent);
+		if (unticked && now < tick_due)
 			unticked = false;	/* not yet */
 		else if (unticked)
 			(void) ring_has_unticked(slot, &urgent, true);
@@ -838,18 +853,11 @@ txm_worker_main(Datum main_arg)
 			timeout = 0;
 		if (ring_has_unticked(slot, &urgent, false))
 		{
-			long		until_tick;
+			long		until_tick = 0;
 
-			if (urgent)
-				until_tick = 0;
-			else
-			{
-				tick_due = TimestampTzPlusMilliseconds(last_tick_at, txm_tick_interval);
-				until_tick = tick_due > now ? TimestampDifferenceMilliseconds(now, tick_due) : 0;
-				/* sub-millisecond remainders round down to 0: wait at least 1 ms */
-				if (tick_due > now && until_tick == 0)
-					until_tick = 1;
-			}
+			tick_due = next_tick_at(last_tick_at, urgent);
+			if (tick_due > now)
+				until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
 			if (tick_backoff)
 				until_tick = Max(until_tick, 10);
 			timeout = Min(timeout, until_tick);

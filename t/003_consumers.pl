@@ -1,6 +1,6 @@
 # Consumers against a real server: exactly-once handler effects across a
-# kill -9 of the whole server, a waiting tx_receive woken by a commit, and
-# the dead-letter notification.
+# kill -9 of the whole server, a waiting tx_receive woken by a commit, the
+# dead-letter notification, and retries seen at once despite the hints.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -121,6 +121,31 @@ $node->safe_psql('postgres', q{
 });
 is($node->safe_psql('postgres', q{SELECT payload->>'n' FROM tx_receive('points', 10, wait => '5 s')}),
 	'fresh', 'a recreated installation delivers from its first position');
+
+# Receives skip the look-up in tx_message.retries while shared memory says
+# that none is due.  A retry committed after another receiver found nothing
+# (and so noted "none due") must still be delivered at once.
+$node->safe_psql('postgres', q{SELECT tx_subscribe('orders', 'hinted', backoff => '{1 h}')});
+$id = $node->safe_psql('postgres', q{SELECT tx_send('orders', '{"n": "hinted"}')});
+my $holder = $node->background_psql('postgres');
+like($holder->query_safe(q{SELECT 'got ' || attempt FROM tx_receive('hinted', 10)}), qr/got 1/,
+	'one session holds the message');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tx_receive('hinted', 10)}), '0',
+	'another finds nothing due');
+$holder->query_safe(qq{BEGIN; SELECT tx_nack('hinted', $id, 'try again', retry_in => '0 s')});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tx_receive('hinted', 10)}), '0',
+	'nor while the nack is not committed');
+$holder->query_safe('COMMIT');
+is($node->safe_psql('postgres', q{SELECT payload->>'n' || ' attempt ' || attempt FROM tx_receive('hinted', 10)}),
+	'hinted attempt 2', 'the committed retry is delivered at once');
+# a retry written behind the API's back (an administrator's UPDATE) is seen too
+$node->safe_psql('postgres', qq{SELECT tx_nack('hinted', $id, 'later')});
+is($node->safe_psql('postgres', q{SELECT count(*) FROM tx_receive('hinted', 10)}), '0',
+	'a retry an hour away is not due');
+$node->safe_psql('postgres', qq{UPDATE tx_message.retries SET due_at = now() WHERE msg_id = $id});
+is($node->safe_psql('postgres', q{SELECT attempt FROM tx_receive('hinted', 10)}), '3',
+	'until its due time is moved');
+$holder->quit;
 
 $node->stop;
 done_testing();
