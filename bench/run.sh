@@ -36,27 +36,31 @@ while [ $# -gt 0 ]; do
 done
 
 # What each mode measures.  Durations in seconds.
+USER_REPS=$REPS
 case $MODE in
 full)
-	REPS=${REPS:-3} PRODUCE_SECS=10 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
+	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-5} PRODUCE_SECS=10 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=10
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
 	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
 quick)
-	REPS=${REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
+	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=10
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
 	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
 smoke)
-	REPS=${REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
+	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
 	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
+# narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
+PRODUCE_CLIENTS=${BENCH_CLIENTS:-$PRODUCE_CLIENTS}
+SYNC_MODES=${BENCH_SYNC:-$SYNC_MODES}
 
 # A ~200-byte JSON message, the same for every system.
 PAYLOAD='{"event": "order.created", "order_id": 123456789, "customer_id": 4242, "amount": {"value": 129.90, "currency": "EUR"}, "items": [{"sku": "SKU-1001", "qty": 2}, {"sku": "SKU-2002", "qty": 1}], "channel": "web"}'
@@ -262,11 +266,13 @@ total_size() { sql "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM 
 scenario_produce()
 {
 	local rep sync clients system out a wal txns
-	for rep in $(seq 1 "$REPS"); do
+	# the shortest runs and the noisiest numbers: more repetitions
+	for rep in $(seq 1 "$PRODUCE_REPS"); do
 		for sync in $SYNC_MODES; do
 			for clients in $PRODUCE_CLIENTS; do
 				for system in $(in_turn "$rep" limit outbox pgq txm); do
 					reset_systems 1
+					wait_worker
 					checkpoint
 					a=$(lsn)
 					out=$WORK/produce.out
@@ -291,6 +297,7 @@ scenario_batch()
 		for clients in $PRODUCE_CLIENTS; do
 			for system in $(in_turn "$rep" outbox pgq txm); do
 				reset_systems 1
+				wait_worker
 				checkpoint
 				a=$(lsn)
 				out=$WORK/batch.out
@@ -320,6 +327,7 @@ drain()
 	fanout4) clients=4 groups=4 ;;
 	esac
 	reset_systems "$groups"
+	wait_worker
 	[ "$variant" = held_c1 ] && start_holder
 	fill "$system" "$BACKLOG"
 	checkpoint
@@ -424,6 +432,7 @@ backlog_probe()
 	fi
 	[ "$txns" -ge 1 ] || txns=1
 	reset_systems 1
+	wait_worker
 	fill "$system" "$n" 10000
 	checkpoint
 	logdir=$WORK/backlog_log

@@ -192,11 +192,7 @@ txm_ring_append(uint64 xid64)
 		SetLatch(latch);
 }
 
-/*
- * A receiver is about to sleep until something becomes deliverable: from
- * now on every commit is ticked at once.  Commits that came in since it last
- * looked are asked for right away.
- */
+/* the slot this backend counts itself a waiter of */
 static TxmDbSlot *waiting_in = NULL;
 
 /* A backend that exits while it waits (FATAL skips PG_FINALLY) stops counting. */
@@ -207,6 +203,11 @@ waiter_exit(int code, Datum arg)
 		txm_waiter_leave(waiting_in);
 }
 
+/*
+ * A receiver is about to sleep until something becomes deliverable: from
+ * now on commits are ticked at once.  Commits that came in since it last
+ * looked are asked for right away.
+ */
 void
 txm_waiter_enter(TxmDbSlot *slot)
 {

@@ -706,22 +706,28 @@ run_due_checks(bool with_functions, bool executor)
 /*
  * Whether commits wait to be ticked, and whether a receiver waits for them
  * (then they are ticked at once rather than after tx_message.tick_interval).
- * With take_request, a pending request is consumed: the caller ticks now.
  * Without anything unticked, the next commit is asked to wake us.
  */
 static bool
-ring_has_unticked(TxmDbSlot *slot, bool *urgent, bool take_request)
+ring_has_unticked(TxmDbSlot *slot, bool *urgent)
 {
 	bool		pending;
 
 	SpinLockAcquire(&slot->mutex);
 	pending = slot->ring_head > slot->ring_ticked;
 	*urgent = slot->tick_requested || slot->waiters > 0;
-	if (take_request)
-		slot->tick_requested = false;
 	slot->wake_on_commit = !pending;
 	SpinLockRelease(&slot->mutex);
 	return pending;
+}
+
+/* About to tick: a receiver's request is served by this tick. */
+static void
+clear_tick_request(TxmDbSlot *slot)
+{
+	SpinLockAcquire(&slot->mutex);
+	slot->tick_requested = false;
+	SpinLockRelease(&slot->mutex);
 }
 
 /*
@@ -764,7 +770,6 @@ txm_worker_main(Datum main_arg)
 		long		timeout;
 		bool		unticked;
 		bool		urgent;
-		TimestampTz tick_due;
 
 		worker_checkpoint(false);
 		now = GetCurrentTimestamp();
@@ -774,18 +779,16 @@ txm_worker_main(Datum main_arg)
 		 * tick costs a transaction and a few rows however many commits it
 		 * covers, so under load gathering them is what keeps it cheap.
 		 */
-		unticked = ring_has_unticked(slot, &urgent, false);
-		tick_due = next_tick_at(last_tick_at, urgent);
-		if (unticked && now < tick_due)
+		unticked = ring_has_unticked(slot, &urgent);
+		if (unticked && now < next_tick_at(last_tick_at, urgent))
 			unticked = false;	/* not yet */
-		else if (unticked)
-			(void) ring_has_unticked(slot, &urgent, true);
 		tick_backoff = false;
 		if (unticked || now >= next_maintenance)
 		{
 			TickUnit	tick;
 			bool		ok;
 
+			clear_tick_request(slot);
 			last_tick_at = now;
 			ok = run_in_transaction(tick_unit, &tick, "ticking");
 
@@ -851,11 +854,11 @@ txm_worker_main(Datum main_arg)
 		timeout = TimestampDifferenceMilliseconds(now, next_maintenance);
 		if (next_maintenance == 0)
 			timeout = 0;
-		if (ring_has_unticked(slot, &urgent, false))
+		if (ring_has_unticked(slot, &urgent))
 		{
 			long		until_tick = 0;
+			TimestampTz tick_due = next_tick_at(last_tick_at, urgent);
 
-			tick_due = next_tick_at(last_tick_at, urgent);
 			if (tick_due > now)
 				until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
 			if (tick_backoff)
