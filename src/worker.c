@@ -42,6 +42,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -53,6 +54,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
@@ -204,6 +206,32 @@ static void
 check_extension(void *arg)
 {
 	*(bool *) arg = OidIsValid(get_extension_oid("tx_message", true));
+}
+
+/*
+ * Is the extension installed?  If it is, share-lock it to the end of the
+ * transaction.  DROP EXTENSION locks the extension before its relations, so
+ * a unit that takes this lock first either ends before the DROP goes on or
+ * finds the extension gone.  Without it, a unit holding one of our relations
+ * and a DROP holding another can deadlock, and the deadlock detector may
+ * cancel the user's DROP.
+ */
+static bool
+lock_extension(void)
+{
+	for (;;)
+	{
+		Oid			extoid = get_extension_oid("tx_message", true);
+
+		if (!OidIsValid(extoid))
+			return false;
+		LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+		/* taking the lock read the invalidations of a DROP that ended meanwhile */
+		if (get_extension_oid("tx_message", true) == extoid)
+			return true;
+		/* dropped, and perhaps created again, while we waited */
+		UnlockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	}
 }
 
 static bool
@@ -607,7 +635,7 @@ tick_unit(void *arg)
 	u->upto = 0;
 	u->skipped = false;
 	/* after DROP EXTENSION, the maintenance unit notices and we exit */
-	if (txm_catalog_if_installed() == NULL)
+	if (!lock_extension() || txm_catalog_if_installed() == NULL)
 		return;
 	if (txm_tick(false, &u->upto) < 0)
 	{
@@ -630,7 +658,7 @@ maintenance_unit(void *arg)
 {
 	MaintenanceUnit *m = arg;
 
-	m->installed = OidIsValid(get_extension_oid("tx_message", true));
+	m->installed = lock_extension();
 	if (!m->installed)
 		return;
 	m->stats.delayed_released += txm_release_delayed(txm_batch_size);
@@ -659,6 +687,8 @@ check_unit(void *arg)
 {
 	CheckUnit  *u = arg;
 
+	if (!lock_extension())
+		return;
 	txm_check_one(u->msg_id, u->with_functions, u->stats);
 }
 
@@ -675,7 +705,7 @@ due_unit(void *arg)
 	DueUnit    *u = arg;
 	MemoryContext old;
 
-	if (txm_catalog_if_installed() == NULL)
+	if (!lock_extension() || txm_catalog_if_installed() == NULL)
 		return;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	u->n = txm_due_checks(u->with_functions, txm_batch_size, &u->ids);
@@ -888,7 +918,7 @@ load_handlers_unit(void *arg)
 	MemoryContext old;
 
 	u->nsubs = 0;
-	if (txm_catalog_if_installed() == NULL)
+	if (!lock_extension() || txm_catalog_if_installed() == NULL)
 		return;
 	old = MemoryContextSwitchTo(u->cxt);
 	u->subs = txm_handler_subs(&u->nsubs);
@@ -900,6 +930,9 @@ handler_batch_unit(void *arg)
 {
 	HandlerUnit *u = arg;
 
+	u->processed = 0;
+	if (!lock_extension())
+		return;
 	u->processed = txm_run_handler_batch(&u->subs[u->index], txm_handler_batch_size, &u->stats);
 }
 
