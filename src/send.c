@@ -203,6 +203,28 @@ log_index_info_for(int slot, Relation index)
 }
 
 /*
+ * Open the log table messages go to now, and say which slot it is.  Lock,
+ * then look again: taking the lock processes the invalidation of a rotation
+ * that committed meanwhile.
+ */
+static Relation
+open_current_log(int *slot)
+{
+	const TxmCatalog *c = txm_catalog();
+
+	for (;;)
+	{
+		Relation	rel;
+
+		*slot = txm_current_log_slot();
+		rel = table_open(c->log[*slot], RowExclusiveLock);
+		if (txm_current_log_slot() == *slot)
+			return rel;
+		table_close(rel, RowExclusiveLock);
+	}
+}
+
+/*
  * Insert one message row into the current log table.  msg_id and
  * deliver_at are 0 for ordinary sends; rows moved in from half_messages or
  * delayed keep the id their producer was given.  isnull covers key, tags,
@@ -224,15 +246,7 @@ txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 	Datum		posdatum;
 	bool		posnull = false;
 
-	/* lock, then re-check: locking processes a concurrent rotation's invalidation */
-	for (;;)
-	{
-		slot = txm_current_log_slot();
-		rel = table_open(c->log[slot], RowExclusiveLock);
-		if (txm_current_log_slot() == slot)
-			break;
-		table_close(rel, RowExclusiveLock);
-	}
+	rel = open_current_log(&slot);
 
 	posdatum = Int64GetDatum(pos);
 	values[0] = posdatum;
@@ -289,14 +303,7 @@ log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *keys,
 	int			nslots = Min(n, TXM_MULTI_INSERT_CHUNK);
 	CommandId	cid = GetCurrentCommandId(true);
 
-	for (;;)
-	{
-		slot = txm_current_log_slot();
-		rel = table_open(c->log[slot], RowExclusiveLock);
-		if (txm_current_log_slot() == slot)
-			break;
-		table_close(rel, RowExclusiveLock);
-	}
+	rel = open_current_log(&slot);
 	index = index_open(c->log_pos[slot], RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	slots = palloc(sizeof(TupleTableSlot *) * nslots);
