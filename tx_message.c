@@ -57,7 +57,7 @@ _PG_init(void)
 		txm_preloaded = true;
 
 	if (txm_preloaded)
-		DefineCustomIntVariable("tx_message.max_workers",
+		DefineCustomIntVariable("tx_message.max_databases",
 								"Most databases served by tx_message background workers.",
 								"Each served database has a worker, and an executor while it has check functions or handlers.",
 								&txm_max_databases,

@@ -358,7 +358,7 @@ launcher_scan(void)
 			if (!warned_full)
 				ereport(LOG,
 						(errmsg("tx_message cannot serve more than %d databases", txm_shared->nslots),
-						 errhint("Raise tx_message.max_workers.")));
+						 errhint("Raise tx_message.max_databases.")));
 			warned_full = true;
 			break;
 		}

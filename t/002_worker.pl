@@ -241,5 +241,24 @@ is($node->safe_psql('db1', q{SELECT count(*) FROM tx_message.slices s, unnest(s.
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'label' = 'before crash'}), '1',
 	'the message committed before the crash is delivered exactly once');
 
+# tx_message.max_databases bounds the databases served (it needs a restart):
+# with one slot, one database with the extension gets a worker, the other
+# none, and the log says which setting to raise.
+$node->safe_psql('postgres', 'CREATE DATABASE db3');
+$node->safe_psql('db3', 'CREATE EXTENSION tx_message');
+ok($node->poll_query_until('postgres', sprintf($workers_q, 'db3'), '1'), 'worker started for db3');
+$node->append_conf('postgresql.conf', 'tx_message.max_databases = 1');
+$log_offset = -s $node->logfile;
+$node->restart;
+is($node->safe_psql('postgres', 'SHOW tx_message.max_databases'), '1', 'tx_message.max_databases is set');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'tx_message worker' AND datname IN ('db1', 'db3')}),
+	'one of the two databases with the extension gets a worker');
+ok($node->wait_for_log(qr/LOG:  tx_message cannot serve more than 1 databases\n.*HINT:  Raise tx_message.max_databases\./,
+	$log_offset), 'the other is reported, with the setting to raise');
+sleep 2;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
+	'1', 'and never more than one worker runs');
+
 $node->stop;
 done_testing();
