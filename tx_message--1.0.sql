@@ -8,6 +8,11 @@
  * in the extension's schema (by default the first schema of search_path,
  * normally public) so that they are callable unqualified after a plain
  * CREATE EXTENSION.  See docs/design.md for why the tables look like this.
+ *
+ * The tables are heap tables (with btree indexes) whatever
+ * default_table_access_method says: the C code reads and writes some of
+ * them directly.  src/base/catalog.h holds the attribute numbers of their
+ * columns and checks them when it loads; keep the two in step.
  */
 CREATE SCHEMA tx_message;
 GRANT USAGE ON SCHEMA tx_message TO PUBLIC;
@@ -40,7 +45,7 @@ CREATE TABLE tx_message.topics (
 	CHECK (check_after > '0'::interval),
 	CHECK (check_interval > '0'::interval),
 	CHECK (check_max >= 1)
-);
+) USING heap;
 COMMENT ON TABLE tx_message.topics IS 'tx_message topics; change them with tx_create_topic, tx_alter_topic and tx_drop_topic';
 
 /*
@@ -59,12 +64,12 @@ CREATE TABLE tx_message.log_0 (
 	tags text[],
 	headers jsonb,
 	payload jsonb NOT NULL
-) WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+) USING heap WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
 CREATE INDEX log_0_pos ON tx_message.log_0 (pos);
-CREATE TABLE tx_message.log_1 (LIKE tx_message.log_0)
+CREATE TABLE tx_message.log_1 (LIKE tx_message.log_0) USING heap
 	WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
 CREATE INDEX log_1_pos ON tx_message.log_1 (pos);
-CREATE TABLE tx_message.log_2 (LIKE tx_message.log_0)
+CREATE TABLE tx_message.log_2 (LIKE tx_message.log_0) USING heap
 	WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
 CREATE INDEX log_2_pos ON tx_message.log_2 (pos);
 
@@ -77,7 +82,7 @@ CREATE TABLE tx_message.log_slots (
 	opened_heads jsonb,					-- {topic_id: first free position} when it became current
 	sealed_heads jsonb,					-- {topic_id: first position after it}, once sealed
 	CHECK (slot BETWEEN 0 AND 2)
-);
+) USING heap;
 CREATE UNIQUE INDEX log_slots_one_current ON tx_message.log_slots (is_current) WHERE is_current;
 INSERT INTO tx_message.log_slots VALUES
 	(0, 'tx_message.log_0', true, now(), NULL, '{}', NULL),
@@ -100,7 +105,7 @@ CREATE TABLE tx_message.half_messages (
 	resolved_at timestamptz,
 	resolved_by text,
 	CHECK (state IN ('half', 'committed', 'rolled_back'))
-);
+) USING heap;
 CREATE INDEX half_messages_pending ON tx_message.half_messages (topic_id, sent_at) WHERE state = 'half';
 
 -- Committed messages sent with a delay, until they fall due.
@@ -113,7 +118,7 @@ CREATE TABLE tx_message.delayed (
 	tags text[],
 	headers jsonb,
 	payload jsonb NOT NULL
-);
+) USING heap;
 CREATE INDEX delayed_due ON tx_message.delayed (deliver_at);
 
 /*
@@ -125,7 +130,7 @@ CREATE TABLE tx_message.ticks (
 	tick_id bigint PRIMARY KEY,
 	snapshot pg_snapshot NOT NULL,
 	created_at timestamptz NOT NULL
-);
+) USING heap;
 
 CREATE TABLE tx_message.slices (
 	topic_id integer NOT NULL,
@@ -134,7 +139,7 @@ CREATE TABLE tx_message.slices (
 	slots smallint NOT NULL,			-- bit mask of the log tables holding its messages
 	positions bigint[] NOT NULL,
 	PRIMARY KEY (topic_id, first_seq)
-);
+) USING heap;
 -- A full slice (2 kB) would otherwise be compressed, and decompressed at every read.
 ALTER TABLE tx_message.slices ALTER COLUMN positions SET STORAGE PLAIN;
 
@@ -156,7 +161,7 @@ CREATE TABLE tx_message.subscriptions (
 	CHECK (max_retries >= 0),
 	CHECK (lease > '0'::interval),
 	CHECK (start_from IN ('now', 'earliest'))
-);
+) USING heap;
 CREATE INDEX subscriptions_group ON tx_message.subscriptions (consumer_group);
 
 -- Per-subscription progress: every position below done_seq is finished.
@@ -164,7 +169,7 @@ CREATE TABLE tx_message.sub_state (
 	sub_id integer PRIMARY KEY,
 	done_seq bigint NOT NULL,
 	updated_at timestamptz NOT NULL
-);
+) USING heap;
 
 /*
  * One row per received batch: which positions of a 256-position block it
@@ -183,7 +188,7 @@ CREATE TABLE tx_message.leases (
 	leased_at timestamptz NOT NULL,
 	holder integer NOT NULL,
 	PRIMARY KEY (sub_id, block, first_off)
-);
+) USING heap;
 CREATE INDEX leases_expiry ON tx_message.leases (sub_id, lease_until);
 
 -- Failed deliveries waiting for their next attempt (or leased again).
@@ -205,7 +210,7 @@ CREATE TABLE tx_message.retries (
 	holder integer,
 	PRIMARY KEY (sub_id, msg_id),
 	CHECK (state IN ('waiting', 'leased'))
-);
+) USING heap;
 CREATE INDEX retries_due ON tx_message.retries (sub_id, due_at);
 
 -- Receivers skip the look-up in retries while shared memory says none is due;
@@ -232,7 +237,7 @@ CREATE TABLE tx_message.dead_letters (
 	first_failed_at timestamptz,
 	dead_at timestamptz NOT NULL DEFAULT now(),
 	UNIQUE NULLS NOT DISTINCT (consumer_group, msg_id)
-);
+) USING heap;
 CREATE INDEX dead_letters_dead_at ON tx_message.dead_letters (dead_at);
 
 CREATE VIEW tx_message.messages AS

@@ -3,14 +3,19 @@
  * tx_message.c
  *	  Module entry of tx_message: transactional messaging inside PostgreSQL.
  *
- * Producers write messages as rows of their own transaction (send.c); a
- * background worker per database turns committed rows into per-topic,
- * commit-ordered position streams, chases half messages nobody resolved and
- * keeps the log small; consumers claim blocks of positions with one lease row
- * per batch.  docs/design.md explains the storage and delivery design.
+ * Producers write messages as rows of their own transaction; a background
+ * worker per database turns committed rows into per-topic, commit-ordered
+ * position streams, chases half messages nobody resolved and keeps the log
+ * small; consumers claim blocks of positions with one lease row per batch.
+ * docs/design.md explains the storage and delivery design, and its source
+ * map the layers of src/ (base, storage, engine, api, process), each
+ * calling only the layers below it.
  *
- * This file holds what the whole module shares: the settings, the
- * transaction callbacks and _PG_init.
+ * This file sits above them all: it defines the settings (each variable
+ * lives in the module that uses it), installs the hooks, and registers the
+ * transaction callbacks once.  Each module keeps its own per-transaction
+ * state and does its own transaction-end work, so the order of the calls
+ * below does not matter.
  *
  * IDENTIFICATION
  *	  tx_message.c
@@ -25,45 +30,40 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "src/tx_message.h"
+#include "src/api/receive.h"
+#include "src/base/catalog.h"
+#include "src/base/shmem.h"
+#include "src/base/subcache.h"
+#include "src/base/validate.h"
+#include "src/engine/checkback.h"
+#include "src/engine/claim.h"
+#include "src/engine/deliveries.h"
+#include "src/engine/handlers.h"
+#include "src/engine/maintenance.h"
+#include "src/process/launcher.h"
+#include "src/process/unit.h"
+#include "src/storage/tick.h"
 
 PG_MODULE_MAGIC;
 
-PG_FUNCTION_INFO_V1(tx_message_installed);
-
-/* settings */
-int			txm_max_payload_size = 1024 * 1024;
-int			txm_max_databases = 8;
-bool		txm_enabled = true;
-int			txm_naptime = 1000;
-int			txm_tick_interval = 10;
-int			txm_batch_size = 1000;
-int			txm_check_timeout = 5000;
-int			txm_handler_timeout = 30000;
-int			txm_handler_batch_size = 100;
-
-/* true in every process forked from a postmaster that preloaded us */
-bool		txm_preloaded = false;
-
 void		_PG_init(void);
-static void txm_xact_callback(XactEvent event, void *arg);
-static void txm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-								 SubTransactionId parentSubid, void *arg);
 
-void
-_PG_init(void)
+/* Settings that only take effect at server start, hence only when preloaded. */
+static void
+define_postmaster_settings(void)
 {
-	if (process_shared_preload_libraries_in_progress)
-		txm_preloaded = true;
+	DefineCustomIntVariable("tx_message.max_databases",
+							"Most databases served by tx_message background workers.",
+							"Each served database has a worker, and an executor while it has check functions or handlers.",
+							&txm_max_databases,
+							8, 1, 1024,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+}
 
-	if (txm_preloaded)
-		DefineCustomIntVariable("tx_message.max_databases",
-								"Most databases served by tx_message background workers.",
-								"Each served database has a worker, and an executor while it has check functions or handlers.",
-								&txm_max_databases,
-								8, 1, 1024,
-								PGC_POSTMASTER, 0,
-								NULL, NULL, NULL);
+static void
+define_settings(void)
+{
 	DefineCustomBoolVariable("tx_message.enabled",
 							 "Runs the tx_message background workers.",
 							 "When off, no worker runs; tx_run_maintenance() still works.",
@@ -121,62 +121,50 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("tx_message");
-
-	txm_catalog_init();
-	RegisterXactCallback(txm_xact_callback, NULL);
-	RegisterSubXactCallback(txm_subxact_callback, NULL);
-
-	if (txm_preloaded)
-	{
-		txm_shmem_init();
-		txm_utility_init();
-		txm_register_launcher();
-	}
 }
 
 static void
 txm_xact_callback(XactEvent event, void *arg)
 {
-	/* the worker callback reads what the send callback resets */
-	txm_consume_xact_callback(event);
-	txm_worker_xact_callback(event);
+	txm_shmem_xact_callback(event);
 	txm_tick_xact_callback(event);
-	txm_send_xact_callback(event);
+	txm_deliveries_xact_callback(event);
+	txm_claim_xact_callback(event);
+	txm_receive_xact_callback(event);
 }
 
 static void
 txm_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
-	txm_consume_subxact_callback(event);
+	txm_shmem_subxact_callback(event);
 	txm_tick_subxact_callback(event);
-	txm_worker_subxact_callback(event);
+	txm_deliveries_subxact_callback(event);
 }
 
 /*
- * Called by the install script.  Without shared_preload_libraries the SQL
- * API works, but nothing delivers committed messages on its own: say so.
- * With it, tell the launcher at commit that this database wants a worker.
+ * Without shared_preload_libraries the SQL API works, but there is no
+ * shared memory and no worker (tx_message._installed() says so at CREATE
+ * EXTENSION).
  */
-Datum
-tx_message_installed(PG_FUNCTION_ARGS)
+void
+_PG_init(void)
 {
-	if (!txm_preloaded)
-	{
-		/*
-		 * CREATE EXTENSION raises client_min_messages to WARNING while its
-		 * script runs, to hide the script's own chatter; this notice is
-		 * meant for the user, so let it through.
-		 */
-		int			saved = client_min_messages;
+	bool		preloading = process_shared_preload_libraries_in_progress;
 
-		if (client_min_messages > NOTICE)
-			client_min_messages = NOTICE;
-		ereport(NOTICE,
-				(errmsg("tx_message is not loaded through shared_preload_libraries, so no background worker will serve this database"),
-				 errhint("Add tx_message to shared_preload_libraries and restart the server, or call tx_run_maintenance() periodically, for example from pg_cron.")));
-		client_min_messages = saved;
+	if (preloading)
+		define_postmaster_settings();
+	define_settings();
+
+	txm_catalog_init();
+	txm_subcache_init();
+	RegisterXactCallback(txm_xact_callback, NULL);
+	RegisterSubXactCallback(txm_subxact_callback, NULL);
+
+	if (preloading)
+	{
+		txm_shmem_init();
+		txm_utility_init();
+		txm_register_launcher();
 	}
-	txm_register_at_commit();
-	PG_RETURN_VOID();
 }

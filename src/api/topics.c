@@ -6,85 +6,29 @@
  * A topic records the role that created or last altered it: check-back
  * functions run as that role, never as the worker's superuser.  Changes
  * send a relcache invalidation on tx_message.topics so that every backend's
- * topic cache (catalog.c) forgets the old definition at commit.
+ * topic cache (catalog.c) and subscription cache (subcache.c) forget the
+ * old definition at commit.
  *
  * IDENTIFICATION
- *	  src/topics.c
+ *	  src/api/topics.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/regproc.h"
-#include "utils/syscache.h"
 
-#include "tx_message.h"
+#include "src/base/catalog.h"
+#include "src/base/spi.h"
+#include "src/base/validate.h"
 
 PG_FUNCTION_INFO_V1(tx_create_topic);
 PG_FUNCTION_INFO_V1(tx_alter_topic);
 PG_FUNCTION_INFO_V1(tx_drop_topic);
-
-/* Refuse intervals that are not strictly positive. */
-void
-txm_check_positive_interval(const char *what, Interval *value)
-{
-	Interval	zero;
-
-	memset(&zero, 0, sizeof(zero));
-	if (!DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
-										  IntervalPGetDatum(&zero))))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a positive interval", what),
-				 errdetail("The value given is \"%s\".",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(value))))));
-}
-
-/*
- * A function that the worker will call with one tx_message.message: check
- * its signature and that the calling role (who becomes its runner) may
- * execute it.
- */
-void
-txm_check_message_function(Oid fn, const char *what, Oid required_rettype)
-{
-	const TxmCatalog *c = txm_catalog();
-	HeapTuple	tup;
-	Form_pg_proc proc;
-	bool		ok;
-
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function with OID %u does not exist", fn)));
-	proc = (Form_pg_proc) GETSTRUCT(tup);
-	ok = proc->prokind == PROKIND_FUNCTION && !proc->proretset &&
-		proc->pronargs == 1 && proc->proargtypes.values[0] == c->message_type &&
-		(required_rettype == InvalidOid || proc->prorettype == required_rettype);
-	ReleaseSysCache(tup);
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
-				 errmsg("%s %s has the wrong signature", what,
-						format_procedure(fn)),
-				 required_rettype == TEXTOID ?
-				 errdetail("A %s must be declared as (tx_message.message) RETURNS text.", what) :
-				 errdetail("A %s must be a function taking one tx_message.message.", what)));
-	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", format_procedure(fn)),
-				 errdetail("The %s runs as the role that configures it.", what)));
-}
 
 static void
 check_topic_options(FunctionCallInfo fcinfo, bool altering)
@@ -95,7 +39,8 @@ check_topic_options(FunctionCallInfo fcinfo, bool altering)
 	else if (!altering)
 		txm_require_arg(fcinfo, 1, "retention");
 	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != InvalidOid)
-		txm_check_message_function(PG_GETARG_OID(2), "check function", TEXTOID);
+		txm_check_message_function(PG_GETARG_OID(2), "check function",
+								   txm_catalog()->message_type, TEXTOID);
 	if (!PG_ARGISNULL(3))
 		txm_check_positive_interval("check_after", PG_GETARG_INTERVAL_P(3));
 	else if (!altering)
@@ -184,8 +129,7 @@ lock_own_topic(const char *topic, const char *action)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("topic \"%s\" does not exist", topic),
 				 errhint("Create it with tx_create_topic('%s').", topic)));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
+	owner = DatumGetObjectId(txm_spi_value(0, 1, &isnull));
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -229,7 +173,7 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 	for (int i = 0; i < 6; i++)
 	{
 		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+		nulls[i] = txm_spi_null(PG_ARGISNULL(i));
 	}
 	values[6] = ObjectIdGetDatum(GetUserId());
 

@@ -18,33 +18,32 @@
  * transaction held open anywhere in the cluster costs one probe per tick.
  *
  * The transactions found are put in commit order using the commit ring
- * (shmem.c); those not in the ring (after a restart or a ring overflow, or
- * COMMIT PREPARED) follow in xid order.  Each topic's messages are appended
- * to its dense position stream as slices of at most TXM_BLOCK positions that
- * never cross a block boundary, and the tick's snapshot is stored.  Ticks
- * that find nothing write nothing.
+ * (shmem_ring.c); those not in the ring (after a restart or a ring
+ * overflow, or COMMIT PREPARED) follow in xid order.  Each topic's messages
+ * are appended to its dense position stream as slices of at most TXM_BLOCK
+ * positions that never cross a block boundary, and the tick's snapshot is
+ * stored.  Ticks that find nothing write nothing.
  *
  * Ticks are serialized by an ExclusiveLock on tx_message.ticks, so the
- * worker and tx_run_maintenance() can both tick.  The previous snapshot is
- * kept in memory across empty ticks, and only adopted when the transaction
- * that took it commits.
+ * worker, tx_run_maintenance() and receivers without a worker can all tick.
+ * The previous snapshot is kept in memory across empty ticks, and only
+ * adopted when the transaction that took it commits; that commit also tells
+ * waiting receivers how far the ring is ticked (shmem_xact.c).
  *
  * IDENTIFICATION
- *	  src/tick.c
+ *	  src/storage/tick.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "access/heapam.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
-#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
@@ -54,7 +53,11 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "tx_message.h"
+#include "src/base/catalog.h"
+#include "src/base/shmem.h"
+#include "src/base/spi.h"
+#include "src/storage/stream.h"
+#include "src/storage/tick.h"
 
 /* pg_snapshot's on-disk layout (utils/adt/xid8funcs.c) */
 typedef struct PgSnapshotData
@@ -76,6 +79,14 @@ typedef struct TickMessage
 	int16		slot;
 } TickMessage;
 
+/* The messages a tick found, growing as the scans go. */
+typedef struct TickFound
+{
+	TickMessage *msgs;
+	int			n;
+	int			cap;
+} TickFound;
+
 typedef struct TopicHead
 {
 	int32		topic_id;		/* hash key */
@@ -91,40 +102,46 @@ typedef struct RingRank
 
 /*
  * The last snapshot this process ticked at, and the durable tick it follows
- * (its id and its snapshot's xmax, to recognize it).
+ * (its id and its snapshot's xmax, to recognize it) ...
  */
-static PgSnapshotData *mem_prev = NULL;
-static int64 mem_prev_tick = -1;
-static uint64 mem_prev_tick_xmax = 0;
+static struct
+{
+	PgSnapshotData *snapshot;
+	int64		tick_id;
+	uint64		tick_xmax;
+} mem_prev = {NULL, -1, 0};
 
 /*
  * ... and what becomes of them when the current transaction commits.  A
  * tick made in a subtransaction that rolls back is forgotten with it.
  */
-static PgSnapshotData *pending_prev = NULL;
-static int64 pending_prev_tick = -1;
-static uint64 pending_prev_tick_xmax = 0;
-static int	pending_level = 0;
+static struct
+{
+	PgSnapshotData *snapshot;
+	int64		tick_id;
+	uint64		tick_xmax;
+	int			level;
+} pending = {NULL, -1, 0, 0};
 
 static void
 forget_pending(void)
 {
-	if (pending_prev)
-		pfree(pending_prev);
-	pending_prev = NULL;
+	if (pending.snapshot)
+		pfree(pending.snapshot);
+	pending.snapshot = NULL;
 }
 
 void
 txm_tick_xact_callback(XactEvent event)
 {
-	if (event == XACT_EVENT_COMMIT && pending_prev != NULL)
+	if (event == XACT_EVENT_COMMIT && pending.snapshot != NULL)
 	{
-		if (mem_prev)
-			pfree(mem_prev);
-		mem_prev = pending_prev;
-		mem_prev_tick = pending_prev_tick;
-		mem_prev_tick_xmax = pending_prev_tick_xmax;
-		pending_prev = NULL;
+		if (mem_prev.snapshot)
+			pfree(mem_prev.snapshot);
+		mem_prev.snapshot = pending.snapshot;
+		mem_prev.tick_id = pending.tick_id;
+		mem_prev.tick_xmax = pending.tick_xmax;
+		pending.snapshot = NULL;
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
 		forget_pending();
@@ -135,12 +152,12 @@ txm_tick_subxact_callback(SubXactEvent event)
 {
 	int			level = GetCurrentTransactionNestLevel();
 
-	if (pending_prev == NULL || pending_level < level)
+	if (pending.snapshot == NULL || pending.level < level)
 		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		forget_pending();
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		pending_level = level - 1;
+		pending.level = level - 1;
 }
 
 static uint64
@@ -227,13 +244,11 @@ last_tick(Snapshot snap, PgSnapshotData **snapshot)
 	if (index_getnext_slot(scan, BackwardScanDirection, ts))
 	{
 		bool		isnull;
-		Datum		d;
 
-		tick_id = DatumGetInt64(slot_getattr(ts, 1, &isnull));
-		d = slot_getattr(ts, 2, &isnull);
+		tick_id = DatumGetInt64(slot_getattr(ts, Anum_ticks_tick_id, &isnull));
 		if (snapshot)
 		{
-			struct varlena *v = PG_DETOAST_DATUM(d);
+			struct varlena *v = PG_DETOAST_DATUM(slot_getattr(ts, Anum_ticks_snapshot, &isnull));
 
 			*snapshot = MemoryContextAlloc(TopMemoryContext, VARSIZE(v));
 			memcpy(*snapshot, v, VARSIZE(v));
@@ -246,9 +261,9 @@ last_tick(Snapshot snap, PgSnapshotData **snapshot)
 	return tick_id;
 }
 
-/* Lowest xid with a message in the log, or InvalidFullTransactionId. */
+/* Lowest xid with a message in the log, or 0. */
 static uint64
-oldest_logged_xid(Snapshot snap)
+oldest_logged_xid(void)
 {
 	const TxmCatalog *c = txm_catalog();
 	uint64		oldest = 0;
@@ -264,7 +279,7 @@ oldest_logged_xid(Snapshot snap)
 		if (index_getnext_slot(scan, ForwardScanDirection, ts))
 		{
 			bool		isnull;
-			uint64		xid = TXM_POS_XID(DatumGetInt64(slot_getattr(ts, 1, &isnull)));
+			uint64		xid = TXM_POS_XID(DatumGetInt64(slot_getattr(ts, Anum_log_pos, &isnull)));
 
 			if (oldest == 0 || xid < oldest)
 				oldest = xid;
@@ -290,12 +305,12 @@ previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id,
 
 	*tick_id = last_tick(snap, &durable);
 	*tick_xmax = durable ? durable->xmax : 0;
-	if (*tick_id >= 0 && *tick_id == mem_prev_tick && mem_prev != NULL &&
-		durable != NULL && durable->xmax == mem_prev_tick_xmax)
+	if (*tick_id >= 0 && *tick_id == mem_prev.tick_id && mem_prev.snapshot != NULL &&
+		durable != NULL && durable->xmax == mem_prev.tick_xmax)
 	{
 		pfree(durable);
-		prev = MemoryContextAlloc(TopMemoryContext, VARSIZE(mem_prev));
-		memcpy(prev, mem_prev, VARSIZE(mem_prev));
+		prev = MemoryContextAlloc(TopMemoryContext, VARSIZE(mem_prev.snapshot));
+		memcpy(prev, mem_prev.snapshot, VARSIZE(mem_prev.snapshot));
 		return prev;
 	}
 	if (durable != NULL && durable->xmax <= now->xmax)
@@ -305,7 +320,7 @@ previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id,
 	if (durable)
 		pfree(durable);
 	prev = MemoryContextAllocZero(TopMemoryContext, PG_SNAPSHOT_SIZE(0));
-	prev->xmax = oldest_logged_xid(snap);
+	prev->xmax = oldest_logged_xid();
 	if (prev->xmax == 0 || prev->xmax > now->xmax)
 		prev->xmax = now->xmin;
 	prev->xmin = prev->xmax;
@@ -315,36 +330,131 @@ previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id,
 	return prev;
 }
 
+/* The log tables, open for one tick's scans. */
+typedef struct LogScan
+{
+	Relation	rels[TXM_LOG_SLOTS];
+	Relation	idxs[TXM_LOG_SLOTS];
+	TupleTableSlot *slots[TXM_LOG_SLOTS];
+	Snapshot	snap;
+} LogScan;
+
 /* Collect the visible messages with pos in [lo, hi) of every log table. */
 static void
-scan_range(Relation *rels, Relation *idxs, Snapshot snap, TupleTableSlot **slots,
-		   int64 lo, int64 hi, TickMessage **msgs, int *n, int *cap)
+scan_range(LogScan *ls, int64 lo, int64 hi, TickFound *found)
 {
 	for (int i = 0; i < TXM_LOG_SLOTS; i++)
 	{
 		IndexScanDesc scan;
 		ScanKeyData keys[2];
 
-		ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(lo));
-		ScanKeyInit(&keys[1], 1, BTLessStrategyNumber, F_INT8LT, Int64GetDatum(hi));
-		scan = index_beginscan(rels[i], idxs[i], snap, 2, 0);
+		ScanKeyInit(&keys[0], Anum_log_pos_idx_pos, BTGreaterEqualStrategyNumber, F_INT8GE,
+					Int64GetDatum(lo));
+		ScanKeyInit(&keys[1], Anum_log_pos_idx_pos, BTLessStrategyNumber, F_INT8LT,
+					Int64GetDatum(hi));
+		scan = index_beginscan(ls->rels[i], ls->idxs[i], ls->snap, 2, 0);
 		index_rescan(scan, keys, 2, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, slots[i]))
+		while (index_getnext_slot(scan, ForwardScanDirection, ls->slots[i]))
 		{
+			TickMessage *m;
 			bool		isnull;
 
-			if (*n >= *cap)
+			if (found->n >= found->cap)
 			{
-				*cap *= 2;
-				*msgs = repalloc_huge(*msgs, sizeof(TickMessage) * *cap);
+				found->cap *= 2;
+				found->msgs = repalloc_huge(found->msgs, sizeof(TickMessage) * found->cap);
 			}
-			(*msgs)[*n].pos = DatumGetInt64(slot_getattr(slots[i], 1, &isnull));
-			(*msgs)[*n].topic_id = DatumGetInt32(slot_getattr(slots[i], 2, &isnull));
-			(*msgs)[*n].slot = i;
-			(*n)++;
+			m = &found->msgs[found->n++];
+			m->pos = DatumGetInt64(slot_getattr(ls->slots[i], Anum_log_pos, &isnull));
+			m->topic_id = DatumGetInt32(slot_getattr(ls->slots[i], Anum_log_topic_id, &isnull));
+			m->slot = i;
 		}
 		index_endscan(scan);
 	}
+}
+
+/* The messages of the transactions that committed between prev and now. */
+static void
+collect_committed(Snapshot snap, const PgSnapshotData *prev, const PgSnapshotData *now,
+				  TickFound *found)
+{
+	const TxmCatalog *c = txm_catalog();
+	LogScan		ls;
+	uint64		lo;
+
+	ls.snap = snap;
+	for (int i = 0; i < TXM_LOG_SLOTS; i++)
+	{
+		ls.rels[i] = table_open(c->log[i], AccessShareLock);
+		ls.idxs[i] = index_open(c->log_pos[i], AccessShareLock);
+		ls.slots[i] = table_slot_create(ls.rels[i], NULL);
+	}
+
+	/* transactions in progress at the previous tick that have finished */
+	for (uint32 i = 0; i < prev->nxip; i++)
+	{
+		uint64		xid = prev->xip[i];
+
+		if (in_xip(now, xid) || xid >= now->xmax)
+			continue;
+		scan_range(&ls, (int64) (xid << TXM_POS_SHIFT), (int64) ((xid + 1) << TXM_POS_SHIFT),
+				   found);
+	}
+	/* xids started since, split around those still in progress */
+	lo = prev->xmax;
+	for (uint32 i = 0; i <= now->nxip; i++)
+	{
+		uint64		hi = (i < now->nxip) ? now->xip[i] : now->xmax;
+
+		if (hi < lo)
+			continue;
+		if (hi > lo)
+			scan_range(&ls, (int64) (lo << TXM_POS_SHIFT), (int64) (hi << TXM_POS_SHIFT), found);
+		lo = hi + 1;
+	}
+
+	for (int i = 0; i < TXM_LOG_SLOTS; i++)
+	{
+		ExecDropSingleTupleTableSlot(ls.slots[i]);
+		index_close(ls.idxs[i], AccessShareLock);
+		table_close(ls.rels[i], AccessShareLock);
+	}
+}
+
+/* xid -> commit rank, from the ring entries not yet ticked */
+static HTAB *
+ring_ranks(TxmDbSlot *dbslot, uint64 *ring_head)
+{
+	HTAB	   *ranks;
+	HASHCTL		ctl;
+	uint64	   *entries;
+	uint64		first;
+	int			n;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(RingRank);
+	ctl.hcxt = CurrentMemoryContext;
+	ranks = hash_create("tx_message commit ranks", 256, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	*ring_head = 0;
+	if (dbslot == NULL)
+		return ranks;
+
+	entries = txm_ring_unticked(dbslot, &n, &first, ring_head);
+	for (int i = 0; i < n; i++)
+	{
+		bool		found;
+		RingRank   *r;
+
+		if (entries[i] == 0)
+			continue;
+		r = hash_search(ranks, &entries[i], HASH_ENTER, &found);
+		if (!found)
+			r->rank = first + i;
+	}
+	pfree(entries);
+	return ranks;
 }
 
 static int
@@ -358,50 +468,18 @@ cmp_tick_message(const void *a, const void *b)
 	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/*
- * First free position of a topic's stream: the end of its last slice or,
- * once retention truncated every slice, the position it stopped at.
- */
-static int64
-topic_head(int32 topic_id, Snapshot snap)
+/* Commit order: ringed transactions first, in ring order, then by xid. */
+static void
+order_by_commit(TickMessage *msgs, int n, HTAB *ranks)
 {
-	const TxmCatalog *c = txm_catalog();
-	Relation	rel = table_open(c->slices, AccessShareLock);
-	Relation	idx = index_open(c->slices_pkey, AccessShareLock);
-	IndexScanDesc scan;
-	ScanKeyData key;
-	TupleTableSlot *ts = table_slot_create(rel, NULL);
-	int64		head = 0;
-
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(topic_id));
-	scan = index_beginscan(rel, idx, snap, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, ts))
+	for (int i = 0; i < n; i++)
 	{
-		bool		isnull;
-		ArrayType  *positions;
+		uint64		xid = TXM_POS_XID(msgs[i].pos);
+		RingRank   *r = hash_search(ranks, &xid, HASH_FIND, NULL);
 
-		positions = DatumGetArrayTypeP(slot_getattr(ts, 5, &isnull));
-		head = DatumGetInt64(slot_getattr(ts, 2, &isnull)) +
-			ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
+		msgs[i].rank = r ? r->rank : (UINT64CONST(1) << 62) + xid;
 	}
-	else
-	{
-		static const char *retired_sql =
-			"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
-		Oid			types[1] = {INT4OID};
-		Datum		values[1];
-		bool		isnull;
-
-		values[0] = Int32GetDatum(topic_id);
-		if (txm_spi_exec_latest(retired_sql, 1, types, values, NULL, 1) == 1)
-			head = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(ts);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return head;
+	qsort(msgs, n, sizeof(TickMessage), cmp_tick_message);
 }
 
 static void
@@ -457,6 +535,54 @@ append_to_stream(int32 topic_id, int64 *head, int64 tick_id,
 	pfree(positions);
 }
 
+/*
+ * Append the messages found, in commit order, to their topics' streams,
+ * topic by topic.  Messages of a dropped topic are simply never delivered.
+ */
+static void
+append_streams(TickMessage *msgs, int nmsgs, int64 tick_id, Snapshot snap)
+{
+	HASHCTL		ctl;
+	HTAB	   *heads;
+	TickMessage *run = palloc(sizeof(TickMessage) * nmsgs);
+	int			start = 0;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(TopicHead);
+	ctl.hcxt = CurrentMemoryContext;
+	heads = hash_create("tx_message topic heads", 16, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	while (start < nmsgs)
+	{
+		int32		topic_id = msgs[start].topic_id;
+		int			rest = start;
+		int			n = 0;
+		TopicHead  *h;
+		bool		found;
+
+		/* this topic's messages from here on, stable in commit order */
+		for (int i = start; i < nmsgs; i++)
+			if (msgs[i].topic_id == topic_id)
+				run[n++] = msgs[i];
+		h = hash_search(heads, &topic_id, HASH_ENTER, &found);
+		if (!found)
+		{
+			h->exists = txm_topic_name(topic_id) != NULL;
+			h->next_seq = h->exists ? txm_stream_head(topic_id, snap) : 0;
+		}
+		if (h->exists)
+			append_to_stream(topic_id, &h->next_seq, tick_id, run, n);
+		/* drop the handled topic from the rest of the array */
+		for (int i = start; i < nmsgs; i++)
+			if (msgs[i].topic_id != topic_id)
+				msgs[rest++] = msgs[i];
+		nmsgs = rest;
+	}
+	hash_destroy(heads);
+	pfree(run);
+}
+
 static void
 insert_tick(int64 tick_id, PgSnapshotData *snapshot)
 {
@@ -470,55 +596,14 @@ insert_tick(int64 tick_id, PgSnapshotData *snapshot)
 	txm_spi_exec(sql, 2, types, values, NULL, 0);
 }
 
-/* xid -> commit rank, from the ring entries not yet ticked */
-static HTAB *
-ring_ranks(TxmDbSlot *dbslot, uint64 *ring_head)
-{
-	HTAB	   *ranks;
-	HASHCTL		ctl;
-	uint64	   *entries;
-	uint64		first;
-	uint64		from;
-	int			n;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(RingRank);
-	ctl.hcxt = CurrentMemoryContext;
-	ranks = hash_create("tx_message commit ranks", 256, &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	*ring_head = 0;
-	if (dbslot == NULL)
-		return ranks;
-
-	SpinLockAcquire(&dbslot->mutex);
-	from = dbslot->ring_ticked;
-	SpinLockRelease(&dbslot->mutex);
-	entries = palloc(sizeof(uint64) * TXM_RING_SIZE);
-	*ring_head = txm_ring_read(dbslot, from, entries, &n, &first);
-	for (int i = 0; i < n; i++)
-	{
-		bool		found;
-		RingRank   *r;
-
-		if (entries[i] == 0)
-			continue;
-		r = hash_search(ranks, &entries[i], HASH_ENTER, &found);
-		if (!found)
-			r->rank = first + i;
-	}
-	pfree(entries);
-	return ranks;
-}
-
 /*
  * Run one tick in the current transaction.  Returns the number of messages
  * made deliverable, or -1 if wait is false and another tick is running.
- * *ring_upto receives the ring position that is covered once the current
- * transaction commits.
+ * When the current transaction commits, the commit ring counts as ticked up
+ * to what this tick read of it.
  */
 int64
-txm_tick(bool wait, uint64 *ring_upto)
+txm_tick(bool wait)
 {
 	const TxmCatalog *c = txm_catalog();
 	TxmDbSlot  *dbslot = txm_my_slot();
@@ -527,15 +612,9 @@ txm_tick(bool wait, uint64 *ring_upto)
 	PgSnapshotData *prev;
 	int64		prev_tick;
 	uint64		prev_tick_xmax;
+	uint64		ring_upto;
 	HTAB	   *ranks;
-	Relation	rels[TXM_LOG_SLOTS];
-	Relation	idxs[TXM_LOG_SLOTS];
-	TupleTableSlot *slots[TXM_LOG_SLOTS];
-	TickMessage *msgs;
-	int			nmsgs = 0;
-	int			cap = 256;
-	int			total;
-	uint64		lo;
+	TickFound	found;
 
 	if (wait)
 		LockRelationOid(c->ticks, ExclusiveLock);
@@ -546,124 +625,56 @@ txm_tick(bool wait, uint64 *ring_upto)
 	 * Read the ring before taking the snapshot: every entry read belongs to
 	 * a transaction that the snapshot sees as committed.
 	 */
-	ranks = ring_ranks(dbslot, ring_upto);
+	ranks = ring_ranks(dbslot, &ring_upto);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	now = snapshot_64(snap);
 	prev = previous_snapshot(snap, now, &prev_tick, &prev_tick_xmax);
 
-	msgs = palloc(sizeof(TickMessage) * cap);
-	for (int i = 0; i < TXM_LOG_SLOTS; i++)
+	found.cap = 256;
+	found.n = 0;
+	found.msgs = palloc(sizeof(TickMessage) * found.cap);
+	collect_committed(snap, prev, now, &found);
+	if (found.n > 0)
 	{
-		rels[i] = table_open(c->log[i], AccessShareLock);
-		idxs[i] = index_open(c->log_pos[i], AccessShareLock);
-		slots[i] = table_slot_create(rels[i], NULL);
-	}
-
-	/* transactions in progress at the previous tick that have finished */
-	for (uint32 i = 0; i < prev->nxip; i++)
-	{
-		uint64		xid = prev->xip[i];
-
-		if (in_xip(now, xid) || xid >= now->xmax)
-			continue;
-		scan_range(rels, idxs, snap, slots, (int64) (xid << TXM_POS_SHIFT),
-				   (int64) ((xid + 1) << TXM_POS_SHIFT), &msgs, &nmsgs, &cap);
-	}
-	/* xids started since, split around those still in progress */
-	lo = prev->xmax;
-	for (uint32 i = 0; i <= now->nxip; i++)
-	{
-		uint64		hi = (i < now->nxip) ? now->xip[i] : now->xmax;
-
-		if (hi < lo)
-			continue;
-		if (hi > lo)
-			scan_range(rels, idxs, snap, slots, (int64) (lo << TXM_POS_SHIFT),
-					   (int64) (hi << TXM_POS_SHIFT), &msgs, &nmsgs, &cap);
-		lo = hi + 1;
-	}
-
-	for (int i = 0; i < TXM_LOG_SLOTS; i++)
-	{
-		ExecDropSingleTupleTableSlot(slots[i]);
-		index_close(idxs[i], AccessShareLock);
-		table_close(rels[i], AccessShareLock);
-	}
-
-	total = nmsgs;
-	if (nmsgs > 0)
-	{
-		HASHCTL		ctl;
-		HTAB	   *heads;
-		int64		tick_id = prev_tick + 1;
-		int			start;
-
-		/* commit order: ringed transactions first, in ring order */
-		for (int i = 0; i < nmsgs; i++)
-		{
-			uint64		xid = TXM_POS_XID(msgs[i].pos);
-			RingRank   *r = hash_search(ranks, &xid, HASH_FIND, NULL);
-
-			msgs[i].rank = r ? r->rank : (UINT64CONST(1) << 62) + xid;
-		}
-		qsort(msgs, nmsgs, sizeof(TickMessage), cmp_tick_message);
-
-		/* append each topic's messages, stable in commit order */
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int32);
-		ctl.entrysize = sizeof(TopicHead);
-		ctl.hcxt = CurrentMemoryContext;
-		heads = hash_create("tx_message topic heads", 16, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		order_by_commit(found.msgs, found.n, ranks);
 		SPI_connect();
-		start = 0;
-		while (start < nmsgs)
-		{
-			int32		topic_id = msgs[start].topic_id;
-			int			end = start;
-			int			n = 0;
-			TickMessage *run;
-			TopicHead  *h;
-			bool		found;
-
-			/* gather this topic's messages from here on */
-			run = palloc(sizeof(TickMessage) * (nmsgs - start));
-			for (int i = start; i < nmsgs; i++)
-				if (msgs[i].topic_id == topic_id)
-					run[n++] = msgs[i];
-			h = hash_search(heads, &topic_id, HASH_ENTER, &found);
-			if (!found)
-			{
-				h->exists = txm_topic_name(topic_id) != NULL;
-				h->next_seq = h->exists ? topic_head(topic_id, snap) : 0;
-			}
-			/* messages of a dropped topic are simply never delivered */
-			if (h->exists)
-				append_to_stream(topic_id, &h->next_seq, tick_id, run, n);
-			pfree(run);
-			/* drop the handled topic from the rest of the array */
-			for (int i = start; i < nmsgs; i++)
-				if (msgs[i].topic_id != topic_id)
-					msgs[end++] = msgs[i];
-			nmsgs = end;
-		}
-		insert_tick(tick_id, now);
+		append_streams(found.msgs, found.n, prev_tick + 1, snap);
+		insert_tick(prev_tick + 1, now);
 		SPI_finish();
-		prev_tick = tick_id;
+		prev_tick++;
 		prev_tick_xmax = now->xmax;
-		if (dbslot)
-			txm_count(&dbslot->delivered, (uint64) total);
+		txm_count(TXM_COUNTER_DELIVERED, (uint64) found.n);
 	}
 
-	/* adopt the new snapshot when this transaction commits */
+	/* adopt the new snapshot, and tell receivers, when this transaction commits */
 	forget_pending();
-	pending_prev = now;
-	pending_prev_tick = prev_tick;
-	pending_prev_tick_xmax = prev_tick_xmax;
-	pending_level = GetCurrentTransactionNestLevel();
+	pending.snapshot = now;
+	pending.tick_id = prev_tick;
+	pending.tick_xmax = prev_tick_xmax;
+	pending.level = GetCurrentTransactionNestLevel();
+	txm_at_commit_ring_ticked(ring_upto);
+
 	pfree(prev);
 	UnregisterSnapshot(snap);
 	hash_destroy(ranks);
-	pfree(msgs);
-	return total;
+	pfree(found.msgs);
+	return found.n;
+}
+
+/*
+ * Make everything committed before now deliverable: wait for the worker's
+ * tick, or, with no worker serving this database, tick in this transaction
+ * (unless someone else is ticking).
+ */
+void
+txm_sync_ticks(void)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+
+	if (slot && txm_worker_running(slot))
+	{
+		txm_wait_for_ticks(1000);
+		return;
+	}
+	(void) txm_tick(false);
 }

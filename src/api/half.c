@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * half.c
+ *	  The half-message protocol: tx_send_half, tx_commit_half,
+ *	  tx_rollback_half.
+ *
+ * A half message is stored invisible to consumers (RocketMQ's two-phase
+ * send); the producer runs its local transaction and then commits or rolls
+ * the message back.  If it never answers, the worker asks (checkback.c).
+ * Committing moves the message into the log within the committing
+ * transaction, so its place in commit order is the moment of the decision.
+ *
+ * IDENTIFICATION
+ *	  src/api/half.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "src/base/catalog.h"
+#include "src/base/validate.h"
+#include "src/storage/log.h"
+
+PG_FUNCTION_INFO_V1(tx_send_half);
+PG_FUNCTION_INFO_V1(tx_commit_half);
+PG_FUNCTION_INFO_V1(tx_rollback_half);
+
+/*
+ * tx_send_half(topic text, payload jsonb, key text, tags text[],
+ *				headers jsonb) RETURNS bigint
+ */
+Datum
+tx_send_half(PG_FUNCTION_ARGS)
+{
+	char		name[TXM_NAME_MAX + 1];
+	int32		topic_id;
+	Datum		cols[TXM_MSG_NCOLS];
+	bool		isnull[TXM_MSG_NCOLS];
+	int64		id;
+
+	txm_require_arg(fcinfo, 0, "topic");
+	txm_require_arg(fcinfo, 1, "payload");
+	txm_check_can_send("tx_send_half()");
+
+	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
+	topic_id = txm_lookup_topic(name, false)->topic_id;
+	txm_check_payload(PG_GETARG_JSONB_P(1), "payload");
+	if (!PG_ARGISNULL(3))
+		txm_check_tags(PG_GETARG_ARRAYTYPE_P(3), "tags");
+	if (!PG_ARGISNULL(4))
+		txm_check_headers(PG_GETARG_JSONB_P(4));
+
+	/* key, tags and headers are arguments 2 to 4, in column order */
+	for (int k = TXM_COL_KEY; k <= TXM_COL_HEADERS; k++)
+	{
+		isnull[k] = PG_ARGISNULL(2 + k);
+		cols[k] = isnull[k] ? (Datum) 0 : PG_GETARG_DATUM(2 + k);
+	}
+	cols[TXM_COL_PAYLOAD] = PG_GETARG_DATUM(1);
+	isnull[TXM_COL_PAYLOAD] = false;
+
+	id = txm_next_pos();
+	txm_half_insert(id, topic_id, GetCurrentTimestamp(), cols, isnull);
+	PG_RETURN_INT64(id);
+}
+
+static Datum
+resolve_half_fn(FunctionCallInfo fcinfo, bool commit)
+{
+	txm_require_arg(fcinfo, 0, "msg_id");
+	txm_check_can_send(commit ? "tx_commit_half()" : "tx_rollback_half()");
+	PG_RETURN_BOOL(txm_resolve_half(PG_GETARG_INT64(0), commit, "producer"));
+}
+
+/* tx_commit_half(msg_id bigint) RETURNS boolean */
+Datum
+tx_commit_half(PG_FUNCTION_ARGS)
+{
+	return resolve_half_fn(fcinfo, true);
+}
+
+/* tx_rollback_half(msg_id bigint) RETURNS boolean */
+Datum
+tx_rollback_half(PG_FUNCTION_ARGS)
+{
+	return resolve_half_fn(fcinfo, false);
+}

@@ -1,0 +1,466 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Backend-local caches of the extension's relations, its topics and the
+ *	  current log table.
+ *
+ * The producer path must not look anything up in the catalogs per call.
+ * So the OIDs of our relations, the topics and the current log table are
+ * cached here, and kept honest by relcache invalidations: the functions that
+ * change topics, subscriptions or the current log table call
+ * txm_invalidate() on the table they changed, which every backend of the
+ * database processes at that transaction's commit (and this one at command
+ * end and on abort).  Any invalidation of one of our relations (a change of
+ * topics, a rotation, a TRUNCATE, ALTER TABLE) forgets everything, so the
+ * next use loads the catalog again and checks every relation once more.
+ * DROP EXTENSION drops the schema, which a syscache callback on
+ * pg_namespace catches even in a backend that never opened our tables.
+ *
+ * Loading checks what the direct heap and index access of the other
+ * modules relies on: every table uses the heap access method and has the
+ * attribute count catalog.h describes, every index is a btree with the
+ * expected number of columns.
+ *
+ * IDENTIFICATION
+ *	  src/base/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <stddef.h>
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "src/base/catalog.h"
+#include "src/base/validate.h"
+
+/*
+ * The relations of the extension: where their OID goes in TxmCatalog, and
+ * how many attributes they must have (key columns for an index).
+ */
+typedef struct RelSpec
+{
+	const char *name;
+	size_t		offset;
+	bool		is_index;
+	int			natts;
+} RelSpec;
+
+#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts}
+#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts}
+
+static const RelSpec rel_specs[] = {
+	TABLE("topics", topics, Natts_topics),
+	INDEX("topics_pkey", topics_pkey, 1),
+	TABLE("log_0", log[0], Natts_log),
+	INDEX("log_0_pos", log_pos[0], 1),
+	TABLE("log_1", log[1], Natts_log),
+	INDEX("log_1_pos", log_pos[1], 1),
+	TABLE("log_2", log[2], Natts_log),
+	INDEX("log_2_pos", log_pos[2], 1),
+	TABLE("log_slots", log_slots, Natts_log_slots),
+	TABLE("half_messages", half_messages, Natts_half_messages),
+	INDEX("half_messages_pkey", half_messages_pkey, 1),
+	TABLE("delayed", delayed, Natts_delayed),
+	INDEX("delayed_pkey", delayed_pkey, 1),
+	TABLE("ticks", ticks, Natts_ticks),
+	INDEX("ticks_pkey", ticks_pkey, 1),
+	TABLE("slices", slices, Natts_slices),
+	INDEX("slices_pkey", slices_pkey, 2),
+	TABLE("subscriptions", subscriptions, Natts_subscriptions),
+	TABLE("sub_state", sub_state, Natts_sub_state),
+	INDEX("sub_state_pkey", sub_state_pkey, 1),
+	TABLE("leases", leases, Natts_leases),
+	INDEX("leases_pkey", leases_pkey, 3),
+	TABLE("retries", retries, Natts_retries),
+	TABLE("dead_letters", dead_letters, Natts_dead_letters),
+};
+
+#define REL_OID(c, spec) (*(Oid *) ((char *) (c) + (spec)->offset))
+
+static TxmCatalog cat;
+static bool cat_valid = false;
+static HTAB *topics_by_name = NULL;
+static HTAB *topic_names_by_id = NULL;
+static int	current_slot = -1;
+
+typedef struct TopicNameEntry
+{
+	int32		topic_id;		/* hash key */
+	char		name[TXM_NAME_MAX + 1];
+} TopicNameEntry;
+
+static void
+forget_everything(void)
+{
+	cat_valid = false;
+	if (topics_by_name)
+		hash_destroy(topics_by_name);
+	if (topic_names_by_id)
+		hash_destroy(topic_names_by_id);
+	topics_by_name = NULL;
+	topic_names_by_id = NULL;
+	current_slot = -1;
+}
+
+/*
+ * Relcache invalidation callback.  It must not fail or touch the catalogs,
+ * so it only marks what has to be reloaded.
+ */
+static void
+txm_relcache_callback(Datum arg, Oid relid)
+{
+	if (!cat_valid)
+		return;
+	if (relid == InvalidOid)
+	{
+		forget_everything();
+		return;
+	}
+	for (int i = 0; i < lengthof(rel_specs); i++)
+	{
+		if (REL_OID(&cat, &rel_specs[i]) == relid)
+		{
+			forget_everything();
+			return;
+		}
+	}
+}
+
+static void
+txm_namespace_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	forget_everything();
+}
+
+void
+txm_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(txm_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, txm_namespace_callback, (Datum) 0);
+}
+
+/*
+ * Look up one of our relations and check its access method and attribute
+ * count; the other modules read and write these with heap and btree
+ * functions and fixed attribute numbers.
+ */
+static Oid
+lookup_rel(const RelSpec *spec)
+{
+	Oid			relid = get_relname_relid(spec->name, cat.namespace);
+	HeapTuple	tup;
+	Form_pg_class form;
+	Oid			am;
+	int			natts;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"tx_message.%s\" does not exist", spec->name),
+				 errhint("The tx_message extension may be damaged; reinstall it.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	form = (Form_pg_class) GETSTRUCT(tup);
+	am = form->relam;
+	natts = form->relnatts;
+	ReleaseSysCache(tup);
+
+	if (am != (spec->is_index ? BTREE_AM_OID : HEAP_TABLE_AM_OID))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation \"tx_message.%s\" does not use the %s access method",
+						spec->name, spec->is_index ? "btree" : "heap"),
+				 errdetail("tx_message reads and writes its relations directly; this one uses \"%s\".",
+						   get_am_name(am) ? get_am_name(am) : "?"),
+				 errhint("The tx_message extension may be damaged; reinstall it.")));
+	if (natts != spec->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"tx_message.%s\" has %d columns, not %d",
+						spec->name, natts, spec->natts),
+				 errhint("The tx_message extension may be damaged; reinstall it.")));
+	return relid;
+}
+
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Look up the relations of the extension, or return NULL when it is not
+ * installed in this database.
+ */
+const TxmCatalog *
+txm_catalog_if_installed(void)
+{
+	if (cat_valid)
+		return &cat;
+
+	if (!OidIsValid(get_extension_oid("tx_message", true)))
+		return NULL;
+	cat.namespace = get_namespace_oid("tx_message", true);
+	if (!OidIsValid(cat.namespace))
+		return NULL;
+
+	for (int i = 0; i < lengthof(rel_specs); i++)
+		REL_OID(&cat, &rel_specs[i]) = lookup_rel(&rel_specs[i]);
+	cat.message_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									   CStringGetDatum("message"),
+									   ObjectIdGetDatum(cat.namespace));
+	if (!OidIsValid(cat.message_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type \"tx_message.message\" does not exist"),
+				 errhint("The tx_message extension may be damaged; reinstall it.")));
+	cat.owner = relation_owner(cat.topics);
+
+	forget_everything();
+	cat_valid = true;
+	return &cat;
+}
+
+const TxmCatalog *
+txm_catalog(void)
+{
+	const TxmCatalog *c = txm_catalog_if_installed();
+
+	if (c == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"tx_message\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION tx_message.")));
+	return c;
+}
+
+/*
+ * Send a relcache invalidation for one of our tables: every backend of this
+ * database forgets what it cached from it, at our commit.
+ */
+void
+txm_invalidate(Oid relid)
+{
+	CacheInvalidateRelcacheByRelid(relid);
+}
+
+static void
+ensure_topic_hashes(void)
+{
+	HASHCTL		ctl;
+
+	if (topics_by_name)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = TXM_NAME_MAX + 1;
+	ctl.entrysize = sizeof(TxmTopic);
+	ctl.hcxt = CacheMemoryContext;
+	topics_by_name = hash_create("tx_message topics", 64, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(TopicNameEntry);
+	ctl.hcxt = CacheMemoryContext;
+	topic_names_by_id = hash_create("tx_message topic names", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Read one topic row into *t; returns false if there is no such topic. */
+static bool
+load_topic(const char *name, TxmTopic *t)
+{
+	const TxmCatalog *c = txm_catalog();
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+
+	rel = table_open(c->topics, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyInit(&key, Anum_topics_topic, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(name));
+	scan = systable_beginscan(rel, c->topics_pkey, true, snap, 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		Datum		values[Natts_topics];
+		bool		nulls[Natts_topics];
+
+		heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
+		strlcpy(t->name, name, sizeof(t->name));
+		t->topic_id = DatumGetInt32(values[Anum_topics_topic_id - 1]);
+		t->retention = *DatumGetIntervalP(values[Anum_topics_retention - 1]);
+		t->check_function = nulls[Anum_topics_check_function - 1] ? InvalidOid :
+			DatumGetObjectId(values[Anum_topics_check_function - 1]);
+		t->check_after = *DatumGetIntervalP(values[Anum_topics_check_after - 1]);
+		t->check_interval = *DatumGetIntervalP(values[Anum_topics_check_interval - 1]);
+		t->check_max = DatumGetInt32(values[Anum_topics_check_max - 1]);
+		t->owner = DatumGetObjectId(values[Anum_topics_owner - 1]);
+		found = true;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Find a topic by name.  Unknown topics are an error with a hint, unless
+ * missing_ok.  The result points into the cache and is valid until the next
+ * invalidation is processed, so callers copy what they keep.
+ */
+TxmTopic *
+txm_lookup_topic(const char *name, bool missing_ok)
+{
+	TxmTopic   *t;
+	TxmTopic	loaded;
+	bool		found;
+	TopicNameEntry *n;
+
+	if (strlen(name) > TXM_NAME_MAX)
+	{
+		if (missing_ok)
+			return NULL;
+		txm_check_name("topic", name);
+	}
+	txm_catalog();
+	ensure_topic_hashes();
+	t = hash_search(topics_by_name, name, HASH_FIND, NULL);
+	if (t)
+		return t;
+
+	/* only names that can exist are looked up; a cache hit proves validity */
+	if (!missing_ok)
+		txm_check_name("topic", name);
+
+	if (!load_topic(name, &loaded))
+	{
+		if (missing_ok)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", name),
+				 errhint("Create it with tx_create_topic('%s').", name)));
+	}
+	/* loading may have processed invalidations that dropped the hashes */
+	ensure_topic_hashes();
+	t = hash_search(topics_by_name, name, HASH_ENTER, &found);
+	memcpy(t, &loaded, sizeof(TxmTopic));
+	n = hash_search(topic_names_by_id, &loaded.topic_id, HASH_ENTER, &found);
+	strlcpy(n->name, name, sizeof(n->name));
+	return t;
+}
+
+/* Name of a topic by id, or NULL if it no longer exists. */
+const char *
+txm_topic_name(int32 topic_id)
+{
+	const TxmCatalog *c = txm_catalog();
+	TopicNameEntry *n;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+
+	ensure_topic_hashes();
+	n = hash_search(topic_names_by_id, &topic_id, HASH_FIND, NULL);
+	if (n)
+		return n->name;
+
+	/* topics are few: one scan fills the whole reverse map */
+	rel = table_open(c->topics, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		int32		id = DatumGetInt32(heap_getattr(tup, Anum_topics_topic_id,
+													RelationGetDescr(rel), &isnull));
+		char	   *name = TextDatumGetCString(heap_getattr(tup, Anum_topics_topic,
+															RelationGetDescr(rel), &isnull));
+		bool		found;
+
+		ensure_topic_hashes();
+		n = hash_search(topic_names_by_id, &id, HASH_ENTER, &found);
+		strlcpy(n->name, name, sizeof(n->name));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+
+	ensure_topic_hashes();
+	n = hash_search(topic_names_by_id, &topic_id, HASH_FIND, NULL);
+	return n ? n->name : NULL;
+}
+
+/*
+ * The log table producers insert into.  Callers lock the table and then
+ * call this again: taking the lock processes pending invalidations, so a
+ * rotation committed meanwhile is seen (docs/design.md, section 5).
+ */
+int
+txm_current_log_slot(void)
+{
+	const TxmCatalog *c;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	int			slot = -1;
+
+	if (current_slot >= 0)
+		return current_slot;
+
+	c = txm_catalog();
+	rel = table_open(c->log_slots, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(heap_getattr(tup, Anum_log_slots_is_current,
+									  RelationGetDescr(rel), &isnull)))
+			slot = DatumGetInt16(heap_getattr(tup, Anum_log_slots_slot,
+											  RelationGetDescr(rel), &isnull));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+
+	if (slot < 0 || slot >= TXM_LOG_SLOTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("tx_message.log_slots has no current log table")));
+	current_slot = slot;
+	return slot;
+}

@@ -1,0 +1,164 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.h
+ *	  The extension's relations as the C code sees them: their OIDs, the
+ *	  attribute numbers of the columns read or written directly, and the
+ *	  backend-local caches of topics and of the current log table.
+ *
+ * The tables are defined in tx_message--1.0.sql.  Each block of constants
+ * below mirrors one table there, in column order; loading the catalog
+ * checks every table's attribute count and access method against them, so
+ * a table that no longer matches is an error rather than misread rows.
+ *
+ * IDENTIFICATION
+ *	  src/base/catalog.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_CATALOG_H
+#define TXM_CATALOG_H
+
+#include "utils/timestamp.h"
+
+#include "src/base/layout.h"
+
+/* tx_message.topics */
+#define Natts_topics				11
+#define Anum_topics_topic			1
+#define Anum_topics_topic_id		2
+#define Anum_topics_retention		3
+#define Anum_topics_check_function	4
+#define Anum_topics_check_after		5
+#define Anum_topics_check_interval	6
+#define Anum_topics_check_max		7
+#define Anum_topics_owner			8
+#define Anum_topics_created_at		9
+#define Anum_topics_altered_at		10
+#define Anum_topics_retired_seq		11
+
+/* tx_message.log_0, log_1, log_2, and their index log_N_pos (pos) */
+#define Natts_log					9
+#define Anum_log_pos				1
+#define Anum_log_topic_id			2
+#define Anum_log_sent_at			3
+#define Anum_log_msg_id				4
+#define Anum_log_deliver_at			5
+#define Anum_log_key				6
+#define Anum_log_tags				7
+#define Anum_log_headers			8
+#define Anum_log_payload			9
+#define Anum_log_pos_idx_pos		1
+
+/* tx_message.log_slots */
+#define Natts_log_slots				7
+#define Anum_log_slots_slot			1
+#define Anum_log_slots_log_table	2
+#define Anum_log_slots_is_current	3
+#define Anum_log_slots_opened_at	4
+#define Anum_log_slots_closed_at	5
+#define Anum_log_slots_opened_heads 6
+#define Anum_log_slots_sealed_heads 7
+
+/* tx_message.half_messages and tx_message.delayed: read and written by SQL */
+#define Natts_half_messages			13
+#define Natts_delayed				8
+
+/* tx_message.ticks, and ticks_pkey (tick_id) */
+#define Natts_ticks					3
+#define Anum_ticks_tick_id			1
+#define Anum_ticks_snapshot			2
+#define Anum_ticks_created_at		3
+#define Anum_ticks_pkey_tick_id		1
+
+/* tx_message.slices, and slices_pkey (topic_id, first_seq) */
+#define Natts_slices				5
+#define Anum_slices_topic_id		1
+#define Anum_slices_first_seq		2
+#define Anum_slices_tick_id			3
+#define Anum_slices_slots			4
+#define Anum_slices_positions		5
+#define Anum_slices_pkey_topic_id	1
+#define Anum_slices_pkey_first_seq	2
+
+/* tx_message.subscriptions: read and written by SQL */
+#define Natts_subscriptions			13
+
+/* tx_message.sub_state, and sub_state_pkey (sub_id) */
+#define Natts_sub_state				3
+#define Anum_sub_state_sub_id		1
+#define Anum_sub_state_done_seq		2
+#define Anum_sub_state_updated_at	3
+#define Anum_sub_state_pkey_sub_id	1
+
+/* tx_message.leases, and leases_pkey (sub_id, block, first_off) */
+#define Natts_leases				9
+#define Anum_leases_sub_id			1
+#define Anum_leases_block			2
+#define Anum_leases_first_off		3
+#define Anum_leases_covered			4
+#define Anum_leases_done			5
+#define Anum_leases_keys			6
+#define Anum_leases_lease_until		7
+#define Anum_leases_leased_at		8
+#define Anum_leases_holder			9
+#define Anum_leases_pkey_sub_id		1
+#define Anum_leases_pkey_block		2
+#define Anum_leases_pkey_first_off	3
+
+/* tx_message.retries and tx_message.dead_letters: read and written by SQL */
+#define Natts_retries				15
+#define Natts_dead_letters			13
+
+/*
+ * OIDs of the extension's relations in the current database, looked up once
+ * per backend and forgotten on any invalidation of one of them.
+ */
+typedef struct TxmCatalog
+{
+	Oid			namespace;
+	Oid			owner;			/* owner of the relations: runs internal SQL */
+	Oid			topics;
+	Oid			topics_pkey;
+	Oid			log[TXM_LOG_SLOTS];
+	Oid			log_pos[TXM_LOG_SLOTS];
+	Oid			log_slots;
+	Oid			half_messages;
+	Oid			half_messages_pkey;
+	Oid			delayed;
+	Oid			delayed_pkey;
+	Oid			ticks;
+	Oid			ticks_pkey;
+	Oid			slices;
+	Oid			slices_pkey;
+	Oid			subscriptions;
+	Oid			sub_state;
+	Oid			sub_state_pkey;
+	Oid			leases;
+	Oid			leases_pkey;
+	Oid			retries;
+	Oid			dead_letters;
+	Oid			message_type;	/* tx_message.message */
+} TxmCatalog;
+
+/* What the producer path needs to know about a topic. */
+typedef struct TxmTopic
+{
+	char		name[TXM_NAME_MAX + 1]; /* hash key */
+	int32		topic_id;
+	Oid			owner;
+	Oid			check_function;
+	Interval	retention;
+	Interval	check_after;
+	Interval	check_interval;
+	int32		check_max;
+} TxmTopic;
+
+extern void txm_catalog_init(void);
+extern const TxmCatalog *txm_catalog(void);
+extern const TxmCatalog *txm_catalog_if_installed(void);
+extern void txm_invalidate(Oid relid);
+extern TxmTopic *txm_lookup_topic(const char *name, bool missing_ok);
+extern const char *txm_topic_name(int32 topic_id);
+extern int	txm_current_log_slot(void);
+
+#endif							/* TXM_CATALOG_H */

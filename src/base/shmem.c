@@ -1,0 +1,705 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  tx_message's shared memory segment: one slot per served database, and
+ *	  the life cycle of the processes that serve it.
+ *
+ * A slot holds what the processes of one database share: its database
+ * worker and, when needed, its executor (their pids and latches), the
+ * commit ring (shmem_ring.c), the claim hints and the registry of open
+ * claims (shmem_claims.c), a condition variable that waiting consumers
+ * sleep on, and the counters tx_worker_status() reports.
+ *
+ * Slots change hands under TxmShared->lock.  The launcher gives every usable
+ * database a slot (txm_launcher_reconcile); the database's worker attaches
+ * to it and finds out whether the extension is there (txm_process_attach,
+ * then txm_process_ready or txm_process_absent); the launcher frees the
+ * slots of databases that are gone, unusable or without the extension, and
+ * remembers the latter so that it does not try them again until CREATE
+ * EXTENSION asks for a worker (shmem_request_worker, at that commit).
+ * shmem_internal.h describes the locking of the other fields.
+ *
+ * IDENTIFICATION
+ *	  src/base/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+
+#include "src/base/shmem_internal.h"
+
+int			txm_max_databases = 8;
+
+TxmShared  *txm_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* slot of MyDatabaseId, cached */
+static int	my_slot_index = -1;
+
+/* the slot this database worker or executor serves */
+static TxmDbSlot *attached = NULL;
+
+/* Open claims per database: every backend may hold a couple at once. */
+static int
+claims_per_slot(void)
+{
+	return 2 * MaxBackends + 16;
+}
+
+static Size
+claims_offset(void)
+{
+	return MAXALIGN(add_size(offsetof(TxmShared, slots),
+							 mul_size(txm_max_databases, sizeof(TxmDbSlot))));
+}
+
+static Size
+shmem_size(void)
+{
+	return add_size(claims_offset(),
+					mul_size(mul_size(txm_max_databases, claims_per_slot()),
+							 sizeof(TxmClaim)));
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shmem_size());
+	/* the segment's lock, then a claim lock and a hint lock per slot */
+	RequestNamedLWLockTranche("tx_message", 1 + 2 * txm_max_databases);
+}
+
+static void
+shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	txm_shared = ShmemInitStruct("tx_message", shmem_size(), &found);
+	if (!found)
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche("tx_message");
+
+		memset(txm_shared, 0, shmem_size());
+		txm_shared->lock = &locks[0].lock;
+		txm_shared->claims_per_slot = claims_per_slot();
+		txm_shared->claims_offset = claims_offset();
+		txm_shared->nslots = txm_max_databases;
+		for (int i = 0; i < txm_shared->nslots; i++)
+		{
+			TxmDbSlot  *slot = &txm_shared->slots[i];
+
+			slot->claim_lock = &locks[1 + 2 * i].lock;
+			slot->hint_lock = &locks[2 + 2 * i].lock;
+			SpinLockInit(&slot->mutex);
+			ConditionVariableInit(&slot->cv);
+			pg_atomic_init_u64(&slot->last_cycle_at, 0);
+			pg_atomic_init_u32(&slot->stale_prepared, 0);
+			for (int c = 0; c < TXM_NCOUNTERS; c++)
+				pg_atomic_init_u64(&slot->counters[c], 0);
+			for (int r = 0; r < TXM_RING_SIZE; r++)
+				pg_atomic_init_u64(&slot->ring[r], 0);
+			pg_atomic_init_u32(&slot->retry_version, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called from _PG_init while the postmaster preloads the library. */
+void
+txm_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+}
+
+bool
+txm_shmem_available(void)
+{
+	return txm_shared != NULL;
+}
+
+int
+txm_nslots(void)
+{
+	return txm_shared ? txm_shared->nslots : 0;
+}
+
+/* The slot serving a database, or NULL. */
+static TxmDbSlot *
+find_slot_locked(Oid dboid)
+{
+	Assert(LWLockHeldByMe(txm_shared->lock));
+	for (int i = 0; i < txm_shared->nslots; i++)
+		if (txm_shared->slots[i].dboid == dboid)
+			return &txm_shared->slots[i];
+	return NULL;
+}
+
+/*
+ * The slot of the current database, or NULL without shared memory or when
+ * no slot serves this database.  Used on hot paths, so the index is cached
+ * and only verified: a slot's dboid is one aligned word, and a slot handed
+ * to another database in the meantime fails the check.
+ */
+TxmDbSlot *
+txm_my_slot(void)
+{
+	TxmDbSlot  *slot;
+
+	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
+		return NULL;
+	if (my_slot_index >= 0 && txm_shared->slots[my_slot_index].dboid == MyDatabaseId)
+		return &txm_shared->slots[my_slot_index];
+
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	slot = find_slot_locked(MyDatabaseId);
+	my_slot_index = slot ? (int) (slot - txm_shared->slots) : -1;
+	LWLockRelease(txm_shared->lock);
+	return slot;
+}
+
+void
+txm_count(TxmCounter counter, uint64 n)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+
+	Assert(counter >= 0 && counter < TXM_NCOUNTERS);
+	if (slot != NULL && n > 0)
+		pg_atomic_fetch_add_u64(&slot->counters[counter], n);
+}
+
+/* The running database workers of the cluster; rows has txm_nslots() entries. */
+int
+txm_worker_statuses(TxmWorkerStatus *rows)
+{
+	int			n = 0;
+
+	if (txm_shared == NULL)
+		return 0;
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	for (int i = 0; i < txm_shared->nslots; i++)
+	{
+		TxmDbSlot  *slot = &txm_shared->slots[i];
+
+		if (slot->worker_pid == 0 || slot->state != TXM_DB_RUNNING)
+			continue;
+		rows[n].pid = slot->worker_pid;
+		rows[n].dboid = slot->dboid;
+		rows[n].started_at = slot->started_at;
+		rows[n].last_cycle_at = (TimestampTz) pg_atomic_read_u64(&slot->last_cycle_at);
+		for (int c = 0; c < TXM_NCOUNTERS; c++)
+			rows[n].counters[c] = pg_atomic_read_u64(&slot->counters[c]);
+		rows[n].stale_prepared = (int) pg_atomic_read_u32(&slot->stale_prepared);
+		rows[n].executor_pid = slot->executor_pid;
+		n++;
+	}
+	LWLockRelease(txm_shared->lock);
+	return n;
+}
+
+/*----------
+ * The launcher
+ *----------
+ */
+
+static void
+set_launcher_latch(void)
+{
+	Latch	   *latch;
+
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	latch = txm_shared->launcher_latch;
+	LWLockRelease(txm_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+static void
+launcher_detach(int code, Datum arg)
+{
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	txm_shared->launcher_pid = 0;
+	txm_shared->launcher_latch = NULL;
+	LWLockRelease(txm_shared->lock);
+}
+
+/*
+ * The launcher starts: publish its latch.  Workers of a previous launcher
+ * incarnation keep running; those registered but never attached are
+ * started again.
+ */
+void
+txm_launcher_attach(void)
+{
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	txm_shared->launcher_pid = MyProcPid;
+	txm_shared->launcher_latch = MyLatch;
+	for (int i = 0; i < txm_shared->nslots; i++)
+		if (txm_shared->slots[i].state == TXM_DB_STARTING && txm_shared->slots[i].worker_pid == 0)
+			txm_shared->slots[i].state = TXM_DB_STOPPED;
+	LWLockRelease(txm_shared->lock);
+	before_shmem_exit(launcher_detach, (Datum) 0);
+}
+
+/* Did a database ask for a worker since the last call? */
+bool
+txm_launcher_take_rescan(void)
+{
+	bool		rescan;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	rescan = txm_shared->rescan;
+	txm_shared->rescan = false;
+	LWLockRelease(txm_shared->lock);
+	return rescan;
+}
+
+static const TxmDatabase *
+find_database(const TxmDatabase *dbs, int n, Oid oid)
+{
+	for (int i = 0; i < n; i++)
+		if (dbs[i].oid == oid)
+			return &dbs[i];
+	return NULL;
+}
+
+/*
+ * Free the slots of databases that are gone, unusable or known to lack the
+ * extension (remembering the latter), and forget absent databases that no
+ * longer exist.
+ */
+static void
+release_unserved_slots(const TxmDatabase *dbs, int n)
+{
+	Assert(LWLockHeldByMeInMode(txm_shared->lock, LW_EXCLUSIVE));
+	for (int i = 0; i < txm_shared->nslots; i++)
+	{
+		TxmDbSlot  *slot = &txm_shared->slots[i];
+		const TxmDatabase *db;
+
+		if (slot->dboid == InvalidOid || slot->worker_pid != 0 || slot->executor_pid != 0)
+			continue;
+		db = find_database(dbs, n, slot->dboid);
+		if (db == NULL || !db->usable || slot->state == TXM_DB_ABSENT)
+		{
+			if (db && db->usable && txm_shared->nabsent < TXM_MAX_ABSENT)
+				txm_shared->absent[txm_shared->nabsent++] = slot->dboid;
+			slot->dboid = InvalidOid;
+			slot->state = TXM_DB_FREE;
+		}
+	}
+	for (int i = 0; i < txm_shared->nabsent;)
+	{
+		if (find_database(dbs, n, txm_shared->absent[i]) == NULL)
+			txm_shared->absent[i] = txm_shared->absent[--txm_shared->nabsent];
+		else
+			i++;
+	}
+}
+
+/* Hand a free slot to a database; its worker checks for the extension. */
+static void
+assign_slot(TxmDbSlot *slot, Oid dboid)
+{
+	Assert(LWLockHeldByMeInMode(txm_shared->lock, LW_EXCLUSIVE));
+	shmem_hints_clear(slot);
+	SpinLockAcquire(&slot->mutex);
+	slot->waiters = 0;
+	slot->tick_requested = false;
+	SpinLockRelease(&slot->mutex);
+	slot->dboid = dboid;
+	slot->state = TXM_DB_STOPPED;
+	slot->stop_requested = false;
+	slot->executor_wanted = false;
+	slot->restart_after = 0;
+}
+
+/*
+ * Reconcile the slots with pg_database.  Returns false if some usable
+ * database found no free slot.
+ */
+bool
+txm_launcher_reconcile(const TxmDatabase *dbs, int n)
+{
+	bool		all_served = true;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	release_unserved_slots(dbs, n);
+	for (int d = 0; d < n; d++)
+	{
+		bool		known = false;
+		TxmDbSlot  *free_slot = NULL;
+
+		if (!dbs[d].usable)
+			continue;
+		for (int i = 0; i < txm_shared->nabsent && !known; i++)
+			known = txm_shared->absent[i] == dbs[d].oid;
+		for (int i = 0; i < txm_shared->nslots && !known; i++)
+		{
+			if (txm_shared->slots[i].dboid == dbs[d].oid)
+				known = true;
+			else if (txm_shared->slots[i].dboid == InvalidOid && free_slot == NULL)
+				free_slot = &txm_shared->slots[i];
+		}
+		if (known)
+			continue;
+		if (free_slot == NULL)
+		{
+			all_served = false;
+			break;
+		}
+		assign_slot(free_slot, dbs[d].oid);
+	}
+	LWLockRelease(txm_shared->lock);
+	return all_served;
+}
+
+/*
+ * The slots whose worker should be started now: their indexes and
+ * databases.  *next_ms is lowered to the time until the next restart that
+ * is not due yet.
+ */
+int
+txm_launcher_due(TimestampTz now, int *indexes, Oid *dboids, long *next_ms)
+{
+	int			n = 0;
+
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	for (int i = 0; i < txm_shared->nslots; i++)
+	{
+		TxmDbSlot  *slot = &txm_shared->slots[i];
+
+		if (slot->state != TXM_DB_STOPPED || slot->stop_requested || slot->worker_pid != 0)
+			continue;
+		if (slot->restart_after > now)
+		{
+			*next_ms = Min(*next_ms, TimestampDifferenceMilliseconds(now, slot->restart_after) + 1);
+			continue;
+		}
+		indexes[n] = i;
+		dboids[n] = slot->dboid;
+		n++;
+	}
+	LWLockRelease(txm_shared->lock);
+	return n;
+}
+
+/*
+ * The launcher registered a worker for slot index, or failed to (no free
+ * background worker slot): then it tries again later.  Returns the time
+ * until that retry, 0 if the worker was registered.
+ */
+long
+txm_launcher_started(int index, Oid dboid, bool registered, TimestampTz now)
+{
+	TxmDbSlot  *slot = &txm_shared->slots[index];
+	long		retry_ms = registered ? 0 : 5 * TXM_RESTART_DELAY_MS;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	if (slot->dboid == dboid && slot->state == TXM_DB_STOPPED)
+	{
+		if (registered)
+			slot->state = TXM_DB_STARTING;
+		else
+			slot->restart_after = TimestampTzPlusMilliseconds(now, retry_ms);
+	}
+	LWLockRelease(txm_shared->lock);
+	return retry_ms;
+}
+
+/* Is a worker registered for slot index that has not attached yet? */
+bool
+txm_launcher_awaits_attach(int index)
+{
+	TxmDbSlot  *slot = &txm_shared->slots[index];
+	bool		awaits;
+
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	awaits = slot->state == TXM_DB_STARTING && slot->worker_pid == 0;
+	LWLockRelease(txm_shared->lock);
+	return awaits;
+}
+
+/* The worker registered for slot index died before attaching. */
+void
+txm_launcher_start_failed(int index, TimestampTz now)
+{
+	TxmDbSlot  *slot = &txm_shared->slots[index];
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	if (slot->state == TXM_DB_STARTING && slot->worker_pid == 0)
+	{
+		slot->state = TXM_DB_STOPPED;
+		slot->restart_after = TimestampTzPlusMilliseconds(now, TXM_RESTART_DELAY_MS);
+	}
+	LWLockRelease(txm_shared->lock);
+}
+
+/*
+ * At the commit of CREATE EXTENSION: the launcher serves this database
+ * again, with fresh hints (a new installation numbers its subscriptions
+ * from 1 again).
+ */
+void
+shmem_request_worker(Oid dboid)
+{
+	TxmDbSlot  *slot;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < txm_shared->nabsent; i++)
+	{
+		if (txm_shared->absent[i] == dboid)
+		{
+			txm_shared->absent[i] = txm_shared->absent[--txm_shared->nabsent];
+			break;
+		}
+	}
+	slot = find_slot_locked(dboid);
+	if (slot)
+	{
+		shmem_hints_clear(slot);
+		if (slot->state == TXM_DB_ABSENT)
+		{
+			slot->state = TXM_DB_STOPPED;
+			slot->restart_after = 0;
+		}
+	}
+	txm_shared->rescan = true;
+	LWLockRelease(txm_shared->lock);
+	set_launcher_latch();
+}
+
+/*----------
+ * Database workers and executors
+ *----------
+ */
+
+static void
+process_detach(int code, Datum arg)
+{
+	TxmDbSlot  *slot = attached;
+	bool		executor = DatumGetBool(arg);
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	SpinLockAcquire(&slot->mutex);
+	if (executor)
+		slot->executor_latch = NULL;
+	else
+		slot->worker_latch = NULL;
+	SpinLockRelease(&slot->mutex);
+	if (executor && slot->executor_pid == MyProcPid)
+		slot->executor_pid = 0;
+	else if (!executor && slot->worker_pid == MyProcPid)
+	{
+		slot->worker_pid = 0;
+		if (slot->state != TXM_DB_ABSENT)
+		{
+			slot->state = TXM_DB_STOPPED;
+			slot->restart_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  TXM_RESTART_DELAY_MS);
+		}
+	}
+	LWLockRelease(txm_shared->lock);
+	set_launcher_latch();
+	/* receivers waiting for a tick must not wait for us */
+	shmem_broadcast(slot);
+}
+
+/*
+ * A database worker or executor takes its place in slot index, unless the
+ * slot no longer serves dboid, its database is to be left alone, or the
+ * place is taken.  Its place is given up when the process exits.
+ */
+bool
+txm_process_attach(int index, Oid dboid, bool executor)
+{
+	TxmDbSlot  *slot;
+	bool		ok;
+
+	if (txm_shared == NULL || index < 0 || index >= txm_shared->nslots)
+		return false;
+	slot = &txm_shared->slots[index];
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	ok = slot->dboid == dboid && !slot->stop_requested &&
+		(executor ? slot->executor_pid == 0 : slot->worker_pid == 0);
+	if (ok)
+	{
+		if (executor)
+			slot->executor_pid = MyProcPid;
+		else
+		{
+			slot->worker_pid = MyProcPid;
+			slot->started_at = GetCurrentTimestamp();
+		}
+	}
+	LWLockRelease(txm_shared->lock);
+	if (!ok)
+		return false;
+	attached = slot;
+	before_shmem_exit(process_detach, BoolGetDatum(executor));
+	return true;
+}
+
+/* Connected, and the extension is there: publish the latch. */
+void
+txm_process_ready(bool executor)
+{
+	SpinLockAcquire(&attached->mutex);
+	if (executor)
+		attached->executor_latch = MyLatch;
+	else
+	{
+		attached->worker_latch = MyLatch;
+		attached->wake_on_commit = true;
+	}
+	SpinLockRelease(&attached->mutex);
+	if (!executor)
+	{
+		LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+		attached->state = TXM_DB_RUNNING;
+		LWLockRelease(txm_shared->lock);
+	}
+}
+
+/* The database worker found no extension: the launcher frees the slot. */
+void
+txm_process_absent(void)
+{
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	attached->state = TXM_DB_ABSENT;
+	LWLockRelease(txm_shared->lock);
+}
+
+/* Should this process leave: its database wanted alone, or no executor wanted? */
+bool
+txm_process_must_exit(bool executor)
+{
+	bool		leave;
+
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	leave = attached->stop_requested || (executor && !attached->executor_wanted);
+	LWLockRelease(txm_shared->lock);
+	return leave;
+}
+
+int
+txm_process_slot_index(void)
+{
+	return (int) (attached - txm_shared->slots);
+}
+
+/* DROP EXTENSION: the worker leaves for good, and lets the executor go. */
+void
+txm_worker_extension_dropped(void)
+{
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	attached->state = TXM_DB_ABSENT;
+	attached->executor_wanted = false;
+	LWLockRelease(txm_shared->lock);
+	txm_wake_executor();
+}
+
+/*
+ * Whether the database needs an executor.  Returns true if one should be
+ * started now; an executor no longer wanted is woken to leave.
+ */
+bool
+txm_worker_want_executor(bool wanted)
+{
+	bool		start;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	attached->executor_wanted = wanted;
+	start = wanted && attached->executor_pid == 0;
+	LWLockRelease(txm_shared->lock);
+	if (!wanted)
+		txm_wake_executor();
+	return start;
+}
+
+void
+txm_worker_note_cycle(TimestampTz now)
+{
+	pg_atomic_write_u64(&attached->last_cycle_at, (uint64) now);
+}
+
+void
+txm_worker_note_stale_prepared(int n)
+{
+	pg_atomic_write_u32(&attached->stale_prepared, (uint32) n);
+}
+
+/*----------
+ * Commands that need a database to themselves
+ *----------
+ */
+
+/*
+ * Ask the processes serving a database to leave and not come back until
+ * txm_database_resume().  Returns how many there are; their pids go to
+ * pids[0..1].
+ */
+int
+txm_database_stop(Oid dboid, pid_t *pids)
+{
+	TxmDbSlot  *slot;
+	int			n = 0;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	slot = find_slot_locked(dboid);
+	if (slot)
+	{
+		slot->stop_requested = true;
+		if (slot->worker_pid != 0)
+			pids[n++] = slot->worker_pid;
+		if (slot->executor_pid != 0)
+			pids[n++] = slot->executor_pid;
+	}
+	LWLockRelease(txm_shared->lock);
+	return n;
+}
+
+bool
+txm_database_processes_gone(Oid dboid)
+{
+	TxmDbSlot  *slot;
+	bool		gone;
+
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	slot = find_slot_locked(dboid);
+	gone = slot == NULL || (slot->worker_pid == 0 && slot->executor_pid == 0);
+	LWLockRelease(txm_shared->lock);
+	return gone;
+}
+
+void
+txm_database_resume(Oid dboid)
+{
+	TxmDbSlot  *slot;
+
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	slot = find_slot_locked(dboid);
+	if (slot)
+	{
+		slot->stop_requested = false;
+		slot->restart_after = 0;
+	}
+	txm_shared->rescan = true;
+	LWLockRelease(txm_shared->lock);
+	set_launcher_latch();
+}

@@ -1,0 +1,140 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *	  Everything tx_message keeps in shared memory, reached through these
+ *	  functions only: one slot per served database with its processes, the
+ *	  commit ring, the waiting receivers, the claim hints and the registry
+ *	  of open claims, the counters, and what a transaction asks of them at
+ *	  commit.
+ *
+ * The module is split by subject: shmem.c (the segment, the slots and the
+ * processes), shmem_ring.c (the commit ring and waiting), shmem_claims.c
+ * (hints and open claims) and shmem_xact.c (the effects of commit and
+ * abort).  The layout of the segment is private to them (shmem_internal.h).
+ * Without shared_preload_libraries there is no segment: every function here
+ * then does nothing, or says that nothing is there.
+ *
+ * IDENTIFICATION
+ *	  src/base/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_SHMEM_H
+#define TXM_SHMEM_H
+
+#include "access/xact.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* tx_message.max_databases */
+extern int	txm_max_databases;
+
+/* A served database's share of the segment; its layout is private. */
+typedef struct TxmDbSlot TxmDbSlot;
+
+/* The counters tx_worker_status() reports, per database. */
+typedef enum TxmCounter
+{
+	TXM_COUNTER_DELIVERED,		/* messages made deliverable */
+	TXM_COUNTER_CHECKS,			/* check-backs made */
+	TXM_COUNTER_DEAD_LETTERED,
+	TXM_COUNTER_ERRORS,			/* errors contained by a background process */
+	TXM_COUNTER_HANDLED,		/* successful handler calls */
+	TXM_NCOUNTERS
+} TxmCounter;
+
+/* A database as the launcher found it in pg_database. */
+typedef struct TxmDatabase
+{
+	Oid			oid;
+	bool		usable;			/* connectable, not a template, not being dropped */
+} TxmDatabase;
+
+/* One row of tx_worker_status(). */
+typedef struct TxmWorkerStatus
+{
+	pid_t		pid;
+	Oid			dboid;
+	TimestampTz started_at;
+	TimestampTz last_cycle_at;
+	uint64		counters[TXM_NCOUNTERS];
+	int			stale_prepared;
+	pid_t		executor_pid;
+} TxmWorkerStatus;
+
+/* shmem.c: the segment and the slots */
+extern void txm_shmem_init(void);
+extern bool txm_shmem_available(void);
+extern int	txm_nslots(void);
+extern TxmDbSlot *txm_my_slot(void);
+extern void txm_count(TxmCounter counter, uint64 n);
+extern int	txm_worker_statuses(TxmWorkerStatus *rows);
+
+/* shmem.c: the launcher's view of the slots */
+extern void txm_launcher_attach(void);
+extern bool txm_launcher_take_rescan(void);
+extern bool txm_launcher_reconcile(const TxmDatabase *dbs, int n);
+extern int	txm_launcher_due(TimestampTz now, int *indexes, Oid *dboids, long *next_ms);
+extern long txm_launcher_started(int index, Oid dboid, bool registered, TimestampTz now);
+extern bool txm_launcher_awaits_attach(int index);
+extern void txm_launcher_start_failed(int index, TimestampTz now);
+
+/* shmem.c: a database worker or executor and its slot */
+extern bool txm_process_attach(int index, Oid dboid, bool executor);
+extern void txm_process_ready(bool executor);
+extern void txm_process_absent(void);
+extern bool txm_process_must_exit(bool executor);
+extern int	txm_process_slot_index(void);
+extern void txm_worker_extension_dropped(void);
+extern bool txm_worker_want_executor(bool wanted);
+extern void txm_worker_note_cycle(TimestampTz now);
+extern void txm_worker_note_stale_prepared(int n);
+
+/* shmem.c: commands that need a database to themselves */
+extern int	txm_database_stop(Oid dboid, pid_t *pids);
+extern bool txm_database_processes_gone(Oid dboid);
+extern void txm_database_resume(Oid dboid);
+
+/* shmem_ring.c: the commit ring, ticks and waiting */
+extern bool txm_worker_running(TxmDbSlot *slot);
+extern uint64 *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head);
+extern void txm_ring_note_commit_prepared(void);
+extern bool txm_worker_tick_due(bool *urgent);
+extern void txm_worker_clear_tick_request(void);
+extern bool txm_worker_take_maintenance_request(void);
+extern void txm_wake_executor(void);
+extern void txm_wait_for_ticks(int timeout_ms);
+extern void txm_wait_prepare(TxmDbSlot *slot);
+extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms);
+extern void txm_wait_cancel(void);
+
+/* shmem_claims.c: claim hints */
+extern int64 txm_hint_claim_from(int32 sub_id);
+extern void txm_hint_after_claim(int32 sub_id, int64 hint_read, int64 next_free);
+extern void txm_hint_expiry_min(int32 sub_id, TimestampTz t);
+extern void txm_hint_expiry_set(int32 sub_id, TimestampTz t);
+extern bool txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints);
+extern TimestampTz txm_hint_next_expiry(int32 sub_id);
+extern bool txm_hint_retries_possible(const int32 *sub_ids, int n, TimestampTz now,
+									  uint32 *version);
+extern void txm_hint_retry_set(int32 sub_id, uint32 version, TimestampTz due);
+
+/* shmem_claims.c: the registry of open claims */
+extern void txm_claims_lock(TxmDbSlot *slot, LWLockMode mode);
+extern void txm_claims_unlock(TxmDbSlot *slot);
+extern void txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken);
+extern bool txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block,
+							   const uint8 *covered, int64 first_seq);
+
+/* shmem_xact.c: what the current transaction asks for at its commit */
+extern void txm_at_commit_ring_append(uint64 xid64);
+extern void txm_at_commit_ring_ticked(uint64 upto);
+extern void txm_at_commit_request_maintenance(void);
+extern void txm_at_commit_broadcast(void);
+extern void txm_at_commit_register_database(void);
+extern void txm_at_commit_retries_written(void);
+extern bool txm_xact_wrote_retries(void);
+extern void txm_shmem_xact_callback(XactEvent event);
+extern void txm_shmem_subxact_callback(SubXactEvent event);
+
+#endif							/* TXM_SHMEM_H */

@@ -1,0 +1,392 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem_claims.c
+ *	  Claim hints and the registry of open claims, per served database.
+ *
+ * Hints tell receivers where to start and what to skip: the lowest
+ * position of a subscription's stream that may be free, the earliest lease
+ * deadline, and the time before which no retry is due.  They are only ever
+ * needed for speed; correctness comes from the lease rows and the registry.
+ * A commit that wrote retries invalidates every retry hint of its database
+ * at once by bumping the slot's retry_version: a hint counts only while it
+ * carries the current version, so a reader that computed a due time before
+ * the bump cannot store it after.
+ *
+ * The registry of open claims: a claim's lease row is invisible to other
+ * transactions until it commits, so the claim is also published here,
+ * under the slot's claim lock, until its transaction ends.  A claimer reads
+ * the registry first and takes its snapshot second, both under that lock;
+ * an entry is removed only after its transaction's commit became visible
+ * (shmem_xact.c).  So every claim is seen either in the registry or as a
+ * committed lease (docs/design.md, section 3).
+ *
+ * IDENTIFICATION
+ *	  src/base/shmem_claims.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
+
+#include "src/base/shmem_internal.h"
+
+/*----------
+ * Hints
+ *----------
+ */
+
+/* The hint of a subscription, optionally made.  Caller holds the hint lock. */
+static TxmHint *
+hint_for(TxmDbSlot *slot, int32 sub_id, bool create)
+{
+	int			start = (int) ((uint32) sub_id % TXM_HINTS);
+
+	Assert(create ? LWLockHeldByMeInMode(slot->hint_lock, LW_EXCLUSIVE) :
+		   LWLockHeldByMe(slot->hint_lock));
+	for (int i = 0; i < TXM_HINTS; i++)
+	{
+		TxmHint    *h = &slot->hints[(start + i) % TXM_HINTS];
+
+		if (h->sub_id == sub_id)
+			return h;
+		if (h->sub_id == 0)
+		{
+			if (!create)
+				return NULL;
+			memset(h, 0, sizeof(TxmHint));
+			h->sub_id = sub_id;
+			return h;
+		}
+	}
+	return NULL;
+}
+
+/* A slot goes to a (new installation in a) database: nothing known yet. */
+void
+shmem_hints_clear(TxmDbSlot *slot)
+{
+	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	memset(slot->hints, 0, sizeof(slot->hints));
+	LWLockRelease(slot->hint_lock);
+}
+
+/* A transaction that wrote retries committed: every retry hint is void. */
+void
+shmem_hints_retry_reset(TxmDbSlot *slot)
+{
+	pg_atomic_fetch_add_u32(&slot->retry_version, 1);
+}
+
+/* The lowest position of a subscription's stream that may be unclaimed. */
+int64
+txm_hint_claim_from(int32 sub_id)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+	int64		seq = 0;
+
+	if (slot == NULL)
+		return 0;
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	h = hint_for(slot, sub_id, false);
+	if (h)
+		seq = h->claim_from;
+	LWLockRelease(slot->hint_lock);
+	return seq;
+}
+
+/*
+ * A claimer read the hint as hint_read and found every position from there
+ * (or from the watermark, if higher) up to next_free claimed.  Move the hint
+ * to next_free, unless it was lowered meanwhile: a receive that aborted
+ * lowers it to the positions it gave back.
+ */
+void
+txm_hint_after_claim(int32 sub_id, int64 hint_read, int64 next_free)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+
+	if (slot == NULL)
+		return;
+	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	h = hint_for(slot, sub_id, true);
+	if (h && h->claim_from >= hint_read && h->claim_from < next_free)
+		h->claim_from = next_free;
+	LWLockRelease(slot->hint_lock);
+}
+
+static void
+hint_lower(TxmDbSlot *slot, int32 sub_id, int64 seq)
+{
+	TxmHint    *h;
+
+	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	h = hint_for(slot, sub_id, false);
+	if (h && h->claim_from > seq)
+		h->claim_from = seq;
+	LWLockRelease(slot->hint_lock);
+}
+
+/* A lease of the subscription runs until t. */
+void
+txm_hint_expiry_min(int32 sub_id, TimestampTz t)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+
+	if (slot == NULL)
+		return;
+	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	h = hint_for(slot, sub_id, true);
+	if (h && (h->next_expiry == 0 || t < h->next_expiry))
+		h->next_expiry = t;
+	LWLockRelease(slot->hint_lock);
+}
+
+/* No lease of the subscription runs out before t (DT_NOEND: none pending). */
+void
+txm_hint_expiry_set(int32 sub_id, TimestampTz t)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+
+	if (slot == NULL)
+		return;
+	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	h = hint_for(slot, sub_id, true);
+	if (h)
+		h->next_expiry = t;
+	LWLockRelease(slot->hint_lock);
+}
+
+/*
+ * May a lease of this subscription have expired?  Without shared memory
+ * there are no hints, and the caller says what to assume.
+ */
+bool
+txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+	bool		possible;
+
+	if (slot == NULL)
+		return without_hints;
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	h = hint_for(slot, sub_id, false);
+	possible = h == NULL || h->next_expiry == 0 || h->next_expiry <= now;
+	LWLockRelease(slot->hint_lock);
+	return possible;
+}
+
+/* The earliest lease deadline of a subscription, or 0 if unknown. */
+TimestampTz
+txm_hint_next_expiry(int32 sub_id)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+	TimestampTz t = 0;
+
+	if (slot == NULL)
+		return 0;
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	h = hint_for(slot, sub_id, false);
+	if (h)
+		t = h->next_expiry;
+	LWLockRelease(slot->hint_lock);
+	return t;
+}
+
+/*
+ * May a retry of one of these subscriptions be due?  *version receives the
+ * retry version the answer was read at, for txm_hint_retry_set().
+ */
+bool
+txm_hint_retries_possible(const int32 *sub_ids, int n, TimestampTz now, uint32 *version)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	bool		possible = false;
+
+	*version = 0;
+	/* this transaction wrote retries (expired leases, say): the hints do not know yet */
+	if (slot == NULL || txm_xact_wrote_retries())
+		return true;
+	*version = pg_atomic_read_u32(&slot->retry_version);
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	for (int i = 0; i < n && !possible; i++)
+	{
+		TxmHint    *h = hint_for(slot, sub_ids[i], false);
+
+		possible = h == NULL || h->retry_version != *version ||
+			h->retry_due == 0 || h->retry_due <= now;
+	}
+	LWLockRelease(slot->hint_lock);
+	return possible;
+}
+
+/*
+ * No retry of the subscription is due before due, as read at version.
+ * Look again within a second regardless: a retry written by a prepared
+ * transaction resets no hint when COMMIT PREPARED runs elsewhere.
+ */
+void
+txm_hint_retry_set(int32 sub_id, uint32 version, TimestampTz due)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmHint    *h;
+
+	if (slot == NULL)
+		return;
+	due = Min(due, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000));
+	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&slot->retry_version) == version)
+	{
+		h = hint_for(slot, sub_id, true);
+		if (h)
+		{
+			h->retry_due = due;
+			h->retry_version = version;
+		}
+	}
+	LWLockRelease(slot->hint_lock);
+}
+
+/*----------
+ * The registry of open claims
+ *----------
+ */
+
+/* A claim this backend published, and what an abort gives back. */
+typedef struct OwnClaim
+{
+	TxmDbSlot  *slot;
+	int			index;
+	int32		sub_id;
+	int64		first_seq;		/* the hint goes back here if it aborts */
+	int			nest_level;
+} OwnClaim;
+
+static List *own_claims = NIL;
+
+static TxmClaim *
+slot_claims(TxmDbSlot *slot)
+{
+	TxmClaim   *all = (TxmClaim *) ((char *) txm_shared + txm_shared->claims_offset);
+
+	return all + (slot - txm_shared->slots) * txm_shared->claims_per_slot;
+}
+
+void
+txm_claims_lock(TxmDbSlot *slot, LWLockMode mode)
+{
+	LWLockAcquire(slot->claim_lock, mode);
+}
+
+void
+txm_claims_unlock(TxmDbSlot *slot)
+{
+	LWLockRelease(slot->claim_lock);
+}
+
+/* Add the positions of a block that open transactions claim to taken. */
+void
+txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken)
+{
+	TxmClaim   *claims = slot_claims(slot);
+
+	Assert(LWLockHeldByMe(slot->claim_lock));
+	for (int i = 0; i < txm_shared->claims_per_slot; i++)
+	{
+		if (claims[i].sub_id != sub_id || claims[i].block != block)
+			continue;
+		for (int k = 0; k < TXM_BLOCK_BYTES; k++)
+			taken[k] |= claims[i].covered[k];
+	}
+}
+
+/*
+ * Publish a claim of the current (sub)transaction until it ends.  False if
+ * the registry is full.
+ */
+bool
+txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
+				   int64 first_seq)
+{
+	TxmClaim   *claims = slot_claims(slot);
+
+	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
+	for (int i = 0; i < txm_shared->claims_per_slot; i++)
+	{
+		MemoryContext old;
+		OwnClaim   *own;
+
+		if (claims[i].sub_id != 0)
+			continue;
+		claims[i].sub_id = sub_id;
+		claims[i].block = block;
+		claims[i].pgprocno = MyProc->pgprocno;
+		memcpy(claims[i].covered, covered, TXM_BLOCK_BYTES);
+
+		/* freed at transaction end, outside any transaction memory */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		own = palloc(sizeof(OwnClaim));
+		own->slot = slot;
+		own->index = i;
+		own->sub_id = sub_id;
+		own->first_seq = first_seq;
+		own->nest_level = GetCurrentTransactionNestLevel();
+		own_claims = lappend(own_claims, own);
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Withdraw this backend's claims made at nesting level min_level or deeper
+ * and, when they were rolled back, give their positions back to the hints.
+ * Returns whether there were any.  Runs in transaction callbacks, so it
+ * allocates nothing.
+ */
+bool
+shmem_claims_release_own(int min_level, bool lower_hints)
+{
+	ListCell   *lc;
+	bool		any = false;
+
+	foreach(lc, own_claims)
+	{
+		OwnClaim   *own = lfirst(lc);
+
+		if (own->nest_level < min_level)
+			continue;
+		LWLockAcquire(own->slot->claim_lock, LW_EXCLUSIVE);
+		slot_claims(own->slot)[own->index].sub_id = 0;
+		LWLockRelease(own->slot->claim_lock);
+		if (lower_hints)
+			hint_lower(own->slot, own->sub_id, own->first_seq);
+		any = true;
+		pfree(own);
+		own_claims = foreach_delete_current(own_claims, lc);
+	}
+	return any;
+}
+
+/* A subtransaction committed: its claims now belong to its parent. */
+void
+shmem_claims_promote_own(int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, own_claims)
+	{
+		OwnClaim   *own = lfirst(lc);
+
+		if (own->nest_level >= level)
+			own->nest_level = level - 1;
+	}
+}

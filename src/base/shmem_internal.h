@@ -1,0 +1,152 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem_internal.h
+ *	  The layout of tx_message's shared memory, private to the files of the
+ *	  shmem module (src/base/shmem*.c); everyone else goes through shmem.h.
+ *	  scripts/check_layers.sh enforces that.
+ *
+ * Locking:
+ *
+ *	- TxmShared->lock (an LWLock) protects the allocation of slots and their
+ *	  process fields, the launcher's fields and the list of databases known
+ *	  to lack the extension.
+ *	- Each slot's spinlock (mutex) protects the few fields a committing
+ *	  producer or a receiver touches on its hot path: the ring's head and
+ *	  ticked position, the latches, the waiter count and the tick and
+ *	  maintenance requests.  It is held for a few instructions only.
+ *	- The ring entries are atomics, written under the spinlock and read
+ *	  without it (shmem_ring.c explains how).
+ *	- Each slot's hint lock (an LWLock) protects its claim hints; a commit
+ *	  that wrote retries invalidates every retry hint at once by bumping the
+ *	  atomic retry_version.
+ *	- Each slot's claim lock (an LWLock) protects its registry of open
+ *	  claims.
+ *	- Counters and the worker's cycle facts are atomics.
+ *
+ * None of this is durable: after a crash everything is rebuilt from the
+ * tables.
+ *
+ * IDENTIFICATION
+ *	  src/base/shmem_internal.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_SHMEM_INTERNAL_H
+#define TXM_SHMEM_INTERNAL_H
+
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+#include "src/base/layout.h"
+#include "src/base/shmem.h"
+
+#define TXM_RING_SIZE		4096
+#define TXM_HINTS			256
+#define TXM_MAX_ABSENT		256
+
+/* how soon the launcher starts a database's worker again after it ended */
+#define TXM_RESTART_DELAY_MS 1000
+
+typedef enum TxmDbState
+{
+	TXM_DB_FREE = 0,
+	TXM_DB_STARTING,			/* worker registered, not yet connected */
+	TXM_DB_RUNNING,
+	TXM_DB_STOPPED,				/* worker gone; the launcher restarts it */
+	TXM_DB_ABSENT				/* extension not installed there */
+} TxmDbState;
+
+/* Per-subscription hints for receivers; only speed depends on them. */
+typedef struct TxmHint
+{
+	int32		sub_id;			/* 0: free entry */
+	int64		claim_from;		/* lowest position that may be unclaimed */
+	TimestampTz next_expiry;	/* no lease expires before (0: unknown) */
+	TimestampTz retry_due;		/* no retry is due before (0: unknown) */
+	uint32		retry_version;	/* the slot's retry_version retry_due was read at */
+} TxmHint;
+
+/*
+ * A claim of an open transaction: the positions of one block it covers with
+ * a lease row that others cannot see yet.
+ */
+typedef struct TxmClaim
+{
+	int32		sub_id;			/* 0: free entry */
+	int			pgprocno;		/* owner */
+	int64		block;
+	uint8		covered[TXM_BLOCK_BYTES];
+} TxmClaim;
+
+struct TxmDbSlot
+{
+	/* protected by TxmShared->lock */
+	Oid			dboid;
+	TxmDbState	state;
+	bool		stop_requested; /* DROP DATABASE and the like are waiting */
+	bool		executor_wanted;
+	pid_t		worker_pid;
+	pid_t		executor_pid;
+	TimestampTz started_at;
+	TimestampTz restart_after;
+
+	/* written by the worker alone */
+	pg_atomic_uint64 last_cycle_at;
+	pg_atomic_uint32 stale_prepared;
+	pg_atomic_uint64 counters[TXM_NCOUNTERS];
+
+	slock_t		mutex;			/* protects the fields up to ring */
+	bool		maintenance_requested;	/* a new deadline: delayed or half sent */
+	Latch	   *worker_latch;
+	Latch	   *executor_latch;
+	uint64		ring_head;		/* ring entries written so far */
+	uint64		ring_ticked;	/* entries below are in committed ticks */
+	int			waiters;		/* receivers blocked until something is deliverable */
+	bool		tick_requested; /* a receiver waits for unticked commits */
+	bool		wake_on_commit; /* the worker sleeps with everything ticked */
+	pg_atomic_uint64 ring[TXM_RING_SIZE];
+
+	ConditionVariable cv;		/* broadcast when something became deliverable */
+
+	LWLock	   *hint_lock;		/* protects hints */
+	TxmHint		hints[TXM_HINTS];
+	pg_atomic_uint32 retry_version; /* bumped by every commit that wrote retries */
+
+	LWLock	   *claim_lock;		/* protects this slot's claim registry */
+};
+
+typedef struct TxmShared
+{
+	LWLock	   *lock;
+	int			claims_per_slot;
+	Size		claims_offset;	/* of the claim registries, from the start of this struct */
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	bool		rescan;			/* a database asked for a worker */
+	int			nslots;
+	int			nabsent;
+	Oid			absent[TXM_MAX_ABSENT]; /* databases known to lack the extension */
+	TxmDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} TxmShared;
+
+extern TxmShared *txm_shared;
+
+/* shmem.c */
+extern void shmem_request_worker(Oid dboid);
+
+/* shmem_ring.c */
+extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64);
+extern void shmem_ring_ticked(TxmDbSlot *slot, uint64 upto);
+extern void shmem_request_maintenance(TxmDbSlot *slot);
+extern void shmem_broadcast(TxmDbSlot *slot);
+
+/* shmem_claims.c */
+extern void shmem_hints_clear(TxmDbSlot *slot);
+extern void shmem_hints_retry_reset(TxmDbSlot *slot);
+extern bool shmem_claims_release_own(int min_level, bool lower_hints);
+extern void shmem_claims_promote_own(int level);
+
+#endif							/* TXM_SHMEM_INTERNAL_H */

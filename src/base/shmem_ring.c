@@ -1,0 +1,338 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem_ring.c
+ *	  The commit ring of each served database, and everything that waits on
+ *	  it: the worker's ticks, receivers waiting for messages, wake-ups.
+ *
+ * Every transaction that inserted into the message log appends its xid to
+ * its database's ring from its commit callback, after its commit became
+ * visible.  The ring gives the ticker the order in which those commits
+ * became visible, and ring_head / ring_ticked let a receiver wait until
+ * everything committed before it started has been ticked (docs/design.md,
+ * section 2).  Appends take the slot's spinlock for a few instructions; the
+ * ticker copies the entries without it and then drops any that an append
+ * may have overwritten meanwhile, as if the ring had overflowed.
+ *
+ * IDENTIFICATION
+ *	  src/base/shmem_ring.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+
+#include "src/base/shmem_internal.h"
+
+/*
+ * Record a commit's place in commit order.  Runs after the commit became
+ * visible, so it must not fail.  xid64 0 records "something committed"
+ * without an order (COMMIT PREPARED).
+ *
+ * The worker is woken only when it sleeps with everything ticked, or when a
+ * receiver waits: otherwise it is already due to tick within
+ * tx_message.tick_interval, and a wake-up per commit would only cost both
+ * sides a system call.
+ */
+void
+shmem_ring_append(TxmDbSlot *slot, uint64 xid64)
+{
+	Latch	   *latch = NULL;
+
+	SpinLockAcquire(&slot->mutex);
+	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
+	slot->ring_head++;
+	if (slot->wake_on_commit || slot->waiters > 0)
+	{
+		slot->wake_on_commit = false;
+		latch = slot->worker_latch;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* The prepared transaction committed by COMMIT PREPARED is visible now: tick it. */
+void
+txm_ring_note_commit_prepared(void)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+
+	if (slot)
+		shmem_ring_append(slot, 0);
+}
+
+/*
+ * The ring entries not yet ticked, oldest first, in a palloc'd array (at
+ * most TXM_RING_SIZE: the oldest are lost on overflow).  *first receives the
+ * ring position of the first entry, *head the ring's head.
+ */
+uint64 *
+txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head)
+{
+	uint64	   *out = palloc(sizeof(uint64) * TXM_RING_SIZE);
+	uint64		from;
+	uint64		head_after;
+
+	SpinLockAcquire(&slot->mutex);
+	from = slot->ring_ticked;
+	*head = slot->ring_head;
+	SpinLockRelease(&slot->mutex);
+	if (*head - from > TXM_RING_SIZE)
+		from = *head - TXM_RING_SIZE;
+	for (uint64 i = from; i < *head; i++)
+		out[i - from] = pg_atomic_read_u64(&slot->ring[i % TXM_RING_SIZE]);
+
+	/* appends made meanwhile overwrote the entries below head_after - size */
+	SpinLockAcquire(&slot->mutex);
+	head_after = slot->ring_head;
+	SpinLockRelease(&slot->mutex);
+	if (head_after - from > TXM_RING_SIZE)
+	{
+		uint64		lost = Min(head_after - TXM_RING_SIZE - from, *head - from);
+
+		memmove(out, out + lost, sizeof(uint64) * (*head - from - lost));
+		from += lost;
+	}
+	*first = from;
+	*nout = (int) (*head - from);
+	return out;
+}
+
+/* Everything up to ring position upto is in a committed tick: tell waiters. */
+void
+shmem_ring_ticked(TxmDbSlot *slot, uint64 upto)
+{
+	SpinLockAcquire(&slot->mutex);
+	if (upto > slot->ring_ticked)
+		slot->ring_ticked = upto;
+	SpinLockRelease(&slot->mutex);
+	ConditionVariableBroadcast(&slot->cv);
+}
+
+/* A delayed or half message was committed: the worker recomputes its deadline. */
+void
+shmem_request_maintenance(TxmDbSlot *slot)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&slot->mutex);
+	slot->maintenance_requested = true;
+	latch = slot->worker_latch;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* Something may have become deliverable: wake the waiting receivers. */
+void
+shmem_broadcast(TxmDbSlot *slot)
+{
+	ConditionVariableBroadcast(&slot->cv);
+}
+
+/* True if a worker serves the slot's database. */
+bool
+txm_worker_running(TxmDbSlot *slot)
+{
+	bool		running;
+
+	SpinLockAcquire(&slot->mutex);
+	running = slot->worker_latch != NULL;
+	SpinLockRelease(&slot->mutex);
+	return running;
+}
+
+/*
+ * For the worker: whether commits wait to be ticked, and whether a receiver
+ * waits for them (then they are ticked at once rather than after
+ * tx_message.tick_interval).  With nothing unticked, the next commit is
+ * asked to wake the worker.
+ */
+bool
+txm_worker_tick_due(bool *urgent)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	bool		pending;
+
+	SpinLockAcquire(&slot->mutex);
+	pending = slot->ring_head > slot->ring_ticked;
+	*urgent = slot->tick_requested || slot->waiters > 0;
+	slot->wake_on_commit = !pending;
+	SpinLockRelease(&slot->mutex);
+	return pending;
+}
+
+/* About to tick: a receiver's request is served by this tick. */
+void
+txm_worker_clear_tick_request(void)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+
+	SpinLockAcquire(&slot->mutex);
+	slot->tick_requested = false;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* Did a commit move the next deadline (delayed or half messages)? */
+bool
+txm_worker_take_maintenance_request(void)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	bool		requested;
+
+	SpinLockAcquire(&slot->mutex);
+	requested = slot->maintenance_requested;
+	slot->maintenance_requested = false;
+	SpinLockRelease(&slot->mutex);
+	return requested;
+}
+
+/* Wake the executor of the current database, if it runs. */
+void
+txm_wake_executor(void)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	Latch	   *latch;
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	latch = slot->executor_latch;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * Wait until the worker has ticked everything committed before now, at most
+ * timeout_ms.  Receivers call this so that a message whose commit returned
+ * before tx_receive() started is always visible to it.
+ */
+void
+txm_wait_for_ticks(int timeout_ms)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	uint64		target;
+	TimestampTz deadline;
+
+	if (slot == NULL || !txm_worker_running(slot))
+		return;
+	SpinLockAcquire(&slot->mutex);
+	target = slot->ring_head;
+	SpinLockRelease(&slot->mutex);
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	ConditionVariablePrepareToSleep(&slot->cv);
+	for (;;)
+	{
+		uint64		ticked;
+		long		remaining;
+		Latch	   *latch = NULL;
+
+		SpinLockAcquire(&slot->mutex);
+		ticked = slot->ring_ticked;
+		if (ticked < target && !slot->tick_requested)
+		{
+			/* do not leave it to tx_message.tick_interval */
+			slot->tick_requested = true;
+			latch = slot->worker_latch;
+		}
+		SpinLockRelease(&slot->mutex);
+		if (latch)
+			SetLatch(latch);
+		if (ticked >= target || !txm_worker_running(slot))
+			break;
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			break;
+		ConditionVariableTimedSleep(&slot->cv, remaining, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/* Register for the broadcasts of the slot's condition variable. */
+void
+txm_wait_prepare(TxmDbSlot *slot)
+{
+	ConditionVariablePrepareToSleep(&slot->cv);
+}
+
+void
+txm_wait_cancel(void)
+{
+	ConditionVariableCancelSleep();
+}
+
+/* the slot this backend counts itself a waiter of */
+static TxmDbSlot *waiting_in = NULL;
+
+static void
+waiter_leave(TxmDbSlot *slot)
+{
+	waiting_in = NULL;
+	SpinLockAcquire(&slot->mutex);
+	/* never below zero, even if the slot was handed to another database */
+	if (slot->waiters > 0)
+		slot->waiters--;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* A backend that exits while it waits (FATAL skips PG_FINALLY) stops counting. */
+static void
+waiter_exit(int code, Datum arg)
+{
+	if (waiting_in)
+		waiter_leave(waiting_in);
+}
+
+/*
+ * A receiver is about to sleep until something becomes deliverable: from
+ * now on commits are ticked at once.  Commits that came in since it last
+ * looked are asked for right away.
+ */
+static void
+waiter_enter(TxmDbSlot *slot)
+{
+	static bool registered = false;
+	Latch	   *latch = NULL;
+
+	if (!registered)
+	{
+		before_shmem_exit(waiter_exit, (Datum) 0);
+		registered = true;
+	}
+	waiting_in = slot;
+	SpinLockAcquire(&slot->mutex);
+	slot->waiters++;
+	if (slot->ring_head > slot->ring_ticked)
+	{
+		slot->tick_requested = true;
+		latch = slot->worker_latch;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * Sleep on the database's condition variable, counted as a waiting
+ * receiver, until a broadcast or timeout_ms.  The caller has called
+ * txm_wait_prepare().
+ */
+void
+txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms)
+{
+	waiter_enter(slot);
+	PG_TRY();
+	{
+		(void) ConditionVariableTimedSleep(&slot->cv, timeout_ms, PG_WAIT_EXTENSION);
+	}
+	PG_FINALLY();
+	{
+		waiter_leave(slot);
+	}
+	PG_END_TRY();
+}

@@ -1,0 +1,166 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem_xact.c
+ *	  What a transaction asks of shared memory at its end.
+ *
+ * Modules record their requests here while the transaction runs (a message
+ * sent, a tick made, retries written, a new installation); the transaction
+ * callback carries them out once its commit is visible, or drops them on
+ * abort, where it also withdraws the transaction's open claims and gives
+ * their positions back.  All of it happens in this one callback, in one
+ * order, so no other module's callback depends on it: a request recorded in
+ * a subtransaction that rolls back is forgotten with it when that matters
+ * (a tick), and harmless otherwise (a wake-up).
+ *
+ * IDENTIFICATION
+ *	  src/base/shmem_xact.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "src/base/shmem_internal.h"
+
+/* The current transaction's requests, carried out at its commit. */
+static struct
+{
+	bool		sent;			/* inserted into the log: append to the ring */
+	uint64		sent_xid;
+	bool		request_maintenance;	/* stored delayed or half messages */
+	bool		broadcast;		/* made messages deliverable again (nack, redrive) */
+	bool		register_database;	/* CREATE EXTENSION */
+	bool		retries_written;	/* the retry hints are void */
+	bool		ticked;			/* made a tick covering the ring up to ticked_upto */
+	uint64		ticked_upto;
+	int			ticked_level;	/* forgotten if that subtransaction rolls back */
+} at_commit;
+
+void
+txm_at_commit_ring_append(uint64 xid64)
+{
+	at_commit.sent = true;
+	at_commit.sent_xid = xid64;
+}
+
+void
+txm_at_commit_ring_ticked(uint64 upto)
+{
+	if (upto == 0)
+		return;
+	at_commit.ticked = true;
+	at_commit.ticked_upto = upto;
+	at_commit.ticked_level = GetCurrentTransactionNestLevel();
+}
+
+void
+txm_at_commit_request_maintenance(void)
+{
+	at_commit.request_maintenance = true;
+}
+
+void
+txm_at_commit_broadcast(void)
+{
+	at_commit.broadcast = true;
+}
+
+/* Only with shared memory: there is no launcher to tell otherwise. */
+void
+txm_at_commit_register_database(void)
+{
+	if (txm_shared != NULL)
+		at_commit.register_database = true;
+}
+
+void
+txm_at_commit_retries_written(void)
+{
+	at_commit.retries_written = true;
+}
+
+bool
+txm_xact_wrote_retries(void)
+{
+	return at_commit.retries_written;
+}
+
+/* The commit is visible: withdraw our claims (our leases stand for them now), wake whom we promised. */
+static void
+at_commit_visible(void)
+{
+	TxmDbSlot  *slot;
+
+	if (txm_shared == NULL)
+		return;
+	shmem_claims_release_own(0, false);
+	slot = txm_my_slot();
+	if (slot != NULL)
+	{
+		if (at_commit.broadcast)
+			shmem_broadcast(slot);
+		if (at_commit.retries_written)
+			shmem_hints_retry_reset(slot);
+		if (at_commit.sent)
+			shmem_ring_append(slot, at_commit.sent_xid);
+		if (at_commit.request_maintenance)
+			shmem_request_maintenance(slot);
+		if (at_commit.ticked)
+			shmem_ring_ticked(slot, at_commit.ticked_upto);
+	}
+	if (at_commit.register_database)
+		shmem_request_worker(MyDatabaseId);
+}
+
+/* Rolled back: our claims' positions are free again; tell the waiting receivers. */
+static void
+at_abort(int min_level)
+{
+	TxmDbSlot  *slot;
+
+	if (txm_shared == NULL)
+		return;
+	if (shmem_claims_release_own(min_level, true) && (slot = txm_my_slot()) != NULL)
+		shmem_broadcast(slot);
+}
+
+void
+txm_shmem_xact_callback(XactEvent event)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			at_commit_visible();
+			break;
+		case XACT_EVENT_ABORT:
+			at_abort(0);
+			break;
+		default:
+			break;
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		memset(&at_commit, 0, sizeof(at_commit));
+}
+
+void
+txm_shmem_subxact_callback(SubXactEvent event)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		at_abort(level);
+		if (at_commit.ticked && at_commit.ticked_level >= level)
+			at_commit.ticked = false;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		if (txm_shared != NULL)
+			shmem_claims_promote_own(level);
+		if (at_commit.ticked && at_commit.ticked_level >= level)
+			at_commit.ticked_level = level - 1;
+	}
+}

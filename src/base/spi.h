@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi.h
+ *	  How tx_message runs its own statements and writes its own rows: as
+ *	  the owner of its relations, with plans prepared once under a fixed
+ *	  search_path, or straight into the heap and its indexes.
+ *
+ * IDENTIFICATION
+ *	  src/base/spi.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_SPI_H
+#define TXM_SPI_H
+
+#include "executor/spi.h"
+#include "utils/relcache.h"
+
+/*
+ * Internal SQL runs as the owner of the extension's relations (as RI
+ * triggers run as the owner of the referenced table): callers of the public
+ * functions need no privileges on the internal tables.
+ */
+typedef struct TxmSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} TxmSavedUser;
+
+extern void txm_become_owner(TxmSavedUser *saved);
+extern void txm_restore_user(const TxmSavedUser *saved);
+
+extern int	txm_spi_exec(const char *sql, int nargs, const Oid *argtypes,
+						 Datum *values, const char *nulls, long count);
+extern int	txm_spi_exec_latest(const char *sql, int nargs, const Oid *argtypes,
+								Datum *values, const char *nulls, long count);
+extern void txm_spi_utility(const char *sql);
+extern Datum txm_spi_value(int row, int column, bool *isnull);
+
+/* The nulls argument of SPI_execute_plan spells NULL 'n' and not-NULL ' '. */
+static inline char
+txm_spi_null(bool isnull)
+{
+	return isnull ? 'n' : ' ';
+}
+
+extern void txm_insert_row(Relation rel, Datum *values, bool *nulls);
+extern void txm_update_row(Relation rel, ItemPointer tid, HeapTuple newtup);
+
+#endif							/* TXM_SPI_H */

@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * subcache.h
+ *	  Subscriptions as consumers need them, cached per backend.
+ *
+ * IDENTIFICATION
+ *	  src/base/subcache.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_SUBCACHE_H
+#define TXM_SUBCACHE_H
+
+#include "utils/timestamp.h"
+
+#include "src/base/layout.h"
+
+/* A subscription: one (topic, consumer group) pair and its options. */
+typedef struct TxmSub
+{
+	int32		sub_id;
+	int32		topic_id;
+	char		topic[TXM_NAME_MAX + 1];
+	char		group[TXM_NAME_MAX + 1];
+	int			ntags;			/* -1: no filter */
+	char	  **tags;
+	Oid			handler;
+	int32		max_retries;
+	int			nbackoff;
+	Interval   *backoff;
+	Interval	lease;
+	bool		ordered;
+	Oid			owner;
+} TxmSub;
+
+extern void txm_subcache_init(void);
+extern TxmSub *txm_group_subs(const char *group, int *nsubs, bool missing_ok);
+extern TxmSub *txm_handler_subs(int *nsubs);
+
+#endif							/* TXM_SUBCACHE_H */

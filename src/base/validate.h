@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.h
+ *	  Checks of user input shared by the SQL functions: names, payloads,
+ *	  headers, tags, intervals, arrays, functions, and whether this session
+ *	  may write at all.
+ *
+ * IDENTIFICATION
+ *	  src/base/validate.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_VALIDATE_H
+#define TXM_VALIDATE_H
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* tx_message.max_payload_size */
+extern int	txm_max_payload_size;
+
+/* An argument of a SQL function that must not be NULL. */
+#define txm_require_arg(fcinfo, n, name) \
+	do { \
+		if (PG_ARGISNULL(n)) \
+			ereport(ERROR, \
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), \
+					 errmsg("%s must not be null", (name)))); \
+	} while (0)
+
+extern void txm_check_name(const char *kind, const char *name);
+extern void txm_name_arg(text *arg, const char *kind, char *buf);
+extern void txm_check_payload(Jsonb *payload, const char *what);
+extern void txm_check_headers(Jsonb *headers);
+extern void txm_check_tags(ArrayType *tags, const char *what);
+extern void txm_check_one_dimension(ArrayType *array, const char *what);
+extern void txm_check_positive_interval(const char *what, Interval *value);
+extern void txm_check_not_negative(const char *what, Interval *value);
+extern void txm_check_backoff(ArrayType *backoff);
+extern void txm_check_message_function(Oid fn, const char *what, Oid message_type,
+									   Oid required_rettype);
+extern void txm_check_can_send(const char *function);
+extern void txm_check_can_consume(const char *function);
+extern int64 *txm_id_array(ArrayType *array, int *n);
+
+#endif							/* TXM_VALIDATE_H */

@@ -1,0 +1,183 @@
+/*-------------------------------------------------------------------------
+ *
+ * deliveries.c
+ *	  What this session was last handed, per message: which lease row (or
+ *	  retry row) holds it, and with which attempt.
+ *
+ * tx_ack and tx_nack find a message this session received here without
+ * reading any table, and a delivery this session no longer holds (its lease
+ * expired and the message went to someone else with a higher attempt)
+ * counts nothing.  Acks from another connection (through a pool, say) look
+ * the message up in the tables instead (settle.c).  A delivery made by a
+ * transaction or subtransaction that rolls back is forgotten with it: its
+ * lease row is gone.
+ *
+ * IDENTIFICATION
+ *	  src/engine/deliveries.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "src/engine/deliveries.h"
+
+/* bound on the session's memory of deliveries; it starts afresh beyond */
+#define SESSION_CACHE_MAX	200000
+
+typedef struct SessionKey
+{
+	int64		msg_id;
+	int32		sub_id;
+} SessionKey;
+
+typedef struct SessionEntry
+{
+	SessionKey	key;
+	bool		from_retry;
+	int64		block;
+	int16		first_off;
+	int16		off;
+	int32		attempt;
+} SessionEntry;
+
+static HTAB *session_deliveries = NULL;
+
+/* deliveries remembered by the current transaction, with their nesting level */
+typedef struct XactDelivery
+{
+	SessionKey	key;
+	int			nest_level;
+} XactDelivery;
+
+static List *xact_deliveries = NIL;
+
+/* The hash key: set in place, so that its padding is zero too. */
+static void
+session_key(SessionKey *key, int32 sub_id, int64 msg_id)
+{
+	memset(key, 0, sizeof(SessionKey));
+	key->msg_id = msg_id;
+	key->sub_id = sub_id;
+}
+
+void
+txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
+{
+	SessionKey	key;
+	SessionEntry *e;
+	XactDelivery *xd;
+	MemoryContext old;
+
+	session_key(&key, sub_id, d->msg.msg_id);
+	if (session_deliveries == NULL || hash_get_num_entries(session_deliveries) > SESSION_CACHE_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (session_deliveries)
+			hash_destroy(session_deliveries);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(SessionKey);
+		ctl.entrysize = sizeof(SessionEntry);
+		ctl.hcxt = TopMemoryContext;
+		session_deliveries = hash_create("tx_message deliveries", 1024, &ctl,
+										 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
+	e->from_retry = d->from_retry;
+	e->block = d->block;
+	e->first_off = d->first_off;
+	e->off = d->off;
+	e->attempt = d->attempt;
+
+	/* freed by the transaction callbacks, which run outside any transaction memory */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	xd = palloc(sizeof(XactDelivery));
+	xd->key = key;
+	xd->nest_level = GetCurrentTransactionNestLevel();
+	xact_deliveries = lappend(xact_deliveries, xd);
+	MemoryContextSwitchTo(old);
+}
+
+/* Where this session holds a message, if it received it; sub_index is left alone. */
+bool
+txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h)
+{
+	SessionKey	key;
+	SessionEntry *e;
+
+	session_key(&key, sub_id, msg_id);
+	if (session_deliveries == NULL)
+		return false;
+	e = hash_search(session_deliveries, &key, HASH_FIND, NULL);
+	if (e == NULL)
+		return false;
+	h->from_retry = e->from_retry;
+	h->block = e->block;
+	h->first_off = e->first_off;
+	h->off = e->off;
+	h->attempt = e->attempt;
+	return true;
+}
+
+void
+txm_deliveries_forget(int32 sub_id, int64 msg_id)
+{
+	SessionKey	key;
+
+	session_key(&key, sub_id, msg_id);
+	if (session_deliveries == NULL)
+		return;
+	hash_search(session_deliveries, &key, HASH_REMOVE, NULL);
+}
+
+/* Forget the deliveries made at nesting level min_level or deeper. */
+static void
+forget_from_level(int min_level)
+{
+	ListCell   *lc;
+
+	foreach(lc, xact_deliveries)
+	{
+		XactDelivery *xd = lfirst(lc);
+
+		if (xd->nest_level >= min_level)
+			txm_deliveries_forget(xd->key.sub_id, xd->key.msg_id);
+	}
+}
+
+void
+txm_deliveries_xact_callback(XactEvent event)
+{
+	if (event == XACT_EVENT_ABORT)
+		forget_from_level(0);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		list_free_deep(xact_deliveries);
+		xact_deliveries = NIL;
+	}
+}
+
+void
+txm_deliveries_subxact_callback(SubXactEvent event)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		forget_from_level(level);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* they now belong to the parent */
+		foreach(lc, xact_deliveries)
+		{
+			XactDelivery *xd = lfirst(lc);
+
+			if (xd->nest_level >= level)
+				xd->nest_level = level - 1;
+		}
+	}
+}

@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * deliveries.h
+ *	  Messages handed out by a claim, and where this session holds them.
+ *
+ * IDENTIFICATION
+ *	  src/engine/deliveries.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_DELIVERIES_H
+#define TXM_DELIVERIES_H
+
+#include "access/xact.h"
+
+#include "src/storage/stream.h"
+
+/* A message handed out by a claim, and where it is held. */
+typedef struct TxmDelivery
+{
+	int			sub_index;		/* into the subscriptions the claim served */
+	TxmMsg		msg;
+	int32		attempt;
+	TimestampTz lease_until;
+	bool		from_retry;		/* held by its retry row, not by a lease row */
+	int64		block;
+	int16		first_off;		/* of the lease row holding it */
+	int16		off;
+} TxmDelivery;
+
+/* Where a message of a group is held now. */
+typedef struct TxmHolding
+{
+	int			sub_index;
+	bool		from_retry;
+	int64		block;
+	int16		first_off;
+	int16		off;
+	int32		attempt;		/* of this session's delivery, or 0 if unknown */
+} TxmHolding;
+
+extern void txm_deliveries_remember(int32 sub_id, const TxmDelivery *d);
+extern bool txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h);
+extern void txm_deliveries_forget(int32 sub_id, int64 msg_id);
+extern void txm_deliveries_xact_callback(XactEvent event);
+extern void txm_deliveries_subxact_callback(SubXactEvent event);
+
+#endif							/* TXM_DELIVERIES_H */

@@ -1,0 +1,94 @@
+/*-------------------------------------------------------------------------
+ *
+ * handlers.c
+ *	  In-database handlers: subscriptions consumed by the executor.
+ *
+ * A batch is one transaction: claim up to tx_message.handler_batch_size
+ * messages like tx_receive does, call the handler for each one through
+ * usercode.c (in a subtransaction, as the subscription's owner, under
+ * tx_message.handler_timeout), then acknowledge the successful ones in the
+ * same transaction.  The handler's effects and the ack therefore commit
+ * together (exactly-once effects); a failing message's effects are rolled
+ * back alone and it is retried with the subscription's backoff, then
+ * dead-lettered with the error text.
+ *
+ * IDENTIFICATION
+ *	  src/engine/handlers.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/regproc.h"
+
+#include "src/base/shmem.h"
+#include "src/engine/claim.h"
+#include "src/engine/handlers.h"
+#include "src/engine/settle.h"
+#include "src/engine/usercode.h"
+
+int			txm_handler_timeout = 30000;
+int			txm_handler_batch_size = 100;
+
+/* A handler failed on a delivery: retry or dead-letter it, and say so in the log. */
+static void
+handler_failed(TxmSub *sub, const TxmDelivery *d, const char *error)
+{
+	const char *outcome = txm_nack(sub, 1, d->msg.msg_id, error, NULL);
+
+	ereport(LOG,
+			(errmsg("handler %s failed on message " INT64_FORMAT " of topic \"%s\" (attempt %d): %s",
+					format_procedure(sub->handler), d->msg.msg_id, sub->topic,
+					d->attempt, error),
+			 errdetail("The message goes to %s.",
+					   outcome && strcmp(outcome, "dead_letter") == 0 ?
+					   "the dead letters" : "a retry")));
+}
+
+/*
+ * Run one batch of a handler subscription in the current transaction.
+ * Returns how many messages were handled (successfully or not).
+ */
+int
+txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
+{
+	bool		pull = true;
+	List	   *deliveries;
+	int64	   *done;
+	int			ndone = 0;
+	int			n;
+
+	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
+	n = list_length(deliveries);
+	if (n == 0)
+		return 0;
+	done = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		TxmDelivery *d = list_nth(deliveries, i);
+		char	   *error = NULL;
+		Datum		message;
+
+		CHECK_FOR_INTERRUPTS();
+		message = txm_message_datum(d->msg.msg_id, sub->topic, d->msg.cols, d->msg.isnull,
+									d->msg.sent_at, d->attempt);
+		/* any result, NULL included (a void SQL function returns NULL), is fine */
+		if (txm_run_user_code(sub->handler, sub->owner, message, txm_handler_timeout,
+							  NULL, NULL, &error))
+		{
+			done[ndone++] = d->msg.msg_id;
+			stats->handled++;
+		}
+		else
+		{
+			handler_failed(sub, d, error);
+			stats->handler_errors++;
+		}
+	}
+	if (ndone > 0)
+		txm_ack(sub, 1, done, ndone);
+	txm_count(TXM_COUNTER_HANDLED, (uint64) ndone);
+	pfree(done);
+	return n;
+}

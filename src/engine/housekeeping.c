@@ -1,0 +1,451 @@
+/*-------------------------------------------------------------------------
+ *
+ * housekeeping.c
+ *	  The worker's regular chores: release delayed messages, expire leases
+ *	  and advance watermarks, report prepared transactions, trim the tick
+ *	  history, and compute when the next delayed message or check-back is
+ *	  due.  Retention has a file of its own (retention.c).
+ *
+ * Each chore runs in the caller's transaction: the worker gives the cycle a
+ * transaction of its own, tx_run_maintenance() runs it in the caller's.
+ *
+ * IDENTIFICATION
+ *	  src/engine/housekeeping.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "catalog/pg_type.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "src/base/catalog.h"
+#include "src/base/shmem.h"
+#include "src/base/spi.h"
+#include "src/engine/housekeeping.h"
+#include "src/storage/failures.h"
+#include "src/storage/lease.h"
+#include "src/storage/log.h"
+
+/* gids of prepared transactions already warned about, in this process */
+static List *warned_gids = NIL;
+
+/* A due delayed message, and where its row is among the statement's results. */
+typedef struct DueDelayed
+{
+	TimestampTz deliver_at;
+	int64		msg_id;
+	int			row;
+} DueDelayed;
+
+static int
+cmp_due_delayed(const void *a, const void *b)
+{
+	const DueDelayed *x = a;
+	const DueDelayed *y = b;
+
+	if (x->deliver_at != y->deliver_at)
+		return x->deliver_at < y->deliver_at ? -1 : 1;
+	return (x->msg_id > y->msg_id) - (x->msg_id < y->msg_id);
+}
+
+/*
+ * Release delayed messages that are due: move them into the log in the
+ * current transaction, in due order.  Their commit position is the commit of
+ * this transaction.
+ */
+int64
+txm_release_delayed(int limit)
+{
+	static const char *sql =
+		"WITH due AS ("
+		"  SELECT msg_id FROM tx_message.delayed WHERE deliver_at <= now()"
+		"  ORDER BY deliver_at, msg_id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+		" DELETE FROM tx_message.delayed d USING due WHERE d.msg_id = due.msg_id"
+		" RETURNING d.topic_id, d.msg_id, d.sent_at, d.deliver_at, d.key, d.tags, d.headers, d.payload";
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	DueDelayed *due;
+	int			n;
+
+	values[0] = Int32GetDatum(limit);
+	SPI_connect();
+	n = txm_spi_exec(sql, 1, types, values, NULL, 0);
+
+	/* RETURNING has no order */
+	due = palloc(sizeof(DueDelayed) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		due[i].msg_id = DatumGetInt64(txm_spi_value(i, 2, &isnull));
+		due[i].deliver_at = DatumGetTimestampTz(txm_spi_value(i, 4, &isnull));
+		due[i].row = i;
+	}
+	qsort(due, n, sizeof(DueDelayed), cmp_due_delayed);
+	for (int i = 0; i < n; i++)
+	{
+		int			row = due[i].row;
+		Datum		cols[TXM_MSG_NCOLS];
+		bool		isnull[TXM_MSG_NCOLS];
+		bool		n1;
+
+		for (int k = 0; k < TXM_MSG_NCOLS; k++)
+			cols[k] = txm_spi_value(row, 5 + k, &isnull[k]);
+		txm_log_insert(DatumGetInt32(txm_spi_value(row, 1, &n1)), due[i].msg_id,
+					   DatumGetTimestampTz(txm_spi_value(row, 3, &n1)), due[i].deliver_at,
+					   cols, isnull);
+	}
+	SPI_finish();
+	return n;
+}
+
+/*
+ * The pending messages of one expired lease move to retries (attempt 1
+ * failed), or to the dead letters when no retry is allowed.  Returns how
+ * many moved.  Runs in the caller's SPI connection.
+ */
+static int
+expire_lease(const TxmSub *sub, int64 block, const TxmBlockBits *covered,
+			 const TxmBlockBits *done)
+{
+	TxmBlockSlices bs;
+	TxmMsg	   *msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
+	int			nmsgs = 0;
+	int			moved = 0;
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	txm_read_block_slices(sub->topic_id, block, snap, &bs);
+	for (int off = 0; off < TXM_BLOCK; off++)
+		if (txm_bit_get(covered, off) && !txm_bit_get(done, off) && txm_bit_get(&bs.avail, off))
+			msgs[nmsgs++].pos = bs.pos[off];
+	txm_fetch_messages(msgs, nmsgs, bs.slots, snap);
+	UnregisterSnapshot(snap);
+	for (int k = 0; k < nmsgs; k++)
+	{
+		if (!msgs[k].found)
+			continue;
+		if (sub->max_retries < 1)
+			txm_dead_letter(sub, msgs[k].msg_id, msgs[k].sent_at, msgs[k].cols,
+							msgs[k].isnull, 1, "max_retries exceeded", "lease expired",
+							GetCurrentTimestamp());
+		else
+			txm_retry_insert(sub, &msgs[k], NULL, "lease expired");
+		moved++;
+	}
+	pfree(msgs);
+	return moved;
+}
+
+/*
+ * Leases of a subscription whose deadline passed: their pending messages
+ * move to retries or dead letters, and the lease is then done.  Notes the
+ * next deadline in the hints.  Returns how many messages moved.
+ */
+int
+txm_expire_leases(const TxmSub *sub)
+{
+	static const char *expired_sql =
+		"SELECT block, first_off, covered, done FROM tx_message.leases"
+		" WHERE sub_id = $1 AND lease_until < clock_timestamp() AND done <> covered"
+		" ORDER BY lease_until LIMIT 100 FOR UPDATE SKIP LOCKED";
+	static const char *done_sql =
+		"UPDATE tx_message.leases SET done = covered"
+		" WHERE sub_id = $1 AND block = $2 AND first_off = $3";
+	static const char *next_sql =
+		"SELECT min(lease_until) FROM tx_message.leases"
+		" WHERE sub_id = $1 AND lease_until >= clock_timestamp() AND done <> covered";
+	Oid			types[3] = {INT4OID, INT8OID, INT2OID};
+	Datum		values[3];
+	int			n;
+	int			moved = 0;
+	SPITupleTable *rows;
+	bool		isnull;
+	Datum		next;
+
+	values[0] = Int32GetDatum(sub->sub_id);
+	SPI_connect();
+	n = txm_spi_exec(expired_sql, 1, types, values, NULL, 0);
+	rows = SPI_tuptable;
+	for (int i = 0; i < n; i++)
+	{
+		TxmBlockBits covered;
+		TxmBlockBits done;
+
+		values[1] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		values[2] = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
+		txm_bits_from_datum(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull), &covered);
+		txm_bits_from_datum(SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull), &done);
+		moved += expire_lease(sub, DatumGetInt64(values[1]), &covered, &done);
+		txm_spi_exec(done_sql, 3, types, values, NULL, 0);
+	}
+	/* the next deadline of this subscription's leases */
+	txm_spi_exec(next_sql, 1, types, values, NULL, 1);
+	next = txm_spi_value(0, 1, &isnull);
+	txm_hint_expiry_set(sub->sub_id, isnull ? DT_NOEND : DatumGetTimestampTz(next));
+	SPI_finish();
+	if (moved > 0)
+		txm_at_commit_broadcast();
+	return moved;
+}
+
+/*
+ * Advance a subscription's watermark over finished positions and delete
+ * the leases of finished blocks.  Returns the new watermark.
+ */
+int64
+txm_advance_watermark(const TxmSub *sub)
+{
+	TxmLeaseRels rels;
+	Snapshot	snap;
+	int64		done_seq;
+	int64		seq;
+
+	txm_lease_rels_open(&rels);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	done_seq = txm_read_done_seq(&rels, sub->sub_id, snap);
+	seq = done_seq;
+	for (;;)
+	{
+		int64		block = seq / TXM_BLOCK;
+		TxmBlockSlices bs;
+		TxmLeaseRow *rows;
+		int			nrows;
+		int			off;
+
+		if (!txm_read_block_slices(sub->topic_id, block, snap, &bs))
+			break;
+		nrows = txm_read_block_leases(&rels, sub->sub_id, block, snap, &rows);
+		for (off = (int) (seq % TXM_BLOCK); off < TXM_BLOCK; off++)
+		{
+			bool		finished = false;
+
+			if (!txm_bit_get(&bs.avail, off))
+				break;
+			for (int r = 0; r < nrows; r++)
+				if (txm_bit_get(&rows[r].covered, off))
+					finished = txm_bit_get(&rows[r].done, off);
+			if (!finished)
+				break;
+		}
+		seq = block * TXM_BLOCK + off;
+		if (off < TXM_BLOCK)
+			break;
+	}
+	UnregisterSnapshot(snap);
+	txm_lease_rels_close(&rels);
+	return txm_store_done_seq(sub->sub_id, done_seq, seq);
+}
+
+/* Housekeeping of every subscription of this database: expiry and watermarks. */
+void
+txm_maintain_subscriptions(TxmMaintStats *stats)
+{
+	/* one order for every process, so that their row locks cannot deadlock */
+	static const char *sql = "SELECT DISTINCT consumer_group FROM tx_message.subscriptions ORDER BY 1";
+	int			ngroups;
+	char	  **names;
+
+	SPI_connect();
+	ngroups = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
+	names = SPI_palloc(sizeof(char *) * Max(ngroups, 1));
+	for (int i = 0; i < ngroups; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		names[i] = SPI_palloc(strlen(name) + 1);
+		strcpy(names[i], name);
+	}
+	SPI_finish();
+
+	for (int g = 0; g < ngroups; g++)
+	{
+		int			nsubs;
+		TxmSub	   *subs = txm_group_subs(names[g], &nsubs, true);
+
+		for (int i = 0; i < nsubs; i++)
+		{
+			stats->leases_expired += txm_expire_leases(&subs[i]);
+			txm_advance_watermark(&subs[i]);
+		}
+	}
+}
+
+/* Does any log table, half_messages or delayed hold rows of this xid? */
+static bool
+xid_has_messages(uint64 xid)
+{
+	const TxmCatalog *c = txm_catalog();
+	Oid			heaps[TXM_LOG_SLOTS + 2];
+	Oid			indexes[TXM_LOG_SLOTS + 2];
+	bool		found = false;
+
+	for (int i = 0; i < TXM_LOG_SLOTS; i++)
+	{
+		heaps[i] = c->log[i];
+		indexes[i] = c->log_pos[i];
+	}
+	heaps[TXM_LOG_SLOTS] = c->half_messages;
+	indexes[TXM_LOG_SLOTS] = c->half_messages_pkey;
+	heaps[TXM_LOG_SLOTS + 1] = c->delayed;
+	indexes[TXM_LOG_SLOTS + 1] = c->delayed_pkey;
+
+	for (int i = 0; i < TXM_LOG_SLOTS + 2 && !found; i++)
+	{
+		Relation	rel = table_open(heaps[i], AccessShareLock);
+		Relation	idx = index_open(indexes[i], AccessShareLock);
+		ScanKeyData keys[2];
+		IndexScanDesc scan;
+
+		/* the rows are uncommitted: look at index entries, whatever their visibility */
+		ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+					Int64GetDatum((int64) (xid << TXM_POS_SHIFT)));
+		ScanKeyInit(&keys[1], 1, BTLessStrategyNumber, F_INT8LT,
+					Int64GetDatum((int64) ((xid + 1) << TXM_POS_SHIFT)));
+		scan = index_beginscan(rel, idx, SnapshotAny, 2, 0);
+		index_rescan(scan, keys, 2, NULL, 0);
+		found = index_getnext_tid(scan, ForwardScanDirection) != NULL;
+		index_endscan(scan);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+	}
+	return found;
+}
+
+static bool
+warned_about(const char *gid)
+{
+	ListCell   *lc;
+
+	foreach(lc, warned_gids)
+		if (strcmp((char *) lfirst(lc), gid) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Prepared transactions of this database, older than the shortest
+ * check_after, that sent messages: they are reported (never resolved: that
+ * is the transaction manager's call), with a WARNING the first time the
+ * worker sees each when warn.  Returns how many there are.
+ */
+int
+txm_report_prepared(bool warn)
+{
+	static const char *sql =
+		"SELECT p.gid, p.transaction::text, p.prepared, p.owner"
+		"  FROM pg_catalog.pg_prepared_xacts p"
+		" WHERE p.database = pg_catalog.current_database()"
+		"   AND p.prepared < now() - (SELECT min(check_after) FROM tx_message.topics)";
+	int			n;
+	int			stale = 0;
+	List	   *still_there = NIL;
+	FullTransactionId next = ReadNextFullTransactionId();
+	MemoryContext outer = CurrentMemoryContext;
+
+	SPI_connect();
+	n = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		char	   *gid = SPI_getvalue(row, SPI_tuptable->tupdesc, 1);
+		TransactionId xid = (TransactionId) strtoul(SPI_getvalue(row, SPI_tuptable->tupdesc, 2), NULL, 10);
+		uint32		epoch = EpochFromFullTransactionId(next);
+		MemoryContext spi;
+
+		if (xid > XidFromFullTransactionId(next))
+			epoch--;
+		if (!xid_has_messages(U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid))))
+			continue;
+		stale++;
+		if (warn && !warned_about(gid))
+			ereport(WARNING,
+					(errmsg("prepared transaction \"%s\" holds tx_message messages and has been waiting since %s",
+							gid, SPI_getvalue(row, SPI_tuptable->tupdesc, 3)),
+					 errdetail("Its messages stay invisible until COMMIT PREPARED, and are lost with ROLLBACK PREPARED."),
+					 errhint("Resolve it with COMMIT PREPARED or ROLLBACK PREPARED; tx_message never resolves prepared transactions.")));
+		/* the list outlives this SPI connection: build it in TopMemoryContext */
+		spi = MemoryContextSwitchTo(TopMemoryContext);
+		still_there = lappend(still_there, pstrdup(gid));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	MemoryContextSwitchTo(outer);
+	if (warn)
+	{
+		list_free_deep(warned_gids);
+		warned_gids = still_there;
+	}
+	else
+		list_free_deep(still_there);
+	return stale;
+}
+
+/*
+ * Keep the last thousand ticks; older ones serve nobody.  Skipped while a
+ * tick is in progress elsewhere: never wait for the tick lock here, since
+ * this runs after subscription housekeeping took row locks.
+ */
+int64
+txm_trim_ticks(void)
+{
+	static const char *sql =
+		"DELETE FROM tx_message.ticks"
+		" WHERE tick_id < (SELECT max(tick_id) - 1000 FROM tx_message.ticks)";
+	int64		n;
+
+	if (!ConditionalLockRelationOid(txm_catalog()->ticks, RowExclusiveLock))
+		return 0;
+	SPI_connect();
+	n = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
+	SPI_finish();
+	return n;
+}
+
+/* When the next delayed message or check-back falls due (0: none). */
+TimestampTz
+txm_next_deadline(void)
+{
+	static const char *sql =
+		"SELECT least((SELECT min(deliver_at) FROM tx_message.delayed),"
+		"             (SELECT min(coalesce(h.last_check_at + t.check_interval, h.sent_at + t.check_after))"
+		"                FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)"
+		"               WHERE h.state = 'half'))";
+	TimestampTz next = 0;
+	bool		isnull;
+
+	SPI_connect();
+	if (txm_spi_exec(sql, 0, NULL, NULL, NULL, 1) == 1)
+	{
+		Datum		d = txm_spi_value(0, 1, &isnull);
+
+		if (!isnull)
+			next = DatumGetTimestampTz(d);
+	}
+	SPI_finish();
+	return next;
+}
+
+/* Has the database user code to run: check functions or handlers? */
+bool
+txm_executor_needed(void)
+{
+	static const char *sql =
+		"SELECT EXISTS (SELECT 1 FROM tx_message.topics WHERE check_function IS NOT NULL)"
+		"    OR EXISTS (SELECT 1 FROM tx_message.subscriptions WHERE handler IS NOT NULL)";
+	bool		needed;
+	bool		isnull;
+
+	SPI_connect();
+	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
+	needed = DatumGetBool(txm_spi_value(0, 1, &isnull));
+	SPI_finish();
+	return needed;
+}

@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * housekeeping.h
+ *	  The worker's regular chores, apart from retention: delayed messages,
+ *	  lease expiry and watermarks, prepared transactions, tick history, and
+ *	  the next deadline.
+ *
+ * IDENTIFICATION
+ *	  src/engine/housekeeping.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TXM_HOUSEKEEPING_H
+#define TXM_HOUSEKEEPING_H
+
+#include "utils/timestamp.h"
+
+#include "src/base/subcache.h"
+#include "src/engine/stats.h"
+
+extern int64 txm_release_delayed(int limit);
+extern int	txm_expire_leases(const TxmSub *sub);
+extern int64 txm_advance_watermark(const TxmSub *sub);
+extern void txm_maintain_subscriptions(TxmMaintStats *stats);
+extern int	txm_report_prepared(bool warn);
+extern int64 txm_trim_ticks(void);
+extern TimestampTz txm_next_deadline(void);
+extern bool txm_executor_needed(void);
+
+#endif							/* TXM_HOUSEKEEPING_H */

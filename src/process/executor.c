@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ *
+ * executor.c
+ *	  The executor: runs a database's user code, so that a slow or hanging
+ *	  check function or handler never delays ticks.
+ *
+ * The database worker starts it while the database has check functions or
+ * handler subscriptions, and it leaves when there are none any more.  Each
+ * round it runs the due check-backs that have a check function, each in a
+ * transaction of its own, and then gives every handler subscription batches
+ * (one transaction each) until it runs dry or has had its second; then the
+ * next subscription's turn comes.
+ *
+ * IDENTIFICATION
+ *	  src/process/executor.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+
+#include "src/base/catalog.h"
+#include "src/base/subcache.h"
+#include "src/engine/handlers.h"
+#include "src/process/unit.h"
+
+PGDLLEXPORT void txm_executor_main(Datum main_arg);
+
+/* a handler subscription's turn lasts at most this long */
+#define TXM_HANDLER_TURN_MS 1000
+
+typedef struct HandlerUnit
+{
+	MemoryContext cxt;
+	TxmSub	   *subs;
+	int			nsubs;
+	int			index;
+	int			processed;
+	TxmMaintStats stats;
+} HandlerUnit;
+
+static void
+load_handlers_unit(void *arg)
+{
+	HandlerUnit *u = arg;
+	MemoryContext old;
+
+	u->nsubs = 0;
+	if (!txm_lock_extension() || txm_catalog_if_installed() == NULL)
+		return;
+	old = MemoryContextSwitchTo(u->cxt);
+	u->subs = txm_handler_subs(&u->nsubs);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+handler_batch_unit(void *arg)
+{
+	HandlerUnit *u = arg;
+
+	u->processed = 0;
+	if (!txm_lock_extension())
+		return;
+	u->processed = txm_run_handler_batch(&u->subs[u->index], txm_handler_batch_size, &u->stats);
+}
+
+/*
+ * One round over the handler subscriptions.  Returns true if there may be
+ * more work.
+ */
+static bool
+run_handlers(MemoryContext cxt)
+{
+	HandlerUnit u;
+	bool		more = false;
+
+	memset(&u, 0, sizeof(u));
+	u.cxt = cxt;
+	if (!txm_run_in_transaction(load_handlers_unit, &u, "loading handler subscriptions"))
+		return false;
+	for (u.index = 0; u.index < u.nsubs; u.index++)
+	{
+		TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), TXM_HANDLER_TURN_MS);
+
+		do
+		{
+			txm_process_checkpoint(true);
+			u.processed = 0;
+			if (!txm_run_in_transaction(handler_batch_unit, &u, "running a handler"))
+				break;
+		} while (u.processed >= txm_handler_batch_size && GetCurrentTimestamp() < until);
+		if (u.processed >= txm_handler_batch_size)
+			more = true;
+	}
+	MemoryContextReset(cxt);
+	return more;
+}
+
+void
+txm_executor_main(Datum main_arg)
+{
+	MemoryContext cxt;
+
+	txm_attach_to_database(main_arg, true);
+	ereport(LOG, (errmsg("tx_message executor started")));
+	cxt = AllocSetContextCreate(TopMemoryContext, "tx_message executor", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		bool		more;
+
+		txm_process_checkpoint(true);
+		txm_run_due_checks(true, true);
+		more = run_handlers(cxt);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 more ? 0 : txm_naptime, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

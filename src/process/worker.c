@@ -1,0 +1,211 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The database worker: ticks, maintenance, NOTIFY check-backs.
+ *
+ * One database worker runs per database that has the extension (the
+ * launcher starts it).  It ticks whenever commits wait to be ticked: at
+ * once when a receiver waits, otherwise at most every
+ * tx_message.tick_interval, since a tick costs a transaction and a few rows
+ * however many commits it covers.  On a timer bounded by the next deadline
+ * (a delayed message or a check-back falling due) it runs the housekeeping
+ * steps of the maintenance cycle and the NOTIFY check-backs, and starts the
+ * executor (executor.c) while the database has user code to run.  It exits
+ * when the extension is dropped; the launcher restarts it after anything
+ * else.
+ *
+ * IDENTIFICATION
+ *	  src/process/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+
+#include "src/base/catalog.h"
+#include "src/base/shmem.h"
+#include "src/engine/housekeeping.h"
+#include "src/engine/maintenance.h"
+#include "src/process/unit.h"
+#include "src/storage/tick.h"
+
+PGDLLEXPORT void txm_worker_main(Datum main_arg);
+
+/*
+ * A waiting receiver is served at once, but at most one tick per
+ * millisecond: at thousands of commits a second, ticking after each would
+ * cost the worker a CPU.
+ */
+#define TXM_URGENT_TICK_GAP_MS 1
+
+typedef struct TickUnit
+{
+	int64		ticked;			/* messages made deliverable, -1: skipped */
+} TickUnit;
+
+static void
+tick_unit(void *arg)
+{
+	TickUnit   *u = arg;
+
+	u->ticked = 0;
+	/* after DROP EXTENSION, the maintenance unit notices and we exit */
+	if (!txm_lock_extension() || txm_catalog_if_installed() == NULL)
+		return;
+	/* -1: tx_run_maintenance() or a receive is ticking; it reports itself */
+	u->ticked = txm_tick(false);
+}
+
+typedef struct MaintenanceUnit
+{
+	bool		installed;
+	bool		executor_wanted;
+	TimestampTz deadline;
+	TxmMaintStats stats;
+} MaintenanceUnit;
+
+static void
+maintenance_unit(void *arg)
+{
+	MaintenanceUnit *m = arg;
+
+	m->installed = txm_lock_extension();
+	if (!m->installed)
+		return;
+	txm_maintenance_cycle(TXM_STEPS_HOUSEKEEPING, true, &m->stats);
+	txm_worker_note_stale_prepared((int) m->stats.stale_prepared);
+	m->executor_wanted = txm_executor_needed();
+	m->deadline = txm_next_deadline();
+}
+
+/* When the next tick is due. */
+static TimestampTz
+next_tick_at(TimestampTz last_tick_at, bool urgent)
+{
+	int			gap = urgent ? Min(txm_tick_interval, TXM_URGENT_TICK_GAP_MS) : txm_tick_interval;
+
+	return TimestampTzPlusMilliseconds(last_tick_at, gap);
+}
+
+/* Tick now; returns false if the tick failed or was skipped (then retry a little later). */
+static bool
+tick_now(void)
+{
+	TickUnit	tick;
+
+	txm_worker_clear_tick_request();
+	if (!txm_run_in_transaction(tick_unit, &tick, "ticking"))
+		return false;
+	/* handlers may have work now */
+	if (tick.ticked > 0)
+		txm_wake_executor();
+	return tick.ticked >= 0;
+}
+
+/*
+ * One maintenance cycle; returns when the next is due.  Exits when the
+ * extension was dropped.
+ */
+static TimestampTz
+maintain(void)
+{
+	MaintenanceUnit m;
+	TimestampTz next;
+
+	memset(&m, 0, sizeof(m));
+	m.installed = true;
+	if (txm_run_in_transaction(maintenance_unit, &m, "maintenance"))
+	{
+		if (!m.installed)
+		{
+			ereport(LOG, (errmsg("extension tx_message was dropped, tx_message worker exiting")));
+			txm_worker_extension_dropped();
+			proc_exit(0);
+		}
+		if (txm_worker_want_executor(m.executor_wanted))
+			(void) txm_start_worker("txm_executor_main", "tx_message executor",
+									txm_process_slot_index(), MyDatabaseId, 0);
+	}
+	txm_run_due_checks(false, false);
+	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), txm_naptime);
+	if (m.deadline != 0 && m.deadline < next)
+		next = Max(m.deadline, GetCurrentTimestamp());
+	txm_wake_executor();
+	return next;
+}
+
+/* How long to sleep: until the next maintenance, or the next tick due. */
+static long
+sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_backoff)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		timeout = next_maintenance == 0 ? 0 :
+		TimestampDifferenceMilliseconds(now, next_maintenance);
+	bool		urgent;
+
+	if (txm_worker_tick_due(&urgent))
+	{
+		long		until_tick = 0;
+		TimestampTz tick_due = next_tick_at(last_tick_at, urgent);
+
+		if (tick_due > now)
+			until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
+		if (tick_backoff)
+			until_tick = Max(until_tick, 10);
+		timeout = Min(timeout, until_tick);
+	}
+	return timeout;
+}
+
+void
+txm_worker_main(Datum main_arg)
+{
+	TimestampTz next_maintenance = 0;
+	TimestampTz last_tick_at = 0;
+	bool		tick_backoff = false;
+
+	txm_attach_to_database(main_arg, false);
+
+	/*
+	 * The worker's own transactions (ticks, releases) can commit
+	 * asynchronously: whatever depends on them commits later in WAL order,
+	 * and a tick lost in a crash is simply made again.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	ereport(LOG, (errmsg("tx_message worker started")));
+
+	for (;;)
+	{
+		TimestampTz now;
+		bool		urgent;
+		bool		unticked;
+
+		txm_process_checkpoint(false);
+		now = GetCurrentTimestamp();
+
+		unticked = txm_worker_tick_due(&urgent);
+		if (unticked && now < next_tick_at(last_tick_at, urgent))
+			unticked = false;	/* not yet */
+		tick_backoff = false;
+		if (unticked || now >= next_maintenance)
+		{
+			last_tick_at = now;
+			tick_backoff = !tick_now();
+		}
+		if (now >= next_maintenance)
+			next_maintenance = maintain();
+		txm_worker_note_cycle(now);
+		if (txm_worker_take_maintenance_request())
+			next_maintenance = 0;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(sleep_time(next_maintenance, last_tick_at, tick_backoff), 0),
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

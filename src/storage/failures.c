@@ -1,0 +1,182 @@
+/*-------------------------------------------------------------------------
+ *
+ * failures.c
+ *	  Retries and dead letters.
+ *
+ * Anything that fails is handled per message: a nack or an expired lease
+ * puts a self-contained copy of the message in tx_message.retries (so that
+ * retention can truncate the log underneath it), which also serves as the
+ * lease of its redelivery.  A message whose last allowed attempt failed, or
+ * a half message whose check-backs are exhausted, moves to
+ * tx_message.dead_letters; that sends NOTIFY tx_message_dead_letter at
+ * commit and writes a WARNING to the server log.
+ *
+ * IDENTIFICATION
+ *	  src/storage/failures.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+
+#include "src/base/shmem.h"
+#include "src/base/spi.h"
+#include "src/storage/failures.h"
+
+/*
+ * Schedule a retry of a message of a subscription, its first attempt
+ * failed: due after delay (now if NULL).  Runs in the caller's SPI
+ * connection.
+ */
+void
+txm_retry_insert(const TxmSub *sub, const TxmMsg *m, Interval *delay, const char *error)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.retries"
+		" (sub_id, msg_id, topic_id, sent_at, key, tags, headers, payload, attempt, state,"
+		"  due_at, last_error, first_failed_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 'waiting', clock_timestamp() + $9, $10,"
+		"         clock_timestamp())"
+		" ON CONFLICT (sub_id, msg_id) DO NOTHING";
+	Oid			types[10] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID,
+	TEXTARRAYOID, JSONBOID, JSONBOID, INTERVALOID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Interval	now;
+
+	memset(&now, 0, sizeof(now));
+	values[0] = Int32GetDatum(sub->sub_id);
+	values[1] = Int64GetDatum(m->msg_id);
+	values[2] = Int32GetDatum(m->topic_id);
+	values[3] = TimestampTzGetDatum(m->sent_at);
+	for (int k = 0; k < TXM_MSG_NCOLS; k++)
+	{
+		values[4 + k] = m->cols[k];
+		nulls[4 + k] = txm_spi_null(m->isnull[k]);
+	}
+	values[8] = IntervalPGetDatum(delay ? delay : &now);
+	values[9] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	nulls[9] = txm_spi_null(error == NULL);
+	txm_spi_exec(sql, 10, types, values, nulls, 0);
+}
+
+/*
+ * NOTIFY tx_message_dead_letter and a WARNING in the server log: "listen to
+ * the dead-letter queue, log, and alert".  The notification goes out when
+ * the current transaction commits.  The WARNING is for the log, not for the
+ * client whose nack or maintenance call caused it.
+ */
+static void
+notify_dead_letter(const char *topic, const char *consumer_group,
+				   int64 msg_id, const char *key, const char *reason)
+{
+	StringInfoData buf;
+	int			saved = client_min_messages;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"topic\": ");
+	escape_json(&buf, topic);
+	appendStringInfoString(&buf, ", \"consumer_group\": ");
+	if (consumer_group)
+		escape_json(&buf, consumer_group);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfo(&buf, ", \"msg_id\": " INT64_FORMAT ", \"key\": ", msg_id);
+	if (key)
+		escape_json(&buf, key);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoString(&buf, ", \"reason\": ");
+	escape_json(&buf, reason);
+	appendStringInfoChar(&buf, '}');
+	Async_Notify("tx_message_dead_letter", buf.data);
+
+	if (client_min_messages < ERROR)
+		client_min_messages = ERROR;
+	ereport(WARNING,
+			(errmsg("message " INT64_FORMAT " of topic \"%s\" moved to the dead letters",
+					msg_id, topic),
+			 consumer_group ?
+			 errdetail("Consumer group \"%s\": %s.", consumer_group, reason) :
+			 errdetail("Half message: %s.", reason)));
+	client_min_messages = saved;
+	txm_count(TXM_COUNTER_DEAD_LETTERED, 1);
+	pfree(buf.data);
+}
+
+/*
+ * Move a message that failed for good to tx_message.dead_letters, notify
+ * and log.  Runs in the caller's SPI connection.
+ */
+void
+txm_dead_letter(const TxmSub *sub, int64 msg_id, TimestampTz sent_at,
+				const Datum *cols, const bool *isnull, int32 attempts, const char *reason,
+				const char *last_error, TimestampTz first_failed_at)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.dead_letters AS d"
+		" (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
+		"  attempts, reason, last_error, first_failed_at, dead_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())"
+		" ON CONFLICT (consumer_group, msg_id) DO UPDATE"
+		"   SET attempts = excluded.attempts, reason = excluded.reason,"
+		"       last_error = excluded.last_error, first_failed_at = excluded.first_failed_at,"
+		"       dead_at = excluded.dead_at";
+	Oid			types[12] = {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID,
+	TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = CStringGetTextDatum(sub->topic);
+	for (int k = 0; k < TXM_MSG_NCOLS; k++)
+	{
+		values[2 + k] = cols[k];
+		nulls[2 + k] = txm_spi_null(isnull[k]);
+	}
+	values[6] = TimestampTzGetDatum(sent_at);
+	values[7] = CStringGetTextDatum(sub->group);
+	values[8] = Int32GetDatum(attempts);
+	values[9] = CStringGetTextDatum(reason);
+	values[10] = last_error ? CStringGetTextDatum(last_error) : (Datum) 0;
+	nulls[10] = txm_spi_null(last_error == NULL);
+	values[11] = TimestampTzGetDatum(first_failed_at);
+	txm_spi_exec(sql, 12, types, values, nulls, 0);
+	notify_dead_letter(sub->topic, sub->group, msg_id,
+					   isnull[TXM_COL_KEY] ? NULL : TextDatumGetCString(cols[TXM_COL_KEY]),
+					   reason);
+}
+
+/*
+ * Move a half message whose check-backs are exhausted to the dead letters
+ * (consumer group NULL), notify and log.  Runs in the caller's SPI
+ * connection.
+ */
+void
+txm_dead_letter_half(int64 msg_id, const char *topic, const char *key, const char *last_error)
+{
+	static const char *sql =
+		"WITH h AS (DELETE FROM tx_message.half_messages WHERE msg_id = $1 RETURNING *)"
+		" INSERT INTO tx_message.dead_letters AS d"
+		"  (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
+		"   attempts, reason, last_error, first_failed_at, dead_at)"
+		" SELECT h.msg_id, $2, h.key, h.tags, h.headers, h.payload, h.sent_at, NULL,"
+		"        h.checks, 'check-back exhausted', $3, h.first_checked_at, now() FROM h"
+		" ON CONFLICT (consumer_group, msg_id) DO UPDATE"
+		"   SET attempts = excluded.attempts, reason = excluded.reason,"
+		"       last_error = excluded.last_error, dead_at = excluded.dead_at";
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = CStringGetTextDatum(topic);
+	values[2] = CStringGetTextDatum(last_error);
+	txm_spi_exec(sql, 3, types, values, NULL, 0);
+	notify_dead_letter(topic, NULL, msg_id, key, "check-back exhausted");
+}

@@ -1,0 +1,372 @@
+/*-------------------------------------------------------------------------
+ *
+ * log.c
+ *	  Message ids and the rows messages are stored as: the log, delayed
+ *	  messages, half messages and their resolution.
+ *
+ * A message is one row inserted into the current log table in the sending
+ * transaction, so it commits or vanishes with that transaction.  Its id is
+ * (top-level FullTransactionId << 20) | n: nothing shared is touched to
+ * allocate it, and the one index on the log serves both as the message-id
+ * index and as the "messages of transaction T" index the ticker needs.  The
+ * insert goes straight to heap_insert()/index_insert(), with the current
+ * log table taken from the backend-local cache (catalog.c).  The commit of
+ * a transaction that inserted appends its xid to the commit ring; one that
+ * stored delayed or half messages asks the worker to look at its deadlines
+ * again (both through shmem_xact.c).
+ *
+ * IDENTIFICATION
+ *	  src/storage/log.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "src/base/catalog.h"
+#include "src/base/shmem.h"
+#include "src/base/spi.h"
+#include "src/storage/log.h"
+
+/* n of the next message id of the current top-level transaction */
+static FullTransactionId pos_fxid;
+static int64 pos_next_n = 0;
+
+/* IndexInfo of each log table's index, built once per log table OID */
+static Oid	log_index_oid[TXM_LOG_SLOTS];
+static IndexInfo *log_index_info[TXM_LOG_SLOTS];
+
+/* tx_send_batch inserts this many rows per table_multi_insert() */
+#define TXM_MULTI_INSERT_CHUNK 1000
+
+/*
+ * Next message id of this transaction.  Assigns the top-level xid if the
+ * transaction has none yet; the row insert that follows would anyway.
+ */
+int64
+txm_next_pos(void)
+{
+	FullTransactionId fxid = GetTopFullTransactionId();
+	uint64		xid64 = U64FromFullTransactionId(fxid);
+
+	if (!FullTransactionIdEquals(fxid, pos_fxid))
+	{
+		pos_fxid = fxid;
+		pos_next_n = 0;
+	}
+	if (xid64 >= TXM_MAX_FXID)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transaction ID %llu is too large for a message id",
+						(unsigned long long) xid64),
+				 errdetail("Message ids hold transaction IDs below 2^%d.",
+						   63 - TXM_POS_SHIFT)));
+	if (pos_next_n >= TXM_MAX_PER_XACT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many messages in one transaction"),
+				 errdetail("A transaction can send at most %lld messages.",
+						   (long long) TXM_MAX_PER_XACT),
+				 errhint("Split the work into several transactions.")));
+	return (int64) ((xid64 << TXM_POS_SHIFT) | (uint64) pos_next_n++);
+}
+
+static IndexInfo *
+log_index_info_for(int slot, Relation index)
+{
+	if (log_index_oid[slot] != RelationGetRelid(index) || log_index_info[slot] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+		if (log_index_info[slot])
+			pfree(log_index_info[slot]);
+		log_index_info[slot] = BuildIndexInfo(index);
+		log_index_oid[slot] = RelationGetRelid(index);
+		MemoryContextSwitchTo(old);
+	}
+	return log_index_info[slot];
+}
+
+/*
+ * Open the log table messages go to now, and its index.  Lock, then look
+ * again: taking the lock processes the invalidation of a rotation that
+ * committed meanwhile.
+ */
+static Relation
+open_current_log(int *slot, Relation *index)
+{
+	const TxmCatalog *c = txm_catalog();
+
+	for (;;)
+	{
+		Relation	rel;
+
+		*slot = txm_current_log_slot();
+		rel = table_open(c->log[*slot], RowExclusiveLock);
+		if (txm_current_log_slot() == *slot)
+		{
+			*index = index_open(c->log_pos[*slot], RowExclusiveLock);
+			return rel;
+		}
+		table_close(rel, RowExclusiveLock);
+	}
+}
+
+static void
+close_current_log(Relation rel, Relation index)
+{
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	/* the commit appends this transaction to the commit ring */
+	txm_at_commit_ring_append(U64FromFullTransactionId(pos_fxid));
+}
+
+/* Fill a log row's values; msg_id and deliver_at 0 are stored as NULL. */
+static void
+log_row(Datum *values, bool *nulls, int64 pos, int32 topic_id, int64 msg_id,
+		TimestampTz sent_at, TimestampTz deliver_at, const Datum *cols, const bool *isnull)
+{
+	values[Anum_log_pos - 1] = Int64GetDatum(pos);
+	nulls[Anum_log_pos - 1] = false;
+	values[Anum_log_topic_id - 1] = Int32GetDatum(topic_id);
+	nulls[Anum_log_topic_id - 1] = false;
+	values[Anum_log_sent_at - 1] = TimestampTzGetDatum(sent_at);
+	nulls[Anum_log_sent_at - 1] = false;
+	values[Anum_log_msg_id - 1] = Int64GetDatum(msg_id);
+	nulls[Anum_log_msg_id - 1] = (msg_id == 0);
+	values[Anum_log_deliver_at - 1] = TimestampTzGetDatum(deliver_at);
+	nulls[Anum_log_deliver_at - 1] = (deliver_at == 0);
+	for (int k = 0; k < TXM_MSG_NCOLS; k++)
+	{
+		values[Anum_log_key - 1 + k] = cols[k];
+		nulls[Anum_log_key - 1 + k] = isnull[k];
+	}
+}
+
+/*
+ * Insert one message row into the current log table.  msg_id and
+ * deliver_at are 0 for ordinary sends; rows moved in from half_messages or
+ * delayed keep the id their producer was given.  cols and isnull are the
+ * message's key, tags, headers and payload.  Returns the row's position
+ * (its id when msg_id is 0).
+ */
+int64
+txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
+			   TimestampTz deliver_at, const Datum *cols, const bool *isnull)
+{
+	int64		pos = txm_next_pos();
+	int			slot;
+	Relation	rel;
+	Relation	index;
+	HeapTuple	tup;
+	Datum		values[Natts_log];
+	bool		nulls[Natts_log];
+
+	rel = open_current_log(&slot, &index);
+	log_row(values, nulls, pos, topic_id, msg_id, sent_at, deliver_at, cols, isnull);
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
+	index_insert(index, &values[Anum_log_pos - 1], &nulls[Anum_log_pos - 1], &tup->t_self,
+				 rel, UNIQUE_CHECK_NO, false, log_index_info_for(slot, index));
+	close_current_log(rel, index);
+	heap_freetuple(tup);
+	return pos;
+}
+
+/*
+ * tx_send_batch's messages of one topic: the same rows as txm_log_insert,
+ * but put in the heap with table_multi_insert, one WAL record per page
+ * instead of one per row.  Positions are returned in payload order.
+ */
+void
+txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *keys,
+					const bool *key_nulls, Datum tags, bool tags_null, Datum headers,
+					bool headers_null, const Datum *payloads, int64 *positions)
+{
+	int			slot;
+	Relation	rel;
+	Relation	index;
+	TupleDesc	desc;
+	TupleTableSlot **slots;
+	int			nslots = Min(n, TXM_MULTI_INSERT_CHUNK);
+	CommandId	cid = GetCurrentCommandId(true);
+
+	rel = open_current_log(&slot, &index);
+	desc = RelationGetDescr(rel);
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (int i = 0; i < nslots; i++)
+		slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+
+	for (int done = 0; done < n; done += nslots)
+	{
+		int			k = Min(nslots, n - done);
+
+		for (int i = 0; i < k; i++)
+		{
+			Datum		values[Natts_log];
+			bool		nulls[Natts_log];
+			Datum		cols[TXM_MSG_NCOLS];
+			bool		isnull[TXM_MSG_NCOLS];
+
+			positions[done + i] = txm_next_pos();
+			cols[TXM_COL_KEY] = keys ? keys[done + i] : (Datum) 0;
+			isnull[TXM_COL_KEY] = keys ? key_nulls[done + i] : true;
+			cols[TXM_COL_TAGS] = tags;
+			isnull[TXM_COL_TAGS] = tags_null;
+			cols[TXM_COL_HEADERS] = headers;
+			isnull[TXM_COL_HEADERS] = headers_null;
+			cols[TXM_COL_PAYLOAD] = payloads[done + i];
+			isnull[TXM_COL_PAYLOAD] = false;
+			log_row(values, nulls, positions[done + i], topic_id, 0, sent_at, 0, cols, isnull);
+			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
+		}
+		table_multi_insert(rel, slots, k, cid, 0, NULL);
+		for (int i = 0; i < k; i++)
+		{
+			Datum		posdatum = Int64GetDatum(positions[done + i]);
+			bool		posnull = false;
+
+			index_insert(index, &posdatum, &posnull, &slots[i]->tts_tid, rel,
+						 UNIQUE_CHECK_NO, false, log_index_info_for(slot, index));
+			ExecClearTuple(slots[i]);
+		}
+	}
+	for (int i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	pfree(slots);
+	close_current_log(rel, index);
+}
+
+/* Store a committed message that is delivered at deliver_at. */
+void
+txm_delayed_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
+				   TimestampTz deliver_at, const Datum *cols, const bool *isnull)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.delayed"
+		" (msg_id, topic_id, sent_at, deliver_at, key, tags, headers, payload)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+	Oid			types[8] = {INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = Int32GetDatum(topic_id);
+	values[2] = TimestampTzGetDatum(sent_at);
+	values[3] = TimestampTzGetDatum(deliver_at);
+	for (int k = 0; k < TXM_MSG_NCOLS; k++)
+	{
+		values[4 + k] = cols[k];
+		nulls[4 + k] = txm_spi_null(isnull[k]);
+	}
+	SPI_connect();
+	txm_spi_exec(sql, 8, types, values, nulls, 0);
+	SPI_finish();
+	txm_at_commit_request_maintenance();
+}
+
+/* Store a half message: invisible to consumers until it is committed. */
+void
+txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
+				const Datum *cols, const bool *isnull)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.half_messages"
+		" (msg_id, topic_id, sent_at, key, tags, headers, payload)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)";
+	Oid			types[7] = {INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID,
+	TEXTARRAYOID, JSONBOID, JSONBOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = Int32GetDatum(topic_id);
+	values[2] = TimestampTzGetDatum(sent_at);
+	for (int k = 0; k < TXM_MSG_NCOLS; k++)
+	{
+		values[3 + k] = cols[k];
+		nulls[3 + k] = txm_spi_null(isnull[k]);
+	}
+	SPI_connect();
+	txm_spi_exec(sql, 7, types, values, nulls, 0);
+	SPI_finish();
+	txm_at_commit_request_maintenance();
+}
+
+/*
+ * Decide a half message.  Returns true if this call decided it, false if it
+ * already had that outcome; a conflicting outcome or an unknown id is an
+ * error.  The row lock taken by the UPDATE makes a concurrent producer call
+ * or check-back wait, and the loser sees the winner's outcome.  Committing
+ * moves the message into the log in the current transaction.
+ */
+bool
+txm_resolve_half(int64 msg_id, bool commit, const char *resolved_by)
+{
+	static const char *commit_sql =
+		"UPDATE tx_message.half_messages"
+		"   SET state = 'committed', resolved_at = now(), resolved_by = $2"
+		" WHERE msg_id = $1 AND state = 'half'"
+		" RETURNING topic_id, sent_at, key, tags, headers, payload";
+	static const char *rollback_sql =
+		"UPDATE tx_message.half_messages"
+		"   SET state = 'rolled_back', resolved_at = now(), resolved_by = $2"
+		" WHERE msg_id = $1 AND state = 'half'";
+	static const char *state_sql =
+		"SELECT state FROM tx_message.half_messages WHERE msg_id = $1";
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	bool		decided = true;
+
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = CStringGetTextDatum(resolved_by);
+
+	SPI_connect();
+	if (txm_spi_exec(commit ? commit_sql : rollback_sql, 2, types, values, NULL, 0) == 1)
+	{
+		if (commit)
+		{
+			Datum		cols[TXM_MSG_NCOLS];
+			bool		isnull[TXM_MSG_NCOLS];
+			bool		n;
+			int32		topic_id = DatumGetInt32(txm_spi_value(0, 1, &n));
+			TimestampTz sent_at = DatumGetTimestampTz(txm_spi_value(0, 2, &n));
+
+			for (int k = 0; k < TXM_MSG_NCOLS; k++)
+				cols[k] = txm_spi_value(0, 3 + k, &isnull[k]);
+			txm_log_insert(topic_id, msg_id, sent_at, 0, cols, isnull);
+		}
+	}
+	else
+	{
+		char	   *state;
+
+		if (txm_spi_exec(state_sql, 1, types, values, NULL, 1) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("half message %lld does not exist", (long long) msg_id),
+					 errhint("It was never sent with tx_send_half(), its transaction has not committed, or it was removed after its topic's retention.")));
+		state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (strcmp(state, commit ? "committed" : "rolled_back") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("half message %lld was already %s", (long long) msg_id,
+							commit ? "rolled back" : "committed"),
+					 errdetail("A half message is either committed or rolled back, never both.")));
+		decided = false;
+	}
+	SPI_finish();
+	return decided;
+}
