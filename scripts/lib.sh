@@ -61,10 +61,14 @@ make_workdir()
 	export TMPDIR=$WORK/tmp
 }
 
+# Build (with WERROR=1, warnings fail the build) and install into the server.
 build_and_install()
 {
+	local copt=()
+
+	[ "${WERROR:-0}" = 1 ] && copt=(COPT=-Werror)
 	echo "== building"
-	as_user make -s -C "$WORK/src" PG_CONFIG="$PG_CONFIG" >"$WORK/build.log" 2>&1 ||
+	as_user make -s -C "$WORK/src" PG_CONFIG="$PG_CONFIG" "${copt[@]}" >"$WORK/build.log" 2>&1 ||
 		{ cat "$WORK/build.log"; return 1; }
 	if grep -q 'warning:' "$WORK/build.log"; then
 		grep 'warning:' "$WORK/build.log"

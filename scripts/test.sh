@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build, install and run every test of tx_message: pg_regress, isolation and
-# TAP, each against throwaway clusters.  Ends with "N passed, M failed" and
-# exits non-zero if anything failed.
+# Check the layering of src/, build with -Werror, install, and run every
+# test of tx_message: pg_regress, isolation and TAP, each against throwaway
+# clusters, and the benchmark's smoke run.  Ends with "N passed, M failed"
+# and exits non-zero if anything failed.
 #
 #   bash scripts/test.sh                  # everything
 #   SUITES="regress isolation" bash scripts/test.sh
@@ -11,7 +12,7 @@
 set +e
 set -m		# each suite runs as its own process group, so it can be stopped as a whole
 
-SUITES=${SUITES:-"regress isolation tap bench"}
+SUITES=${SUITES:-"layers regress isolation tap bench"}
 PASSED=0
 FAILED=0
 JOB=
@@ -26,7 +27,8 @@ trap 'cleanup_workdir' EXIT
 
 ensure_deps || exit 1
 make_workdir tx_message-test
-build_and_install || { echo "0 passed, 1 failed"; exit 1; }
+# warnings are errors here (the build of scripts/demo.sh only reports them)
+WERROR=1 build_and_install || { echo "0 passed, 1 failed"; exit 1; }
 
 # Run one suite in the background (so traps fire at once) and keep its log.
 run_suite()
@@ -53,6 +55,17 @@ count_pg_regress()
 	FAILED=$((FAILED + bad))
 }
 
+# check_layers.sh: one "ok" or "not ok" line per check.
+count_checks()
+{
+	local log=$1 rc=$2 ok bad
+	ok=$(grep -c '^ok ' "$log")
+	bad=$(grep -c '^not ok ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	PASSED=$((PASSED + ok))
+	FAILED=$((FAILED + bad))
+}
+
 # prove: total from "Tests=N", failures from the per-file "Failed: N)".
 count_tap()
 {
@@ -69,6 +82,11 @@ count_tap()
 MAKE=(make -s PG_CONFIG="$PG_CONFIG")
 for suite in $SUITES; do
 	case $suite in
+	layers)
+		# the layering of src/, and that each of its checks can fail
+		run_suite layers bash -c 'bash scripts/check_layers.sh; a=$?; bash scripts/check_layers.sh --self-test; b=$?; exit $((a | b))'
+		count_checks "$WORK/layers.log" $?
+		;;
 	regress)
 		run_suite regress as_user "${MAKE[@]}" installcheck ISOLATION= TAP_TESTS=
 		rc=$?

@@ -25,7 +25,7 @@ END $$;
 -- what one cycle reports
 SELECT jsonb_object_keys(tx_run_maintenance()) AS reported ORDER BY 1;
 
--- the check function answers from the producer's own table, as the seed's
+-- the check function answers from the producer's own table, as RocketMQ's
 -- checkLocalTransaction does
 CREATE TABLE local_tx (id text PRIMARY KEY, state text NOT NULL);
 CREATE FUNCTION check_local(m tx_message.message) RETURNS text

@@ -36,6 +36,7 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -172,6 +173,7 @@ lookup_rel(const RelSpec *spec)
 	Form_pg_class form;
 	Oid			am;
 	int			natts;
+	int			live;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -194,11 +196,27 @@ lookup_rel(const RelSpec *spec)
 				 errdetail("tx_message reads and writes its relations directly; this one uses \"%s\".",
 						   get_am_name(am) ? get_am_name(am) : "?"),
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
-	if (natts != spec->natts)
+	/*
+	 * Every attribute number up to the expected count must be a live
+	 * column: relnatts counts dropped columns too, whose numbers stay taken.
+	 */
+	live = natts;
+	for (int attnum = 1; attnum <= natts && !spec->is_index; attnum++)
+	{
+		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for attribute %d of relation %u", attnum, relid);
+		if (((Form_pg_attribute) GETSTRUCT(tup))->attisdropped)
+			live--;
+		ReleaseSysCache(tup);
+	}
+	if (natts != spec->natts || live != natts)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("relation \"tx_message.%s\" has %d columns, not %d",
-						spec->name, natts, spec->natts),
+						spec->name, live, spec->natts),
+				 live != natts ?
+				 errdetail("Columns were dropped from it; tx_message reads its columns by number.") : 0,
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
 	return relid;
 }
