@@ -10,16 +10,17 @@
  * change topics, subscriptions or the current log table call
  * txm_invalidate() on the table they changed, which every backend of the
  * database processes at that transaction's commit (and this one at command
- * end and on abort).  Any invalidation of one of our relations (a change of
- * topics, a rotation, a TRUNCATE, ALTER TABLE) forgets everything, so the
- * next use loads the catalog again and checks every relation once more.
- * DROP EXTENSION drops the schema, which a syscache callback on
- * pg_namespace catches even in a backend that never opened our tables.
+ * end and on abort).  DROP EXTENSION drops the schema, which a syscache
+ * callback on pg_namespace catches even in a backend that never opened our
+ * tables: everything is forgotten and loaded again at the next use.
  *
  * Loading checks what the direct heap and index access of the other
  * modules relies on: every table uses the heap access method and has the
- * attribute count catalog.h describes, every index is a btree with the
- * expected number of columns.
+ * columns catalog.h numbers (no more, none dropped), every index is a btree
+ * with the expected number of columns.  Any invalidation of one of our
+ * relations (ALTER TABLE, but also VACUUM, a rotation or a TRUNCATE) has
+ * that relation checked again at the next use; only that one, since the
+ * busy tables are vacuumed often.
  *
  * IDENTIFICATION
  *	  src/base/catalog.c
@@ -56,7 +57,8 @@
 
 /*
  * The relations of the extension: where their OID goes in TxmCatalog, and
- * how many attributes they must have (key columns for an index).
+ * how many attributes they must have (key columns for an index).  The
+ * first is tx_message.topics, whose owner runs the internal SQL.
  */
 typedef struct RelSpec
 {
@@ -98,8 +100,11 @@ static const RelSpec rel_specs[] = {
 
 #define REL_OID(c, spec) (*(Oid *) ((char *) (c) + (spec)->offset))
 
+StaticAssertDecl(lengthof(rel_specs) <= 32, "rel_specs must fit a uint32 bitmap");
+
 static TxmCatalog cat;
 static bool cat_valid = false;
+static uint32 recheck = 0;		/* rel_specs invalidated since they were checked */
 static HTAB *topics_by_name = NULL;
 static HTAB *topic_names_by_id = NULL;
 static int	current_slot = -1;
@@ -111,21 +116,30 @@ typedef struct TopicNameEntry
 } TopicNameEntry;
 
 static void
-forget_everything(void)
+forget_topics(void)
 {
-	cat_valid = false;
 	if (topics_by_name)
 		hash_destroy(topics_by_name);
 	if (topic_names_by_id)
 		hash_destroy(topic_names_by_id);
 	topics_by_name = NULL;
 	topic_names_by_id = NULL;
+}
+
+static void
+forget_everything(void)
+{
+	cat_valid = false;
+	recheck = 0;
+	forget_topics();
 	current_slot = -1;
 }
 
 /*
  * Relcache invalidation callback.  It must not fail or touch the catalogs,
- * so it only marks what has to be reloaded.
+ * so it only marks what has to be loaded or checked again: the topics or
+ * the current log table when their table changed, and in any case the shape
+ * of the relation itself.
  */
 static void
 txm_relcache_callback(Datum arg, Oid relid)
@@ -139,11 +153,13 @@ txm_relcache_callback(Datum arg, Oid relid)
 	}
 	for (int i = 0; i < lengthof(rel_specs); i++)
 	{
-		if (REL_OID(&cat, &rel_specs[i]) == relid)
-		{
-			forget_everything();
-			return;
-		}
+		if (REL_OID(&cat, &rel_specs[i]) != relid)
+			continue;
+		recheck |= ((uint32) 1) << i;
+		if (relid == cat.topics)
+			forget_topics();
+		else if (relid == cat.log_slots)
+			current_slot = -1;
 	}
 }
 
@@ -241,8 +257,22 @@ relation_owner(Oid relid)
 const TxmCatalog *
 txm_catalog_if_installed(void)
 {
-	if (cat_valid)
+	if (cat_valid && recheck == 0)
 		return &cat;
+	if (cat_valid)
+	{
+		/* a bit is cleared only once its relation passed, so a failure repeats */
+		for (int i = 0; i < lengthof(rel_specs); i++)
+		{
+			if ((recheck & (((uint32) 1) << i)) == 0)
+				continue;
+			REL_OID(&cat, &rel_specs[i]) = lookup_rel(&rel_specs[i]);
+			if (i == 0)
+				cat.owner = relation_owner(cat.topics);
+			recheck &= ~(((uint32) 1) << i);
+		}
+		return &cat;
+	}
 
 	if (!OidIsValid(get_extension_oid("tx_message", true)))
 		return NULL;

@@ -80,22 +80,28 @@ shmem_hints_retry_reset(TxmDbSlot *slot)
 	pg_atomic_fetch_add_u32(&slot->retry_version, 1);
 }
 
+/* A copy of a subscription's hint; false if it has none. */
+static bool
+read_hint(TxmDbSlot *slot, int32 sub_id, TxmHint *copy)
+{
+	TxmHint    *h;
+
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	h = hint_for(slot, sub_id, false);
+	if (h)
+		*copy = *h;
+	LWLockRelease(slot->hint_lock);
+	return h != NULL;
+}
+
 /* The lowest position of a subscription's stream that may be unclaimed. */
 int64
 txm_hint_claim_from(int32 sub_id)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	TxmHint    *h;
-	int64		seq = 0;
+	TxmHint		h;
 
-	if (slot == NULL)
-		return 0;
-	LWLockAcquire(slot->hint_lock, LW_SHARED);
-	h = hint_for(slot, sub_id, false);
-	if (h)
-		seq = h->claim_from;
-	LWLockRelease(slot->hint_lock);
-	return seq;
+	return slot && read_hint(slot, sub_id, &h) ? h.claim_from : 0;
 }
 
 /*
@@ -171,16 +177,11 @@ bool
 txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	TxmHint    *h;
-	bool		possible;
+	TxmHint		h;
 
 	if (slot == NULL)
 		return without_hints;
-	LWLockAcquire(slot->hint_lock, LW_SHARED);
-	h = hint_for(slot, sub_id, false);
-	possible = h == NULL || h->next_expiry == 0 || h->next_expiry <= now;
-	LWLockRelease(slot->hint_lock);
-	return possible;
+	return !read_hint(slot, sub_id, &h) || h.next_expiry == 0 || h.next_expiry <= now;
 }
 
 /* The earliest lease deadline of a subscription, or 0 if unknown. */
@@ -188,17 +189,9 @@ TimestampTz
 txm_hint_next_expiry(int32 sub_id)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	TxmHint    *h;
-	TimestampTz t = 0;
+	TxmHint		h;
 
-	if (slot == NULL)
-		return 0;
-	LWLockAcquire(slot->hint_lock, LW_SHARED);
-	h = hint_for(slot, sub_id, false);
-	if (h)
-		t = h->next_expiry;
-	LWLockRelease(slot->hint_lock);
-	return t;
+	return slot && read_hint(slot, sub_id, &h) ? h.next_expiry : 0;
 }
 
 /*

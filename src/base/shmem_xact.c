@@ -47,8 +47,6 @@ txm_at_commit_ring_append(uint64 xid64)
 void
 txm_at_commit_ring_ticked(uint64 upto)
 {
-	if (upto == 0)
-		return;
 	at_commit.ticked = true;
 	at_commit.ticked_upto = upto;
 	at_commit.ticked_level = GetCurrentTransactionNestLevel();

@@ -25,6 +25,7 @@
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
@@ -46,7 +47,7 @@ static bool groups_stale = false;
 static Oid	cached_topics = InvalidOid;
 static Oid	cached_subscriptions = InvalidOid;
 
-/* Forget at the next lookup: the callback must not free or touch catalogs. */
+/* Forget at the next lookup: the callbacks must not free or touch catalogs. */
 static void
 subcache_relcache_callback(Datum arg, Oid relid)
 {
@@ -54,10 +55,18 @@ subcache_relcache_callback(Datum arg, Oid relid)
 		groups_stale = true;
 }
 
+/* DROP EXTENSION drops the schema too: forget, as catalog.c does. */
+static void
+subcache_namespace_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	groups_stale = true;
+}
+
 void
 txm_subcache_init(void)
 {
 	CacheRegisterRelcacheCallback(subcache_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, subcache_namespace_callback, (Datum) 0);
 }
 
 static void
@@ -148,7 +157,8 @@ copy_sub(TxmSub *dst, const TxmSub *src)
 /*
  * Read a group's subscriptions into the cache, or, if an invalidation came
  * in while they were read, into *once in the caller's memory context: used
- * for this call and not kept.
+ * for this call and not kept.  The entry is entered into the cache only once
+ * it is complete, so an error while reading leaves nothing behind.
  */
 static GroupEntry *
 load_group(const char *group, GroupEntry *once)
@@ -160,6 +170,7 @@ load_group(const char *group, GroupEntry *once)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	int			n;
+	TxmSub	   *subs;
 	GroupEntry *entry;
 
 	if (sql_where == NULL)
@@ -171,21 +182,14 @@ load_group(const char *group, GroupEntry *once)
 	values[0] = CStringGetTextDatum(group);
 	SPI_connect();
 	n = txm_spi_exec(sql_where, 1, types, values, NULL, 0);
-	if (groups_stale)
-	{
-		entry = once;
-		cxt = outer;
-	}
-	else
-	{
-		entry = hash_search(groups, group, HASH_ENTER, NULL);
-		cxt = groups_cxt;
-	}
-	entry->nsubs = n;
-	entry->subs = MemoryContextAlloc(cxt, sizeof(TxmSub) * Max(n, 1));
+	cxt = groups_stale ? outer : groups_cxt;
+	subs = MemoryContextAlloc(cxt, sizeof(TxmSub) * Max(n, 1));
 	for (int i = 0; i < n; i++)
-		sub_from_row(&entry->subs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc, cxt);
+		sub_from_row(&subs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc, cxt);
 	SPI_finish();
+	entry = groups_stale ? once : hash_search(groups, group, HASH_ENTER, NULL);
+	entry->nsubs = n;
+	entry->subs = subs;
 	return entry;
 }
 

@@ -219,13 +219,15 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 		if (!find_holding(subs, nsubs, ids[i], &h))
 			continue;
 		sub_id = subs[h.sub_index].sub_id;
-		txm_deliveries_forget(sub_id, ids[i]);
 		if (h.from_retry)
 		{
+			/* forgotten once finished: a retried ack must still know its attempt */
 			if (finish_retry(sub_id, ids[i], h.attempt))
 				acked++;
+			txm_deliveries_forget(sub_id, ids[i]);
 			continue;
 		}
+		txm_deliveries_forget(sub_id, ids[i]);
 		for (m = 0; m < nmasks; m++)
 			if (masks[m].sub_id == sub_id && masks[m].block == h.block &&
 				masks[m].first_off == h.first_off)

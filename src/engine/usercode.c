@@ -35,8 +35,10 @@
 /*
  * User code runs under a statement timeout of its own.  An outer
  * statement_timeout (in tx_run_maintenance) is restored afterwards, and an
- * earlier one is kept.
+ * earlier one is kept.  Disarming twice (after an error that follows the
+ * call) restores nothing twice.
  */
+static bool armed = false;
 static TimestampTz outer_timeout_at = 0;
 
 static void
@@ -46,6 +48,7 @@ arm_timeout(int timeout_ms)
 
 	outer_timeout_at = get_timeout_active(STATEMENT_TIMEOUT) ?
 		get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	armed = true;
 	if (timeout_ms <= 0)
 		return;
 	ours = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
@@ -56,6 +59,9 @@ arm_timeout(int timeout_ms)
 static void
 disarm_timeout(void)
 {
+	if (!armed)
+		return;
+	armed = false;
 	disable_timeout(STATEMENT_TIMEOUT, false);
 	if (outer_timeout_at != 0)
 		enable_timeout_at(STATEMENT_TIMEOUT, outer_timeout_at);
@@ -105,9 +111,11 @@ txm_run_user_code(Oid fn, Oid role, Datum arg, int timeout_ms,
 			*result = (Datum) 0;
 			if (!fcinfo->isnull)
 			{
+				/* a copy that owes nothing to the subtransaction, not even TOAST */
 				get_typlenbyval(get_func_rettype(fn), &typlen, &typbyval);
 				MemoryContextSwitchTo(outer);
-				*result = datumCopy(value, typbyval, typlen);
+				*result = typlen == -1 ? PointerGetDatum(PG_DETOAST_DATUM_COPY(value)) :
+					datumCopy(value, typbyval, typlen);
 			}
 		}
 		ReleaseCurrentSubTransaction();

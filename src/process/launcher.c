@@ -117,8 +117,8 @@ launcher_start_workers(BackgroundWorkerHandle **handles)
 	TimestampTz now = GetCurrentTimestamp();
 	long		next = LAUNCHER_RESCAN_MS;
 	int			nslots = txm_nslots();
-	int		   *due = palloc(sizeof(int) * nslots);
-	Oid		   *dboids = palloc(sizeof(Oid) * nslots);
+	int		   *due;
+	Oid		   *dboids;
 	int			ndue;
 
 	/* workers that died before attaching */
@@ -132,6 +132,8 @@ launcher_start_workers(BackgroundWorkerHandle **handles)
 	}
 	if (!txm_enabled)
 		return next;
+	due = palloc(sizeof(int) * nslots);
+	dboids = palloc(sizeof(Oid) * nslots);
 	ndue = txm_launcher_due(now, due, dboids, &next);
 	for (int k = 0; k < ndue; k++)
 	{
