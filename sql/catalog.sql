@@ -1,8 +1,8 @@
--- The shape of the extension's relations: loading the catalog (again after
--- any change to one of them) checks that every table is a heap table with
--- the columns the C code reads and writes directly, so a table that no
--- longer matches is an error instead of rows misread or written with the
--- wrong access method.
+-- The shape of the extension's relations: loading the catalog (and loading
+-- a relation again after any change to it) checks that every table is a
+-- heap table with as many columns as the C code numbers, and every index a
+-- btree, so a relation that no longer matches is an error instead of rows
+-- misread or written with the wrong access method.
 \set VERBOSITY terse
 SELECT tx_create_topic('cat.events');
 SELECT tx_subscribe('cat.events', 'cat.group');
@@ -18,14 +18,10 @@ ALTER TABLE tx_message.log_1 SET ACCESS METHOD heap2;
 SELECT tx_send('cat.events', '{"n": 1}');
 ROLLBACK;
 
--- a column more, or one less, than the C code knows
+-- a column more than the C code knows
 BEGIN;
 ALTER TABLE tx_message.ticks ADD COLUMN extra integer;
 SELECT tx_send('cat.events', '{"n": 2}');
-ROLLBACK;
-BEGIN;
-ALTER TABLE tx_message.sub_state DROP COLUMN updated_at;
-SELECT tx_send('cat.events', '{"n": 3}');
 ROLLBACK;
 
 -- an index that is not a btree

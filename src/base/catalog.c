@@ -15,9 +15,9 @@
  * tables: everything is forgotten and loaded again at the next use.
  *
  * Loading checks what the direct heap and index access of the other
- * modules relies on: every table uses the heap access method and has the
- * columns catalog.h numbers (no more, none dropped), every index is a btree
- * with the expected number of columns.  Any invalidation of one of our
+ * modules relies on: every table uses the heap access method and has as
+ * many columns as catalog.h numbers, every index is a btree with the
+ * expected number of columns.  Any invalidation of one of our
  * relations (ALTER TABLE, but also VACUUM, a rotation or a TRUNCATE) has
  * that relation checked again at the next use; only that one, since the
  * busy tables are vacuumed often.
@@ -37,7 +37,6 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
-#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -178,30 +177,33 @@ txm_catalog_init(void)
 
 /*
  * Look up one of our relations and check its access method and attribute
- * count; the other modules read and write these with heap and btree
- * functions and fixed attribute numbers.
+ * count (the other modules read and write them with heap and btree
+ * functions and fixed attribute numbers), from the pg_class row the name
+ * look-up finds anyway.  relnatts also counts dropped columns, whose
+ * numbers stay taken: a column added is caught, a column dropped is not.
+ * Returns the relation's OID; *owner receives its owner.
  */
 static Oid
-lookup_rel(const RelSpec *spec)
+lookup_rel(const RelSpec *spec, Oid *owner)
 {
-	Oid			relid = get_relname_relid(spec->name, cat.namespace);
 	HeapTuple	tup;
 	Form_pg_class form;
+	Oid			relid;
 	Oid			am;
 	int			natts;
-	int			live;
 
-	if (!OidIsValid(relid))
+	tup = SearchSysCache2(RELNAMENSP, CStringGetDatum(spec->name),
+						  ObjectIdGetDatum(cat.namespace));
+	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"tx_message.%s\" does not exist", spec->name),
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
 	form = (Form_pg_class) GETSTRUCT(tup);
+	relid = form->oid;
 	am = form->relam;
 	natts = form->relnatts;
+	*owner = form->relowner;
 	ReleaseSysCache(tup);
 
 	if (am != (spec->is_index ? BTREE_AM_OID : HEAP_TABLE_AM_OID))
@@ -212,42 +214,24 @@ lookup_rel(const RelSpec *spec)
 				 errdetail("tx_message reads and writes its relations directly; this one uses \"%s\".",
 						   get_am_name(am) ? get_am_name(am) : "?"),
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
-	/*
-	 * Every attribute number up to the expected count must be a live
-	 * column: relnatts counts dropped columns too, whose numbers stay taken.
-	 */
-	live = natts;
-	for (int attnum = 1; attnum <= natts && !spec->is_index; attnum++)
-	{
-		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for attribute %d of relation %u", attnum, relid);
-		if (((Form_pg_attribute) GETSTRUCT(tup))->attisdropped)
-			live--;
-		ReleaseSysCache(tup);
-	}
-	if (natts != spec->natts || live != natts)
+	if (natts != spec->natts)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("relation \"tx_message.%s\" has %d columns, not %d",
-						spec->name, live, spec->natts),
-				 live != natts ?
-				 errdetail("Columns were dropped from it; tx_message reads its columns by number.") : 0,
+						spec->name, natts, spec->natts),
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
 	return relid;
 }
 
-static Oid
-relation_owner(Oid relid)
+/* Look up (again) relation i of rel_specs; the first's owner runs internal SQL. */
+static void
+load_rel(int i)
 {
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid			owner;
 
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
+	REL_OID(&cat, &rel_specs[i]) = lookup_rel(&rel_specs[i], &owner);
+	if (i == 0)
+		cat.owner = owner;
 }
 
 /*
@@ -266,9 +250,7 @@ txm_catalog_if_installed(void)
 		{
 			if ((recheck & (((uint32) 1) << i)) == 0)
 				continue;
-			REL_OID(&cat, &rel_specs[i]) = lookup_rel(&rel_specs[i]);
-			if (i == 0)
-				cat.owner = relation_owner(cat.topics);
+			load_rel(i);
 			recheck &= ~(((uint32) 1) << i);
 		}
 		return &cat;
@@ -281,7 +263,7 @@ txm_catalog_if_installed(void)
 		return NULL;
 
 	for (int i = 0; i < lengthof(rel_specs); i++)
-		REL_OID(&cat, &rel_specs[i]) = lookup_rel(&rel_specs[i]);
+		load_rel(i);
 	cat.message_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 									   CStringGetDatum("message"),
 									   ObjectIdGetDatum(cat.namespace));
@@ -290,7 +272,6 @@ txm_catalog_if_installed(void)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("type \"tx_message.message\" does not exist"),
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
-	cat.owner = relation_owner(cat.topics);
 
 	forget_everything();
 	cat_valid = true;
