@@ -52,22 +52,25 @@ PG_FUNCTION_INFO_V1(tx_extend_lease);
 #define TXM_MAX_RECEIVE		100000
 
 /*
- * Whether the current transaction wrote only what receives write:
- * receive_wal_end is the end of WAL when the last receive returned; any
- * other write moves it.
+ * Whether the current transaction wrote only what receives write: wal_end
+ * is the end of WAL when its last receive returned; any other write moves
+ * it.
  */
-static bool receive_only = false;
-static XLogRecPtr receive_wal_end = InvalidXLogRecPtr;
+static struct
+{
+	bool		receive_only;
+	XLogRecPtr	wal_end;
+} xact = {false, InvalidXLogRecPtr};
 
 void
 txm_receive_xact_callback(XactEvent event)
 {
-	if (event == XACT_EVENT_PRE_COMMIT && receive_only && XactLastRecEnd == receive_wal_end)
+	if (event == XACT_EVENT_PRE_COMMIT && xact.receive_only && XactLastRecEnd == xact.wal_end)
 		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
-		receive_only = false;
+		xact.receive_only = false;
 }
 
 static char *
@@ -254,8 +257,8 @@ tx_receive(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 1, "max_messages");
 	max_messages = PG_GETARG_INT32(1);
 	/* nothing written yet, or only by earlier receives */
-	receive_only = !TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
-		(receive_only && XactLastRecEnd == receive_wal_end);
+	xact.receive_only = !TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+		(xact.receive_only && XactLastRecEnd == xact.wal_end);
 	if (max_messages < 1 || max_messages > TXM_MAX_RECEIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -281,7 +284,7 @@ tx_receive(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	out = receive_until(subs, nsubs, pull, max_messages, lease, deadline);
 	emit_deliveries((ReturnSetInfo *) fcinfo->resultinfo, subs, out);
-	receive_wal_end = XactLastRecEnd;
+	xact.wal_end = XactLastRecEnd;
 	return (Datum) 0;
 }
 

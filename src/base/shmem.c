@@ -559,6 +559,7 @@ txm_process_attach(int index, Oid dboid, bool executor)
 void
 txm_process_ready(bool executor)
 {
+	Assert(attached != NULL);
 	SpinLockAcquire(&attached->mutex);
 	if (executor)
 		attached->executor_latch = MyLatch;
@@ -580,6 +581,7 @@ txm_process_ready(bool executor)
 void
 txm_process_absent(void)
 {
+	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	attached->state = TXM_DB_ABSENT;
 	LWLockRelease(txm_shared->lock);
@@ -591,6 +593,7 @@ txm_process_must_exit(bool executor)
 {
 	bool		leave;
 
+	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_SHARED);
 	leave = attached->stop_requested || (executor && !attached->executor_wanted);
 	LWLockRelease(txm_shared->lock);
@@ -600,6 +603,7 @@ txm_process_must_exit(bool executor)
 int
 txm_process_slot_index(void)
 {
+	Assert(attached != NULL);
 	return (int) (attached - txm_shared->slots);
 }
 
@@ -607,6 +611,7 @@ txm_process_slot_index(void)
 void
 txm_worker_extension_dropped(void)
 {
+	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	attached->state = TXM_DB_ABSENT;
 	attached->executor_wanted = false;
@@ -635,12 +640,14 @@ txm_worker_want_executor(bool wanted)
 void
 txm_worker_note_cycle(TimestampTz now)
 {
+	Assert(attached != NULL);
 	pg_atomic_write_u64(&attached->last_cycle_at, (uint64) now);
 }
 
 void
 txm_worker_note_stale_prepared(int n)
 {
+	Assert(attached != NULL);
 	pg_atomic_write_u32(&attached->stale_prepared, (uint32) n);
 }
 

@@ -282,6 +282,7 @@ txm_claims_lock(TxmDbSlot *slot, LWLockMode mode)
 void
 txm_claims_unlock(TxmDbSlot *slot)
 {
+	Assert(LWLockHeldByMe(slot->claim_lock));
 	LWLockRelease(slot->claim_lock);
 }
 

@@ -20,6 +20,7 @@
 #include "access/heapam.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/hsearch.h"
@@ -217,6 +218,7 @@ txm_insert_row(Relation rel, Datum *values, bool *nulls)
 {
 	HeapTuple	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 
+	Assert(rel->rd_rel->relam == HEAP_TABLE_AM_OID);
 	simple_heap_insert(rel, tup);
 	insert_index_entries(rel, tup);
 	heap_freetuple(tup);
@@ -229,6 +231,7 @@ txm_insert_row(Relation rel, Datum *values, bool *nulls)
 void
 txm_update_row(Relation rel, ItemPointer tid, HeapTuple newtup)
 {
+	Assert(rel->rd_rel->relam == HEAP_TABLE_AM_OID);
 	simple_heap_update(rel, tid, newtup);
 	if (!HeapTupleIsHeapOnly(newtup))
 		insert_index_entries(rel, newtup);

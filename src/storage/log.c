@@ -174,6 +174,7 @@ txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 	bool		nulls[Natts_log];
 
 	rel = open_current_log(&slot, &index);
+	Assert(RelationGetDescr(rel)->natts == Natts_log);
 	log_row(values, nulls, pos, topic_id, msg_id, sent_at, deliver_at, cols, isnull);
 	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);

@@ -26,18 +26,21 @@ typedef struct TxmBlockBits
 static inline bool
 txm_bit_get(const TxmBlockBits *m, int off)
 {
+	Assert(off >= 0 && off < TXM_BLOCK);
 	return (m->b[off >> 3] & (0x80 >> (off & 7))) != 0;
 }
 
 static inline void
 txm_bit_set(TxmBlockBits *m, int off)
 {
+	Assert(off >= 0 && off < TXM_BLOCK);
 	m->b[off >> 3] |= (0x80 >> (off & 7));
 }
 
 static inline void
 txm_bit_clear(TxmBlockBits *m, int off)
 {
+	Assert(off >= 0 && off < TXM_BLOCK);
 	m->b[off >> 3] &= ~(0x80 >> (off & 7));
 }
 
