@@ -85,6 +85,7 @@ typedef struct BlockClaim
 	TxmBlockBits free_bits;		/* free when the decision began */
 	TxmBlockBits covered;		/* what the claim takes */
 	TxmBlockBits done;			/* of those, what is finished already */
+	int			first_off;		/* first covered offset, -1: none */
 	int			delivered_before;	/* deliveries of the call before this block */
 } BlockClaim;
 
@@ -249,16 +250,17 @@ decide_begin(TxmDbSlot *slot, const TxmLeaseRels *rels, const TxmSub *sub, Block
 				   &bc->free_bits);
 	memset(&bc->covered, 0, sizeof(bc->covered));
 	memset(&bc->done, 0, sizeof(bc->done));
+	bc->first_off = -1;
 	return true;
 }
 
-static int
-first_covered(const BlockClaim *bc)
+/* The claim takes offset off (covered in increasing order). */
+static void
+cover(BlockClaim *bc, int off)
 {
-	for (int off = 0; off < TXM_BLOCK; off++)
-		if (txm_bit_get(&bc->covered, off))
-			return off;
-	return -1;
+	txm_bit_set(&bc->covered, off);
+	if (bc->first_off < 0)
+		bc->first_off = off;
 }
 
 /*
@@ -270,15 +272,14 @@ first_covered(const BlockClaim *bc)
 static bool
 decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, List **out, int *withdrawn)
 {
-	int			first_off = first_covered(bc);
 	bool		registered = true;
 
 	*withdrawn = 0;
 	if (slot == NULL)
 		return true;
-	if (first_off >= 0)
+	if (bc->first_off >= 0)
 		registered = txm_claims_publish(slot, sub->sub_id, bc->block, bc->covered.b,
-										bc->start + first_off);
+										bc->start + bc->first_off);
 	txm_claims_unlock(slot);
 	if (registered)
 		return true;
@@ -301,16 +302,14 @@ static void
 record_claim(const TxmSub *sub, const BlockClaim *bc, Datum keys, bool keys_null,
 			 TimestampTz lease_until, List *out)
 {
-	int			first_off = first_covered(bc);
-
-	if (first_off < 0)
+	if (bc->first_off < 0)
 		return;
-	txm_insert_lease(sub->sub_id, bc->block, (int16) first_off, &bc->covered, &bc->done,
+	txm_insert_lease(sub->sub_id, bc->block, (int16) bc->first_off, &bc->covered, &bc->done,
 					 keys, keys_null, lease_until);
 	xact_claimed = true;
 	txm_hint_expiry_min(sub->sub_id, lease_until);
 	for (int k = bc->delivered_before; k < list_length(out); k++)
-		((TxmDelivery *) list_nth(out, k))->first_off = (int16) first_off;
+		((TxmDelivery *) list_nth(out, k))->first_off = (int16) bc->first_off;
 }
 
 /*----------
@@ -384,7 +383,7 @@ stream_cover(int sub_index, BlockClaim *bc, int need, int *got, TimestampTz leas
 			continue;			/* someone else was quicker */
 		if (*got >= need)
 			return off;
-		txm_bit_set(&bc->covered, off);
+		cover(bc, off);
 		if (!bc->wanted[i])
 			txm_bit_set(&bc->done, off);	/* gone, or not for this group */
 		else
@@ -574,7 +573,7 @@ ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, int need, int *got,
 		(*scanned)++;
 		if (!bc->wanted[i])
 		{
-			txm_bit_set(&bc->covered, off);
+			cover(bc, off);
 			txm_bit_set(&bc->done, off);
 			continue;
 		}
@@ -592,7 +591,7 @@ ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, int need, int *got,
 			key_nulls[off] = false;
 		}
 		/* (a message without a key has no order to keep) */
-		txm_bit_set(&bc->covered, off);
+		cover(bc, off);
 		add_delivery(out, sub_index, m, 1, lease_until, false, bc->block, (int16) off);
 		(*got)++;
 	}
@@ -648,7 +647,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 			got -= withdrawn;
 			break;
 		}
-		if (first_covered(&bc) >= 0)
+		if (bc.first_off >= 0)
 		{
 			int			dims[1] = {TXM_BLOCK};
 			int			lbs[1] = {1};

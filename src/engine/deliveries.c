@@ -101,9 +101,15 @@ txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
 	MemoryContextSwitchTo(old);
 }
 
-/* Where this session holds a message, if it received it; sub_index is left alone. */
+/*
+ * Where this session holds a message, if it received it; sub_index is left
+ * alone.  With take, a delivery held by its lease is forgotten at once (the
+ * caller finishes it: one hash probe where a look-up and a removal would
+ * take two), while one held by a retry row stays until the caller forgets
+ * it, so that a finish that fails can be tried again with its attempt.
+ */
 bool
-txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h)
+txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 {
 	SessionKey	key;
 	SessionEntry *e;
@@ -111,14 +117,24 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h)
 	session_key(&key, sub_id, msg_id);
 	if (session_deliveries == NULL)
 		return false;
-	e = hash_search(session_deliveries, &key, HASH_FIND, NULL);
+	e = hash_search(session_deliveries, &key, take ? HASH_REMOVE : HASH_FIND, NULL);
 	if (e == NULL)
 		return false;
+	/* a removed entry stays readable until the next insertion */
 	h->from_retry = e->from_retry;
 	h->block = e->block;
 	h->first_off = e->first_off;
 	h->off = e->off;
 	h->attempt = e->attempt;
+	if (take && h->from_retry)
+	{
+		e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
+		e->from_retry = h->from_retry;
+		e->block = h->block;
+		e->first_off = h->first_off;
+		e->off = h->off;
+		e->attempt = h->attempt;
+	}
 	return true;
 }
 

@@ -40,7 +40,7 @@ typedef struct TxmHolding
 } TxmHolding;
 
 extern void txm_deliveries_remember(int32 sub_id, const TxmDelivery *d);
-extern bool txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h);
+extern bool txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take);
 extern void txm_deliveries_forget(int32 sub_id, int64 msg_id);
 extern void txm_deliveries_xact_callback(XactEvent event);
 extern void txm_deliveries_subxact_callback(SubXactEvent event);

@@ -150,16 +150,17 @@ find_in_leases(TxmSub *subs, int nsubs, int64 msg_id, TxmHolding *h)
 /*
  * Find where a message of the group is held: among what this session
  * received (cheap), or else among the group's leased retries and pending
- * leases (for acks from another connection, e.g. through a pool).
+ * leases (for acks from another connection, e.g. through a pool).  With
+ * take, see txm_deliveries_lookup().
  */
 static bool
-find_holding(TxmSub *subs, int nsubs, int64 msg_id, TxmHolding *h)
+find_holding(TxmSub *subs, int nsubs, int64 msg_id, TxmHolding *h, bool take)
 {
 	bool		found;
 
 	for (int i = 0; i < nsubs; i++)
 	{
-		if (txm_deliveries_lookup(subs[i].sub_id, msg_id, h))
+		if (txm_deliveries_lookup(subs[i].sub_id, msg_id, h, take))
 		{
 			h->sub_index = i;
 			return true;
@@ -216,7 +217,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 		int32		sub_id;
 		int			m;
 
-		if (!find_holding(subs, nsubs, ids[i], &h))
+		if (!find_holding(subs, nsubs, ids[i], &h, true))
 			continue;
 		sub_id = subs[h.sub_index].sub_id;
 		if (h.from_retry)
@@ -227,7 +228,6 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 			txm_deliveries_forget(sub_id, ids[i]);
 			continue;
 		}
-		txm_deliveries_forget(sub_id, ids[i]);
 		for (m = 0; m < nmasks; m++)
 			if (masks[m].sub_id == sub_id && masks[m].block == h.block &&
 				masks[m].first_off == h.first_off)
@@ -372,10 +372,11 @@ txm_nack(TxmSub *subs, int nsubs, int64 msg_id, const char *error, Interval *ret
 	const TxmSub *sub;
 	const char *result;
 
-	if (!find_holding(subs, nsubs, msg_id, &h))
+	if (!find_holding(subs, nsubs, msg_id, &h, true))
 		return NULL;
 	sub = &subs[h.sub_index];
-	txm_deliveries_forget(sub->sub_id, msg_id);
+	if (h.from_retry)
+		txm_deliveries_forget(sub->sub_id, msg_id);
 	if (h.from_retry)
 		result = nack_retry(sub, &h, msg_id, error, retry_in);
 	else
@@ -406,7 +407,7 @@ txm_extend(TxmSub *subs, int nsubs, const int64 *ids, int n, TimestampTz until)
 	{
 		TxmHolding	h;
 
-		if (!find_holding(subs, nsubs, ids[i], &h))
+		if (!find_holding(subs, nsubs, ids[i], &h, false))
 			continue;
 		SPI_connect();
 		if (h.from_retry)
