@@ -6,6 +6,7 @@ MODULE_big = tx_message
 OBJS = \
 	src/base/validate.o \
 	src/base/catalog.o \
+	src/base/acl.o \
 	src/base/spi.o \
 	src/base/subcache.o \
 	src/base/shmem.o \
@@ -30,6 +31,7 @@ OBJS = \
 	src/api/half.o \
 	src/api/receive.o \
 	src/api/topics.o \
+	src/api/grants.o \
 	src/api/subs.o \
 	src/api/deadletters.o \
 	src/api/admin.o \

@@ -41,12 +41,27 @@ CREATE TABLE tx_message.topics (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	altered_at timestamptz,
 	retired_seq bigint NOT NULL DEFAULT 0,	-- positions below it were truncated with their log table
+	check_owner regrole,				-- the role that named check_function: it runs as that role
 	CHECK (retention > '0'::interval),
 	CHECK (check_after > '0'::interval),
 	CHECK (check_interval > '0'::interval),
 	CHECK (check_max >= 1)
 ) USING heap;
 COMMENT ON TABLE tx_message.topics IS 'tx_message topics; change them with tx_create_topic, tx_alter_topic and tx_drop_topic';
+
+/*
+ * Privileges on topics (tx_grant, tx_revoke).  The owner of a topic holds
+ * every privilege without a row here; grantee 0 ('-') is PUBLIC.
+ */
+CREATE TABLE tx_message.topic_grants (
+	topic text COLLATE "C" NOT NULL REFERENCES tx_message.topics (topic) ON DELETE CASCADE,
+	grantee regrole NOT NULL,
+	privilege text NOT NULL,
+	granted_by regrole NOT NULL,
+	granted_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (topic, grantee, privilege),
+	CHECK (privilege IN ('send', 'receive', 'admin', 'monitor'))
+) USING heap;
 
 /*
  * The message log: three identical, insert-only tables of which one is
@@ -164,6 +179,13 @@ CREATE TABLE tx_message.subscriptions (
 ) USING heap;
 CREATE INDEX subscriptions_group ON tx_message.subscriptions (consumer_group);
 
+-- A consumer group belongs to the role that created its first subscription.
+CREATE TABLE tx_message.consumer_groups (
+	consumer_group text COLLATE "C" PRIMARY KEY,
+	owner regrole NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+) USING heap;
+
 -- Per-subscription progress: every position below done_seq is finished.
 CREATE TABLE tx_message.sub_state (
 	sub_id integer PRIMARY KEY,
@@ -192,7 +214,7 @@ CREATE TABLE tx_message.leases (
 CREATE INDEX leases_expiry ON tx_message.leases (sub_id, lease_until);
 
 -- Failed deliveries waiting for their next attempt (or leased again).
-CREATE TABLE tx_message.retries (
+CREATE TABLE tx_message.retries_data (
 	sub_id integer NOT NULL,
 	msg_id bigint NOT NULL,
 	topic_id integer NOT NULL,
@@ -211,7 +233,7 @@ CREATE TABLE tx_message.retries (
 	PRIMARY KEY (sub_id, msg_id),
 	CHECK (state IN ('waiting', 'leased'))
 ) USING heap;
-CREATE INDEX retries_due ON tx_message.retries (sub_id, due_at);
+CREATE INDEX retries_due ON tx_message.retries_data (sub_id, due_at);
 
 -- Receivers skip the look-up in retries while shared memory says none is due;
 -- every statement that writes retries, from anyone, resets that at commit.
@@ -219,10 +241,10 @@ CREATE FUNCTION tx_message._retries_written() RETURNS trigger
 	LANGUAGE C SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_message_retries_written';
 REVOKE ALL ON FUNCTION tx_message._retries_written() FROM PUBLIC;
-CREATE TRIGGER retries_written AFTER INSERT OR UPDATE ON tx_message.retries
+CREATE TRIGGER retries_written AFTER INSERT OR UPDATE ON tx_message.retries_data
 	FOR EACH STATEMENT EXECUTE FUNCTION tx_message._retries_written();
 
-CREATE TABLE tx_message.dead_letters (
+CREATE TABLE tx_message.dead_letters_data (
 	msg_id bigint NOT NULL,
 	topic text NOT NULL,
 	key text,
@@ -238,9 +260,28 @@ CREATE TABLE tx_message.dead_letters (
 	dead_at timestamptz NOT NULL DEFAULT now(),
 	UNIQUE NULLS NOT DISTINCT (consumer_group, msg_id)
 ) USING heap;
-CREATE INDEX dead_letters_dead_at ON tx_message.dead_letters (dead_at);
+CREATE INDEX dead_letters_dead_at ON tx_message.dead_letters_data (dead_at);
 
-CREATE VIEW tx_message.messages AS
+/*
+ * Who may read what (docs/design.md, "Privileges").  The tables are not
+ * readable by PUBLIC.  What holds payloads is read through security-barrier
+ * views that show a role only the rows of topics it may receive from; the
+ * configuration tables show it the topics it may monitor, by row-level
+ * security (the extension's own statements run as the tables' owner, which
+ * policies do not restrict).  These functions answer for the current user
+ * and resolve no name through search_path.
+ */
+CREATE FUNCTION tx_message._may(topic text, privilege text) RETURNS boolean
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'tx_message_may';
+CREATE FUNCTION tx_message._may(topic_id integer, privilege text) RETURNS boolean
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'tx_message_may_id';
+COMMENT ON FUNCTION tx_message._may(text, text)
+	IS 'whether the current user holds a privilege on a topic';
+
+CREATE VIEW tx_message.messages WITH (security_barrier) AS
+	SELECT m.* FROM (
 	SELECT coalesce(l.msg_id, l.pos) AS msg_id, t.topic, l.key, l.tags, l.headers,
 		   l.payload, 'committed'::text AS state, l.sent_at,
 		   coalesce(l.deliver_at, l.sent_at) AS deliver_at
@@ -256,21 +297,49 @@ CREATE VIEW tx_message.messages AS
 	SELECT h.msg_id, t.topic, h.key, h.tags, h.headers, h.payload,
 		   h.state, h.sent_at, NULL
 	  FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)
-	 WHERE h.state <> 'committed';
-COMMENT ON VIEW tx_message.messages IS 'stored messages: committed (delivered or not yet due), half and rolled back';
+	 WHERE h.state <> 'committed') m
+	 WHERE tx_message._may(m.topic, 'receive');
+COMMENT ON VIEW tx_message.messages IS 'stored messages of the topics the current user may receive from: committed (delivered or not yet due), half and rolled back';
+
+CREATE VIEW tx_message.retries WITH (security_barrier) AS
+	SELECT * FROM tx_message.retries_data WHERE tx_message._may(topic_id, 'receive');
+COMMENT ON VIEW tx_message.retries IS 'failed deliveries waiting for their next attempt, of the topics the current user may receive from';
+
+CREATE VIEW tx_message.dead_letters WITH (security_barrier) AS
+	SELECT * FROM tx_message.dead_letters_data WHERE tx_message._may(topic, 'receive');
+COMMENT ON VIEW tx_message.dead_letters IS 'dead letters of the topics the current user may receive from';
+
+CREATE VIEW tx_message.grants WITH (security_barrier) AS
+	SELECT g.topic, CASE WHEN g.grantee = 0 THEN 'public'::name ELSE r.rolname END AS grantee,
+		   g.privilege
+	  FROM tx_message.topic_grants g LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee
+	 WHERE (g.grantee = 0 OR r.oid IS NOT NULL) AND tx_message._may(g.topic, 'monitor');
+COMMENT ON VIEW tx_message.grants IS 'privileges granted on the topics the current user may monitor (owners hold every privilege without a row)';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA tx_message FROM PUBLIC;
-GRANT SELECT ON tx_message.topics, tx_message.subscriptions, tx_message.dead_letters,
-	tx_message.messages TO PUBLIC;
+ALTER TABLE tx_message.topics ENABLE ROW LEVEL SECURITY;
+CREATE POLICY monitor ON tx_message.topics FOR SELECT USING (tx_message._may(topic, 'monitor'));
+ALTER TABLE tx_message.subscriptions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY monitor ON tx_message.subscriptions FOR SELECT USING (tx_message._may(topic, 'monitor'));
+ALTER TABLE tx_message.consumer_groups ENABLE ROW LEVEL SECURITY;
+CREATE POLICY member ON tx_message.consumer_groups FOR SELECT
+	USING (pg_catalog.pg_has_role(owner, 'USAGE')
+		   OR EXISTS (SELECT FROM tx_message.subscriptions s
+					   WHERE s.consumer_group = consumer_groups.consumer_group));
+GRANT SELECT ON tx_message.topics, tx_message.subscriptions, tx_message.consumer_groups,
+	tx_message.messages,
+	tx_message.retries, tx_message.dead_letters, tx_message.grants TO PUBLIC;
 
 -- Keep configuration and messages in pg_dump output.  The log, slices,
 -- leases and progress are positions in this cluster's transaction history and
 -- are not carried to another one: drain the topics before a dump and restore.
 SELECT pg_catalog.pg_extension_config_dump('tx_message.topics', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.topic_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.consumer_groups', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.half_messages', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.delayed', '');
-SELECT pg_catalog.pg_extension_config_dump('tx_message.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.dead_letters_data', '');
 
 ------------------------------------------------------------------------------
 -- Internal helpers
@@ -299,6 +368,8 @@ CREATE FUNCTION tx_create_topic(topic text,
 	AS 'MODULE_PATHNAME', 'tx_create_topic';
 COMMENT ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
 	IS 'create a topic; the check-back options apply to its half messages';
+-- Who may create topics is decided with GRANT EXECUTE on this function.
+REVOKE ALL ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean) FROM PUBLIC;
 
 CREATE FUNCTION tx_alter_topic(topic text,
 							   retention interval DEFAULT NULL,
@@ -318,6 +389,20 @@ CREATE FUNCTION tx_drop_topic(topic text, "cascade" boolean DEFAULT false)
 	AS 'MODULE_PATHNAME', 'tx_drop_topic';
 COMMENT ON FUNCTION tx_drop_topic(text, boolean)
 	IS 'drop a topic with its pending messages; cascade also drops its subscriptions';
+
+CREATE FUNCTION tx_grant(topic text, role name, privilege text)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_grant';
+COMMENT ON FUNCTION tx_grant(text, name, text)
+	IS 'grant send, receive, admin, monitor or all on a topic to a role (or public)';
+
+CREATE FUNCTION tx_revoke(topic text, role name, privilege text)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_revoke';
+COMMENT ON FUNCTION tx_revoke(text, name, text)
+	IS 'revoke a privilege on a topic from a role (or public)';
 
 ------------------------------------------------------------------------------
 -- Producers
@@ -380,12 +465,11 @@ COMMENT ON FUNCTION tx_rollback_half(bigint)
 -- The background worker
 ------------------------------------------------------------------------------
 
--- No SET search_path here: the check functions and handlers it calls are
--- user code and run with the caller's search_path, as they would in the
--- caller's own statements.  Its own statements are prepared with a fixed one.
+-- The check functions and handlers it calls run as their owners with the
+-- settings a fresh session of theirs would have, whatever this one's.
 CREATE FUNCTION tx_run_maintenance()
 	RETURNS jsonb
-	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_run_maintenance';
 COMMENT ON FUNCTION tx_run_maintenance()
 	IS 'run one worker cycle in this session: tick, release delayed messages, check-backs, handlers; says what it did';
@@ -403,6 +487,8 @@ CREATE FUNCTION tx_worker_status(OUT pid integer, OUT database name,
 	AS 'MODULE_PATHNAME', 'tx_worker_status';
 COMMENT ON FUNCTION tx_worker_status()
 	IS 'one row per database worker of the cluster, with its counters';
+REVOKE ALL ON FUNCTION tx_worker_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tx_worker_status() TO pg_monitor;
 
 ------------------------------------------------------------------------------
 -- Consumers
@@ -474,12 +560,28 @@ CREATE FUNCTION tx_redrive(consumer_group text, msg_ids bigint[] DEFAULT NULL)
 	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_redrive';
 COMMENT ON FUNCTION tx_redrive(text, bigint[])
-	IS 'give dead letters a fresh round of attempts; NULL group: back to the half state';
+	IS 'give dead letters of a consumer group (all, or those of msg_ids) a fresh round of attempts';
 
-CREATE FUNCTION tx_purge_dead_letters(consumer_group text DEFAULT NULL,
-									  older_than interval DEFAULT '0')
+CREATE FUNCTION tx_purge_dead_letters(consumer_group text,
+									  older_than interval DEFAULT '0',
+									  msg_ids bigint[] DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_purge_dead_letters';
-COMMENT ON FUNCTION tx_purge_dead_letters(text, interval)
-	IS 'delete dead letters of a group (NULL: all) that died at least older_than ago';
+COMMENT ON FUNCTION tx_purge_dead_letters(text, interval, bigint[])
+	IS 'delete dead letters of a consumer group that died at least older_than ago (all, or those of msg_ids)';
+
+CREATE FUNCTION tx_redrive_half(msg_ids bigint[] DEFAULT NULL)
+	RETURNS integer
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_redrive_half';
+COMMENT ON FUNCTION tx_redrive_half(bigint[])
+	IS 'put dead letters of exhausted check-backs back to the half state with a fresh check count';
+
+CREATE FUNCTION tx_purge_half_dead_letters(older_than interval DEFAULT '0',
+										   msg_ids bigint[] DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_purge_half_dead_letters';
+COMMENT ON FUNCTION tx_purge_half_dead_letters(interval, bigint[])
+	IS 'delete dead letters of exhausted check-backs that died at least older_than ago (all, or those of msg_ids)';

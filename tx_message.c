@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 
 #include "src/api/receive.h"
+#include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
 #include "src/base/subcache.h"
@@ -158,6 +159,7 @@ _PG_init(void)
 
 	txm_catalog_init();
 	txm_subcache_init();
+	txm_acl_init();
 	RegisterXactCallback(txm_xact_callback, NULL);
 	RegisterSubXactCallback(txm_subxact_callback, NULL);
 

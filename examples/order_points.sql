@@ -142,6 +142,6 @@ SELECT pid, database, delivered, checks, dead_lettered, handled FROM tx_worker_s
 \endif
 
 DROP TABLE orders, points, credited_orders;
-SELECT tx_drop_topic('order-created', "cascade" => true);
 SELECT tx_purge_dead_letters('points-service') AS purged;
+SELECT tx_drop_topic('order-created', "cascade" => true);
 DROP FUNCTION add_points(tx_message.message), order_committed(tx_message.message), demo_wait(text);

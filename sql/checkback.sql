@@ -93,6 +93,7 @@ BEGIN
 	INSERT INTO check_calls VALUES (current_user, m.key);
 	RETURN 'commit';
 END $$;
+GRANT EXECUTE ON FUNCTION tx_create_topic TO txm_checker;
 SET ROLE txm_checker;
 SELECT tx_create_topic('owned', check_function => 'check_who(tx_message.message)',
                        check_after => '10 ms', check_interval => '10 ms');
@@ -126,6 +127,7 @@ SELECT count(*) AS still_waiting FROM tx_message.delayed WHERE msg_id = :d_tomor
 
 DROP TABLE local_tx, check_calls;
 DROP FUNCTION check_boom(tx_message.message);
+REVOKE EXECUTE ON FUNCTION tx_create_topic FROM txm_checker;
 SELECT tx_drop_topic(topic) FROM tx_message.topics WHERE topic IN ('checked', 'flaky', 'owned', 'external');
 DROP FUNCTION check_local(tx_message.message), check_who(tx_message.message);
 DROP ROLE txm_checker;

@@ -16,6 +16,7 @@ BEGIN
 	END IF;
 END $$;
 
+SELECT tx_grant('h.orders', 'txm_points', 'receive');
 SET ROLE txm_points;
 SELECT tx_subscribe('h.orders', 'h.points', handler => 'add_points(tx_message.message)',
                     max_retries => 1, backoff => '{10 ms}');

@@ -107,10 +107,16 @@ SELECT tx_send_half('r.half', '{"half": true}') AS h \gset
 CALL maintain_until(format('(SELECT count(*) = 1 FROM tx_message.dead_letters WHERE msg_id = %s)', :h));
 SELECT consumer_group IS NULL AS from_check_back, reason FROM tx_message.dead_letters WHERE msg_id = :h;
 SELECT tx_redrive(NULL, ARRAY[:h]);
+\echo :SQLSTATE
+SELECT tx_redrive_half(ARRAY[:h]);
 SELECT state, checks FROM tx_message.half_messages WHERE msg_id = :h;
 SELECT state FROM tx_message.messages WHERE msg_id = :h;
 SELECT tx_commit_half(:h);
-SELECT tx_purge_dead_letters();
+SELECT tx_purge_dead_letters(NULL);
+\echo :SQLSTATE
+SELECT tx_purge_half_dead_letters();
+SELECT tx_purge_dead_letters(consumer_group)
+  FROM (SELECT DISTINCT consumer_group FROM tx_message.dead_letters) g ORDER BY 1;
 SELECT count(*) AS dead_letters FROM tx_message.dead_letters;
 
 -- an abandoned lease expires even behind many finished ones
@@ -126,7 +132,7 @@ BEGIN
 END $$;
 SELECT msg_id = :j6 AS abandoned, attempt FROM tx_receive('r.busy', 10, wait => '5 s');
 
--- only the owner of a group's subscriptions redrives or purges its dead letters
+-- only members of a group's owner role redrive or purge its dead letters
 SELECT tx_subscribe('r.jobs', 'r.guarded', max_retries => 0);
 SELECT tx_send('r.jobs', '{"job": "guarded"}') AS j7 \gset
 SELECT tx_nack('r.guarded', msg_id, 'no') FROM tx_receive('r.guarded', 1);
@@ -135,7 +141,7 @@ SET ROLE txm_outsider;
 SELECT tx_redrive('r.guarded');
 \echo :SQLSTATE
 SELECT tx_purge_dead_letters('r.guarded');
-SELECT tx_purge_dead_letters();
+\echo :SQLSTATE
 RESET ROLE;
 SELECT count(*) AS still_dead FROM tx_message.dead_letters WHERE consumer_group = 'r.guarded';
 SELECT tx_purge_dead_letters('r.guarded');

@@ -60,15 +60,23 @@ SELECT tx_subscribe('shop.refunds', 'billing');
 SELECT tx_drop_topic('shop.refunds', "cascade" => true);
 SELECT topic, consumer_group FROM tx_message.subscriptions ORDER BY 1, 2;
 
--- only the owner changes or drops a subscription
+-- subscribing needs 'receive' on the topic; a consumer group belongs to
+-- the role that created it, and only its members change its subscriptions
 CREATE ROLE txm_consumer;
+SET ROLE txm_consumer;
+SELECT tx_subscribe('shop.orders', 'analytics');
+\echo :SQLSTATE
+RESET ROLE;
+SELECT tx_grant('shop.orders', 'txm_consumer', 'receive');
 SET ROLE txm_consumer;
 SELECT tx_subscribe('shop.orders', 'billing', max_retries => 1);
 \echo :SQLSTATE
 SELECT tx_unsubscribe('shop.orders', 'billing');
 SELECT tx_subscribe('shop.orders', 'analytics');
 SELECT owner::text FROM tx_message.subscriptions WHERE consumer_group = 'analytics';
+SELECT owner::text FROM tx_message.consumer_groups WHERE consumer_group = 'analytics';
 RESET ROLE;
+SELECT tx_revoke('shop.orders', 'txm_consumer', 'all');
 SELECT tx_unsubscribe('shop.orders', 'analytics');
 DROP ROLE txm_consumer;
 

@@ -77,10 +77,17 @@ SELECT tx_alter_topic('bad name!', check_max => 2);
 SELECT tx_alter_topic(NULL);
 SELECT check_function, check_max FROM tx_message.topics WHERE topic = 't1';
 
--- only the owner (or a member of its role, or a superuser) changes a topic;
--- the role that creates or alters a topic becomes its owner
+-- creating topics takes EXECUTE on tx_create_topic, which PUBLIC lacks;
+-- only the owner (or a member of its role, or a superuser), or a role with
+-- 'admin' on it, changes a topic; the role that creates a topic owns it for
+-- good, whoever alters it later
 CREATE ROLE txm_alice;
 CREATE ROLE txm_bob;
+SET ROLE txm_alice;
+SELECT tx_create_topic('alice.events');
+\echo :SQLSTATE
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION tx_create_topic TO txm_alice, txm_bob;
 SET ROLE txm_alice;
 SELECT tx_create_topic('alice.events');
 SELECT owner::text FROM tx_message.topics WHERE topic = 'alice.events';
@@ -106,6 +113,7 @@ INSERT INTO tx_message.topics (topic, retention, check_after, check_interval, ch
 VALUES ('sneaky', '1 day', '1 s', '1 s', 1, 'postgres');
 SELECT count(*) > 0 AS can_read_topics FROM tx_message.topics;
 RESET ROLE;
+REVOKE EXECUTE ON FUNCTION tx_create_topic FROM txm_alice, txm_bob;
 
 -- drop
 SELECT tx_drop_topic('t1');

@@ -3,7 +3,7 @@
  * admin.c
  *	  Administration: tx_run_maintenance and tx_worker_status, and the
  *	  extension's internal functions (the install script's notice, the
- *	  trigger on tx_message.retries).
+ *	  trigger on tx_message.retries_data).
  *
  * IDENTIFICATION
  *	  src/api/admin.c
@@ -156,7 +156,7 @@ tx_message_installed(PG_FUNCTION_ARGS)
 }
 
 /*
- * tx_message._retries_written(): statement trigger on tx_message.retries.
+ * tx_message._retries_written(): statement trigger on tx_message.retries_data.
  * Receivers skip the look-up in retries while shared memory says none is
  * due; every statement that writes retries, from anyone, makes its
  * transaction void those hints when it commits.

@@ -1,12 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * deadletters.c
- *	  Dead letters: tx_redrive and tx_purge_dead_letters.
+ *	  Dead letters: tx_redrive, tx_purge_dead_letters, tx_redrive_half and
+ *	  tx_purge_half_dead_letters.
  *
- * A dead letter of a consumer group belongs to the owner of its
- * subscription; one of an exhausted check-back (consumer group NULL) to the
- * owner of its topic.  Both functions refuse to touch any dead letter the
- * caller does not own (or is not a member of the owner of).
+ * Each function acts on one kind: the dead letters of one consumer group,
+ * which need the privileges of the group's owner and 'receive' on their
+ * topics, or those of exhausted check-backs, which need 'admin' on their
+ * topics.  A dead letter of a dropped topic is the extension owner's.  The
+ * privileges are checked on every row a call would touch before it touches
+ * any.
  *
  * IDENTIFICATION
  *	  src/api/deadletters.c
@@ -20,6 +23,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
@@ -27,119 +31,18 @@
 
 PG_FUNCTION_INFO_V1(tx_redrive);
 PG_FUNCTION_INFO_V1(tx_purge_dead_letters);
+PG_FUNCTION_INFO_V1(tx_redrive_half);
+PG_FUNCTION_INFO_V1(tx_purge_half_dead_letters);
 
-/* The count of the statement just run, as returned by SELECT count(*). */
-static int64
-counted(void)
+/* The msg_ids argument: NULL (every dead letter), or ids in one dimension. */
+static void
+ids_arg(FunctionCallInfo fcinfo, int argno, Datum *ids, char *null)
 {
-	bool		isnull;
-
-	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
-}
-
-/*
- * Dead letters of a group get a fresh round of attempts: they become due
- * retries.  In the caller's SPI connection.
- */
-static int
-redrive_group(Datum group, Datum ids, bool ids_null)
-{
-	static const char *sql =
-		"WITH d AS ("
-		"  DELETE FROM tx_message.dead_letters dl USING tx_message.subscriptions s"
-		"   WHERE dl.consumer_group = $1 AND ($2::bigint[] IS NULL OR dl.msg_id = ANY ($2))"
-		"     AND s.consumer_group = dl.consumer_group AND s.topic = dl.topic"
-		"  RETURNING dl.*, s.sub_id)"
-		" INSERT INTO tx_message.retries"
-		"  (sub_id, msg_id, topic_id, sent_at, key, tags, headers, payload, attempt, state,"
-		"   due_at, last_error, first_failed_at)"
-		" SELECT d.sub_id, d.msg_id, t.topic_id, d.sent_at, d.key, d.tags, d.headers, d.payload,"
-		"        0, 'waiting', clock_timestamp(), d.last_error, coalesce(d.first_failed_at, now())"
-		"   FROM d JOIN tx_message.topics t ON t.topic = d.topic"
-		" ON CONFLICT (sub_id, msg_id) DO NOTHING";
-	static const char *denied_sql =
-		"SELECT count(*) FROM tx_message.dead_letters dl"
-		"  JOIN tx_message.subscriptions s ON s.consumer_group = dl.consumer_group AND s.topic = dl.topic"
-		" WHERE dl.consumer_group = $1 AND ($2::bigint[] IS NULL OR dl.msg_id = ANY ($2))"
-		"   AND NOT pg_catalog.pg_has_role($3, s.owner, 'USAGE')";
-	Oid			types[3] = {TEXTOID, INT8ARRAYOID, OIDOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	int			n;
-
-	values[0] = group;
-	values[1] = ids;
-	nulls[1] = txm_spi_null(ids_null);
-	values[2] = ObjectIdGetDatum(GetUserId());
-	txm_spi_exec(denied_sql, 3, types, values, nulls, 1);
-	if (counted() > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of the subscriptions of consumer group \"%s\" to redrive its dead letters",
-						TextDatumGetCString(group))));
-	n = txm_spi_exec(sql, 2, types, values, nulls, 0);
-	if (n > 0)
-		txm_at_commit_broadcast();
-	return n;
-}
-
-/*
- * Dead letters of exhausted check-backs go back to the half state with a
- * fresh check count.  In the caller's SPI connection.
- */
-static int
-redrive_half(Datum ids, bool ids_null)
-{
-	static const char *sql =
-		"WITH d AS ("
-		"  DELETE FROM tx_message.dead_letters dl"
-		"   WHERE dl.consumer_group IS NULL AND ($1::bigint[] IS NULL OR dl.msg_id = ANY ($1))"
-		"     AND EXISTS (SELECT 1 FROM tx_message.topics t WHERE t.topic = dl.topic)"
-		"  RETURNING dl.*)"
-		" INSERT INTO tx_message.half_messages"
-		"  (msg_id, topic_id, sent_at, key, tags, headers, payload, state, checks, last_check_at)"
-		" SELECT d.msg_id, t.topic_id, d.sent_at, d.key, d.tags, d.headers, d.payload,"
-		"        'half', 0, now()"
-		"   FROM d JOIN tx_message.topics t ON t.topic = d.topic"
-		" ON CONFLICT (msg_id) DO NOTHING";
-	static const char *denied_sql =
-		"SELECT count(*) FROM tx_message.dead_letters dl"
-		"  JOIN tx_message.topics t ON t.topic = dl.topic"
-		" WHERE dl.consumer_group IS NULL AND ($1::bigint[] IS NULL OR dl.msg_id = ANY ($1))"
-		"   AND NOT pg_catalog.pg_has_role($2, t.owner, 'USAGE')";
-	Oid			types[2] = {INT8ARRAYOID, OIDOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-
-	values[0] = ids;
-	nulls[0] = txm_spi_null(ids_null);
-	values[1] = ObjectIdGetDatum(GetUserId());
-	txm_spi_exec(denied_sql, 2, types, values, nulls, 1);
-	if (counted() > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of the topic to redrive its check-back dead letters")));
-	return txm_spi_exec(sql, 1, types, values, nulls, 0);
-}
-
-/*
- * tx_redrive(consumer_group text, msg_ids bigint[]) RETURNS integer
- *
- * Gives dead letters of a group a fresh round of attempts (all of them when
- * msg_ids is NULL).  Dead letters from exhausted check-backs (group NULL)
- * go back to the half state with a fresh check count.
- */
-Datum
-tx_redrive(PG_FUNCTION_ARGS)
-{
-	bool		ids_null = PG_ARGISNULL(1);
-	Datum		ids = ids_null ? (Datum) 0 : PG_GETARG_DATUM(1);
-	int			n;
-
-	txm_catalog();
-	if (!ids_null)
+	*null = txm_spi_null(PG_ARGISNULL(argno));
+	*ids = PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno);
+	if (!PG_ARGISNULL(argno))
 	{
-		ArrayType  *array = PG_GETARG_ARRAYTYPE_P(1);
+		ArrayType  *array = PG_GETARG_ARRAYTYPE_P(argno);
 
 		txm_check_one_dimension(array, "msg_ids");
 		if (array_contains_nulls(array))
@@ -147,14 +50,217 @@ tx_redrive(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("msg_ids must not contain nulls")));
 	}
+}
+
+/*
+ * Check privilege on the topic of every row that topics_sql ($1 group or
+ * NULL, $2 ids or NULL, $3 older_than) returns.  In the caller's SPI
+ * connection.
+ */
+static void
+require_on_topics(const char *topics_sql, Datum *values, const char *nulls, int privilege)
+{
+	Oid			types[3] = {TEXTOID, INT8ARRAYOID, INTERVALOID};
+	Oid			role = GetUserId();
+	int			n = txm_spi_exec(topics_sql, 3, types, values, nulls, 0);
+	List	   *topics = NIL;
+	ListCell   *lc;
+
+	/* copied out: the checks below may run statements of their own */
+	for (int i = 0; i < n; i++)
+		topics = lappend(topics, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, topics)
+	{
+		const char *topic = lfirst(lc);
+
+		if (!txm_may(topic, role, privilege))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for topic \"%s\"", topic),
+					 errdetail("Role \"%s\" needs the \"%s\" privilege on it for these dead letters.",
+							   GetUserNameFromId(role, false), txm_privilege_name(privilege))));
+	}
+}
+
+/*
+ * The owner of a consumer group, or InvalidOid if there is no such group.
+ * In the caller's SPI connection.
+ */
+static Oid
+group_owner(Datum group)
+{
+	static const char *sql =
+		"SELECT owner FROM tx_message.consumer_groups WHERE consumer_group = $1";
+	Oid			types[1] = {TEXTOID};
+	bool		isnull;
+
+	if (txm_spi_exec(sql, 1, types, &group, NULL, 1) == 0)
+		return InvalidOid;
+	return DatumGetObjectId(txm_spi_value(0, 1, &isnull));
+}
+
+static char *
+group_arg(FunctionCallInfo fcinfo)
+{
+	char	   *group;
+
+	txm_require_arg(fcinfo, 0, "consumer_group");
+	group = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	txm_check_name("consumer group", group);
+	return group;
+}
+
+static void
+no_such_group(const char *group)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("consumer group \"%s\" does not exist", group),
+			 errhint("Dead letters of exhausted check-backs are handled by tx_redrive_half() and tx_purge_half_dead_letters().")));
+}
+
+/*
+ * tx_redrive(consumer_group text, msg_ids bigint[]) RETURNS integer
+ *
+ * Gives dead letters of a group a fresh round of attempts (all of them when
+ * msg_ids is NULL): they become due retries of its subscriptions.
+ */
+Datum
+tx_redrive(PG_FUNCTION_ARGS)
+{
+	static const char *topics_sql =
+		"SELECT DISTINCT topic FROM tx_message.dead_letters_data"
+		" WHERE consumer_group = $1 AND ($2::bigint[] IS NULL OR msg_id = ANY ($2))"
+		"   AND $3::interval IS NULL";
+	static const char *sql =
+		"WITH d AS ("
+		"  DELETE FROM tx_message.dead_letters_data dl USING tx_message.subscriptions s"
+		"   WHERE dl.consumer_group = $1 AND ($2::bigint[] IS NULL OR dl.msg_id = ANY ($2))"
+		"     AND s.consumer_group = dl.consumer_group AND s.topic = dl.topic"
+		"  RETURNING dl.*, s.sub_id)"
+		" INSERT INTO tx_message.retries_data"
+		"  (sub_id, msg_id, topic_id, sent_at, key, tags, headers, payload, attempt, state,"
+		"   due_at, last_error, first_failed_at)"
+		" SELECT d.sub_id, d.msg_id, t.topic_id, d.sent_at, d.key, d.tags, d.headers, d.payload,"
+		"        0, 'waiting', clock_timestamp(), d.last_error, coalesce(d.first_failed_at, now())"
+		"   FROM d JOIN tx_message.topics t ON t.topic = d.topic"
+		" ON CONFLICT (sub_id, msg_id) DO NOTHING";
+	Oid			types[2] = {TEXTOID, INT8ARRAYOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', 'n'};
+	char	   *group = group_arg(fcinfo);
+	Oid			owner;
+	int			n;
+
+	ids_arg(fcinfo, 1, &values[1], &nulls[1]);
+	values[0] = PG_GETARG_DATUM(0);
+	values[2] = (Datum) 0;
 	SPI_connect();
-	if (PG_ARGISNULL(0))
-		n = redrive_half(ids, ids_null);
+	owner = group_owner(values[0]);
+	if (!OidIsValid(owner))
+		no_such_group(group);
+	txm_require_group_member(group, owner, "redrive dead letters");
+	require_on_topics(topics_sql, values, nulls, TXM_PRIV_RECEIVE);
+	n = txm_spi_exec(sql, 2, types, values, nulls, 0);
+	SPI_finish();
+	if (n > 0)
+	{
+		txm_at_commit_broadcast();
+		txm_at_commit_request_maintenance();
+	}
+	PG_RETURN_INT32(n);
+}
+
+/*
+ * tx_purge_dead_letters(consumer_group text, older_than interval,
+ *						 msg_ids bigint[]) RETURNS bigint
+ *
+ * Deletes the dead letters of a group that died at least older_than ago
+ * (those of msg_ids only, when given).  A group whose subscriptions are all
+ * gone keeps its dead letters: then 'admin' on their topics stands in for
+ * the group's ownership.
+ */
+Datum
+tx_purge_dead_letters(PG_FUNCTION_ARGS)
+{
+	static const char *topics_sql =
+		"SELECT DISTINCT topic FROM tx_message.dead_letters_data"
+		" WHERE consumer_group = $1 AND ($2::bigint[] IS NULL OR msg_id = ANY ($2))"
+		"   AND dead_at <= now() - $3";
+	static const char *sql =
+		"DELETE FROM tx_message.dead_letters_data"
+		" WHERE consumer_group = $1 AND ($2::bigint[] IS NULL OR msg_id = ANY ($2))"
+		"   AND dead_at <= now() - $3";
+	Oid			types[3] = {TEXTOID, INT8ARRAYOID, INTERVALOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	char	   *group = group_arg(fcinfo);
+	Oid			owner;
+	int			n;
+
+	txm_require_arg(fcinfo, 1, "older_than");
+	txm_check_not_negative("older_than", PG_GETARG_INTERVAL_P(1));
+	ids_arg(fcinfo, 2, &values[1], &nulls[1]);
+	values[0] = PG_GETARG_DATUM(0);
+	values[2] = PG_GETARG_DATUM(1);
+	SPI_connect();
+	owner = group_owner(values[0]);
+	if (OidIsValid(owner))
+	{
+		txm_require_group_member(group, owner, "purge dead letters");
+		require_on_topics(topics_sql, values, nulls, TXM_PRIV_RECEIVE);
+	}
 	else
 	{
-		txm_check_name("consumer group", text_to_cstring(PG_GETARG_TEXT_PP(0)));
-		n = redrive_group(PG_GETARG_DATUM(0), ids, ids_null);
+		static const char *any_sql =
+			"SELECT 1 FROM tx_message.dead_letters_data WHERE consumer_group = $1 LIMIT 1";
+
+		if (txm_spi_exec(any_sql, 1, types, values, nulls, 1) == 0)
+			no_such_group(group);
+		require_on_topics(topics_sql, values, nulls, TXM_PRIV_ADMIN);
 	}
+	n = txm_spi_exec(sql, 3, types, values, nulls, 0);
+	SPI_finish();
+	PG_RETURN_INT64(n);
+}
+
+/*
+ * tx_redrive_half(msg_ids bigint[]) RETURNS integer
+ *
+ * Dead letters of exhausted check-backs (all, or those of msg_ids) go back
+ * to the half state with a fresh check count, if their topic still exists.
+ */
+Datum
+tx_redrive_half(PG_FUNCTION_ARGS)
+{
+	static const char *topics_sql =
+		"SELECT DISTINCT topic FROM tx_message.dead_letters_data"
+		" WHERE consumer_group IS NULL AND ($2::bigint[] IS NULL OR msg_id = ANY ($2))"
+		"   AND $1::text IS NULL AND $3::interval IS NULL";
+	static const char *sql =
+		"WITH d AS ("
+		"  DELETE FROM tx_message.dead_letters_data dl"
+		"   WHERE dl.consumer_group IS NULL AND ($2::bigint[] IS NULL OR dl.msg_id = ANY ($2))"
+		"     AND EXISTS (SELECT 1 FROM tx_message.topics t WHERE t.topic = dl.topic)"
+		"     AND $1::text IS NULL"
+		"  RETURNING dl.*)"
+		" INSERT INTO tx_message.half_messages"
+		"  (msg_id, topic_id, sent_at, key, tags, headers, payload, state, checks, last_check_at)"
+		" SELECT d.msg_id, t.topic_id, d.sent_at, d.key, d.tags, d.headers, d.payload,"
+		"        'half', 0, now()"
+		"   FROM d JOIN tx_message.topics t ON t.topic = d.topic"
+		" ON CONFLICT (msg_id) DO NOTHING";
+	Oid			types[2] = {TEXTOID, INT8ARRAYOID};
+	Datum		values[3];
+	char		nulls[3] = {'n', ' ', 'n'};
+	int			n;
+
+	txm_catalog();
+	ids_arg(fcinfo, 0, &values[1], &nulls[1]);
+	values[0] = values[2] = (Datum) 0;
+	SPI_connect();
+	require_on_topics(topics_sql, values, nulls, TXM_PRIV_ADMIN);
+	n = txm_spi_exec(sql, 2, types, values, nulls, 0);
 	SPI_finish();
 	if (n > 0)
 		txm_at_commit_request_maintenance();
@@ -162,48 +268,37 @@ tx_redrive(PG_FUNCTION_ARGS)
 }
 
 /*
- * tx_purge_dead_letters(consumer_group text, older_than interval)
+ * tx_purge_half_dead_letters(older_than interval, msg_ids bigint[])
  *	RETURNS bigint
  *
- * Deletes the dead letters of a group (of every group when NULL) that died
- * at least older_than ago.
+ * Deletes dead letters of exhausted check-backs that died at least
+ * older_than ago (those of msg_ids only, when given).
  */
 Datum
-tx_purge_dead_letters(PG_FUNCTION_ARGS)
+tx_purge_half_dead_letters(PG_FUNCTION_ARGS)
 {
-	static const char *denied_sql =
-		"SELECT count(*) FROM tx_message.dead_letters dl"
-		"  LEFT JOIN tx_message.subscriptions s ON s.consumer_group = dl.consumer_group AND s.topic = dl.topic"
-		"  LEFT JOIN tx_message.topics t ON t.topic = dl.topic"
-		" WHERE ($1::text IS NULL OR dl.consumer_group = $1) AND dl.dead_at <= now() - $2"
-		"   AND NOT pg_catalog.pg_has_role($3, coalesce(s.owner, t.owner, $4), 'USAGE')";
+	static const char *topics_sql =
+		"SELECT DISTINCT topic FROM tx_message.dead_letters_data"
+		" WHERE consumer_group IS NULL AND ($2::bigint[] IS NULL OR msg_id = ANY ($2))"
+		"   AND dead_at <= now() - $3 AND $1::text IS NULL";
 	static const char *sql =
-		"DELETE FROM tx_message.dead_letters"
-		" WHERE ($1::text IS NULL OR consumer_group = $1) AND dead_at <= now() - $2";
-	Oid			types[4] = {TEXTOID, INTERVALOID, OIDOID, OIDOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+		"DELETE FROM tx_message.dead_letters_data"
+		" WHERE consumer_group IS NULL AND ($2::bigint[] IS NULL OR msg_id = ANY ($2))"
+		"   AND dead_at <= now() - $3 AND $1::text IS NULL";
+	Oid			types[3] = {TEXTOID, INT8ARRAYOID, INTERVALOID};
+	Datum		values[3];
+	char		nulls[3] = {'n', ' ', ' '};
 	int			n;
 
 	txm_catalog();
-	txm_require_arg(fcinfo, 1, "older_than");
-	txm_check_not_negative("older_than", PG_GETARG_INTERVAL_P(1));
-	if (!PG_ARGISNULL(0))
-		txm_check_name("consumer group", text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
-	nulls[0] = txm_spi_null(PG_ARGISNULL(0));
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = ObjectIdGetDatum(GetUserId());
-	/* dead letters of a dropped topic are the extension owner's */
-	values[3] = ObjectIdGetDatum(txm_catalog()->owner);
+	txm_require_arg(fcinfo, 0, "older_than");
+	txm_check_not_negative("older_than", PG_GETARG_INTERVAL_P(0));
+	ids_arg(fcinfo, 1, &values[1], &nulls[1]);
+	values[0] = (Datum) 0;
+	values[2] = PG_GETARG_DATUM(0);
 	SPI_connect();
-	txm_spi_exec(denied_sql, 4, types, values, nulls, 1);
-	if (counted() > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of the subscriptions or topics whose dead letters are purged"),
-				 errhint("Name a consumer group you own.")));
-	n = txm_spi_exec(sql, 2, types, values, nulls, 0);
+	require_on_topics(topics_sql, values, nulls, TXM_PRIV_ADMIN);
+	n = txm_spi_exec(sql, 3, types, values, nulls, 0);
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }

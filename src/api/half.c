@@ -20,6 +20,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+#include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/validate.h"
 #include "src/storage/log.h"
@@ -46,7 +47,7 @@ tx_send_half(PG_FUNCTION_ARGS)
 	txm_check_can_send("tx_send_half()");
 
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
-	topic_id = txm_lookup_topic(name, false)->topic_id;
+	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);
 	txm_check_payload(PG_GETARG_JSONB_P(1), "payload");
 	if (!PG_ARGISNULL(3))
 		txm_check_tags(PG_GETARG_ARRAYTYPE_P(3), "tags");
@@ -70,8 +71,14 @@ tx_send_half(PG_FUNCTION_ARGS)
 static Datum
 resolve_half_fn(FunctionCallInfo fcinfo, bool commit)
 {
+	int32		topic_id;
+
 	txm_require_arg(fcinfo, 0, "msg_id");
 	txm_check_can_send(commit ? "tx_commit_half()" : "tx_rollback_half()");
+	/* deciding a half message is sending it, or not: 'send' on its topic */
+	topic_id = txm_half_topic(PG_GETARG_INT64(0));
+	if (topic_id != 0)
+		txm_require_topic_privilege(txm_lookup_topic_by_id(topic_id), TXM_PRIV_SEND);
 	PG_RETURN_BOOL(txm_resolve_half(PG_GETARG_INT64(0), commit, "producer"));
 }
 

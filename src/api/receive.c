@@ -35,6 +35,8 @@
 #include "utils/guc.h"
 
 #include "src/api/receive.h"
+#include "src/base/acl.h"
+#include "src/base/catalog.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/base/subcache.h"
@@ -84,6 +86,22 @@ group_arg(FunctionCallInfo fcinfo, int argno)
 	return group;
 }
 
+/*
+ * The subscriptions of a consumer group, after checking that the caller may
+ * consume in it: it has the privileges of the group's owner, and 'receive'
+ * on every topic the group is subscribed to.
+ */
+static TxmSub *
+consumer_subs(const char *group, int *nsubs, const char *action)
+{
+	TxmSub	   *subs = txm_group_subs(group, nsubs, false);
+
+	txm_require_group_member(group, subs[0].group_owner, action);
+	for (int i = 0; i < *nsubs; i++)
+		txm_require_topic_privilege(txm_lookup_topic_by_id(subs[i].topic_id), TXM_PRIV_RECEIVE);
+	return subs;
+}
+
 /* A group's subscriptions that tx_receive serves: those without a handler. */
 static bool *
 pulled_subscriptions(const char *group, const TxmSub *subs, int nsubs)
@@ -109,7 +127,7 @@ static TimestampTz
 next_retry_due(const TxmSub *subs, int nsubs, const bool *pull)
 {
 	static const char *sql =
-		"SELECT min(due_at) FROM tx_message.retries WHERE sub_id = ANY ($1)";
+		"SELECT min(due_at) FROM tx_message.retries_data WHERE sub_id = ANY ($1)";
 	Oid			types[1] = {INT4ARRAYOID};
 	Datum		values[1];
 	Datum	   *ids = palloc(sizeof(Datum) * nsubs);
@@ -264,14 +282,11 @@ tx_receive(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_messages must be between 1 and %d", TXM_MAX_RECEIVE),
 				 errdetail("The value given is %d.", max_messages)));
-	deadline = GetCurrentTimestamp();
-	if (!PG_ARGISNULL(2))
-	{
-		txm_check_not_negative("wait", PG_GETARG_INTERVAL_P(2));
-		deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														   TimestampTzGetDatum(deadline),
-														   PG_GETARG_DATUM(2)));
-	}
+	txm_require_arg(fcinfo, 2, "wait");
+	txm_check_not_negative("wait", PG_GETARG_INTERVAL_P(2));
+	deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													   TimestampTzGetDatum(GetCurrentTimestamp()),
+													   PG_GETARG_DATUM(2)));
 	if (!PG_ARGISNULL(3))
 	{
 		lease = PG_GETARG_INTERVAL_P(3);
@@ -279,7 +294,7 @@ tx_receive(PG_FUNCTION_ARGS)
 	}
 	txm_check_can_consume("tx_receive()");
 
-	subs = txm_group_subs(group, &nsubs, false);
+	subs = consumer_subs(group, &nsubs, "receive");
 	pull = pulled_subscriptions(group, subs, nsubs);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	out = receive_until(subs, nsubs, pull, max_messages, lease, deadline);
@@ -301,7 +316,7 @@ tx_ack(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 1, "msg_ids");
 	ids = txm_id_array(PG_GETARG_ARRAYTYPE_P(1), &n);
 	txm_check_can_consume("tx_ack()");
-	subs = txm_group_subs(group, &nsubs, false);
+	subs = consumer_subs(group, &nsubs, "ack");
 	PG_RETURN_INT32(txm_ack(subs, nsubs, ids, n));
 }
 
@@ -317,7 +332,7 @@ tx_ack_one(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 1, "msg_id");
 	id = PG_GETARG_INT64(1);
 	txm_check_can_consume("tx_ack()");
-	subs = txm_group_subs(group, &nsubs, false);
+	subs = consumer_subs(group, &nsubs, "ack");
 	PG_RETURN_BOOL(txm_ack(subs, nsubs, &id, 1) == 1);
 }
 
@@ -341,7 +356,7 @@ tx_nack(PG_FUNCTION_ARGS)
 		txm_check_not_negative("retry_in", retry_in);
 	}
 	txm_check_can_consume("tx_nack()");
-	subs = txm_group_subs(group, &nsubs, false);
+	subs = consumer_subs(group, &nsubs, "nack");
 	result = txm_nack(subs, nsubs, PG_GETARG_INT64(1),
 					  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 					  retry_in);
@@ -371,7 +386,7 @@ tx_extend_lease(PG_FUNCTION_ARGS)
 	lease = PG_GETARG_INTERVAL_P(2);
 	txm_check_positive_interval("lease", lease);
 	txm_check_can_consume("tx_extend_lease()");
-	subs = txm_group_subs(group, &nsubs, false);
+	subs = consumer_subs(group, &nsubs, "extend leases");
 	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													TimestampTzGetDatum(GetCurrentTimestamp()),
 													IntervalPGetDatum(lease)));

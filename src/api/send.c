@@ -23,6 +23,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 
+#include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/validate.h"
 #include "src/storage/log.h"
@@ -88,7 +89,7 @@ tx_send(PG_FUNCTION_ARGS)
 	txm_check_can_send("tx_send()");
 
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
-	topic_id = txm_lookup_topic(name, false)->topic_id;
+	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);
 
 	payload = PG_GETARG_JSONB_P(1);
 	txm_check_payload(payload, "payload");
@@ -174,7 +175,7 @@ tx_send_batch(PG_FUNCTION_ARGS)
 	txm_check_can_send("tx_send_batch()");
 
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
-	topic_id = txm_lookup_topic(name, false)->topic_id;
+	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);
 	payloads_arg(fcinfo, 1, &payloads, &npayloads);
 	keys_arg(fcinfo, 2, npayloads, &keys, &key_nulls);
 	tags_and_headers_args(fcinfo, 3, cols, isnull);

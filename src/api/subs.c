@@ -23,6 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
@@ -52,10 +53,7 @@ check_subscription_options(FunctionCallInfo fcinfo)
 	if (!PG_ARGISNULL(3))
 		txm_check_message_function(PG_GETARG_OID(3), "handler", txm_catalog()->message_type,
 								   InvalidOid);
-	if (PG_GETARG_INT32(4) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_retries must not be negative")));
+	txm_check_int_range("max_retries", PG_GETARG_INT32(4), 0, TXM_MAX_COUNT);
 	txm_check_backoff(PG_GETARG_ARRAYTYPE_P(5));
 	txm_check_positive_interval("lease", PG_GETARG_INTERVAL_P(6));
 	start_from = text_to_cstring(PG_GETARG_TEXT_PP(8));
@@ -67,33 +65,28 @@ check_subscription_options(FunctionCallInfo fcinfo)
 }
 
 /*
- * Lock a subscription's row, if there is one, and check that the caller
- * may change it: its owner, a member of the owner role, or a superuser.
- * Returns its sub_id, or 0 if there is none.  In the caller's SPI
+ * Find or create a consumer group, lock its row against a concurrent
+ * tx_unsubscribe that would remove it, and check that the caller has the
+ * privileges of its owner (the role that created it).  In the caller's SPI
  * connection.
  */
-static int32
-lock_own_subscription(Datum topic, Datum group, const char *action)
+static void
+lock_group(Datum group)
 {
 	static const char *sql =
-		"SELECT sub_id, owner FROM tx_message.subscriptions"
-		" WHERE topic = $1 AND consumer_group = $2 FOR UPDATE";
-	Oid			types[2] = {TEXTOID, TEXTOID};
+		"INSERT INTO tx_message.consumer_groups AS g (consumer_group, owner) VALUES ($1, $2)"
+		" ON CONFLICT (consumer_group) DO UPDATE SET consumer_group = g.consumer_group"
+		" RETURNING g.owner";
+	Oid			types[2] = {TEXTOID, REGROLEOID};
 	Datum		values[2];
 	bool		isnull;
-	Oid			owner;
 
-	values[0] = topic;
-	values[1] = group;
-	if (txm_spi_exec(sql, 2, types, values, NULL, 1) == 0)
-		return 0;
-	owner = DatumGetObjectId(txm_spi_value(0, 2, &isnull));
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of the subscription of consumer group \"%s\" to topic \"%s\" to %s it",
-						TextDatumGetCString(group), TextDatumGetCString(topic), action)));
-	return DatumGetInt32(txm_spi_value(0, 1, &isnull));
+	values[0] = group;
+	values[1] = ObjectIdGetDatum(GetUserId());
+	txm_spi_exec(sql, 2, types, values, NULL, 1);
+	txm_require_group_member(TextDatumGetCString(group),
+							 DatumGetObjectId(txm_spi_value(0, 1, &isnull)),
+							 "subscribe");
 }
 
 /*
@@ -113,7 +106,9 @@ tx_subscribe(PG_FUNCTION_ARGS)
 		" ON CONFLICT (topic, consumer_group) DO UPDATE"
 		"   SET tags = excluded.tags, handler = excluded.handler,"
 		"       max_retries = excluded.max_retries, backoff = excluded.backoff,"
-		"       lease = excluded.lease, ordered = excluded.ordered, owner = excluded.owner,"
+		"       lease = excluded.lease, ordered = excluded.ordered,"
+		"       owner = CASE WHEN s.handler IS DISTINCT FROM excluded.handler"
+		"                    THEN excluded.owner ELSE s.owner END,"
 		"       altered_at = now()"
 		" RETURNING sub_id, altered_at IS NULL";
 	static const char *state_sql =
@@ -137,7 +132,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	group = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	txm_check_name("topic", topic);
 	txm_check_name("consumer group", group);
-	topic_id = txm_lookup_topic(topic, false)->topic_id;
+	topic_id = txm_topic_id_for(topic, TXM_PRIV_RECEIVE);
 	check_subscription_options(fcinfo);
 
 	for (int i = 0; i < 9; i++)
@@ -151,7 +146,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	/* 'now' means after every message committed before this call */
 	txm_sync_ticks();
 	SPI_connect();
-	lock_own_subscription(values[0], values[1], "change");
+	lock_group(values[1]);
 	txm_spi_exec(upsert_sql, 10, types, values, nulls, 1);
 	if (DatumGetBool(txm_spi_value(0, 2, &isnull)))
 	{
@@ -177,16 +172,26 @@ tx_subscribe(PG_FUNCTION_ARGS)
 Datum
 tx_unsubscribe(PG_FUNCTION_ARGS)
 {
+	static const char *find_sql =
+		"SELECT s.sub_id, g.owner FROM tx_message.subscriptions s"
+		"  JOIN tx_message.consumer_groups g USING (consumer_group)"
+		" WHERE s.topic = $1 AND s.consumer_group = $2 FOR UPDATE";
 	static const char *drop_sql =
 		"WITH st AS (DELETE FROM tx_message.sub_state WHERE sub_id = $1),"
 		" l AS (DELETE FROM tx_message.leases WHERE sub_id = $1),"
-		" r AS (DELETE FROM tx_message.retries WHERE sub_id = $1)"
-		" DELETE FROM tx_message.subscriptions WHERE sub_id = $1";
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
+		" r AS (DELETE FROM tx_message.retries_data WHERE sub_id = $1),"
+		" s AS (DELETE FROM tx_message.subscriptions WHERE sub_id = $1)"
+		" DELETE FROM tx_message.consumer_groups g"
+		" WHERE g.consumer_group = $2 AND NOT EXISTS"
+		"  (SELECT 1 FROM tx_message.subscriptions s2"
+		"    WHERE s2.consumer_group = $2 AND s2.sub_id <> $1)";
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Oid			drop_types[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
 	char	   *topic;
 	char	   *group;
-	int32		sub_id;
+	bool		isnull;
+	bool		topic_admin;
 
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "consumer_group");
@@ -195,14 +200,22 @@ tx_unsubscribe(PG_FUNCTION_ARGS)
 	txm_check_name("topic", topic);
 	txm_check_name("consumer group", group);
 
+	topic_admin = txm_has_topic_privilege(txm_lookup_topic(topic, false), GetUserId(),
+										  TXM_PRIV_ADMIN);
+
 	SPI_connect();
-	sub_id = lock_own_subscription(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), "drop");
-	if (sub_id == 0)
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	if (txm_spi_exec(find_sql, 2, types, values, NULL, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("consumer group \"%s\" is not subscribed to topic \"%s\"", group, topic)));
-	values[0] = Int32GetDatum(sub_id);
-	txm_spi_exec(drop_sql, 1, types, values, NULL, 0);
+	/* the group's team, or an admin of the topic, may end a subscription */
+	if (!topic_admin)
+		txm_require_group_member(group, DatumGetObjectId(txm_spi_value(0, 2, &isnull)),
+								 "unsubscribe");
+	values[0] = txm_spi_value(0, 1, &isnull);
+	txm_spi_exec(drop_sql, 2, drop_types, values, NULL, 0);
 	SPI_finish();
 	txm_invalidate(txm_catalog()->subscriptions);
 	PG_RETURN_VOID();

@@ -3,8 +3,10 @@
  * topics.c
  *	  tx_create_topic, tx_alter_topic and tx_drop_topic.
  *
- * A topic records the role that created or last altered it: check-back
- * functions run as that role, never as the worker's superuser.  Changes
+ * A topic belongs to the role that created it, for good; altering,
+ * dropping and granting need 'admin' on it (acl.c).  Its check function
+ * runs as the role that named it (check_owner), never as the worker's
+ * superuser nor as whoever alters other options later.  Changes
  * send a relcache invalidation on tx_message.topics so that every backend's
  * topic cache (catalog.c) and subscription cache (subcache.c) forget the
  * old definition at commit.
@@ -22,6 +24,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
@@ -38,7 +41,8 @@ check_topic_options(FunctionCallInfo fcinfo, bool altering)
 		txm_check_positive_interval("retention", PG_GETARG_INTERVAL_P(1));
 	else if (!altering)
 		txm_require_arg(fcinfo, 1, "retention");
-	if (!PG_ARGISNULL(2) && PG_GETARG_OID(2) != InvalidOid)
+	/* tx_alter_topic takes '-' (0) for "no check function any more" */
+	if (!PG_ARGISNULL(2) && (PG_GETARG_OID(2) != InvalidOid || !altering))
 		txm_check_message_function(PG_GETARG_OID(2), "check function",
 								   txm_catalog()->message_type, TEXTOID);
 	if (!PG_ARGISNULL(3))
@@ -50,13 +54,7 @@ check_topic_options(FunctionCallInfo fcinfo, bool altering)
 	else if (!altering)
 		txm_require_arg(fcinfo, 4, "check_interval");
 	if (!PG_ARGISNULL(5))
-	{
-		if (PG_GETARG_INT32(5) < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("check_max must be at least 1"),
-					 errdetail("The value given is %d.", PG_GETARG_INT32(5))));
-	}
+		txm_check_int_range("check_max", PG_GETARG_INT32(5), 1, TXM_MAX_COUNT);
 	else if (!altering)
 		txm_require_arg(fcinfo, 5, "check_max");
 }
@@ -71,8 +69,9 @@ tx_create_topic(PG_FUNCTION_ARGS)
 {
 	static const char *sql =
 		"INSERT INTO tx_message.topics"
-		" (topic, retention, check_function, check_after, check_interval, check_max, owner)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" (topic, retention, check_function, check_after, check_interval, check_max, owner,"
+		"  check_owner)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $3 IS NOT NULL THEN $7 END)"
 		" ON CONFLICT (topic) DO NOTHING";
 	Oid			types[7] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
 	INTERVALOID, INT4OID, REGROLEOID};
@@ -88,8 +87,7 @@ tx_create_topic(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < 6; i++)
 		values[i] = PG_GETARG_DATUM(i);
-	if (PG_ARGISNULL(2) || PG_GETARG_OID(2) == InvalidOid)
-		nulls[2] = 'n';
+	nulls[2] = txm_spi_null(PG_ARGISNULL(2));
 	values[6] = ObjectIdGetDatum(GetUserId());
 
 	SPI_connect();
@@ -110,32 +108,24 @@ tx_create_topic(PG_FUNCTION_ARGS)
 }
 
 /*
- * Lock a topic's row and check that the caller may change it: its owner,
- * a member of the owner role, or a superuser.
+ * Check that the caller holds 'admin' on a topic, and lock its row against
+ * concurrent changes.  In the caller's SPI connection.
  */
 static void
-lock_own_topic(const char *topic, const char *action)
+lock_topic_for_admin(const char *topic)
 {
 	static const char *sql =
-		"SELECT owner FROM tx_message.topics WHERE topic = $1 FOR UPDATE";
+		"SELECT 1 FROM tx_message.topics WHERE topic = $1 FOR UPDATE";
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
-	bool		isnull;
-	Oid			owner;
 
+	txm_require_topic_privilege(txm_lookup_topic(topic, false), TXM_PRIV_ADMIN);
 	values[0] = CStringGetTextDatum(topic);
 	if (txm_spi_exec(sql, 1, types, values, NULL, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("topic \"%s\" does not exist", topic),
 				 errhint("Create it with tx_create_topic('%s').", topic)));
-	owner = DatumGetObjectId(txm_spi_value(0, 1, &isnull));
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of topic \"%s\" to %s it", topic, action),
-				 errdetail("The topic belongs to role \"%s\".",
-						   GetUserNameFromId(owner, false))));
 }
 
 /*
@@ -157,7 +147,9 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 		"       check_after = coalesce($4, check_after),"
 		"       check_interval = coalesce($5, check_interval),"
 		"       check_max = coalesce($6, check_max),"
-		"       owner = $7, altered_at = now()"
+		"       check_owner = CASE WHEN $3 IS NULL THEN check_owner"
+		"                          WHEN $3::oid = 0 THEN NULL ELSE $7 END,"
+		"       altered_at = now()"
 		" WHERE topic = $1";
 	Oid			types[7] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
 	INTERVALOID, INT4OID, REGROLEOID};
@@ -178,7 +170,7 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 	values[6] = ObjectIdGetDatum(GetUserId());
 
 	SPI_connect();
-	lock_own_topic(topic, "alter");
+	lock_topic_for_admin(topic);
 	txm_spi_exec(sql, 7, types, values, nulls, 0);
 	SPI_finish();
 	txm_invalidate(txm_catalog()->topics);
@@ -200,10 +192,16 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 		"  FROM tx_message.subscriptions WHERE topic = $1 HAVING count(*) > 0";
 	static const char *drop_sql =
 		"WITH t AS (SELECT topic_id FROM tx_message.topics WHERE topic = $1),"
-		" s AS (DELETE FROM tx_message.subscriptions WHERE topic = $1 RETURNING sub_id),"
+		" s AS (DELETE FROM tx_message.subscriptions WHERE topic = $1"
+		"       RETURNING sub_id, consumer_group),"
+		" g AS (DELETE FROM tx_message.consumer_groups g"
+		"        WHERE g.consumer_group IN (SELECT consumer_group FROM s)"
+		"          AND NOT EXISTS (SELECT 1 FROM tx_message.subscriptions s2"
+		"                           WHERE s2.consumer_group = g.consumer_group"
+		"                             AND s2.topic <> $1)),"
 		" st AS (DELETE FROM tx_message.sub_state WHERE sub_id IN (SELECT sub_id FROM s)),"
 		" l AS (DELETE FROM tx_message.leases WHERE sub_id IN (SELECT sub_id FROM s)),"
-		" r AS (DELETE FROM tx_message.retries WHERE sub_id IN (SELECT sub_id FROM s)),"
+		" r AS (DELETE FROM tx_message.retries_data WHERE sub_id IN (SELECT sub_id FROM s)),"
 		" h AS (DELETE FROM tx_message.half_messages WHERE topic_id IN (SELECT topic_id FROM t)),"
 		" d AS (DELETE FROM tx_message.delayed WHERE topic_id IN (SELECT topic_id FROM t)),"
 		" sl AS (DELETE FROM tx_message.slices WHERE topic_id IN (SELECT topic_id FROM t))"
@@ -221,7 +219,7 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(topic);
 
 	SPI_connect();
-	lock_own_topic(topic, "drop");
+	lock_topic_for_admin(topic);
 	if (!PG_GETARG_BOOL(1) && txm_spi_exec(subs_sql, 1, types, values, NULL, 0) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

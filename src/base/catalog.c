@@ -73,6 +73,8 @@ typedef struct RelSpec
 static const RelSpec rel_specs[] = {
 	TABLE("topics", topics, Natts_topics),
 	INDEX("topics_pkey", topics_pkey, 1),
+	TABLE("topic_grants", topic_grants, Natts_topic_grants),
+	INDEX("topic_grants_pkey", topic_grants_pkey, 3),
 	TABLE("log_0", log[0], Natts_log),
 	INDEX("log_0_pos", log_pos[0], 1),
 	TABLE("log_1", log[1], Natts_log),
@@ -89,12 +91,13 @@ static const RelSpec rel_specs[] = {
 	TABLE("slices", slices, Natts_slices),
 	INDEX("slices_pkey", slices_pkey, 2),
 	TABLE("subscriptions", subscriptions, Natts_subscriptions),
+	TABLE("consumer_groups", consumer_groups, Natts_consumer_groups),
 	TABLE("sub_state", sub_state, Natts_sub_state),
 	INDEX("sub_state_pkey", sub_state_pkey, 1),
 	TABLE("leases", leases, Natts_leases),
 	INDEX("leases_pkey", leases_pkey, 3),
-	TABLE("retries", retries, Natts_retries),
-	TABLE("dead_letters", dead_letters, Natts_dead_letters),
+	TABLE("retries_data", retries, Natts_retries),
+	TABLE("dead_letters_data", dead_letters, Natts_dead_letters),
 };
 
 #define REL_OID(c, spec) (*(Oid *) ((char *) (c) + (spec)->offset))
@@ -354,6 +357,8 @@ load_topic(const char *name, TxmTopic *t)
 		t->check_interval = *DatumGetIntervalP(values[Anum_topics_check_interval - 1]);
 		t->check_max = DatumGetInt32(values[Anum_topics_check_max - 1]);
 		t->owner = DatumGetObjectId(values[Anum_topics_owner - 1]);
+		t->check_owner = nulls[Anum_topics_check_owner - 1] ? t->owner :
+			DatumGetObjectId(values[Anum_topics_check_owner - 1]);
 		found = true;
 	}
 	systable_endscan(scan);
@@ -492,4 +497,20 @@ txm_current_log_slot(void)
 				 errmsg("tx_message.log_slots has no current log table")));
 	current_slot = slot;
 	return slot;
+}
+
+/* Find a topic by id; an unknown one is an error. */
+TxmTopic *
+txm_lookup_topic_by_id(int32 topic_id)
+{
+	const char *cached = txm_topic_name(topic_id);
+	char		name[TXM_NAME_MAX + 1];
+
+	if (cached == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic with id %d does not exist", topic_id)));
+	/* the look-up may free the cached name */
+	strlcpy(name, cached, sizeof(name));
+	return txm_lookup_topic(name, false);
 }

@@ -23,7 +23,7 @@
 #include "src/base/layout.h"
 
 /* tx_message.topics */
-#define Natts_topics				11
+#define Natts_topics				12
 #define Anum_topics_topic			1
 #define Anum_topics_topic_id		2
 #define Anum_topics_retention		3
@@ -35,6 +35,14 @@
 #define Anum_topics_created_at		9
 #define Anum_topics_altered_at		10
 #define Anum_topics_retired_seq		11
+#define Anum_topics_check_owner		12
+
+/* tx_message.topic_grants, and topic_grants_pkey (topic, grantee, privilege) */
+#define Natts_topic_grants			5
+#define Anum_topic_grants_topic		1
+#define Anum_topic_grants_grantee	2
+#define Anum_topic_grants_privilege	3
+#define Anum_topic_grants_pkey_topic 1
 
 /* tx_message.log_0, log_1, log_2, and their index log_N_pos (pos) */
 #define Natts_log					9
@@ -80,8 +88,9 @@
 #define Anum_slices_pkey_topic_id	1
 #define Anum_slices_pkey_first_seq	2
 
-/* tx_message.subscriptions: read and written by SQL */
+/* tx_message.subscriptions and tx_message.consumer_groups: read and written by SQL */
 #define Natts_subscriptions			13
+#define Natts_consumer_groups		3
 
 /* tx_message.sub_state, and sub_state_pkey (sub_id) */
 #define Natts_sub_state				3
@@ -105,7 +114,7 @@
 #define Anum_leases_pkey_block		2
 #define Anum_leases_pkey_first_off	3
 
-/* tx_message.retries and tx_message.dead_letters: read and written by SQL */
+/* tx_message.retries_data and tx_message.dead_letters_data: read and written by SQL */
 #define Natts_retries				15
 #define Natts_dead_letters			13
 
@@ -119,6 +128,8 @@ typedef struct TxmCatalog
 	Oid			owner;			/* owner of the relations: runs internal SQL */
 	Oid			topics;
 	Oid			topics_pkey;
+	Oid			topic_grants;
+	Oid			topic_grants_pkey;
 	Oid			log[TXM_LOG_SLOTS];
 	Oid			log_pos[TXM_LOG_SLOTS];
 	Oid			log_slots;
@@ -131,6 +142,7 @@ typedef struct TxmCatalog
 	Oid			slices;
 	Oid			slices_pkey;
 	Oid			subscriptions;
+	Oid			consumer_groups;
 	Oid			sub_state;
 	Oid			sub_state_pkey;
 	Oid			leases;
@@ -147,6 +159,7 @@ typedef struct TxmTopic
 	int32		topic_id;
 	Oid			owner;
 	Oid			check_function;
+	Oid			check_owner;	/* the role check_function runs as */
 	Interval	retention;
 	Interval	check_after;
 	Interval	check_interval;
@@ -159,6 +172,7 @@ extern const TxmCatalog *txm_catalog_if_installed(void);
 extern void txm_invalidate(Oid relid);
 extern TxmTopic *txm_lookup_topic(const char *name, bool missing_ok);
 extern const char *txm_topic_name(int32 topic_id);
+extern TxmTopic *txm_lookup_topic_by_id(int32 topic_id);
 extern int	txm_current_log_slot(void);
 
 #endif							/* TXM_CATALOG_H */

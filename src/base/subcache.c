@@ -95,8 +95,9 @@ ensure_groups(void)
 
 static const char *subs_columns =
 	"SELECT s.sub_id, t.topic_id, s.topic, s.consumer_group, s.tags, s.handler,"
-	"       s.max_retries, s.backoff, s.lease, s.ordered, s.owner"
-	"  FROM tx_message.subscriptions s JOIN tx_message.topics t USING (topic)";
+	"       s.max_retries, s.backoff, s.lease, s.ordered, s.owner, g.owner"
+	"  FROM tx_message.subscriptions s JOIN tx_message.topics t USING (topic)"
+	"  JOIN tx_message.consumer_groups g USING (consumer_group)";
 
 /* Fill sub from a row of subs_columns, allocating in cxt. */
 static void
@@ -137,6 +138,7 @@ sub_from_row(TxmSub *sub, HeapTuple row, TupleDesc desc, MemoryContext cxt)
 	sub->lease = *DatumGetIntervalP(SPI_getbinval(row, desc, 9, &isnull));
 	sub->ordered = DatumGetBool(SPI_getbinval(row, desc, 10, &isnull));
 	sub->owner = DatumGetObjectId(SPI_getbinval(row, desc, 11, &isnull));
+	sub->group_owner = DatumGetObjectId(SPI_getbinval(row, desc, 12, &isnull));
 	MemoryContextSwitchTo(old);
 }
 

@@ -30,7 +30,8 @@ typedef struct TxmSub
 	Interval   *backoff;
 	Interval	lease;
 	bool		ordered;
-	Oid			owner;
+	Oid			owner;			/* the role that named the handler: runs it */
+	Oid			group_owner;	/* the role that owns the consumer group */
 } TxmSub;
 
 extern void txm_subcache_init(void);

@@ -125,10 +125,44 @@ interval_sign(Interval *value)
 											 IntervalPGetDatum(&zero)));
 }
 
-/* Refuse intervals that are not strictly positive. */
+/*
+ * Refuse intervals over 100 years: every time computed from an option
+ * (now() + lease, sent_at + check_after, ...) stays far inside the range
+ * of timestamptz, so no worker cycle or receive can overflow on it.
+ */
+static void
+check_interval_bound(const char *what, Interval *value)
+{
+	Interval	bound;
+
+	memset(&bound, 0, sizeof(bound));
+	bound.month = TXM_MAX_INTERVAL_YEARS * MONTHS_PER_YEAR;
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(value),
+										  IntervalPGetDatum(&bound))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d years", what, TXM_MAX_INTERVAL_YEARS),
+				 errdetail("The value given is \"%s\".",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(value))))));
+}
+
+/* An integer option within [min, max]. */
+void
+txm_check_int_range(const char *what, int64 value, int64 min, int64 max)
+{
+	if (value < min || value > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between " INT64_FORMAT " and " INT64_FORMAT, what, min, max),
+				 errdetail("The value given is " INT64_FORMAT ".", value)));
+}
+
+/* Refuse intervals that are not strictly positive, or over the bound. */
 void
 txm_check_positive_interval(const char *what, Interval *value)
 {
+	check_interval_bound(what, value);
 	if (interval_sign(value) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -138,10 +172,11 @@ txm_check_positive_interval(const char *what, Interval *value)
 															   IntervalPGetDatum(value))))));
 }
 
-/* Refuse negative intervals (delays, waits). */
+/* Refuse negative intervals (delays, waits), or over the bound. */
 void
 txm_check_not_negative(const char *what, Interval *value)
 {
+	check_interval_bound(what, value);
 	if (interval_sign(value) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -163,12 +198,18 @@ txm_check_backoff(ArrayType *backoff)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("backoff must have at least one step")));
+	if (n > TXM_MAX_BACKOFF_STEPS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("backoff must have at most %d steps", TXM_MAX_BACKOFF_STEPS),
+				 errdetail("It has %d.", n)));
 	for (int i = 0; i < n; i++)
 	{
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("backoff must not contain nulls")));
+		check_interval_bound("a backoff step", DatumGetIntervalP(elems[i]));
 		if (interval_sign(DatumGetIntervalP(elems[i])) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

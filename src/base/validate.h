@@ -18,6 +18,11 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+/* Bounds of options: intervals, counts (check_max, max_retries), backoff steps. */
+#define TXM_MAX_INTERVAL_YEARS	100
+#define TXM_MAX_COUNT			10000
+#define TXM_MAX_BACKOFF_STEPS	100
+
 /* tx_message.max_payload_size */
 extern int	txm_max_payload_size;
 
@@ -36,6 +41,7 @@ extern void txm_check_payload(Jsonb *payload, const char *what);
 extern void txm_check_headers(Jsonb *headers);
 extern void txm_check_tags(ArrayType *tags, const char *what);
 extern void txm_check_one_dimension(ArrayType *array, const char *what);
+extern void txm_check_int_range(const char *what, int64 value, int64 min, int64 max);
 extern void txm_check_positive_interval(const char *what, Interval *value);
 extern void txm_check_not_negative(const char *what, Interval *value);
 extern void txm_check_backoff(ArrayType *backoff);

@@ -27,7 +27,9 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "miscadmin.h"
 
+#include "src/base/acl.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/engine/checkback.h"
@@ -103,7 +105,7 @@ lock_due_half(int64 msg_id, bool with_functions, DueHalf *h)
 {
 	static const char *lock_sql =
 		"SELECT h.msg_id, t.topic, h.key, h.tags, h.headers, h.payload, h.sent_at,"
-		"       h.checks, t.check_function, t.check_max, t.owner"
+		"       h.checks, t.check_function, t.check_max, coalesce(t.check_owner, t.owner)"
 		"  FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)"
 		" WHERE h.msg_id = $1 AND h.state = 'half'"
 		"   AND coalesce(h.last_check_at + t.check_interval, h.sent_at + t.check_after) <= now()"
@@ -154,7 +156,15 @@ ask_check_function(const DueHalf *h, char **detail)
 	char	   *error;
 	CheckOutcome outcome = CHECK_UNKNOWN;
 
-	if (!txm_run_user_code(h->check_function, h->owner,
+	/* deciding a half message is sending it: its runner needs 'send' still */
+	if (!txm_has_topic_privilege(txm_lookup_topic(h->topic, false), h->owner, TXM_PRIV_SEND))
+	{
+		const char *name = GetUserNameFromId(h->owner, true);
+
+		*detail = psprintf("check function not run: role \"%s\" no longer holds \"send\" on topic \"%s\"",
+						   name ? name : "?", h->topic);
+	}
+	else if (!txm_run_user_code(h->check_function, h->owner,
 						   txm_message_datum(h->msg_id, h->topic, h->cols, h->isnull,
 											 h->sent_at, 0),
 						   txm_check_timeout, &answer, &isnull, &error))

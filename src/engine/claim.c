@@ -487,7 +487,7 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
 		"SELECT covered, done, keys FROM tx_message.leases"
 		" WHERE sub_id = $1 AND block >= $2 AND keys IS NOT NULL";
 	static const char *retry_sql =
-		"SELECT DISTINCT key FROM tx_message.retries WHERE sub_id = $1 AND key IS NOT NULL";
+		"SELECT DISTINCT key FROM tx_message.retries_data WHERE sub_id = $1 AND key IS NOT NULL";
 	HASHCTL		ctl;
 	HTAB	   *keys;
 	Oid			types[2] = {INT4OID, INT8OID};
@@ -704,14 +704,14 @@ take_due_retries(TxmSub *subs, int nsubs, Datum sub_ids, int need,
 	static const char *due_sql =
 		"SELECT sub_id, msg_id, topic_id, sent_at, key, tags, headers, payload,"
 		"       attempt, state, first_failed_at"
-		"  FROM tx_message.retries WHERE sub_id = ANY ($1) AND due_at <= clock_timestamp()"
+		"  FROM tx_message.retries_data WHERE sub_id = ANY ($1) AND due_at <= clock_timestamp()"
 		" ORDER BY due_at, msg_id LIMIT $2 FOR UPDATE SKIP LOCKED";
 	static const char *lease_sql =
-		"UPDATE tx_message.retries"
+		"UPDATE tx_message.retries_data"
 		"   SET state = 'leased', attempt = attempt + 1, due_at = $3, leased_at = clock_timestamp(), holder = $4"
 		" WHERE sub_id = $1 AND msg_id = $2";
 	static const char *delete_sql =
-		"DELETE FROM tx_message.retries WHERE sub_id = $1 AND msg_id = $2";
+		"DELETE FROM tx_message.retries_data WHERE sub_id = $1 AND msg_id = $2";
 	Oid			types[2] = {INT4ARRAYOID, INT4OID};
 	Datum		values[2];
 	Oid			ktypes[4] = {INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID};
@@ -773,7 +773,7 @@ claim_retries(TxmSub *subs, int nsubs, const bool *pull, int need,
 			  const TimestampTz *lease_until, List **out)
 {
 	static const char *next_due_sql =
-		"SELECT min(due_at) FROM tx_message.retries WHERE sub_id = $1";
+		"SELECT min(due_at) FROM tx_message.retries_data WHERE sub_id = $1";
 	Datum	   *ids = palloc(sizeof(Datum) * nsubs);
 	int32	   *sub_ids = palloc(sizeof(int32) * nsubs);
 	uint32		version;

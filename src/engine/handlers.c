@@ -20,8 +20,12 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 
+#include "src/base/acl.h"
 #include "src/base/shmem.h"
 #include "src/engine/claim.h"
 #include "src/engine/handlers.h"
@@ -47,6 +51,58 @@ handler_failed(TxmSub *sub, const TxmDelivery *d, const char *error)
 }
 
 /*
+ * A handler runs only while the role that named it may still consume what
+ * it is given: 'receive' on the topic and the privileges of the group's
+ * owner.  Otherwise its messages wait, and the log says why, once a minute
+ * per subscription.
+ */
+static bool
+handler_allowed(const TxmSub *sub)
+{
+	static HTAB *reported = NULL;
+	typedef struct
+	{
+		int32		sub_id;
+		TimestampTz at;
+	} Reported;
+	Reported   *r;
+	bool		found;
+	TimestampTz now;
+	const char *name;
+
+	if (txm_has_topic_privilege(txm_lookup_topic_by_id(sub->topic_id), sub->owner,
+								TXM_PRIV_RECEIVE) &&
+		has_privs_of_role(sub->owner, sub->group_owner))
+		return true;
+
+	if (reported == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(Reported);
+		ctl.hcxt = TopMemoryContext;
+		reported = hash_create("tx_message stopped handlers", 16, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	now = GetCurrentTimestamp();
+	r = hash_search(reported, &sub->sub_id, HASH_ENTER, &found);
+	if (found && !TimestampDifferenceExceeds(r->at, now, 60 * 1000))
+		return false;
+	r->at = now;
+	name = GetUserNameFromId(sub->owner, true);
+	ereport(WARNING,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("handler %s of consumer group \"%s\" on topic \"%s\" is stopped",
+					format_procedure(sub->handler), sub->group, sub->topic),
+			 errdetail("Its role \"%s\" no longer holds \"receive\" on the topic or the privileges of the group's owner.",
+					   name ? name : "?"),
+			 errhint("Grant them again, or subscribe the group again with a handler of a role that holds them; its messages wait meanwhile.")));
+	return false;
+}
+
+/*
  * Run one batch of a handler subscription in the current transaction.
  * Returns how many messages were handled (successfully or not).
  */
@@ -59,6 +115,8 @@ txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 	int			ndone = 0;
 	int			n;
 
+	if (!handler_allowed(sub))
+		return 0;
 	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
 	n = list_length(deliveries);
 	if (n == 0)

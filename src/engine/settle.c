@@ -23,6 +23,7 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/snapmgr.h"
 
 #include "src/base/shmem.h"
@@ -33,144 +34,231 @@
 #include "src/storage/lease.h"
 
 /*
- * Is msg_id one of the pending positions of a lease row (covered, not
- * done)?  Ordinary messages' ids are their positions; messages moved in
- * from delayed or half_messages need their rows read.
+ * Where the messages of a group that this session did not receive itself
+ * are held (acks and extensions from another connection, e.g. through a
+ * pool): an index built once per call, on the first id that this session's
+ * deliveries do not know, with one query for the leased retries of all the
+ * call's ids and one pass over the group's pending leases.  So a call costs
+ * the same whether it names one unknown id or a hundred thousand.
  */
-static bool
-find_in_lease(const TxmSub *sub, int64 block, const TxmBlockBits *covered,
-			  const TxmBlockBits *done, int64 msg_id, int16 *off)
+typedef struct PendingLease
 {
-	TxmBlockSlices bs;
-	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-	TxmMsg	   *msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
-	int		   *offs = palloc(sizeof(int) * TXM_BLOCK);
-	int			nmsgs = 0;
-	bool		found = false;
+	int			sub_index;
+	int64		block;
+	int16		first_off;
+	int16		slots;
+	int			n;
+	int16		offs[TXM_BLOCK];
+	int64		pos[TXM_BLOCK];
+} PendingLease;
 
-	txm_read_block_slices(sub->topic_id, block, snap, &bs);
-	for (int o = 0; o < TXM_BLOCK; o++)
-		if (txm_bit_get(covered, o) && !txm_bit_get(done, o) && txm_bit_get(&bs.avail, o))
-		{
-			msgs[nmsgs].pos = bs.pos[o];
-			offs[nmsgs++] = o;
-		}
-	for (int k = 0; k < nmsgs && !found; k++)
-		if (msgs[k].pos == msg_id)
-		{
-			*off = offs[k];
-			found = true;
-		}
+typedef struct HeldEntry
+{
+	int64		msg_id;			/* hash key */
+	TxmHolding	h;
+} HeldEntry;
+
+typedef struct HeldIndex
+{
+	HTAB	   *held;
+	List	   *leases;			/* of PendingLease, for index_moved_messages */
+	bool		moved_done;
+} HeldIndex;
+
+/* The first holding found for an id wins: leased retries come first. */
+static void
+add_held(HeldIndex *idx, int64 msg_id, const TxmHolding *h)
+{
+	bool		found;
+	HeldEntry  *e = hash_search(idx->held, &msg_id, HASH_ENTER, &found);
+
 	if (!found)
-	{
-		txm_fetch_messages(msgs, nmsgs, bs.slots, snap);
-		for (int k = 0; k < nmsgs && !found; k++)
-			if (msgs[k].found && msgs[k].msg_id == msg_id)
-			{
-				*off = offs[k];
-				found = true;
-			}
-	}
-	UnregisterSnapshot(snap);
-	pfree(msgs);
-	pfree(offs);
-	return found;
+		e->h = *h;
 }
 
-/* Look a message up among the group's leased retries.  In the caller's SPI connection. */
-static bool
-find_leased_retry(TxmSub *subs, int nsubs, int64 msg_id, TxmHolding *h)
+/* The group's leased retries among ids.  In the caller's SPI connection. */
+static void
+index_leased_retries(HeldIndex *idx, TxmSub *subs, int nsubs, const int64 *ids, int n)
 {
 	static const char *sql =
-		"SELECT sub_id FROM tx_message.retries"
-		" WHERE sub_id = ANY ($1) AND msg_id = $2 AND state = 'leased' LIMIT 1";
-	Oid			types[2] = {INT4ARRAYOID, INT8OID};
+		"SELECT sub_id, msg_id FROM tx_message.retries_data"
+		" WHERE sub_id = ANY ($1) AND msg_id = ANY ($2) AND state = 'leased'";
+	Oid			types[2] = {INT4ARRAYOID, INT8ARRAYOID};
 	Datum		values[2];
-	Datum	   *ids = palloc(sizeof(Datum) * nsubs);
-	bool		isnull;
-	int32		sub_id;
+	Datum	   *sub_ids = palloc(sizeof(Datum) * nsubs);
+	Datum	   *msg_ids = palloc(sizeof(Datum) * Max(n, 1));
+	int			rows;
 
 	for (int i = 0; i < nsubs; i++)
-		ids[i] = Int32GetDatum(subs[i].sub_id);
-	values[0] = PointerGetDatum(construct_array(ids, nsubs, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = Int64GetDatum(msg_id);
-	if (txm_spi_exec(sql, 2, types, values, NULL, 1) != 1)
-		return false;
-	sub_id = DatumGetInt32(txm_spi_value(0, 1, &isnull));
-	for (int i = 0; i < nsubs; i++)
-		if (subs[i].sub_id == sub_id)
-			h->sub_index = i;
-	h->from_retry = true;
-	h->attempt = 0;
-	return true;
-}
-
-/* Look a message up among the group's pending leases.  In the caller's SPI connection. */
-static bool
-find_in_leases(TxmSub *subs, int nsubs, int64 msg_id, TxmHolding *h)
-{
-	static const char *sql =
-		"SELECT block, first_off, covered, done FROM tx_message.leases"
-		" WHERE sub_id = $1 AND block >= $2 AND covered <> done";	/* pending ones */
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		values[2];
-
-	for (int i = 0; i < nsubs; i++)
+		sub_ids[i] = Int32GetDatum(subs[i].sub_id);
+	for (int i = 0; i < n; i++)
+		msg_ids[i] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(sub_ids, nsubs, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(msg_ids, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	rows = txm_spi_exec(sql, 2, types, values, NULL, 0);
+	for (int r = 0; r < rows; r++)
 	{
-		int			n;
-		SPITupleTable *rows;
+		bool		isnull;
+		int32		sub_id = DatumGetInt32(txm_spi_value(r, 1, &isnull));
+		TxmHolding	h;
 
-		values[0] = Int32GetDatum(subs[i].sub_id);
-		values[1] = Int64GetDatum(0);
-		n = txm_spi_exec(sql, 2, types, values, NULL, 0);
-		rows = SPI_tuptable;
-		for (int r = 0; r < n; r++)
-		{
-			bool		isnull;
-			int64		block = DatumGetInt64(SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &isnull));
-			TxmBlockBits covered;
-			TxmBlockBits done;
-
-			txm_bits_from_datum(SPI_getbinval(rows->vals[r], rows->tupdesc, 3, &isnull), &covered);
-			txm_bits_from_datum(SPI_getbinval(rows->vals[r], rows->tupdesc, 4, &isnull), &done);
-			if (find_in_lease(&subs[i], block, &covered, &done, msg_id, &h->off))
-			{
-				h->sub_index = i;
-				h->from_retry = false;
-				h->block = block;
-				h->first_off = DatumGetInt16(SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull));
-				h->attempt = 0;
-				return true;
-			}
-		}
+		memset(&h, 0, sizeof(h));
+		for (int i = 0; i < nsubs; i++)
+			if (subs[i].sub_id == sub_id)
+				h.sub_index = i;
+		h.from_retry = true;
+		add_held(idx, DatumGetInt64(txm_spi_value(r, 2, &isnull)), &h);
 	}
-	return false;
 }
 
 /*
- * Find where a message of the group is held: among what this session
- * received (cheap), or else among the group's leased retries and pending
- * leases (for acks from another connection, e.g. through a pool).  With
- * take, see txm_deliveries_lookup().
+ * The pending positions (covered, not done) of the group's leases: an
+ * ordinary message's id is its position.  In the caller's SPI connection.
  */
-static bool
-find_holding(TxmSub *subs, int nsubs, int64 msg_id, TxmHolding *h, bool take)
+static void
+index_pending_leases(HeldIndex *idx, TxmSub *subs, int nsubs)
 {
-	bool		found;
+	static const char *sql =
+		"SELECT block, first_off, covered, done FROM tx_message.leases"
+		" WHERE sub_id = $1 AND covered <> done";
+	Oid			types[1] = {INT4OID};
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 
 	for (int i = 0; i < nsubs; i++)
 	{
-		if (txm_deliveries_lookup(subs[i].sub_id, msg_id, h, take))
+		Datum		value = Int32GetDatum(subs[i].sub_id);
+		int			rows = txm_spi_exec(sql, 1, types, &value, NULL, 0);
+		SPITupleTable *tuptable = SPI_tuptable;
+
+		for (int r = 0; r < rows; r++)
+		{
+			HeapTuple	row = tuptable->vals[r];
+			bool		isnull;
+			TxmBlockBits covered;
+			TxmBlockBits done;
+			TxmBlockSlices bs;
+			PendingLease *pl = palloc(sizeof(PendingLease));
+			TxmHolding	h;
+
+			pl->sub_index = i;
+			pl->block = DatumGetInt64(SPI_getbinval(row, tuptable->tupdesc, 1, &isnull));
+			pl->first_off = DatumGetInt16(SPI_getbinval(row, tuptable->tupdesc, 2, &isnull));
+			txm_bits_from_datum(SPI_getbinval(row, tuptable->tupdesc, 3, &isnull), &covered);
+			txm_bits_from_datum(SPI_getbinval(row, tuptable->tupdesc, 4, &isnull), &done);
+			txm_read_block_slices(subs[i].topic_id, pl->block, snap, &bs);
+			pl->slots = bs.slots;
+			pl->n = 0;
+			memset(&h, 0, sizeof(h));
+			h.sub_index = i;
+			h.block = pl->block;
+			h.first_off = pl->first_off;
+			for (int o = 0; o < TXM_BLOCK; o++)
+			{
+				if (!txm_bit_get(&covered, o) || txm_bit_get(&done, o) || !txm_bit_get(&bs.avail, o))
+					continue;
+				pl->offs[pl->n] = o;
+				pl->pos[pl->n++] = bs.pos[o];
+				h.off = o;
+				add_held(idx, bs.pos[o], &h);
+			}
+			idx->leases = lappend(idx->leases, pl);
+		}
+	}
+	UnregisterSnapshot(snap);
+}
+
+/*
+ * Messages moved into the log from half_messages or delayed keep their
+ * producer's id, which only their rows tell: read when an id was not found
+ * otherwise.
+ */
+static void
+index_moved_messages(HeldIndex *idx)
+{
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TxmMsg	   *msgs = palloc(sizeof(TxmMsg) * TXM_BLOCK);
+	ListCell   *lc;
+
+	foreach(lc, idx->leases)
+	{
+		PendingLease *pl = lfirst(lc);
+		TxmHolding	h;
+
+		for (int k = 0; k < pl->n; k++)
+			msgs[k].pos = pl->pos[k];
+		txm_fetch_messages(msgs, pl->n, pl->slots, snap);
+		memset(&h, 0, sizeof(h));
+		h.sub_index = pl->sub_index;
+		h.block = pl->block;
+		h.first_off = pl->first_off;
+		for (int k = 0; k < pl->n; k++)
+		{
+			if (!msgs[k].found || msgs[k].msg_id == msgs[k].pos)
+				continue;
+			h.off = pl->offs[k];
+			add_held(idx, msgs[k].msg_id, &h);
+		}
+	}
+	UnregisterSnapshot(snap);
+	pfree(msgs);
+	idx->moved_done = true;
+}
+
+/* Look ids[which] up in the index, building it (for all of ids) on first use. */
+static bool
+find_indexed(TxmSub *subs, int nsubs, const int64 *ids, int n, int which,
+			 HeldIndex **idx, TxmHolding *h)
+{
+	HeldEntry  *e;
+
+	if (*idx == NULL)
+	{
+		HASHCTL		ctl;
+
+		*idx = palloc0(sizeof(HeldIndex));
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(HeldEntry);
+		ctl.hcxt = CurrentMemoryContext;
+		(*idx)->held = hash_create("tx_message held messages", Max(n, 64), &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		SPI_connect();
+		index_leased_retries(*idx, subs, nsubs, ids, n);
+		index_pending_leases(*idx, subs, nsubs);
+		SPI_finish();
+	}
+	e = hash_search((*idx)->held, &ids[which], HASH_FIND, NULL);
+	if (e == NULL && !(*idx)->moved_done)
+	{
+		index_moved_messages(*idx);
+		e = hash_search((*idx)->held, &ids[which], HASH_FIND, NULL);
+	}
+	if (e == NULL)
+		return false;
+	*h = e->h;
+	return true;
+}
+
+/*
+ * Find where ids[which] of the group is held: among what this session
+ * received (cheap), or else in the index of the group's leased retries and
+ * pending leases, built on first use for all of ids.  With take, see
+ * txm_deliveries_lookup().
+ */
+static bool
+find_holding(TxmSub *subs, int nsubs, const int64 *ids, int n, int which,
+			 TxmHolding *h, bool take, HeldIndex **idx)
+{
+	for (int i = 0; i < nsubs; i++)
+	{
+		if (txm_deliveries_lookup(subs[i].sub_id, ids[which], h, take))
 		{
 			h->sub_index = i;
 			return true;
 		}
 	}
-	SPI_connect();
-	found = find_leased_retry(subs, nsubs, msg_id, h) ||
-		find_in_leases(subs, nsubs, msg_id, h);
-	SPI_finish();
-	return found;
+	return find_indexed(subs, nsubs, ids, n, which, idx, h);
 }
 
 /* Finish a leased retry; attempt 0 accepts whichever attempt holds it. */
@@ -178,7 +266,7 @@ static bool
 finish_retry(int32 sub_id, int64 msg_id, int32 attempt)
 {
 	static const char *sql =
-		"DELETE FROM tx_message.retries"
+		"DELETE FROM tx_message.retries_data"
 		" WHERE sub_id = $1 AND msg_id = $2 AND state = 'leased' AND ($3 = 0 OR attempt = $3)";
 	Oid			types[3] = {INT4OID, INT8OID, INT4OID};
 	Datum		values[3];
@@ -193,6 +281,90 @@ finish_retry(int32 sub_id, int64 msg_id, int32 attempt)
 	return n > 0;
 }
 
+/* The positions an ack finishes in one lease row. */
+typedef struct LeaseMask
+{
+	int32		sub_id;
+	int64		block;
+	int16		first_off;
+	TxmBlockBits mask;
+} LeaseMask;
+
+typedef struct LeaseMaskKey
+{
+	int32		sub_id;
+	int16		first_off;
+	int64		block;
+} LeaseMaskKey;
+
+typedef struct LeaseMaskEntry
+{
+	LeaseMaskKey key;
+	int			index;
+} LeaseMaskEntry;
+
+/*
+ * The index in masks of the entry for one lease row, added if new.  Ids of
+ * one batch come together, so the last entry is tried first; past a few
+ * entries a hash table keeps an ack of many batches linear.
+ */
+static int
+lease_mask_index(LeaseMask *masks, int *nmasks, HTAB **by_lease,
+				 int32 sub_id, int64 block, int16 first_off)
+{
+	LeaseMaskKey key;
+	LeaseMaskEntry *e;
+	bool		found;
+	int			m = *nmasks - 1;
+
+	if (m >= 0 && masks[m].sub_id == sub_id && masks[m].block == block &&
+		masks[m].first_off == first_off)
+		return m;
+	if (*nmasks <= 8)
+	{
+		for (m = 0; m < *nmasks; m++)
+			if (masks[m].sub_id == sub_id && masks[m].block == block &&
+				masks[m].first_off == first_off)
+				return m;
+	}
+	else
+	{
+		if (*by_lease == NULL)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = sizeof(LeaseMaskKey);
+			ctl.entrysize = sizeof(LeaseMaskEntry);
+			ctl.hcxt = CurrentMemoryContext;
+			*by_lease = hash_create("tx_message acked leases", 256, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			for (m = 0; m < *nmasks; m++)
+			{
+				memset(&key, 0, sizeof(key));
+				key.sub_id = masks[m].sub_id;
+				key.block = masks[m].block;
+				key.first_off = masks[m].first_off;
+				e = hash_search(*by_lease, &key, HASH_ENTER, NULL);
+				e->index = m;
+			}
+		}
+		memset(&key, 0, sizeof(key));
+		key.sub_id = sub_id;
+		key.block = block;
+		key.first_off = first_off;
+		e = hash_search(*by_lease, &key, HASH_ENTER, &found);
+		if (found)
+			return e->index;
+		e->index = *nmasks;
+	}
+	m = (*nmasks)++;
+	masks[m].sub_id = sub_id;
+	masks[m].block = block;
+	masks[m].first_off = first_off;
+	return m;
+}
+
 /*
  * Acknowledge messages of a group; returns how many this call finished.
  * The messages of one lease row are finished with one update of it.
@@ -200,16 +372,11 @@ finish_retry(int32 sub_id, int64 msg_id, int32 attempt)
 int
 txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 {
-	typedef struct LeaseMask
-	{
-		int32		sub_id;
-		int64		block;
-		int16		first_off;
-		TxmBlockBits mask;
-	} LeaseMask;
 	LeaseMask  *masks = palloc0(sizeof(LeaseMask) * Max(n, 1));
 	int			nmasks = 0;
 	int			acked = 0;
+	HeldIndex  *idx = NULL;
+	HTAB	   *by_lease = NULL;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -217,7 +384,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 		int32		sub_id;
 		int			m;
 
-		if (!find_holding(subs, nsubs, ids[i], &h, true))
+		if (!find_holding(subs, nsubs, ids, n, i, &h, true, &idx))
 			continue;
 		sub_id = subs[h.sub_index].sub_id;
 		if (h.from_retry)
@@ -228,17 +395,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 			txm_deliveries_forget(sub_id, ids[i]);
 			continue;
 		}
-		for (m = 0; m < nmasks; m++)
-			if (masks[m].sub_id == sub_id && masks[m].block == h.block &&
-				masks[m].first_off == h.first_off)
-				break;
-		if (m == nmasks)
-		{
-			masks[m].sub_id = sub_id;
-			masks[m].block = h.block;
-			masks[m].first_off = h.first_off;
-			nmasks++;
-		}
+		m = lease_mask_index(masks, &nmasks, &by_lease, sub_id, h.block, h.first_off);
 		txm_bit_set(&masks[m].mask, h.off);
 	}
 	for (int m = 0; m < nmasks; m++)
@@ -264,15 +421,15 @@ nack_retry(const TxmSub *sub, const TxmHolding *h, int64 msg_id, const char *err
 {
 	static const char *read_sql =
 		"SELECT attempt, first_failed_at, topic_id, sent_at, key, tags, headers, payload"
-		"  FROM tx_message.retries"
+		"  FROM tx_message.retries_data"
 		" WHERE sub_id = $1 AND msg_id = $2 AND state = 'leased' AND ($3 = 0 OR attempt = $3)"
 		"   FOR UPDATE";
 	static const char *reschedule_sql =
-		"UPDATE tx_message.retries"
+		"UPDATE tx_message.retries_data"
 		"   SET state = 'waiting', due_at = clock_timestamp() + $3, last_error = $4, holder = NULL"
 		" WHERE sub_id = $1 AND msg_id = $2";
 	static const char *delete_sql =
-		"DELETE FROM tx_message.retries WHERE sub_id = $1 AND msg_id = $2";
+		"DELETE FROM tx_message.retries_data WHERE sub_id = $1 AND msg_id = $2";
 	Oid			types[4] = {INT4OID, INT8OID, INT4OID, TEXTOID};
 	Datum		values[4];
 	const char *result = NULL;
@@ -371,8 +528,9 @@ txm_nack(TxmSub *subs, int nsubs, int64 msg_id, const char *error, Interval *ret
 	TxmHolding	h;
 	const TxmSub *sub;
 	const char *result;
+	HeldIndex  *idx = NULL;
 
-	if (!find_holding(subs, nsubs, msg_id, &h, true))
+	if (!find_holding(subs, nsubs, &msg_id, 1, 0, &h, true, &idx))
 		return NULL;
 	sub = &subs[h.sub_index];
 	if (h.from_retry)
@@ -399,15 +557,16 @@ txm_extend(TxmSub *subs, int nsubs, const int64 *ids, int n, TimestampTz until)
 		" WHERE sub_id = $1 AND block = $2 AND first_off = $3"
 		"   AND get_bit(covered, $5) = 1 AND get_bit(done, $5) = 0";
 	static const char *retry_sql =
-		"UPDATE tx_message.retries SET due_at = $3"
+		"UPDATE tx_message.retries_data SET due_at = $3"
 		" WHERE sub_id = $1 AND msg_id = $2 AND state = 'leased'";
 	int			extended = 0;
+	HeldIndex  *idx = NULL;
 
 	for (int i = 0; i < n; i++)
 	{
 		TxmHolding	h;
 
-		if (!find_holding(subs, nsubs, ids[i], &h, false))
+		if (!find_holding(subs, nsubs, ids, n, i, &h, false, &idx))
 			continue;
 		SPI_connect();
 		if (h.from_retry)

@@ -3,9 +3,16 @@
  * usercode.c
  *	  The one way tx_message runs user code: check functions and handlers.
  *
- * User code runs in a subtransaction, as the role that owns the topic or
- * subscription (never as the calling worker or session's role), under a
- * statement timeout of its own.  If it fails or times out, its
+ * User code runs in a subtransaction, as the role that named it (never as
+ * the calling worker or session's role), as a security-restricted operation
+ * (as PostgreSQL runs index expressions in maintenance commands: no SET
+ * ROLE, no temporary objects, no cursors left behind), under a statement
+ * timeout of its own.  Every call starts from the settings a fresh session
+ * of that role in this database would have: the caller's SET commands are
+ * undone (RESET ALL), the ALTER ROLE / ALTER DATABASE ... SET defaults of
+ * that role are applied, and whatever the code sets is undone when it
+ * returns, in a GUC nest level of its own.  So nothing one handler or check
+ * function sets reaches the next, nor the extension's own statements.  If it fails or times out, its
  * subtransaction is rolled back, so nothing it did survives, and the error
  * message is handed to the caller, who decides what the failure means (an
  * unknown check-back, a failed delivery).
@@ -17,14 +24,25 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_db_role_setting.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/timeout.h"
 #include "utils/typcache.h"
@@ -69,6 +87,100 @@ disarm_timeout(void)
 }
 
 /*
+ * The ALTER ROLE / ALTER DATABASE ... SET defaults of one role in this
+ * database, as "name=value" strings in the order a new session applies
+ * them (later ones win): every database and role, this database, the role,
+ * the role in this database.  Read once per role and transaction: a
+ * handler batch calls the same role's code many times.
+ */
+static struct
+{
+	Oid			role;
+	LocalTransactionId lxid;
+	List	   *settings;
+}			defaults = {InvalidOid, InvalidLocalTransactionId, NIL};
+
+static List *
+read_settings(Relation rel, Oid database, Oid role, List *settings)
+{
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&keys[0], Anum_pg_db_role_setting_setdatabase, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(database));
+	ScanKeyInit(&keys[1], Anum_pg_db_role_setting_setrole, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(role));
+	scan = systable_beginscan(rel, DbRoleSettingDatidRolidIndexId, true, NULL, 2, keys);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		config = heap_getattr(tup, Anum_pg_db_role_setting_setconfig,
+										  RelationGetDescr(rel), &isnull);
+		Datum	   *elems;
+		int			n;
+
+		if (isnull)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(config), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, NULL, &n);
+		for (int i = 0; i < n; i++)
+			settings = lappend(settings, TextDatumGetCString(elems[i]));
+	}
+	systable_endscan(scan);
+	return settings;
+}
+
+static List *
+role_defaults(Oid role)
+{
+	MemoryContext old;
+	Relation	rel;
+
+	if (defaults.role == role && defaults.lxid == MyProc->lxid)
+		return defaults.settings;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	defaults.settings = NIL;
+	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	defaults.settings = read_settings(rel, InvalidOid, InvalidOid, defaults.settings);
+	defaults.settings = read_settings(rel, MyDatabaseId, InvalidOid, defaults.settings);
+	defaults.settings = read_settings(rel, InvalidOid, role, defaults.settings);
+	defaults.settings = read_settings(rel, MyDatabaseId, role, defaults.settings);
+	table_close(rel, AccessShareLock);
+	MemoryContextSwitchTo(old);
+	defaults.role = role;
+	defaults.lxid = MyProc->lxid;
+	return defaults.settings;
+}
+
+/*
+ * In the current GUC nest level: undo the session's SET commands and apply
+ * role's defaults.  A default that cannot be set now (one that only takes
+ * effect at connection start) is skipped, as it would be by SET.
+ */
+static void
+fresh_settings(Oid role)
+{
+	ListCell   *lc;
+
+	ResetAllOptions();
+	foreach(lc, role_defaults(role))
+	{
+		char	   *name;
+		char	   *value;
+
+		ParseLongOption((const char *) lfirst(lc), &name, &value);
+		if (value != NULL)
+			(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_SET, true, DEBUG1, false);
+		/* ParseLongOption allocates with malloc */
+		free(name);
+		if (value)
+			free(value);
+	}
+}
+
+/*
  * Call fn(arg) as role, in a subtransaction, bounded by timeout_ms (0: no
  * bound).  Returns true if it returned: then *result and *isnull hold its
  * result, copied into the caller's memory context, when result is not
@@ -82,18 +194,32 @@ txm_run_user_code(Oid fn, Oid role, Datum arg, int timeout_ms,
 	MemoryContext outer = CurrentMemoryContext;
 	ResourceOwner outer_owner = CurrentResourceOwner;
 
+	/* the right to run it is checked now, not only when it was named */
+	if (pg_proc_aclcheck(fn, role, ACL_EXECUTE) != ACLCHECK_OK)
+	{
+		const char *name = GetUserNameFromId(role, true);
+
+		*error = psprintf("role \"%s\" may not execute function %s",
+						  name ? name : "?", format_procedure(fn));
+		return false;
+	}
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(outer);
 	PG_TRY();
 	{
 		Oid			saved_user;
 		int			saved_sec;
+		int			nest_level;
 		FmgrInfo	flinfo;
 		Datum		value;
 		LOCAL_FCINFO(fcinfo, 1);
 
 		GetUserIdAndSecContext(&saved_user, &saved_sec);
-		SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+		SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		nest_level = NewGUCNestLevel();
+		fresh_settings(role);
 		fmgr_info(fn, &flinfo);
 		InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
 		fcinfo->args[0].value = arg;
@@ -101,6 +227,8 @@ txm_run_user_code(Oid fn, Oid role, Datum arg, int timeout_ms,
 		arm_timeout(timeout_ms);
 		value = FunctionCallInvoke(fcinfo);
 		disarm_timeout();
+		/* on an error, the subtransaction's abort undoes both */
+		AtEOXact_GUC(false, nest_level);
 		SetUserIdAndSecContext(saved_user, saved_sec);
 		if (result)
 		{

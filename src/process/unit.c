@@ -160,6 +160,13 @@ txm_attach_to_database(Datum main_arg, bool executor)
 		proc_exit(0);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
+	/*
+	 * Nothing this process runs on its own behalf resolves a name through a
+	 * schema that other roles can create objects in.  User code gets the
+	 * settings of a fresh session of its owner instead (usercode.c).
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+
 	/* if the check fails, assume the extension is there and try again later */
 	if (txm_run_in_transaction(check_extension, &installed, "checking for the extension") &&
 		!installed)

@@ -4,11 +4,11 @@
  *	  Retries and dead letters.
  *
  * Anything that fails is handled per message: a nack or an expired lease
- * puts a self-contained copy of the message in tx_message.retries (so that
+ * puts a self-contained copy of the message in tx_message.retries_data (so that
  * retention can truncate the log underneath it), which also serves as the
  * lease of its redelivery.  A message whose last allowed attempt failed, or
  * a half message whose check-backs are exhausted, moves to
- * tx_message.dead_letters; that sends NOTIFY tx_message_dead_letter at
+ * tx_message.dead_letters_data; that sends NOTIFY tx_message_dead_letter at
  * commit and writes a WARNING to the server log.
  *
  * IDENTIFICATION
@@ -38,7 +38,7 @@ void
 txm_retry_insert(const TxmSub *sub, const TxmMsg *m, Interval *delay, const char *error)
 {
 	static const char *sql =
-		"INSERT INTO tx_message.retries"
+		"INSERT INTO tx_message.retries_data"
 		" (sub_id, msg_id, topic_id, sent_at, key, tags, headers, payload, attempt, state,"
 		"  due_at, last_error, first_failed_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 'waiting', clock_timestamp() + $9, $10,"
@@ -111,7 +111,7 @@ notify_dead_letter(const char *topic, const char *consumer_group,
 }
 
 /*
- * Move a message that failed for good to tx_message.dead_letters, notify
+ * Move a message that failed for good to tx_message.dead_letters_data, notify
  * and log.  Runs in the caller's SPI connection.
  */
 void
@@ -120,7 +120,7 @@ txm_dead_letter(const TxmSub *sub, int64 msg_id, TimestampTz sent_at,
 				const char *last_error, TimestampTz first_failed_at)
 {
 	static const char *sql =
-		"INSERT INTO tx_message.dead_letters AS d"
+		"INSERT INTO tx_message.dead_letters_data AS d"
 		" (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
 		"  attempts, reason, last_error, first_failed_at, dead_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())"
@@ -163,7 +163,7 @@ txm_dead_letter_half(int64 msg_id, const char *topic, const char *key, const cha
 {
 	static const char *sql =
 		"WITH h AS (DELETE FROM tx_message.half_messages WHERE msg_id = $1 RETURNING *)"
-		" INSERT INTO tx_message.dead_letters AS d"
+		" INSERT INTO tx_message.dead_letters_data AS d"
 		"  (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
 		"   attempts, reason, last_error, first_failed_at, dead_at)"
 		" SELECT h.msg_id, $2, h.key, h.tags, h.headers, h.payload, h.sent_at, NULL,"

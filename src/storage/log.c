@@ -306,6 +306,28 @@ txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 	txm_at_commit_request_maintenance();
 }
 
+/* The topic of a half message, or 0 if there is no such half message. */
+int32
+txm_half_topic(int64 msg_id)
+{
+	static const char *sql =
+		"SELECT topic_id FROM tx_message.half_messages WHERE msg_id = $1";
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	int32		topic_id = 0;
+
+	values[0] = Int64GetDatum(msg_id);
+	SPI_connect();
+	if (txm_spi_exec(sql, 1, types, values, NULL, 1) == 1)
+	{
+		bool		isnull;
+
+		topic_id = DatumGetInt32(txm_spi_value(0, 1, &isnull));
+	}
+	SPI_finish();
+	return topic_id;
+}
+
 /*
  * Decide a half message.  Returns true if this call decided it, false if it
  * already had that outcome; a conflicting outcome or an unknown id is an
