@@ -411,8 +411,9 @@ COMMENT ON FUNCTION tx_revoke(text, name, text)
 -- the hot paths (tx_send, tx_send_batch, tx_receive and tx_ack):
 -- the clause sends each call through fmgr_security_definer, measured at 7%
 -- of tx_send.  They never resolve a name through search_path: they use cached
--- OIDs, and their internal statements are prepared under a pg_catalog-only
--- search_path (txm_spi_exec).
+-- OIDs, and their internal statements are prepared and executed under a
+-- pg_catalog-only search_path (txm_spi_exec).  The same holds for the
+-- tx_message._may functions of the views.
 ------------------------------------------------------------------------------
 
 CREATE FUNCTION tx_send(topic text, payload jsonb,
