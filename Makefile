@@ -48,7 +48,7 @@ PGFILEDESC = "tx_message - transactional messaging inside PostgreSQL"
 # Tests run against throwaway instances that preload the library
 # (test.conf), built by pg_regress from the installed server; run
 # "make install" first.  PGXS's own "make check" is not supported.
-REGRESS = topics catalog send half checkback subscribe consume retry ordered handlers order_points retention
+REGRESS = topics catalog send half checkback subscribe consume retry ordered handlers order_points retention bad_input
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test.conf
 ISOLATION = producers delivery checkback_race consumers ordered_keys redrive claims
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test_isolation.conf

@@ -269,13 +269,14 @@ CREATE INDEX dead_letters_dead_at ON tx_message.dead_letters_data (dead_at);
  * configuration tables show it the topics it may monitor, by row-level
  * security (the extension's own statements run as the tables' owner, which
  * policies do not restrict).  These functions answer for the current user
- * and resolve no name through search_path.
+ * and resolve no name through search_path.  They read the latest committed
+ * topics and grants, which a parallel query may not: PARALLEL UNSAFE.
  */
 CREATE FUNCTION tx_message._may(topic text, privilege text) RETURNS boolean
-	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	LANGUAGE C STABLE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'tx_message_may';
 CREATE FUNCTION tx_message._may(topic_id integer, privilege text) RETURNS boolean
-	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	LANGUAGE C STABLE STRICT PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'tx_message_may_id';
 COMMENT ON FUNCTION tx_message._may(text, text)
 	IS 'whether the current user holds a privilege on a topic';

@@ -49,6 +49,8 @@ tx_send_half(PG_FUNCTION_ARGS)
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
 	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);
 	txm_check_payload(PG_GETARG_JSONB_P(1), "payload");
+	if (!PG_ARGISNULL(2))
+		txm_check_key(PG_GETARG_DATUM(2));
 	if (!PG_ARGISNULL(3))
 		txm_check_tags(PG_GETARG_ARRAYTYPE_P(3), "tags");
 	if (!PG_ARGISNULL(4))

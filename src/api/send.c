@@ -95,6 +95,8 @@ tx_send(PG_FUNCTION_ARGS)
 	txm_check_payload(payload, "payload");
 	isnull[TXM_COL_KEY] = PG_ARGISNULL(2);
 	cols[TXM_COL_KEY] = isnull[TXM_COL_KEY] ? (Datum) 0 : PG_GETARG_DATUM(2);
+	if (!isnull[TXM_COL_KEY])
+		txm_check_key(cols[TXM_COL_KEY]);
 	tags_and_headers_args(fcinfo, 3, cols, isnull);
 	cols[TXM_COL_PAYLOAD] = JsonbPGetDatum(payload);
 	isnull[TXM_COL_PAYLOAD] = false;
@@ -148,6 +150,9 @@ keys_arg(FunctionCallInfo fcinfo, int argno, int npayloads, Datum **keys, bool *
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("keys must have as many elements as payloads"),
 				 errdetail("There are %d payloads and %d keys.", npayloads, nkeys)));
+	for (int i = 0; i < nkeys; i++)
+		if (!(*key_nulls)[i])
+			txm_check_key((*keys)[i]);
 }
 
 /*

@@ -17,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -74,17 +75,31 @@ txm_name_arg(text *arg, const char *kind, char *buf)
 	buf[len] = '\0';
 }
 
-void
-txm_check_payload(Jsonb *payload, const char *what)
+/*
+ * Every part of a message is bounded by tx_message.max_payload_size: the
+ * payload, and also its key, tags and headers.
+ */
+static void
+check_size(const char *what, Size size)
 {
-	Size		size = VARSIZE_ANY(payload);
-
 	if (txm_max_payload_size > 0 && size > (Size) txm_max_payload_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s is too large", what),
-				 errdetail("The payload has %zu bytes; tx_message.max_payload_size is %d bytes.",
+				 errdetail("It has %zu bytes; tx_message.max_payload_size is %d bytes.",
 						   size, txm_max_payload_size)));
+}
+
+void
+txm_check_payload(Jsonb *payload, const char *what)
+{
+	check_size(what, VARSIZE_ANY(payload));
+}
+
+void
+txm_check_key(Datum key)
+{
+	check_size("key", VARSIZE_ANY(DatumGetPointer(key)));
 }
 
 void
@@ -94,6 +109,7 @@ txm_check_headers(Jsonb *headers)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("headers must be a JSON object")));
+	check_size("headers", VARSIZE_ANY(headers));
 }
 
 void
@@ -109,6 +125,7 @@ void
 txm_check_tags(ArrayType *tags, const char *what)
 {
 	txm_check_one_dimension(tags, what);
+	check_size(what, VARSIZE_ANY(tags));
 	if (array_contains_nulls(tags))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -237,6 +254,15 @@ txm_check_message_function(Oid fn, const char *what, Oid message_type, Oid requi
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function with OID %u does not exist", fn)));
 	proc = (Form_pg_proc) GETSTRUCT(tup);
+	/* the worker runs it later, from another session */
+	if (isAnyTempNamespace(proc->pronamespace))
+	{
+		ReleaseSysCache(tup);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("%s %s is a temporary function", what, format_procedure(fn)),
+				 errdetail("The worker calls it from another session, where it does not exist.")));
+	}
 	ok = proc->prokind == PROKIND_FUNCTION && !proc->proretset &&
 		proc->pronargs == 1 && proc->proargtypes.values[0] == message_type &&
 		(required_rettype == InvalidOid || proc->prorettype == required_rettype);

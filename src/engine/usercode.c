@@ -36,14 +36,15 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/typcache.h"
 
@@ -194,6 +195,12 @@ txm_run_user_code(Oid fn, Oid role, Datum arg, int timeout_ms,
 	MemoryContext outer = CurrentMemoryContext;
 	ResourceOwner outer_owner = CurrentResourceOwner;
 
+	/* a dropped function is a failure of the call, not of the worker */
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fn)))
+	{
+		*error = psprintf("function with OID %u does not exist", fn);
+		return false;
+	}
 	/* the right to run it is checked now, not only when it was named */
 	if (pg_proc_aclcheck(fn, role, ACL_EXECUTE) != ACLCHECK_OK)
 	{
