@@ -80,13 +80,20 @@ lock_group(Datum group)
 	Oid			types[2] = {TEXTOID, REGROLEOID};
 	Datum		values[2];
 	bool		isnull;
+	Oid			owner;
 
 	values[0] = group;
 	values[1] = ObjectIdGetDatum(GetUserId());
 	txm_spi_exec(sql, 2, types, values, NULL, 1);
-	txm_require_group_member(TextDatumGetCString(group),
-							 DatumGetObjectId(txm_spi_value(0, 1, &isnull)),
-							 "subscribe");
+	owner = DatumGetObjectId(txm_spi_value(0, 1, &isnull));
+	txm_require_group_member(TextDatumGetCString(group), owner, "subscribe");
+	/* a superuser passes any membership check: say whose group it joins */
+	if (owner != GetUserId() && !is_member_of_role_nosuper(GetUserId(), owner))
+		ereport(NOTICE,
+				(errmsg("consumer group \"%s\" belongs to role \"%s\"",
+						TextDatumGetCString(group),
+						GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?"),
+				 errdetail("Its members can receive this subscription's messages and change it.")));
 }
 
 /*

@@ -147,7 +147,7 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 		"       check_after = coalesce($4, check_after),"
 		"       check_interval = coalesce($5, check_interval),"
 		"       check_max = coalesce($6, check_max),"
-		"       check_owner = CASE WHEN $3 IS NULL THEN check_owner"
+		"       check_owner = CASE WHEN $3 IS NULL OR $3 = check_function THEN check_owner"
 		"                          WHEN $3::oid = 0 THEN NULL ELSE $7 END,"
 		"       altered_at = now()"
 		" WHERE topic = $1";

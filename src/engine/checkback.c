@@ -25,9 +25,10 @@
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "miscadmin.h"
 
 #include "src/base/acl.h"
 #include "src/base/shmem.h"
@@ -260,6 +261,9 @@ check_one(int64 msg_id, bool with_functions, TxmMaintStats *stats)
 	char	   *detail = NULL;
 
 	if (!lock_due_half(msg_id, with_functions, &h))
+		return false;
+	/* as for handlers: tx_run_maintenance() leaves others' code to the worker */
+	if (OidIsValid(h.check_function) && !has_privs_of_role(GetUserId(), h.owner))
 		return false;
 	stats->checks++;
 	txm_count(TXM_COUNTER_CHECKS, 1);

@@ -115,7 +115,13 @@ txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 	int			ndone = 0;
 	int			n;
 
-	if (!handler_allowed(sub))
+	/*
+	 * tx_run_maintenance() runs only the code of roles its caller has the
+	 * privileges of: the calling session's state (its role's defaults, its
+	 * temporary objects) must give nobody more than they have.  The worker
+	 * runs everything.
+	 */
+	if (!has_privs_of_role(GetUserId(), sub->owner) || !handler_allowed(sub))
 		return 0;
 	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
 	n = list_length(deliveries);
