@@ -147,4 +147,16 @@ SELECT count(*) AS still_dead FROM tx_message.dead_letters WHERE consumer_group 
 SELECT tx_purge_dead_letters('r.guarded');
 DROP ROLE txm_outsider;
 
+-- acks, nacks and extensions of ids the group does not hold, while it holds
+-- many (from this or another connection): nothing, and in time linear in
+-- the ids (an index of what the group holds is built once per call)
+SELECT tx_subscribe('r.jobs', 'r.many');
+SELECT count(*) AS sent FROM tx_send_batch('r.jobs', ARRAY(SELECT jsonb_build_object('many', i) FROM generate_series(1, 300) i));
+SELECT count(*) AS held FROM tx_receive('r.many', 300);
+SELECT tx_nack('r.many', 1) AS nacked_unknown;
+SELECT tx_ack('r.many', 1) AS acked_unknown;
+SELECT tx_ack('r.many', ARRAY(SELECT -i FROM generate_series(1, 20000) i)) AS acked_unknown;
+SELECT tx_extend_lease('r.many', ARRAY(SELECT -i FROM generate_series(1, 20000) i), '1 min') AS extended_unknown;
+SELECT tx_ack('r.many', array_agg(msg_id)) AS acked_held FROM tx_message.messages WHERE payload ? 'many';
+
 SELECT tx_drop_topic('r.jobs', "cascade" => true), tx_drop_topic('r.half');

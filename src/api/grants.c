@@ -21,6 +21,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
@@ -86,6 +87,7 @@ tx_grant(PG_FUNCTION_ARGS)
 
 	grant_args(fcinfo, topic, &grantee, &mask);
 	SPI_connect();
+	txm_lock_topic(topic, false);
 	change_grants(sql, topic, grantee, mask);
 	SPI_finish();
 	PG_RETURN_VOID();

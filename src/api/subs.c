@@ -23,6 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
@@ -153,6 +154,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	/* 'now' means after every message committed before this call */
 	txm_sync_ticks();
 	SPI_connect();
+	txm_lock_topic(topic, false);
 	lock_group(values[1]);
 	txm_spi_exec(upsert_sql, 10, types, values, nulls, 1);
 	if (DatumGetBool(txm_spi_value(0, 2, &isnull)))

@@ -24,6 +24,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
@@ -108,24 +109,38 @@ tx_create_topic(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Lock a topic's row: FOR UPDATE to change it, FOR KEY SHARE to add rows
+ * that refer to it.  Waiting for a concurrent tx_drop_topic ends in "does
+ * not exist" rather than in a foreign-key error.  In the caller's SPI
+ * connection.
+ */
+void
+txm_lock_topic(const char *topic, bool for_update)
+{
+	static const char *update_sql =
+		"SELECT 1 FROM tx_message.topics WHERE topic = $1 FOR UPDATE";
+	static const char *share_sql =
+		"SELECT 1 FROM tx_message.topics WHERE topic = $1 FOR KEY SHARE";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(topic);
+	if (txm_spi_exec(for_update ? update_sql : share_sql, 1, types, values, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", topic),
+				 errhint("Create it with tx_create_topic('%s').", topic)));
+}
+
+/*
  * Check that the caller holds 'admin' on a topic, and lock its row against
  * concurrent changes.  In the caller's SPI connection.
  */
 static void
 lock_topic_for_admin(const char *topic)
 {
-	static const char *sql =
-		"SELECT 1 FROM tx_message.topics WHERE topic = $1 FOR UPDATE";
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-
 	txm_require_topic_privilege(txm_lookup_topic(topic, false), TXM_PRIV_ADMIN);
-	values[0] = CStringGetTextDatum(topic);
-	if (txm_spi_exec(sql, 1, types, values, NULL, 1) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("topic \"%s\" does not exist", topic),
-				 errhint("Create it with tx_create_topic('%s').", topic)));
+	txm_lock_topic(topic, true);
 }
 
 /*

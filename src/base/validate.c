@@ -96,10 +96,20 @@ txm_check_payload(Jsonb *payload, const char *what)
 	check_size(what, VARSIZE_ANY(payload));
 }
 
+/*
+ * A key goes into the notifications of check-backs and dead letters, whose
+ * payload PostgreSQL limits to 8000 bytes.
+ */
 void
 txm_check_key(Datum key)
 {
-	check_size("key", VARSIZE_ANY(DatumGetPointer(key)));
+	Size		len = VARSIZE_ANY_EXHDR(DatumGetPointer(key));
+
+	if (len > TXM_MAX_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("key is too long"),
+				 errdetail("It has %zu bytes; a key has at most %d.", len, TXM_MAX_KEY_BYTES)));
 }
 
 void

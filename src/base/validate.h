@@ -22,6 +22,7 @@
 #define TXM_MAX_INTERVAL_YEARS	100
 #define TXM_MAX_COUNT			10000
 #define TXM_MAX_BACKOFF_STEPS	100
+#define TXM_MAX_KEY_BYTES		1024
 
 /* tx_message.max_payload_size */
 extern int	txm_max_payload_size;

@@ -60,6 +60,7 @@ typedef struct HeldEntry
 
 typedef struct HeldIndex
 {
+	MemoryContext cxt;			/* the caller's: outlives the SPI connection */
 	HTAB	   *held;
 	List	   *leases;			/* of PendingLease, for index_moved_messages */
 	bool		moved_done;
@@ -138,8 +139,9 @@ index_pending_leases(HeldIndex *idx, TxmSub *subs, int nsubs)
 			TxmBlockBits covered;
 			TxmBlockBits done;
 			TxmBlockSlices bs;
-			PendingLease *pl = palloc(sizeof(PendingLease));
+			PendingLease *pl = MemoryContextAlloc(idx->cxt, sizeof(PendingLease));
 			TxmHolding	h;
+			MemoryContext old;
 
 			pl->sub_index = i;
 			pl->block = DatumGetInt64(SPI_getbinval(row, tuptable->tupdesc, 1, &isnull));
@@ -162,7 +164,9 @@ index_pending_leases(HeldIndex *idx, TxmSub *subs, int nsubs)
 				h.off = o;
 				add_held(idx, bs.pos[o], &h);
 			}
+			old = MemoryContextSwitchTo(idx->cxt);
 			idx->leases = lappend(idx->leases, pl);
+			MemoryContextSwitchTo(old);
 		}
 	}
 	UnregisterSnapshot(snap);
@@ -217,6 +221,7 @@ find_indexed(TxmSub *subs, int nsubs, const int64 *ids, int n, int which,
 		HASHCTL		ctl;
 
 		*idx = palloc0(sizeof(HeldIndex));
+		(*idx)->cxt = CurrentMemoryContext;
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(int64);
 		ctl.entrysize = sizeof(HeldEntry);
