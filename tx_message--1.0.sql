@@ -258,6 +258,8 @@ CREATE TABLE tx_message.dead_letters_data (
 	last_error text,
 	first_failed_at timestamptz,
 	dead_at timestamptz NOT NULL DEFAULT now(),
+	topic_id integer NOT NULL,			-- the topic's identity: a topic created
+										-- again under the same name is another
 	UNIQUE NULLS NOT DISTINCT (consumer_group, msg_id)
 ) USING heap;
 CREATE INDEX dead_letters_dead_at ON tx_message.dead_letters_data (dead_at);
@@ -307,7 +309,7 @@ CREATE VIEW tx_message.retries WITH (security_barrier) AS
 COMMENT ON VIEW tx_message.retries IS 'failed deliveries waiting for their next attempt, of the topics the current user may receive from';
 
 CREATE VIEW tx_message.dead_letters WITH (security_barrier) AS
-	SELECT * FROM tx_message.dead_letters_data WHERE tx_message._may(topic, 'receive');
+	SELECT * FROM tx_message.dead_letters_data WHERE tx_message._may(topic_id, 'receive');
 COMMENT ON VIEW tx_message.dead_letters IS 'dead letters of the topics the current user may receive from';
 
 -- The operators are spelled out: one that needs an implicit cast could be

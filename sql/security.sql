@@ -697,6 +697,29 @@ SELECT msg_id = :g2 AS same, topic, attempt FROM tx_receive('sec.billing', 10, w
 SELECT tx_ack('sec.billing', :g2) AS acked;
 RESET ROLE;
 
+-- dead letters keep their topic's identity: a role that creates a topic of
+-- the same name after it was dropped neither sees nor touches them
+SELECT tx_create_topic('sec.reborn');
+SELECT tx_subscribe('sec.reborn', 'sec.reborn-g', max_retries => 0);
+SELECT tx_send('sec.reborn', '{"secret": "old"}') AS old_id \gset
+SELECT tx_nack('sec.reborn-g', msg_id, 'failed') FROM tx_receive('sec.reborn-g', 1);
+SELECT tx_drop_topic('sec.reborn', "cascade" => true);
+GRANT EXECUTE ON FUNCTION tx_create_topic TO sec_attacker;
+SET ROLE sec_attacker;
+SELECT tx_create_topic('sec.reborn');
+SELECT count(*) AS visible_old_dead_letters FROM tx_message.dead_letters WHERE topic = 'sec.reborn';
+SELECT tx_purge_dead_letters('sec.reborn-g');
+\echo :SQLSTATE
+SELECT tx_subscribe('sec.reborn', 'sec.reborn-g');
+SELECT tx_redrive('sec.reborn-g');
+\echo :SQLSTATE
+SELECT tx_purge_half_dead_letters() AS purged_half;
+RESET ROLE;
+SELECT count(*) AS still_dead FROM tx_message.dead_letters_data WHERE msg_id = :old_id;
+SELECT tx_drop_topic('sec.reborn', "cascade" => true);
+SELECT tx_purge_dead_letters('sec.reborn-g');
+REVOKE EXECUTE ON FUNCTION tx_create_topic FROM sec_attacker;
+
 -- pg_monitor members may see the workers
 CREATE ROLE sec_monitor IN ROLE pg_monitor;
 SET ROLE sec_monitor;

@@ -56,7 +56,7 @@ grant_args(FunctionCallInfo fcinfo, char *topic, Oid *grantee, int *mask)
  * Insert or delete one row per privilege of mask.  In an SPI connection.
  */
 static void
-change_grants(const char *sql, const char *topic, Oid grantee, int mask)
+change_grants(const char *sql, int nargs, const char *topic, Oid grantee, int mask)
 {
 	Oid			types[4] = {TEXTOID, REGROLEOID, TEXTOID, REGROLEOID};
 	Datum		values[4];
@@ -69,7 +69,7 @@ change_grants(const char *sql, const char *topic, Oid grantee, int mask)
 		if ((mask & bit) == 0)
 			continue;
 		values[2] = CStringGetTextDatum(txm_privilege_name(bit));
-		txm_spi_exec(sql, 4, types, values, NULL, 0);
+		txm_spi_exec(sql, nargs, types, values, NULL, 0);
 	}
 	txm_invalidate(txm_catalog()->topic_grants);
 }
@@ -88,7 +88,7 @@ tx_grant(PG_FUNCTION_ARGS)
 	grant_args(fcinfo, topic, &grantee, &mask);
 	SPI_connect();
 	txm_lock_topic(topic, false);
-	change_grants(sql, topic, grantee, mask);
+	change_grants(sql, 4, topic, grantee, mask);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -104,7 +104,7 @@ tx_revoke(PG_FUNCTION_ARGS)
 {
 	static const char *sql =
 		"DELETE FROM tx_message.topic_grants"
-		" WHERE topic = $1 AND grantee = $2 AND privilege = $3 AND $4::regrole IS NOT NULL";
+		" WHERE topic = $1 AND grantee = $2 AND privilege = $3";
 	char		topic[TXM_NAME_MAX + 1];
 	Oid			grantee;
 	int			mask;
@@ -113,7 +113,7 @@ tx_revoke(PG_FUNCTION_ARGS)
 	if (strcmp(text_to_cstring(PG_GETARG_TEXT_PP(2)), "all") == 0)
 		mask = TXM_PRIV_EVERY;
 	SPI_connect();
-	change_grants(sql, topic, grantee, mask);
+	change_grants(sql, 3, topic, grantee, mask);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -135,11 +135,7 @@ tx_message_may(PG_FUNCTION_ARGS)
 Datum
 tx_message_may_id(PG_FUNCTION_ARGS)
 {
-	const char *cached = txm_topic_name(PG_GETARG_INT32(0));
 	int			mask = txm_parse_privilege(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	char		topic[TXM_NAME_MAX + 1];
 
-	/* a topic dropped since: the extension owner's, as for txm_may */
-	strlcpy(topic, cached ? cached : "", sizeof(topic));
-	PG_RETURN_BOOL(txm_may(topic, GetUserId(), mask));
+	PG_RETURN_BOOL(txm_may_id(PG_GETARG_INT32(0), GetUserId(), mask));
 }

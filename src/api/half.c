@@ -77,10 +77,15 @@ resolve_half_fn(FunctionCallInfo fcinfo, bool commit)
 
 	txm_require_arg(fcinfo, 0, "msg_id");
 	txm_check_can_send(commit ? "tx_commit_half()" : "tx_rollback_half()");
-	/* deciding a half message is sending it, or not: 'send' on its topic */
+	/*
+	 * Deciding a half message is sending it, or not: 'send' on its topic.
+	 * One that is not there yet stays unknown even if its producer commits
+	 * before the decision below would see it.
+	 */
 	topic_id = txm_half_topic(PG_GETARG_INT64(0));
-	if (topic_id != 0)
-		txm_require_topic_privilege(txm_lookup_topic_by_id(topic_id), TXM_PRIV_SEND);
+	if (topic_id == 0)
+		txm_no_half_message(PG_GETARG_INT64(0));
+	txm_require_topic_privilege(txm_lookup_topic_by_id(topic_id), TXM_PRIV_SEND);
 	PG_RETURN_BOOL(txm_resolve_half(PG_GETARG_INT64(0), commit, "producer"));
 }
 

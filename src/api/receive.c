@@ -92,11 +92,11 @@ group_arg(FunctionCallInfo fcinfo, int argno)
  * on every topic the group is subscribed to.
  */
 static TxmSub *
-consumer_subs(const char *group, int *nsubs, const char *action)
+consumer_subs(const char *group, int *nsubs)
 {
 	TxmSub	   *subs = txm_group_subs(group, nsubs, false);
 
-	txm_require_group_member(group, subs[0].group_owner, action);
+	txm_require_group_member(group, subs[0].group_owner);
 	for (int i = 0; i < *nsubs; i++)
 		txm_require_topic_privilege(txm_lookup_topic_by_id(subs[i].topic_id), TXM_PRIV_RECEIVE);
 	return subs;
@@ -294,7 +294,7 @@ tx_receive(PG_FUNCTION_ARGS)
 	}
 	txm_check_can_consume("tx_receive()");
 
-	subs = consumer_subs(group, &nsubs, "receive");
+	subs = consumer_subs(group, &nsubs);
 	pull = pulled_subscriptions(group, subs, nsubs);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	out = receive_until(subs, nsubs, pull, max_messages, lease, deadline);
@@ -316,7 +316,7 @@ tx_ack(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 1, "msg_ids");
 	ids = txm_id_array(PG_GETARG_ARRAYTYPE_P(1), &n);
 	txm_check_can_consume("tx_ack()");
-	subs = consumer_subs(group, &nsubs, "ack");
+	subs = consumer_subs(group, &nsubs);
 	PG_RETURN_INT32(txm_ack(subs, nsubs, ids, n));
 }
 
@@ -332,7 +332,7 @@ tx_ack_one(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 1, "msg_id");
 	id = PG_GETARG_INT64(1);
 	txm_check_can_consume("tx_ack()");
-	subs = consumer_subs(group, &nsubs, "ack");
+	subs = consumer_subs(group, &nsubs);
 	PG_RETURN_BOOL(txm_ack(subs, nsubs, &id, 1) == 1);
 }
 
@@ -356,7 +356,7 @@ tx_nack(PG_FUNCTION_ARGS)
 		txm_check_not_negative("retry_in", retry_in);
 	}
 	txm_check_can_consume("tx_nack()");
-	subs = consumer_subs(group, &nsubs, "nack");
+	subs = consumer_subs(group, &nsubs);
 	result = txm_nack(subs, nsubs, PG_GETARG_INT64(1),
 					  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 					  retry_in);
@@ -386,7 +386,7 @@ tx_extend_lease(PG_FUNCTION_ARGS)
 	lease = PG_GETARG_INTERVAL_P(2);
 	txm_check_positive_interval("lease", lease);
 	txm_check_can_consume("tx_extend_lease()");
-	subs = consumer_subs(group, &nsubs, "extend leases");
+	subs = consumer_subs(group, &nsubs);
 	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													TimestampTzGetDatum(GetCurrentTimestamp()),
 													IntervalPGetDatum(lease)));

@@ -67,34 +67,45 @@ check_subscription_options(FunctionCallInfo fcinfo)
 
 /*
  * Find or create a consumer group, lock its row against a concurrent
- * tx_unsubscribe that would remove it, and check that the caller has the
- * privileges of its owner (the role that created it).  In the caller's SPI
- * connection.
+ * tx_unsubscribe or tx_drop_topic that would remove it, and check that the
+ * caller has the privileges of its owner (the role that created it).  The
+ * check comes before anything is written: a look-up with a share lock,
+ * then, for a new group, an insert (again if another session's got there
+ * first).  In the caller's SPI connection.
  */
 static void
 lock_group(Datum group)
 {
-	static const char *sql =
-		"INSERT INTO tx_message.consumer_groups AS g (consumer_group, owner) VALUES ($1, $2)"
-		" ON CONFLICT (consumer_group) DO UPDATE SET consumer_group = g.consumer_group"
-		" RETURNING g.owner";
+	static const char *find_sql =
+		"SELECT owner FROM tx_message.consumer_groups WHERE consumer_group = $1 FOR KEY SHARE";
+	static const char *create_sql =
+		"INSERT INTO tx_message.consumer_groups (consumer_group, owner) VALUES ($1, $2)"
+		" ON CONFLICT (consumer_group) DO NOTHING";
 	Oid			types[2] = {TEXTOID, REGROLEOID};
 	Datum		values[2];
 	bool		isnull;
 	Oid			owner;
+	const char *owner_name;
 
 	values[0] = group;
 	values[1] = ObjectIdGetDatum(GetUserId());
-	txm_spi_exec(sql, 2, types, values, NULL, 1);
+	while (txm_spi_exec(find_sql, 1, types, values, NULL, 1) == 0)
+	{
+		if (txm_spi_exec(create_sql, 2, types, values, NULL, 0) == 1)
+			return;
+		CHECK_FOR_INTERRUPTS();
+	}
 	owner = DatumGetObjectId(txm_spi_value(0, 1, &isnull));
-	txm_require_group_member(TextDatumGetCString(group), owner, "subscribe");
+	txm_require_group_member(TextDatumGetCString(group), owner);
 	/* a superuser passes any membership check: say whose group it joins */
 	if (owner != GetUserId() && !is_member_of_role_nosuper(GetUserId(), owner))
+	{
+		owner_name = GetUserNameFromId(owner, true);
 		ereport(NOTICE,
 				(errmsg("consumer group \"%s\" belongs to role \"%s\"",
-						TextDatumGetCString(group),
-						GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "?"),
+						TextDatumGetCString(group), owner_name ? owner_name : "?"),
 				 errdetail("Its members can receive this subscription's messages and change it.")));
+	}
 }
 
 /*
@@ -221,8 +232,7 @@ tx_unsubscribe(PG_FUNCTION_ARGS)
 				 errmsg("consumer group \"%s\" is not subscribed to topic \"%s\"", group, topic)));
 	/* the group's team, or an admin of the topic, may end a subscription */
 	if (!topic_admin)
-		txm_require_group_member(group, DatumGetObjectId(txm_spi_value(0, 2, &isnull)),
-								 "unsubscribe");
+		txm_require_group_member(group, DatumGetObjectId(txm_spi_value(0, 2, &isnull)));
 	values[0] = txm_spi_value(0, 1, &isnull);
 	txm_spi_exec(drop_sql, 2, drop_types, values, NULL, 0);
 	SPI_finish();

@@ -205,6 +205,11 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 	static const char *subs_sql =
 		"SELECT string_agg(quote_literal(consumer_group), ', ' ORDER BY consumer_group)"
 		"  FROM tx_message.subscriptions WHERE topic = $1 HAVING count(*) > 0";
+	static const char *groups_sql =
+		"SELECT 1 FROM tx_message.consumer_groups g"
+		" WHERE g.consumer_group IN"
+		"  (SELECT consumer_group FROM tx_message.subscriptions WHERE topic = $1)"
+		" ORDER BY g.consumer_group FOR UPDATE";
 	static const char *drop_sql =
 		"WITH t AS (SELECT topic_id FROM tx_message.topics WHERE topic = $1),"
 		" s AS (DELETE FROM tx_message.subscriptions WHERE topic = $1"
@@ -235,6 +240,12 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	lock_topic_for_admin(topic);
+	/*
+	 * Lock the groups first, in a statement of their own: the drop below
+	 * then sees every subscription a concurrent tx_subscribe added to them
+	 * before it keeps or deletes a group.
+	 */
+	txm_spi_exec(groups_sql, 1, types, values, NULL, 0);
 	if (!PG_GETARG_BOOL(1) && txm_spi_exec(subs_sql, 1, types, values, NULL, 0) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

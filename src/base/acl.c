@@ -174,12 +174,18 @@ granted_mask(const char *topic, Oid role)
 int
 txm_topic_privileges(const TxmTopic *topic, Oid role)
 {
-	const TxmCatalog *c = txm_catalog();
+	const TxmCatalog *c;
 	PrivKey		key;
 	PrivEntry  *entry;
 	int			mask;
 	char		name[TXM_NAME_MAX + 1];
 	Oid			owner = topic->owner;
+	int32		topic_id = topic->topic_id;
+
+	/* everything from the entry first: txm_catalog() may free it */
+	strlcpy(name, topic->name, sizeof(name));
+	topic = NULL;
+	c = txm_catalog();
 
 	if (privs_stale && privs != NULL)
 	{
@@ -202,13 +208,12 @@ txm_topic_privileges(const TxmTopic *topic, Oid role)
 	}
 
 	memset(&key, 0, sizeof(key));
-	key.topic_id = topic->topic_id;
+	key.topic_id = topic_id;
 	key.role = role;
 	entry = hash_search(privs, &key, HASH_FIND, NULL);
 	if (entry)
 		return entry->mask;
 
-	strlcpy(name, topic->name, sizeof(name));
 	if (is_owner(role, owner))
 		mask = TXM_PRIV_EVERY;
 	else
@@ -268,23 +273,38 @@ txm_may(const char *topic, Oid role, int privilege)
 	return txm_has_topic_privilege(t, role, privilege);
 }
 
+/* The same for a topic by id: rows that outlive their topic keep its id. */
+bool
+txm_may_id(int32 topic_id, Oid role, int privilege)
+{
+	const char *cached = txm_topic_name(topic_id);
+	char		name[TXM_NAME_MAX + 1];
+
+	if (cached == NULL)
+		return is_owner(role, InvalidOid);
+	/* the look-up may free the cached name */
+	strlcpy(name, cached, sizeof(name));
+	return txm_may(name, role, privilege);
+}
+
 /*
  * 42501 unless the current user has the privileges of the role that owns
  * a consumer group: its services are members of the team role that owns it.
  */
 void
-txm_require_group_member(const char *group, Oid group_owner, const char *action)
+txm_require_group_member(const char *group, Oid group_owner)
 {
 	Oid			role = GetUserId();
+	const char *owner_name;
 
 	if (has_privs_of_role(role, group_owner) || is_owner(role, InvalidOid))
 		return;
+	owner_name = GetUserNameFromId(group_owner, true);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for consumer group \"%s\"", group),
-			 errdetail("Only members of its owner role \"%s\" may %s in it.",
-					   GetUserNameFromId(group_owner, true) ?
-					   GetUserNameFromId(group_owner, true) : "?", action)));
+			 errdetail("The group belongs to role \"%s\"; only roles with its privileges may use it.",
+					   owner_name ? owner_name : "?")));
 }
 
 /*

@@ -27,7 +27,8 @@ extern int	txm_topic_privileges(const TxmTopic *topic, Oid role);
 extern bool txm_has_topic_privilege(const TxmTopic *topic, Oid role, int privilege);
 extern void txm_require_topic_privilege(const TxmTopic *topic, int privilege);
 extern bool txm_may(const char *topic, Oid role, int privilege);
+extern bool txm_may_id(int32 topic_id, Oid role, int privilege);
 extern int32 txm_topic_id_for(const char *name, int privilege);
-extern void txm_require_group_member(const char *group, Oid group_owner, const char *action);
+extern void txm_require_group_member(const char *group, Oid group_owner);
 
 #endif							/* TXM_ACL_H */

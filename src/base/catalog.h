@@ -116,7 +116,7 @@
 
 /* tx_message.retries_data and tx_message.dead_letters_data: read and written by SQL */
 #define Natts_retries				15
-#define Natts_dead_letters			13
+#define Natts_dead_letters			14
 
 /*
  * OIDs of the extension's relations in the current database, looked up once

@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
@@ -103,7 +104,8 @@ txm_check_payload(Jsonb *payload, const char *what)
 void
 txm_check_key(Datum key)
 {
-	Size		len = VARSIZE_ANY_EXHDR(DatumGetPointer(key));
+	/* the argument may still be compressed or stored out of line */
+	Size		len = toast_raw_datum_size(key) - VARHDRSZ;
 
 	if (len > TXM_MAX_KEY_BYTES)
 		ereport(ERROR,

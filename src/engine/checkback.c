@@ -111,9 +111,11 @@ lock_due_half(int64 msg_id, bool with_functions, DueHalf *h)
 		" WHERE h.msg_id = $1 AND h.state = 'half'"
 		"   AND coalesce(h.last_check_at + t.check_interval, h.sent_at + t.check_after) <= now()"
 		"   AND (t.check_function IS NOT NULL) = $2"
+		"   AND (t.check_function IS NULL"
+		"        OR pg_has_role($3, coalesce(t.check_owner, t.owner), 'USAGE'))"
 		"   FOR UPDATE OF h SKIP LOCKED";
-	Oid			types[2] = {INT8OID, BOOLOID};
-	Datum		values[2];
+	Oid			types[3] = {INT8OID, BOOLOID, OIDOID};
+	Datum		values[3];
 	HeapTuple	row;
 	TupleDesc	desc;
 	bool		isnull;
@@ -121,7 +123,13 @@ lock_due_half(int64 msg_id, bool with_functions, DueHalf *h)
 
 	values[0] = Int64GetDatum(msg_id);
 	values[1] = BoolGetDatum(with_functions);
-	if (txm_spi_exec(lock_sql, 2, types, values, NULL, 1) == 0)
+	/*
+	 * tx_run_maintenance() leaves the check functions of roles whose
+	 * privileges its caller lacks to the worker (usercode.c says why), and
+	 * does not lock their half messages meanwhile.
+	 */
+	values[2] = ObjectIdGetDatum(GetUserId());
+	if (txm_spi_exec(lock_sql, 3, types, values, NULL, 1) == 0)
 		return false;
 	/* the check function runs statements of its own: keep a copy */
 	row = SPI_copytuple(SPI_tuptable->vals[0]);
@@ -261,9 +269,6 @@ check_one(int64 msg_id, bool with_functions, TxmMaintStats *stats)
 	char	   *detail = NULL;
 
 	if (!lock_due_half(msg_id, with_functions, &h))
-		return false;
-	/* as for handlers: tx_run_maintenance() leaves others' code to the worker */
-	if (OidIsValid(h.check_function) && !has_privs_of_role(GetUserId(), h.owner))
 		return false;
 	stats->checks++;
 	txm_count(TXM_COUNTER_CHECKS, 1);

@@ -6,13 +6,13 @@
  * User code runs in a subtransaction, as the role that named it (never as
  * the calling worker or session's role), as a security-restricted operation
  * (as PostgreSQL runs index expressions in maintenance commands: no SET
- * ROLE, no temporary objects, no cursors left behind), under a statement
- * timeout of its own.  Every call starts from the settings a fresh session
- * of that role in this database would have: the caller's SET commands are
- * undone (RESET ALL), the ALTER ROLE / ALTER DATABASE ... SET defaults of
- * that role are applied, and whatever the code sets is undone when it
- * returns, in a GUC nest level of its own.  So nothing one handler or check
- * function sets reaches the next, nor the extension's own statements.  If it fails or times out, its
+ * ROLE, no temporary objects), under a statement timeout of its own.  Every
+ * call starts from the settings a fresh session of that role in this
+ * database would have: the caller's SET commands are undone (RESET ALL), the
+ * ALTER ROLE / ALTER DATABASE ... SET defaults of that role are applied, and
+ * whatever the code sets is undone when it returns, in a GUC nest level of
+ * its own.  So nothing one handler or check function sets reaches the next,
+ * nor the extension's own statements.  If it fails or times out, its
  * subtransaction is rolled back, so nothing it did survives, and the error
  * message is handed to the caller, who decides what the failure means (an
  * unknown check-back, a failed delivery).
@@ -138,20 +138,24 @@ role_defaults(Oid role)
 	MemoryContext old;
 	Relation	rel;
 
+	List	   *settings = NIL;
+
 	if (defaults.role == role && defaults.lxid == MyProc->lxid)
 		return defaults.settings;
+	/* an error while reading must leave no half-read list behind */
+	defaults.role = InvalidOid;
 	old = MemoryContextSwitchTo(TopTransactionContext);
-	defaults.settings = NIL;
 	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
-	defaults.settings = read_settings(rel, InvalidOid, InvalidOid, defaults.settings);
-	defaults.settings = read_settings(rel, MyDatabaseId, InvalidOid, defaults.settings);
-	defaults.settings = read_settings(rel, InvalidOid, role, defaults.settings);
-	defaults.settings = read_settings(rel, MyDatabaseId, role, defaults.settings);
+	settings = read_settings(rel, InvalidOid, InvalidOid, settings);
+	settings = read_settings(rel, MyDatabaseId, InvalidOid, settings);
+	settings = read_settings(rel, InvalidOid, role, settings);
+	settings = read_settings(rel, MyDatabaseId, role, settings);
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
+	defaults.settings = settings;
 	defaults.role = role;
 	defaults.lxid = MyProc->lxid;
-	return defaults.settings;
+	return settings;
 }
 
 /*
@@ -174,10 +178,16 @@ fresh_settings(Oid role)
 		if (value != NULL)
 			(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
 									 GUC_ACTION_SET, true, DEBUG1, false);
-		/* ParseLongOption allocates with malloc */
+		/* ParseLongOption allocates with malloc before PostgreSQL 16 */
+#if PG_VERSION_NUM >= 160000
+		pfree(name);
+		if (value)
+			pfree(value);
+#else
 		free(name);
 		if (value)
 			free(value);
+#endif
 	}
 }
 
@@ -206,8 +216,8 @@ txm_run_user_code(Oid fn, Oid role, Datum arg, int timeout_ms,
 	{
 		const char *name = GetUserNameFromId(role, true);
 
-		*error = psprintf("role \"%s\" may not execute function %s",
-						  name ? name : "?", format_procedure(fn));
+		*error = psprintf("permission denied for function %s (role \"%s\")",
+						  format_procedure(fn), name ? name : "?");
 		return false;
 	}
 

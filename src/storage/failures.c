@@ -122,16 +122,16 @@ txm_dead_letter(const TxmSub *sub, int64 msg_id, TimestampTz sent_at,
 	static const char *sql =
 		"INSERT INTO tx_message.dead_letters_data AS d"
 		" (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
-		"  attempts, reason, last_error, first_failed_at, dead_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())"
+		"  attempts, reason, last_error, first_failed_at, dead_at, topic_id)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), $13)"
 		" ON CONFLICT (consumer_group, msg_id) DO UPDATE"
 		"   SET attempts = excluded.attempts, reason = excluded.reason,"
 		"       last_error = excluded.last_error, first_failed_at = excluded.first_failed_at,"
 		"       dead_at = excluded.dead_at";
-	Oid			types[12] = {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID,
-	TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[12];
-	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[13] = {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID, JSONBOID,
+	TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID};
+	Datum		values[13];
+	char		nulls[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(msg_id);
 	values[1] = CStringGetTextDatum(sub->topic);
@@ -147,7 +147,8 @@ txm_dead_letter(const TxmSub *sub, int64 msg_id, TimestampTz sent_at,
 	values[10] = last_error ? CStringGetTextDatum(last_error) : (Datum) 0;
 	nulls[10] = txm_spi_null(last_error == NULL);
 	values[11] = TimestampTzGetDatum(first_failed_at);
-	txm_spi_exec(sql, 12, types, values, nulls, 0);
+	values[12] = Int32GetDatum(sub->topic_id);
+	txm_spi_exec(sql, 13, types, values, nulls, 0);
 	notify_dead_letter(sub->topic, sub->group, msg_id,
 					   isnull[TXM_COL_KEY] ? NULL : TextDatumGetCString(cols[TXM_COL_KEY]),
 					   reason);
@@ -165,9 +166,9 @@ txm_dead_letter_half(int64 msg_id, const char *topic, const char *key, const cha
 		"WITH h AS (DELETE FROM tx_message.half_messages WHERE msg_id = $1 RETURNING *)"
 		" INSERT INTO tx_message.dead_letters_data AS d"
 		"  (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
-		"   attempts, reason, last_error, first_failed_at, dead_at)"
+		"   attempts, reason, last_error, first_failed_at, dead_at, topic_id)"
 		" SELECT h.msg_id, $2, h.key, h.tags, h.headers, h.payload, h.sent_at, NULL,"
-		"        h.checks, 'check-back exhausted', $3, h.first_checked_at, now() FROM h"
+		"        h.checks, 'check-back exhausted', $3, h.first_checked_at, now(), h.topic_id FROM h"
 		" ON CONFLICT (consumer_group, msg_id) DO UPDATE"
 		"   SET attempts = excluded.attempts, reason = excluded.reason,"
 		"       last_error = excluded.last_error, dead_at = excluded.dead_at";

@@ -306,6 +306,15 @@ txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 	txm_at_commit_request_maintenance();
 }
 
+void
+txm_no_half_message(int64 msg_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("half message %lld does not exist", (long long) msg_id),
+			 errhint("It was never sent with tx_send_half(), its transaction has not committed, or it was removed after its topic's retention.")));
+}
+
 /* The topic of a half message, or 0 if there is no such half message. */
 int32
 txm_half_topic(int64 msg_id)
@@ -377,10 +386,7 @@ txm_resolve_half(int64 msg_id, bool commit, const char *resolved_by)
 		char	   *state;
 
 		if (txm_spi_exec(state_sql, 1, types, values, NULL, 1) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("half message %lld does not exist", (long long) msg_id),
-					 errhint("It was never sent with tx_send_half(), its transaction has not committed, or it was removed after its topic's retention.")));
+			txm_no_half_message(msg_id);
 		state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		if (strcmp(state, commit ? "committed" : "rolled_back") != 0)
 			ereport(ERROR,

@@ -25,6 +25,7 @@ extern void txm_delayed_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at
 							   TimestampTz deliver_at, const Datum *cols, const bool *isnull);
 extern void txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 							const Datum *cols, const bool *isnull);
+extern void txm_no_half_message(int64 msg_id) pg_attribute_noreturn();
 extern int32 txm_half_topic(int64 msg_id);
 extern bool txm_resolve_half(int64 msg_id, bool commit, const char *resolved_by);
 
