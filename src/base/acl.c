@@ -174,27 +174,34 @@ granted_mask(const char *topic, Oid role)
 int
 txm_topic_privileges(const TxmTopic *topic, Oid role)
 {
-	const TxmCatalog *c;
 	PrivKey		key;
 	PrivEntry  *entry;
 	int			mask;
 	char		name[TXM_NAME_MAX + 1];
 	Oid			owner = topic->owner;
-	int32		topic_id = topic->topic_id;
 
-	/* everything from the entry first: txm_catalog() may free it */
-	strlcpy(name, topic->name, sizeof(name));
-	topic = NULL;
-	c = txm_catalog();
-
+	memset(&key, 0, sizeof(key));
+	key.topic_id = topic->topic_id;
+	key.role = role;
 	if (privs_stale && privs != NULL)
 	{
 		hash_destroy(privs);
 		privs = NULL;
 	}
 	privs_stale = false;
+	if (privs != NULL)
+	{
+		entry = hash_search(privs, &key, HASH_FIND, NULL);
+		if (entry)
+			return entry->mask;
+	}
+
+	/* all from the entry first: what follows may process invalidations */
+	strlcpy(name, topic->name, sizeof(name));
+	topic = NULL;
 	if (privs == NULL)
 	{
+		const TxmCatalog *c = txm_catalog();
 		HASHCTL		ctl;
 
 		memset(&ctl, 0, sizeof(ctl));
@@ -206,13 +213,6 @@ txm_topic_privileges(const TxmTopic *topic, Oid role)
 		cached_topics = c->topics;
 		cached_grants = c->topic_grants;
 	}
-
-	memset(&key, 0, sizeof(key));
-	key.topic_id = topic_id;
-	key.role = role;
-	entry = hash_search(privs, &key, HASH_FIND, NULL);
-	if (entry)
-		return entry->mask;
 
 	if (is_owner(role, owner))
 		mask = TXM_PRIV_EVERY;
@@ -243,12 +243,15 @@ void
 txm_require_topic_privilege(const TxmTopic *topic, int privilege)
 {
 	Oid			role = GetUserId();
-	char		name[TXM_NAME_MAX + 1];
+	int32		topic_id = topic->topic_id;
+	const char *name;
 
-	/* the check may free the topic cache entry */
-	strlcpy(name, topic->name, sizeof(name));
 	if (txm_has_topic_privilege(topic, role, privilege))
 		return;
+	/* the check may have freed the entry: find the name again */
+	name = txm_topic_name(topic_id);
+	if (name == NULL)
+		name = "?";
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for topic \"%s\"", name),
