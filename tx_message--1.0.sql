@@ -119,6 +119,7 @@ CREATE TABLE tx_message.half_messages (
 	last_check_at timestamptz,
 	resolved_at timestamptz,
 	resolved_by text,
+	last_check_error text,				-- why the last check gave no decision
 	CHECK (state IN ('half', 'committed', 'rolled_back'))
 ) USING heap;
 CREATE INDEX half_messages_pending ON tx_message.half_messages (topic_id, sent_at) WHERE state = 'half';

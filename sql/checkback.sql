@@ -115,6 +115,17 @@ SELECT tx_commit_half(:h_answered);
 CALL maintain_until('true');
 SELECT state, checks FROM tx_message.half_messages WHERE msg_id = :h_answered;
 
+-- the answer to the last allowed check is accepted for check_interval: the
+-- message becomes a dead letter only at the scan after that
+SELECT tx_create_topic('last-call', check_after => '10 ms', check_interval => '1 hour', check_max => 1);
+SELECT tx_send_half('last-call', '{}', key => 'late answer') AS h_last \gset
+CALL maintain_until(format('(SELECT checks = 1 FROM tx_message.half_messages WHERE msg_id = %s)', :h_last));
+SELECT tx_run_maintenance()->'dead_lettered' AS dead_lettered_meanwhile;
+SELECT state, checks FROM tx_message.half_messages WHERE msg_id = :h_last;
+SELECT tx_commit_half(:h_last) AS answered;
+SELECT state FROM tx_message.messages WHERE msg_id = :h_last;
+SELECT tx_drop_topic('last-call');
+
 -- delayed messages: committed now, moved into the log when due, not before
 SELECT tx_create_topic('later');
 SELECT tx_send('later', '{"when": "soon"}', delay => '2 s') AS d_soon,

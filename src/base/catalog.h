@@ -68,7 +68,7 @@
 #define Anum_log_slots_sealed_heads 7
 
 /* tx_message.half_messages and tx_message.delayed: read and written by SQL */
-#define Natts_half_messages			13
+#define Natts_half_messages			14
 #define Natts_delayed				8
 
 /* tx_message.ticks, and ticks_pkey (tick_id) */

@@ -225,8 +225,9 @@ notify_check(const DueHalf *h)
 }
 
 /*
- * A check gave no decision: count it, and dead-letter the message after its
- * topic's check_max unknown checks.
+ * A check gave no decision: count it.  After the topic's check_max unknown
+ * checks the message still waits one check_interval for an answer to the
+ * last one (check_one dead-letters it at the scan after that).
  */
 static void
 record_unknown(const DueHalf *h, const char *detail, TxmMaintStats *stats)
@@ -234,27 +235,23 @@ record_unknown(const DueHalf *h, const char *detail, TxmMaintStats *stats)
 	static const char *unknown_sql =
 		"UPDATE tx_message.half_messages"
 		"   SET checks = checks + 1, last_check_at = now(),"
-		"       first_checked_at = coalesce(first_checked_at, now())"
+		"       first_checked_at = coalesce(first_checked_at, now()), last_check_error = $2"
 		" WHERE msg_id = $1 RETURNING checks";
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
 	bool		isnull;
 	int32		checks;
 
 	stats->check_unknown++;
 	values[0] = Int64GetDatum(h->msg_id);
-	txm_spi_exec(unknown_sql, 1, types, values, NULL, 1);
+	values[1] = CStringGetTextDatum(detail);
+	txm_spi_exec(unknown_sql, 2, types, values, NULL, 1);
 	checks = DatumGetInt32(txm_spi_value(0, 1, &isnull));
 	if (OidIsValid(h->check_function))
 		ereport(LOG,
 				(errmsg("check-back %d of half message " INT64_FORMAT " of topic \"%s\" gave no decision",
 						checks, h->msg_id, h->topic),
 				 errdetail("%s.", detail)));
-	if (checks >= h->check_max)
-	{
-		txm_dead_letter_half(h->msg_id, h->topic, h->key, detail);
-		stats->dead_lettered++;
-	}
 }
 
 /*
@@ -270,6 +267,18 @@ check_one(int64 msg_id, bool with_functions, TxmMaintStats *stats)
 
 	if (!lock_due_half(msg_id, with_functions, &h))
 		return false;
+
+	/*
+	 * The last allowed check was made one check_interval ago and nobody
+	 * answered it: as RocketMQ, discard on the scan after the last check, so
+	 * that an answer to every check is accepted for check_interval.
+	 */
+	if (h.checks >= h.check_max)
+	{
+		txm_dead_letter_half(msg_id, h.topic, h.key, NULL);
+		stats->dead_lettered++;
+		return true;
+	}
 	stats->checks++;
 	txm_count(TXM_COUNTER_CHECKS, 1);
 

@@ -156,8 +156,8 @@ txm_dead_letter(const TxmSub *sub, int64 msg_id, TimestampTz sent_at,
 
 /*
  * Move a half message whose check-backs are exhausted to the dead letters
- * (consumer group NULL), notify and log.  Runs in the caller's SPI
- * connection.
+ * (consumer group NULL), notify and log.  last_error NULL keeps the reason
+ * its last check gave no decision.  Runs in the caller's SPI connection.
  */
 void
 txm_dead_letter_half(int64 msg_id, const char *topic, const char *key, const char *last_error)
@@ -168,16 +168,19 @@ txm_dead_letter_half(int64 msg_id, const char *topic, const char *key, const cha
 		"  (msg_id, topic, key, tags, headers, payload, sent_at, consumer_group,"
 		"   attempts, reason, last_error, first_failed_at, dead_at, topic_id)"
 		" SELECT h.msg_id, $2, h.key, h.tags, h.headers, h.payload, h.sent_at, NULL,"
-		"        h.checks, 'check-back exhausted', $3, h.first_checked_at, now(), h.topic_id FROM h"
+		"        h.checks, 'check-back exhausted', coalesce($3, h.last_check_error),"
+		"        h.first_checked_at, now(), h.topic_id FROM h"
 		" ON CONFLICT (consumer_group, msg_id) DO UPDATE"
 		"   SET attempts = excluded.attempts, reason = excluded.reason,"
 		"       last_error = excluded.last_error, dead_at = excluded.dead_at";
 	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(msg_id);
 	values[1] = CStringGetTextDatum(topic);
-	values[2] = CStringGetTextDatum(last_error);
-	txm_spi_exec(sql, 3, types, values, NULL, 0);
+	values[2] = last_error ? CStringGetTextDatum(last_error) : (Datum) 0;
+	nulls[2] = last_error ? ' ' : 'n';
+	txm_spi_exec(sql, 3, types, values, nulls, 0);
 	notify_dead_letter(topic, NULL, msg_id, key, "check-back exhausted");
 }
