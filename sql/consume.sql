@@ -138,3 +138,20 @@ SELECT count(*) AS again FROM tx_receive('points', 10);
 
 DROP TABLE points_ledger;
 SELECT tx_drop_topic('c.orders', "cascade" => true), tx_drop_topic('c.refunds', "cascade" => true);
+
+-- one transaction receives and holds far more messages than the database's
+-- claim registry has entries (two per connection: 120 000 messages are 469
+-- blocks): a run of whole blocks takes a single entry
+SHOW max_connections;
+SELECT tx_create_topic('c.bulk');
+SELECT tx_subscribe('c.bulk', 'bulk');
+SELECT count(*) AS sent FROM generate_series(1, 120) g,
+	LATERAL tx_send_batch('c.bulk', ARRAY(SELECT jsonb_build_object('g', g) FROM generate_series(1, 1000)));
+BEGIN;
+SELECT count(*) AS received FROM tx_receive('bulk', 30000);
+SELECT count(*) AS received FROM tx_receive('bulk', 30000);
+SELECT count(*) AS received FROM tx_receive('bulk', 30000);
+SELECT count(*) AS received FROM tx_receive('bulk', 30000);
+SELECT count(*) AS received FROM tx_receive('bulk', 30000);
+COMMIT;
+SELECT tx_drop_topic('c.bulk', "cascade" => true);

@@ -123,6 +123,7 @@ extern void txm_hint_retry_set(int32 sub_id, uint32 version, TimestampTz due);
 extern void txm_claims_lock(TxmDbSlot *slot, LWLockMode mode);
 extern void txm_claims_unlock(TxmDbSlot *slot);
 extern void txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken);
+extern int	txm_claims_capacity(void);
 extern bool txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block,
 							   const uint8 *covered, int64 first_seq);
 

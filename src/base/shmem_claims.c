@@ -295,11 +295,55 @@ txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken)
 	Assert(LWLockHeldByMe(slot->claim_lock));
 	for (int i = 0; i < txm_shared->claims_per_slot; i++)
 	{
-		if (claims[i].sub_id != sub_id || claims[i].block != block)
+		if (claims[i].sub_id != sub_id || block < claims[i].block ||
+			block > claims[i].last_block)
 			continue;
+		/* a range of blocks covers each of them whole, as its first */
 		for (int k = 0; k < TXM_BLOCK_BYTES; k++)
 			taken[k] |= claims[i].covered[k];
 	}
+}
+
+/* How many open claims one database's registry holds. */
+int
+txm_claims_capacity(void)
+{
+	return txm_shared ? txm_shared->claims_per_slot : 0;
+}
+
+static bool
+covers_all(const uint8 *covered)
+{
+	for (int k = 0; k < TXM_BLOCK_BYTES; k++)
+		if (covered[k] != 0xFF)
+			return false;
+	return true;
+}
+
+/*
+ * A claim of a whole block right after a range of whole blocks that this
+ * (sub)transaction claimed extends the range: a transaction that receives
+ * a long run of messages holds one entry, however many blocks it covers.
+ */
+static bool
+extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block)
+{
+	TxmClaim   *claims = slot_claims(slot);
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	foreach(lc, own_claims)
+	{
+		OwnClaim   *own = lfirst(lc);
+		TxmClaim   *claim = &claims[own->index];
+
+		if (own->slot != slot || own->sub_id != sub_id || own->nest_level != level ||
+			claim->last_block != block - 1 || !covers_all(claim->covered))
+			continue;
+		claim->last_block = block;
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -313,6 +357,8 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 	TxmClaim   *claims = slot_claims(slot);
 
 	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
+	if (covers_all(covered) && extend_own_range(slot, sub_id, block))
+		return true;
 	for (int i = 0; i < txm_shared->claims_per_slot; i++)
 	{
 		MemoryContext old;
@@ -322,6 +368,7 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 			continue;
 		claims[i].sub_id = sub_id;
 		claims[i].block = block;
+		claims[i].last_block = block;
 		claims[i].pgprocno = MyProc->pgprocno;
 		memcpy(claims[i].covered, covered, TXM_BLOCK_BYTES);
 

@@ -78,6 +78,7 @@ typedef struct TxmClaim
 	int32		sub_id;			/* 0: free entry */
 	int			pgprocno;		/* owner */
 	int64		block;
+	int64		last_block;		/* > block: block..last_block, every position */
 	uint8		covered[TXM_BLOCK_BYTES];
 } TxmClaim;
 

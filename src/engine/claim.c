@@ -72,6 +72,9 @@ static bool xact_claimed = false;
 /* when this backend last looked for expired leases without shared-memory hints */
 static TimestampTz last_expiry_scan = 0;
 
+/* did the claim registry refuse a claim during the current txm_claim()? */
+static bool registry_full = false;
+
 /* One block being claimed. */
 typedef struct BlockClaim
 {
@@ -267,7 +270,7 @@ cover(BlockClaim *bc, int off)
  * End the decision: publish what the claim covers and release the claim
  * lock.  Returns false if the registry was full: then the block is left to
  * others for now, and its deliveries are withdrawn (*withdrawn says how
- * many).
+ * many).  txm_claim() reports a full registry if that leaves it nothing.
  */
 static bool
 decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, List **out, int *withdrawn)
@@ -288,9 +291,7 @@ decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, List **out, int *
 		*out = list_delete_last(*out);
 		(*withdrawn)++;
 	}
-	ereport(LOG,
-			(errmsg("tx_message claim registry is full"),
-			 errhint("Open receiving transactions hold claims until they end.")));
+	registry_full = true;
 	return false;
 }
 
@@ -847,6 +848,7 @@ txm_claim(TxmSub *subs, int nsubs, const bool *pull, int need, Interval *lease)
 
 	if (local_turn)
 		last_expiry_scan = now;
+	registry_full = false;
 	for (int i = 0; i < nsubs; i++)
 	{
 		deadlines[i] = lease_deadline(&subs[i], lease, now);
@@ -863,6 +865,14 @@ txm_claim(TxmSub *subs, int nsubs, const bool *pull, int need, Interval *lease)
 		else
 			got += claim_stream(&subs[i], i, need - got, deadlines[i], &out);
 	}
+	/* never an empty answer while messages wait, without saying why */
+	if (out == NIL && registry_full)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many open transactions of this database hold received messages"),
+				 errdetail("Each open transaction that received messages holds an entry of the database's claim registry until it ends; it has %d.",
+						   txm_claims_capacity()),
+				 errhint("End receiving transactions sooner, or raise max_connections.")));
 	foreach(lc, out)
 	{
 		TxmDelivery *d = lfirst(lc);
