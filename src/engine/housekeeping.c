@@ -244,38 +244,49 @@ txm_advance_watermark(const TxmSub *sub)
 	return txm_store_done_seq(sub->sub_id, done_seq, seq);
 }
 
-/* Housekeeping of every subscription of this database: expiry and watermarks. */
-void
-txm_maintain_subscriptions(TxmMaintStats *stats)
+/*
+ * The consumer groups of this database, in one order for every process (so
+ * that their row locks cannot deadlock), allocated in cxt.
+ */
+char	  **
+txm_group_names(MemoryContext cxt, int *ngroups)
 {
-	/* one order for every process, so that their row locks cannot deadlock */
 	static const char *sql = "SELECT DISTINCT consumer_group FROM tx_message.subscriptions ORDER BY 1";
-	int			ngroups;
 	char	  **names;
 
 	SPI_connect();
-	ngroups = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
-	names = SPI_palloc(sizeof(char *) * Max(ngroups, 1));
-	for (int i = 0; i < ngroups; i++)
-	{
-		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		names[i] = SPI_palloc(strlen(name) + 1);
-		strcpy(names[i], name);
-	}
+	*ngroups = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
+	names = MemoryContextAlloc(cxt, sizeof(char *) * Max(*ngroups, 1));
+	for (int i = 0; i < *ngroups; i++)
+		names[i] = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1));
 	SPI_finish();
+	return names;
+}
+
+/* Housekeeping of one consumer group: lease expiry and watermarks. */
+void
+txm_maintain_group(const char *group, TxmMaintStats *stats)
+{
+	int			nsubs;
+	TxmSub	   *subs = txm_group_subs(group, &nsubs, true);
+
+	for (int i = 0; i < nsubs; i++)
+	{
+		stats->leases_expired += txm_expire_leases(&subs[i]);
+		txm_advance_watermark(&subs[i]);
+	}
+}
+
+/* Housekeeping of every subscription of this database. */
+void
+txm_maintain_subscriptions(TxmMaintStats *stats)
+{
+	int			ngroups;
+	char	  **names = txm_group_names(CurrentMemoryContext, &ngroups);
 
 	for (int g = 0; g < ngroups; g++)
-	{
-		int			nsubs;
-		TxmSub	   *subs = txm_group_subs(names[g], &nsubs, true);
-
-		for (int i = 0; i < nsubs; i++)
-		{
-			stats->leases_expired += txm_expire_leases(&subs[i]);
-			txm_advance_watermark(&subs[i]);
-		}
-	}
+		txm_maintain_group(names[g], stats);
 }
 
 /* Does any log table, half_messages or delayed hold rows of this xid? */

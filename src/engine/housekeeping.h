@@ -21,6 +21,8 @@
 extern int64 txm_release_delayed(int limit);
 extern int	txm_expire_leases(const TxmSub *sub);
 extern int64 txm_advance_watermark(const TxmSub *sub);
+extern char **txm_group_names(MemoryContext cxt, int *ngroups);
+extern void txm_maintain_group(const char *group, TxmMaintStats *stats);
 extern void txm_maintain_subscriptions(TxmMaintStats *stats);
 extern int	txm_report_prepared(bool warn);
 extern int64 txm_trim_ticks(void);

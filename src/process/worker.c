@@ -26,6 +26,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
@@ -61,6 +62,51 @@ tick_unit(void *arg)
 	u->ticked = txm_tick(false);
 }
 
+/*
+ * The housekeeping steps run one unit each, and the subscriptions one unit
+ * per consumer group: a step or a group that fails (it is logged and
+ * counted, and tried again next cycle) holds up none of the others.
+ */
+typedef struct StepUnit
+{
+	bool		installed;
+	int			steps;			/* steps of the cycle, or 0 with a group */
+	const char *group;
+	TxmMaintStats *stats;
+} StepUnit;
+
+static void
+step_unit(void *arg)
+{
+	StepUnit   *u = arg;
+
+	u->installed = txm_lock_extension();
+	if (!u->installed)
+		return;
+	if (u->group)
+		txm_maintain_group(u->group, u->stats);
+	else
+		txm_maintenance_cycle(u->steps, true, u->stats);
+}
+
+typedef struct GroupsUnit
+{
+	bool		installed;
+	MemoryContext cxt;
+	char	  **names;
+	int			n;
+} GroupsUnit;
+
+static void
+groups_unit(void *arg)
+{
+	GroupsUnit *u = arg;
+
+	u->installed = txm_lock_extension();
+	if (u->installed)
+		u->names = txm_group_names(u->cxt, &u->n);
+}
+
 typedef struct MaintenanceUnit
 {
 	bool		installed;
@@ -77,10 +123,57 @@ maintenance_unit(void *arg)
 	m->installed = txm_lock_extension();
 	if (!m->installed)
 		return;
-	txm_maintenance_cycle(TXM_STEPS_HOUSEKEEPING, true, &m->stats);
 	txm_worker_note_stale_prepared((int) m->stats.stale_prepared);
 	m->executor_wanted = txm_executor_needed();
 	m->deadline = txm_next_deadline();
+}
+
+/* Run the housekeeping steps; false if the extension was dropped meanwhile. */
+static bool
+housekeeping(TxmMaintStats *stats)
+{
+	static const int steps[] = {TXM_STEP_RELEASE_DELAYED, TXM_STEP_SUBSCRIPTIONS,
+	TXM_STEP_RETENTION, TXM_STEP_PREPARED, TXM_STEP_TRIM_TICKS};
+	StaticAssertStmt((TXM_STEP_RELEASE_DELAYED | TXM_STEP_SUBSCRIPTIONS | TXM_STEP_RETENTION |
+					  TXM_STEP_PREPARED | TXM_STEP_TRIM_TICKS) == TXM_STEPS_HOUSEKEEPING,
+					 "the worker runs every housekeeping step");
+
+	for (int i = 0; i < lengthof(steps); i++)
+	{
+		StepUnit	u;
+
+		memset(&u, 0, sizeof(u));
+		u.installed = true;
+		u.stats = stats;
+		if (steps[i] == TXM_STEP_SUBSCRIPTIONS)
+		{
+			GroupsUnit	g;
+
+			memset(&g, 0, sizeof(g));
+			g.installed = true;
+			g.cxt = AllocSetContextCreate(CurrentMemoryContext, "tx_message groups",
+										  ALLOCSET_SMALL_SIZES);
+			if (txm_run_in_transaction(groups_unit, &g, "listing consumer groups"))
+			{
+				for (int k = 0; k < g.n && g.installed && u.installed; k++)
+				{
+					u.group = g.names[k];
+					txm_run_in_transaction(step_unit, &u, "consumer group housekeeping");
+				}
+			}
+			MemoryContextDelete(g.cxt);
+			if (!g.installed)
+				return false;
+		}
+		else
+		{
+			u.steps = steps[i];
+			txm_run_in_transaction(step_unit, &u, "maintenance");
+		}
+		if (!u.installed)
+			return false;
+	}
+	return true;
 }
 
 /* When the next tick is due. */
@@ -118,8 +211,8 @@ maintain(void)
 	TimestampTz next;
 
 	memset(&m, 0, sizeof(m));
-	m.installed = true;
-	if (txm_run_in_transaction(maintenance_unit, &m, "maintenance"))
+	m.installed = housekeeping(&m.stats);
+	if (!m.installed || txm_run_in_transaction(maintenance_unit, &m, "maintenance"))
 	{
 		if (!m.installed)
 		{
