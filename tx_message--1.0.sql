@@ -492,7 +492,7 @@ CREATE FUNCTION tx_worker_status(OUT pid integer, OUT database name,
 								 OUT delivered bigint, OUT checks bigint,
 								 OUT dead_lettered bigint, OUT errors bigint,
 								 OUT handled bigint, OUT stale_prepared integer,
-								 OUT executor_pid integer)
+								 OUT executor_pids integer[])
 	RETURNS SETOF record
 	LANGUAGE C VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_worker_status';

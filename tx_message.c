@@ -86,6 +86,13 @@ define_settings(void)
 							10, 0, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.executors",
+							"Executor processes per database that run check functions and handlers.",
+							"With two or more, the first runs check functions only, so that check-backs never wait behind handlers, and the others run handlers, one subscription each at a time, so that one slow handler holds up only its own subscription.",
+							&txm_executors,
+							3, 1, TXM_MAX_EXECUTORS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.batch_size",
 							"Most delayed messages released, or check-backs made, per cycle.",
 							NULL,

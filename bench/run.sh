@@ -548,7 +548,7 @@ scenario_handler()
 		sql "CALL fill_txm('bench', $HANDLER_MSGS, 10000, '$PAYLOAD')" >/dev/null
 		wait_ticked "$HANDLER_MSGS"
 		for i in $(seq 1 100); do
-			[ "$(sql "SELECT executor_pid IS NOT NULL FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
+			[ "$(sql "SELECT cardinality(executor_pids) > 0 FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
 			sleep 0.1
 		done
 		# the worker's counter counts since it started, and it outlives the

@@ -12,10 +12,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -85,8 +87,21 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 /*
  * tx_worker_status() RETURNS TABLE (pid, database, started_at, last_cycle_at,
  *	 delivered, checks, dead_lettered, errors, handled, stale_prepared,
- *	 executor_pid)
+ *	 executor_pids)
  */
+/* The pids of the executors that run, in their order, as an integer[]. */
+static Datum
+executor_pids(const TxmWorkerStatus *row)
+{
+	Datum		pids[TXM_MAX_EXECUTORS];
+	int			n = 0;
+
+	for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
+		if (row->executor_pids[i] != 0)
+			pids[n++] = Int32GetDatum(row->executor_pids[i]);
+	return PointerGetDatum(construct_array(pids, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
 Datum
 tx_worker_status(PG_FUNCTION_ARGS)
 {
@@ -119,8 +134,7 @@ tx_worker_status(PG_FUNCTION_ARGS)
 		for (int k = 0; k < lengthof(columns); k++)
 			values[4 + k] = Int64GetDatum((int64) rows[i].counters[columns[k]]);
 		values[9] = Int32GetDatum(rows[i].stale_prepared);
-		values[10] = Int32GetDatum(rows[i].executor_pid);
-		nulls[10] = rows[i].executor_pid == 0;
+		values[10] = executor_pids(&rows[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

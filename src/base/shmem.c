@@ -205,7 +205,7 @@ txm_worker_statuses(TxmWorkerStatus *rows)
 		for (int c = 0; c < TXM_NCOUNTERS; c++)
 			rows[n].counters[c] = pg_atomic_read_u64(&slot->counters[c]);
 		rows[n].stale_prepared = (int) pg_atomic_read_u32(&slot->stale_prepared);
-		rows[n].executor_pid = slot->executor_pid;
+		memcpy(rows[n].executor_pids, slot->executor_pids, sizeof(slot->executor_pids));
 		n++;
 	}
 	LWLockRelease(txm_shared->lock);
@@ -278,6 +278,16 @@ find_database(const TxmDatabase *dbs, int n, Oid oid)
 	return NULL;
 }
 
+/* Does any executor of the slot run? */
+static bool
+any_executor(const TxmDbSlot *slot)
+{
+	for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
+		if (slot->executor_pids[i] != 0)
+			return true;
+	return false;
+}
+
 /*
  * Free the slots of databases that are gone, unusable or known to lack the
  * extension (remembering the latter), and forget absent databases that no
@@ -292,7 +302,7 @@ release_unserved_slots(const TxmDatabase *dbs, int n)
 		TxmDbSlot  *slot = &txm_shared->slots[i];
 		const TxmDatabase *db;
 
-		if (slot->dboid == InvalidOid || slot->worker_pid != 0 || slot->executor_pid != 0)
+		if (slot->dboid == InvalidOid || slot->worker_pid != 0 || any_executor(slot))
 			continue;
 		db = find_database(dbs, n, slot->dboid);
 		if (db == NULL || !db->usable || slot->state == TXM_DB_ABSENT)
@@ -325,7 +335,7 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 	slot->dboid = dboid;
 	slot->state = TXM_DB_STOPPED;
 	slot->stop_requested = false;
-	slot->executor_wanted = false;
+	slot->executors_wanted = 0;
 	slot->restart_after = 0;
 }
 
@@ -489,22 +499,23 @@ shmem_request_worker(Oid dboid)
  *----------
  */
 
+/* arg: the executor's index, or -1 for the database worker */
 static void
 process_detach(int code, Datum arg)
 {
 	TxmDbSlot  *slot = attached;
-	bool		executor = DatumGetBool(arg);
+	int			executor = DatumGetInt32(arg);
 
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	SpinLockAcquire(&slot->mutex);
-	if (executor)
-		slot->executor_latch = NULL;
+	if (executor >= 0)
+		slot->executor_latches[executor] = NULL;
 	else
 		slot->worker_latch = NULL;
 	SpinLockRelease(&slot->mutex);
-	if (executor && slot->executor_pid == MyProcPid)
-		slot->executor_pid = 0;
-	else if (!executor && slot->worker_pid == MyProcPid)
+	if (executor >= 0 && slot->executor_pids[executor] == MyProcPid)
+		slot->executor_pids[executor] = 0;
+	else if (executor < 0 && slot->worker_pid == MyProcPid)
 	{
 		slot->worker_pid = 0;
 		if (slot->state != TXM_DB_ABSENT)
@@ -521,26 +532,28 @@ process_detach(int code, Datum arg)
 }
 
 /*
- * A database worker or executor takes its place in slot index, unless the
- * slot no longer serves dboid, its database is to be left alone, or the
- * place is taken.  Its place is given up when the process exits.
+ * A database worker (executor -1) or executor number executor takes its
+ * place in slot index, unless the slot no longer serves dboid, its database
+ * is to be left alone, or the place is taken.  Its place is given up when
+ * the process exits.
  */
 bool
-txm_process_attach(int index, Oid dboid, bool executor)
+txm_process_attach(int index, Oid dboid, int executor)
 {
 	TxmDbSlot  *slot;
 	bool		ok;
 
-	if (txm_shared == NULL || index < 0 || index >= txm_shared->nslots)
+	if (txm_shared == NULL || index < 0 || index >= txm_shared->nslots ||
+		executor >= TXM_MAX_EXECUTORS)
 		return false;
 	slot = &txm_shared->slots[index];
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	ok = slot->dboid == dboid && !slot->stop_requested &&
-		(executor ? slot->executor_pid == 0 : slot->worker_pid == 0);
+		(executor >= 0 ? slot->executor_pids[executor] == 0 : slot->worker_pid == 0);
 	if (ok)
 	{
-		if (executor)
-			slot->executor_pid = MyProcPid;
+		if (executor >= 0)
+			slot->executor_pids[executor] = MyProcPid;
 		else
 		{
 			slot->worker_pid = MyProcPid;
@@ -551,25 +564,25 @@ txm_process_attach(int index, Oid dboid, bool executor)
 	if (!ok)
 		return false;
 	attached = slot;
-	before_shmem_exit(process_detach, BoolGetDatum(executor));
+	before_shmem_exit(process_detach, Int32GetDatum(executor));
 	return true;
 }
 
 /* Connected, and the extension is there: publish the latch. */
 void
-txm_process_ready(bool executor)
+txm_process_ready(int executor)
 {
 	Assert(attached != NULL);
 	SpinLockAcquire(&attached->mutex);
-	if (executor)
-		attached->executor_latch = MyLatch;
+	if (executor >= 0)
+		attached->executor_latches[executor] = MyLatch;
 	else
 	{
 		attached->worker_latch = MyLatch;
 		attached->wake_on_commit = true;
 	}
 	SpinLockRelease(&attached->mutex);
-	if (!executor)
+	if (executor < 0)
 	{
 		LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 		attached->state = TXM_DB_RUNNING;
@@ -587,15 +600,16 @@ txm_process_absent(void)
 	LWLockRelease(txm_shared->lock);
 }
 
-/* Should this process leave: its database wanted alone, or no executor wanted? */
+/* Should this process leave: its database wanted alone, or this executor not wanted? */
 bool
-txm_process_must_exit(bool executor)
+txm_process_must_exit(int executor)
 {
 	bool		leave;
 
 	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_SHARED);
-	leave = attached->stop_requested || (executor && !attached->executor_wanted);
+	leave = attached->stop_requested ||
+		(executor >= 0 && (attached->executors_wanted & (((uint32) 1) << executor)) == 0);
 	LWLockRelease(txm_shared->lock);
 	return leave;
 }
@@ -614,26 +628,27 @@ txm_worker_extension_dropped(void)
 	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	attached->state = TXM_DB_ABSENT;
-	attached->executor_wanted = false;
+	attached->executors_wanted = 0;
 	LWLockRelease(txm_shared->lock);
 	txm_wake_executor();
 }
 
 /*
- * Whether the database needs an executor.  Returns true if one should be
- * started now; an executor no longer wanted is woken to leave.
+ * The executors the database needs (bit i: executor i).  Returns those to
+ * start now; executors no longer wanted are woken to leave.
  */
-bool
-txm_worker_want_executor(bool wanted)
+uint32
+txm_worker_want_executors(uint32 wanted)
 {
-	bool		start;
+	uint32		start = 0;
 
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
-	attached->executor_wanted = wanted;
-	start = wanted && attached->executor_pid == 0;
+	attached->executors_wanted = wanted;
+	for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
+		if ((wanted & (((uint32) 1) << i)) && attached->executor_pids[i] == 0)
+			start |= ((uint32) 1) << i;
 	LWLockRelease(txm_shared->lock);
-	if (!wanted)
-		txm_wake_executor();
+	txm_wake_executor();
 	return start;
 }
 
@@ -659,7 +674,7 @@ txm_worker_note_stale_prepared(int n)
 /*
  * Ask the processes serving a database to leave and not come back until
  * txm_database_resume().  Returns how many there are; their pids go to
- * pids[0..1].
+ * pids[0 .. TXM_MAX_EXECUTORS].
  */
 int
 txm_database_stop(Oid dboid, pid_t *pids)
@@ -674,8 +689,9 @@ txm_database_stop(Oid dboid, pid_t *pids)
 		slot->stop_requested = true;
 		if (slot->worker_pid != 0)
 			pids[n++] = slot->worker_pid;
-		if (slot->executor_pid != 0)
-			pids[n++] = slot->executor_pid;
+		for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
+			if (slot->executor_pids[i] != 0)
+				pids[n++] = slot->executor_pids[i];
 	}
 	LWLockRelease(txm_shared->lock);
 	return n;
@@ -689,7 +705,7 @@ txm_database_processes_gone(Oid dboid)
 
 	LWLockAcquire(txm_shared->lock, LW_SHARED);
 	slot = find_slot_locked(dboid);
-	gone = slot == NULL || (slot->worker_pid == 0 && slot->executor_pid == 0);
+	gone = slot == NULL || (slot->worker_pid == 0 && !any_executor(slot));
 	LWLockRelease(txm_shared->lock);
 	return gone;
 }

@@ -26,6 +26,9 @@
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
+/* Most executor processes per database (tx_message.executors). */
+#define TXM_MAX_EXECUTORS	8
+
 /* tx_message.max_databases */
 extern int	txm_max_databases;
 
@@ -59,7 +62,7 @@ typedef struct TxmWorkerStatus
 	TimestampTz last_cycle_at;
 	uint64		counters[TXM_NCOUNTERS];
 	int			stale_prepared;
-	pid_t		executor_pid;
+	pid_t		executor_pids[TXM_MAX_EXECUTORS];	/* 0: not running */
 } TxmWorkerStatus;
 
 /* shmem.c: the segment and the slots */
@@ -80,13 +83,13 @@ extern bool txm_launcher_awaits_attach(int index);
 extern void txm_launcher_start_failed(int index, TimestampTz now);
 
 /* shmem.c: a database worker or executor and its slot */
-extern bool txm_process_attach(int index, Oid dboid, bool executor);
-extern void txm_process_ready(bool executor);
+extern bool txm_process_attach(int index, Oid dboid, int executor);
+extern void txm_process_ready(int executor);
 extern void txm_process_absent(void);
-extern bool txm_process_must_exit(bool executor);
+extern bool txm_process_must_exit(int executor);
 extern int	txm_process_slot_index(void);
 extern void txm_worker_extension_dropped(void);
-extern bool txm_worker_want_executor(bool wanted);
+extern uint32 txm_worker_want_executors(uint32 wanted);
 extern void txm_worker_note_cycle(TimestampTz now);
 extern void txm_worker_note_stale_prepared(int n);
 

@@ -88,9 +88,9 @@ struct TxmDbSlot
 	Oid			dboid;
 	TxmDbState	state;
 	bool		stop_requested; /* DROP DATABASE and the like are waiting */
-	bool		executor_wanted;
+	uint32		executors_wanted;	/* bit i: executor i should run */
 	pid_t		worker_pid;
-	pid_t		executor_pid;
+	pid_t		executor_pids[TXM_MAX_EXECUTORS];
 	TimestampTz started_at;
 	TimestampTz restart_after;
 
@@ -102,7 +102,7 @@ struct TxmDbSlot
 	slock_t		mutex;			/* protects the fields up to ring */
 	bool		maintenance_requested;	/* a new deadline: delayed or half sent */
 	Latch	   *worker_latch;
-	Latch	   *executor_latch;
+	Latch	   *executor_latches[TXM_MAX_EXECUTORS];
 	uint64		ring_head;		/* ring entries written so far */
 	uint64		ring_ticked;	/* entries below are in committed ticks */
 	int			waiters;		/* receivers blocked until something is deliverable */

@@ -195,15 +195,16 @@ void
 txm_wake_executor(void)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	Latch	   *latch;
+	Latch	   *latches[TXM_MAX_EXECUTORS];
 
 	if (slot == NULL)
 		return;
 	SpinLockAcquire(&slot->mutex);
-	latch = slot->executor_latch;
+	memcpy(latches, slot->executor_latches, sizeof(latches));
 	SpinLockRelease(&slot->mutex);
-	if (latch)
-		SetLatch(latch);
+	for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
+		if (latches[i])
+			SetLatch(latches[i]);
 }
 
 /*

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -31,6 +32,9 @@
 #include "src/engine/handlers.h"
 #include "src/engine/settle.h"
 #include "src/engine/usercode.h"
+
+/* keeps the handler locks apart from claim.c's and from user advisory locks */
+#define TXM_HANDLER_LOCK_FIELD4	0x7468	/* "th" */
 
 int			txm_handler_timeout = 30000;
 int			txm_handler_batch_size = 100;
@@ -103,7 +107,21 @@ handler_allowed(const TxmSub *sub)
 }
 
 /*
- * Run one batch of a handler subscription in the current transaction.
+ * One executor at a time runs a subscription's handler: the others skip it
+ * while its batch runs (the lock goes with the transaction).
+ */
+static bool
+lock_subscription(int32 sub_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, 0, TXM_HANDLER_LOCK_FIELD4);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Run one batch of a handler subscription in the current transaction.  A
+ * subscription whose batch another process is running is skipped.
  * Returns how many messages were handled (successfully or not).
  */
 int
@@ -121,7 +139,8 @@ txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 	 * temporary objects) must give nobody more than they have.  The worker
 	 * runs everything.
 	 */
-	if (!has_privs_of_role(GetUserId(), sub->owner) || !handler_allowed(sub))
+	if (!has_privs_of_role(GetUserId(), sub->owner) || !lock_subscription(sub->sub_id) ||
+		!handler_allowed(sub))
 		return 0;
 	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
 	n = list_length(deliveries);

@@ -444,19 +444,21 @@ txm_next_deadline(void)
 	return next;
 }
 
-/* Has the database user code to run: check functions or handlers? */
-bool
-txm_executor_needed(void)
+/*
+ * The user code of the database: whether a topic has a check function, and
+ * how many subscriptions have a handler.
+ */
+void
+txm_user_code(bool *checks, int *handlers)
 {
 	static const char *sql =
-		"SELECT EXISTS (SELECT 1 FROM tx_message.topics WHERE check_function IS NOT NULL)"
-		"    OR EXISTS (SELECT 1 FROM tx_message.subscriptions WHERE handler IS NOT NULL)";
-	bool		needed;
+		"SELECT EXISTS (SELECT 1 FROM tx_message.topics WHERE check_function IS NOT NULL),"
+		"       (SELECT count(*)::integer FROM tx_message.subscriptions WHERE handler IS NOT NULL)";
 	bool		isnull;
 
 	SPI_connect();
 	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
-	needed = DatumGetBool(txm_spi_value(0, 1, &isnull));
+	*checks = DatumGetBool(txm_spi_value(0, 1, &isnull));
+	*handlers = DatumGetInt32(txm_spi_value(0, 2, &isnull));
 	SPI_finish();
-	return needed;
 }

@@ -27,6 +27,6 @@ extern void txm_maintain_subscriptions(TxmMaintStats *stats);
 extern int	txm_report_prepared(bool warn);
 extern int64 txm_trim_ticks(void);
 extern TimestampTz txm_next_deadline(void);
-extern bool txm_executor_needed(void);
+extern void txm_user_code(bool *checks, int *handlers);
 
 #endif							/* TXM_HOUSEKEEPING_H */

@@ -4,12 +4,18 @@
  *	  The executor: runs a database's user code, so that a slow or hanging
  *	  check function or handler never delays ticks.
  *
- * The database worker starts it while the database has check functions or
- * handler subscriptions, and it leaves when there are none any more.  Each
- * round it runs the due check-backs that have a check function, each in a
- * transaction of its own, and then gives every handler subscription batches
- * (one transaction each) until it runs dry or has had its second; then the
- * next subscription's turn comes.
+ * The database worker starts tx_message.executors of them while the
+ * database has check functions or handler subscriptions, and they leave
+ * when there are none any more.  With one, it does everything; with more,
+ * the first runs the due check-backs that have a check function (each in a
+ * transaction of its own) and nothing else, so that a check-back never
+ * waits behind a handler, and the others run handlers.  A handler executor
+ * gives every handler subscription batches (one transaction each) until it
+ * runs dry or has had its second, then the next subscription's turn comes;
+ * a subscription whose batch another executor is running is skipped
+ * (handlers.c), so one slow handler holds up one executor, not the others'
+ * subscriptions.  Each round starts one subscription further, so that every
+ * subscription comes first in turn.
  *
  * IDENTIFICATION
  *	  src/process/executor.c
@@ -75,6 +81,7 @@ handler_batch_unit(void *arg)
 static bool
 run_handlers(MemoryContext cxt)
 {
+	static uint32 round = 0;
 	HandlerUnit u;
 	bool		more = false;
 
@@ -82,9 +89,12 @@ run_handlers(MemoryContext cxt)
 	u.cxt = cxt;
 	if (!txm_run_in_transaction(load_handlers_unit, &u, "loading handler subscriptions"))
 		return false;
-	for (u.index = 0; u.index < u.nsubs; u.index++)
+	round++;
+	for (int k = 0; k < u.nsubs; k++)
 	{
 		TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), TXM_HANDLER_TURN_MS);
+
+		u.index = (int) ((round + k) % u.nsubs);
 
 		do
 		{
@@ -111,11 +121,14 @@ txm_executor_main(Datum main_arg)
 
 	for (;;)
 	{
-		bool		more;
+		bool		more = false;
+		int			me = txm_my_executor();
 
 		txm_process_checkpoint(true);
-		txm_run_due_checks(true, true);
-		more = run_handlers(cxt);
+		if (me == 0)
+			txm_run_due_checks(true, true);
+		if (me > 0 || txm_executors == 1)
+			more = run_handlers(cxt);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 more ? 0 : txm_naptime, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

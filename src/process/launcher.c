@@ -142,7 +142,7 @@ launcher_start_workers(BackgroundWorkerHandle **handles)
 
 		if (handles[i])
 			pfree(handles[i]);
-		handles[i] = txm_start_worker("txm_worker_main", "tx_message worker", i, dboids[k],
+		handles[i] = txm_start_worker("txm_worker_main", "tx_message worker", i, -1, dboids[k],
 									  MyProcPid);
 		/* without a free background worker slot, try again later */
 		retry_ms = txm_launcher_started(i, dboids[k], handles[i] != NULL, now);
@@ -259,7 +259,7 @@ database_needing_exclusive_access(Node *parsetree)
 static void
 pause_database(Oid dboid)
 {
-	pid_t		pids[2];
+	pid_t		pids[1 + TXM_MAX_EXECUTORS];
 	int			n = txm_database_stop(dboid, pids);
 
 	for (int i = 0; i < n; i++)

@@ -45,14 +45,18 @@
 bool		txm_enabled = true;
 int			txm_naptime = 1000;
 int			txm_tick_interval = 10;
+int			txm_executors = 3;
+
+/* this process's executor number, or -1 for the database worker */
+static int	my_executor = -1;
 
 /*
  * Register a database worker or executor for the database served by slot
  * slot_index.  Returns NULL if no background worker slot is free.
  */
 BackgroundWorkerHandle *
-txm_start_worker(const char *function, const char *type, int slot_index, Oid dboid,
-				 pid_t notify_pid)
+txm_start_worker(const char *function, const char *type, int slot_index, int executor,
+				 Oid dboid, pid_t notify_pid)
 {
 	BackgroundWorker bgw;
 	BackgroundWorkerHandle *handle;
@@ -66,7 +70,8 @@ txm_start_worker(const char *function, const char *type, int slot_index, Oid dbo
 	strlcpy(bgw.bgw_function_name, function, BGW_MAXLEN);
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "%s for database %u", type, dboid);
 	strlcpy(bgw.bgw_type, type, BGW_MAXLEN);
-	bgw.bgw_main_arg = Int32GetDatum(slot_index);
+	/* an executor's number goes with the slot's: slots are far fewer than 2^16 */
+	bgw.bgw_main_arg = Int32GetDatum(slot_index | ((executor + 1) << 16));
 	memcpy(bgw.bgw_extra, &dboid, sizeof(Oid));
 	bgw.bgw_notify_pid = notify_pid;
 	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
@@ -150,13 +155,15 @@ txm_attach_to_database(Datum main_arg, bool executor)
 {
 	Oid			dboid;
 	bool		installed = true;
+	int			slot_index = DatumGetInt32(main_arg) & 0xFFFF;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	if (!txm_process_attach(DatumGetInt32(main_arg), dboid, executor))
+	my_executor = executor ? (DatumGetInt32(main_arg) >> 16) - 1 : -1;
+	if (!txm_process_attach(slot_index, dboid, my_executor))
 		proc_exit(0);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
@@ -174,7 +181,14 @@ txm_attach_to_database(Datum main_arg, bool executor)
 		txm_process_absent();
 		proc_exit(0);
 	}
-	txm_process_ready(executor);
+	txm_process_ready(my_executor);
+}
+
+/* This executor's number, or -1 in the database worker. */
+int
+txm_my_executor(void)
+{
+	return my_executor;
 }
 
 /* Process SIGHUP, and leave when asked to or when disabled. */
@@ -187,7 +201,7 @@ txm_process_checkpoint(bool executor)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
-	if (!txm_enabled || txm_process_must_exit(executor))
+	if (!txm_enabled || txm_process_must_exit(my_executor))
 		proc_exit(0);
 }
 

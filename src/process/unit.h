@@ -15,13 +15,16 @@
 
 #include "postmaster/bgworker.h"
 
-/* tx_message.enabled, tx_message.naptime, tx_message.tick_interval */
+/* tx_message.enabled, .naptime, .tick_interval, .executors */
 extern bool txm_enabled;
 extern int	txm_naptime;
 extern int	txm_tick_interval;
+extern int	txm_executors;
 
 extern BackgroundWorkerHandle *txm_start_worker(const char *function, const char *type,
-												int slot_index, Oid dboid, pid_t notify_pid);
+												int slot_index, int executor, Oid dboid,
+												pid_t notify_pid);
+extern int	txm_my_executor(void);
 extern void txm_attach_to_database(Datum main_arg, bool executor);
 extern void txm_process_checkpoint(bool executor);
 extern bool txm_run_in_transaction(void (*fn) (void *), void *arg, const char *activity);

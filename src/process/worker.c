@@ -110,10 +110,32 @@ groups_unit(void *arg)
 typedef struct MaintenanceUnit
 {
 	bool		installed;
-	bool		executor_wanted;
+	uint32		executors_wanted;
 	TimestampTz deadline;
 	TxmMaintStats stats;
 } MaintenanceUnit;
+
+/*
+ * The executors the database's user code needs (bit i: executor i): with
+ * one, it runs everything; with more, the first runs check functions and
+ * the others handlers, as many as there are handler subscriptions.
+ */
+static uint32
+executors_wanted(void)
+{
+	bool		checks;
+	int			handlers;
+	uint32		wanted = 0;
+
+	txm_user_code(&checks, &handlers);
+	if (txm_executors == 1)
+		return (checks || handlers > 0) ? 1 : 0;
+	if (checks)
+		wanted |= 1;
+	for (int i = 1; i < txm_executors && i <= handlers; i++)
+		wanted |= ((uint32) 1) << i;
+	return wanted;
+}
 
 static void
 maintenance_unit(void *arg)
@@ -124,7 +146,7 @@ maintenance_unit(void *arg)
 	if (!m->installed)
 		return;
 	txm_worker_note_stale_prepared((int) m->stats.stale_prepared);
-	m->executor_wanted = txm_executor_needed();
+	m->executors_wanted = executors_wanted();
 	m->deadline = txm_next_deadline();
 }
 
@@ -209,6 +231,7 @@ maintain(void)
 {
 	MaintenanceUnit m;
 	TimestampTz next;
+	uint32		start;
 
 	memset(&m, 0, sizeof(m));
 	m.installed = housekeeping(&m.stats);
@@ -220,9 +243,11 @@ maintain(void)
 			txm_worker_extension_dropped();
 			proc_exit(0);
 		}
-		if (txm_worker_want_executor(m.executor_wanted))
-			(void) txm_start_worker("txm_executor_main", "tx_message executor",
-									txm_process_slot_index(), MyDatabaseId, 0);
+		start = txm_worker_want_executors(m.executors_wanted);
+		for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
+			if (start & (((uint32) 1) << i))
+				(void) txm_start_worker("txm_executor_main", "tx_message executor",
+										txm_process_slot_index(), i, MyDatabaseId, 0);
 	}
 	txm_run_due_checks(false, false);
 	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), txm_naptime);
