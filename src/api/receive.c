@@ -202,7 +202,7 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 		TimestampTz now;
 		long		timeout;
 
-		txm_sync_ticks();
+		txm_sync_ticks(false);
 		/* waiting for ticks used the condition variable: register again */
 		if (sleeping)
 			txm_wait_prepare(slot);

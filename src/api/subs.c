@@ -27,6 +27,7 @@
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
+#include "src/base/subcache.h"
 #include "src/base/validate.h"
 #include "src/storage/stream.h"
 #include "src/storage/tick.h"
@@ -108,6 +109,19 @@ lock_group(Datum group)
 	}
 }
 
+/* Is the group subscribed to the topic already? */
+static bool
+subscribed(int32 topic_id, const char *group)
+{
+	int			nsubs;
+	TxmSub	   *subs = txm_group_subs(group, &nsubs, true);
+
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i].topic_id == topic_id)
+			return true;
+	return false;
+}
+
 /*
  * tx_subscribe(topic text, consumer_group text, tags text[],
  *				handler regprocedure, max_retries integer, backoff interval[],
@@ -162,8 +176,13 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	values[9] = ObjectIdGetDatum(GetUserId());
 	nulls[9] = ' ';
 
-	/* 'now' means after every message committed before this call */
-	txm_sync_ticks();
+	/*
+	 * 'now' means after every message committed before this call: for a new
+	 * subscription, wait for whoever ticks if need be.  Changing the options
+	 * of one keeps its position, and waits for nothing.
+	 */
+	txm_sync_ticks(!subscribed(topic_id, group) &&
+				   strcmp(TextDatumGetCString(values[8]), "now") == 0);
 	SPI_connect();
 	txm_lock_topic(topic, false);
 	lock_group(values[1]);

@@ -106,7 +106,7 @@ extern bool txm_worker_tick_due(bool *urgent);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
 extern void txm_wake_executor(void);
-extern void txm_wait_for_ticks(int timeout_ms);
+extern bool txm_wait_for_ticks(int timeout_ms);
 extern void txm_wait_prepare(TxmDbSlot *slot);
 extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms);
 extern void txm_wait_cancel(void);
@@ -128,7 +128,8 @@ extern void txm_claims_unlock(TxmDbSlot *slot);
 extern void txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken);
 extern int	txm_claims_capacity(void);
 extern bool txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block,
-							   const uint8 *covered, int64 first_seq);
+							   const uint8 *covered, int64 first_seq,
+							   TimestampTz lease_until);
 
 /* shmem_xact.c: what the current transaction asks for at its commit */
 extern void txm_at_commit_ring_append(uint64 xid64);

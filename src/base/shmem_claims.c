@@ -33,6 +33,8 @@
 
 #include "src/base/shmem_internal.h"
 
+static TxmClaim *slot_claims(TxmDbSlot *slot);
+
 /*----------
  * Hints
  *----------
@@ -153,16 +155,28 @@ txm_hint_expiry_min(int32 sub_id, TimestampTz t)
 	LWLockRelease(slot->hint_lock);
 }
 
-/* No lease of the subscription runs out before t (DT_NOEND: none pending). */
+/*
+ * No committed lease of the subscription runs out before t (DT_NOEND: none
+ * pending).  The leases of open claims, which the caller could not see,
+ * count too: read under the hint lock, so that a claim published after the
+ * read lowers the hint after this.
+ */
 void
 txm_hint_expiry_set(int32 sub_id, TimestampTz t)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	TxmHint    *h;
+	TxmClaim   *claims;
 
 	if (slot == NULL)
 		return;
+	claims = slot_claims(slot);
 	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	LWLockAcquire(slot->claim_lock, LW_SHARED);
+	for (int i = 0; i < txm_shared->claims_per_slot; i++)
+		if (claims[i].sub_id == sub_id && claims[i].lease_until < t)
+			t = claims[i].lease_until;
+	LWLockRelease(slot->claim_lock);
 	h = hint_for(slot, sub_id, true);
 	if (h)
 		h->next_expiry = t;
@@ -326,7 +340,7 @@ covers_all(const uint8 *covered)
  * a long run of messages holds one entry, however many blocks it covers.
  */
 static bool
-extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block)
+extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block, TimestampTz lease_until)
 {
 	TxmClaim   *claims = slot_claims(slot);
 	int			level = GetCurrentTransactionNestLevel();
@@ -341,6 +355,7 @@ extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block)
 			claim->last_block != block - 1 || !covers_all(claim->covered))
 			continue;
 		claim->last_block = block;
+		claim->lease_until = Min(claim->lease_until, lease_until);
 		return true;
 	}
 	return false;
@@ -352,12 +367,12 @@ extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block)
  */
 bool
 txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
-				   int64 first_seq)
+				   int64 first_seq, TimestampTz lease_until)
 {
 	TxmClaim   *claims = slot_claims(slot);
 
 	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
-	if (covers_all(covered) && extend_own_range(slot, sub_id, block))
+	if (covers_all(covered) && extend_own_range(slot, sub_id, block, lease_until))
 		return true;
 	for (int i = 0; i < txm_shared->claims_per_slot; i++)
 	{
@@ -369,6 +384,7 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 		claims[i].sub_id = sub_id;
 		claims[i].block = block;
 		claims[i].last_block = block;
+		claims[i].lease_until = lease_until;
 		claims[i].pgprocno = MyProc->pgprocno;
 		memcpy(claims[i].covered, covered, TXM_BLOCK_BYTES);
 

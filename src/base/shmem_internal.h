@@ -79,6 +79,7 @@ typedef struct TxmClaim
 	int			pgprocno;		/* owner */
 	int64		block;
 	int64		last_block;		/* > block: block..last_block, every position */
+	TimestampTz lease_until;	/* of its lease rows, not visible to others yet */
 	uint8		covered[TXM_BLOCK_BYTES];
 } TxmClaim;
 

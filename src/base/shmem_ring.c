@@ -212,15 +212,16 @@ txm_wake_executor(void)
  * timeout_ms.  Receivers call this so that a message whose commit returned
  * before tx_receive() started is always visible to it.
  */
-void
+bool
 txm_wait_for_ticks(int timeout_ms)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	uint64		target;
 	TimestampTz deadline;
+	bool		done = false;
 
 	if (slot == NULL || !txm_worker_running(slot))
-		return;
+		return false;
 	SpinLockAcquire(&slot->mutex);
 	target = slot->ring_head;
 	SpinLockRelease(&slot->mutex);
@@ -244,7 +245,8 @@ txm_wait_for_ticks(int timeout_ms)
 		SpinLockRelease(&slot->mutex);
 		if (latch)
 			SetLatch(latch);
-		if (ticked >= target || !txm_worker_running(slot))
+		done = ticked >= target;
+		if (done || !txm_worker_running(slot))
 			break;
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
@@ -252,6 +254,7 @@ txm_wait_for_ticks(int timeout_ms)
 		ConditionVariableTimedSleep(&slot->cv, remaining, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	return done;
 }
 
 /* Register for the broadcasts of the slot's condition variable. */

@@ -273,7 +273,8 @@ cover(BlockClaim *bc, int off)
  * many).  txm_claim() reports a full registry if that leaves it nothing.
  */
 static bool
-decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, List **out, int *withdrawn)
+decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, TimestampTz lease_until,
+		   List **out, int *withdrawn)
 {
 	bool		registered = true;
 
@@ -282,7 +283,7 @@ decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, List **out, int *
 		return true;
 	if (bc->first_off >= 0)
 		registered = txm_claims_publish(slot, sub->sub_id, bc->block, bc->covered.b,
-										bc->start + bc->first_off);
+										bc->start + bc->first_off, lease_until);
 	txm_claims_unlock(slot);
 	if (registered)
 		return true;
@@ -446,7 +447,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			continue;
 		}
 		next_free = stream_cover(sub_index, &bc, need, &got, lease_until, out);
-		if (!decide_end(slot, sub, &bc, out, &withdrawn))
+		if (!decide_end(slot, sub, &bc, lease_until, out, &withdrawn))
 		{
 			got -= withdrawn;
 			break;
@@ -643,7 +644,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 			break;				/* a claimer without shared memory is in this block */
 		ordered_cover(sub_index, &bc, blocked, need, &got, &scanned, keys, key_nulls,
 					  lease_until, out);
-		if (!decide_end(slot, sub, &bc, out, &withdrawn))
+		if (!decide_end(slot, sub, &bc, lease_until, out, &withdrawn))
 		{
 			got -= withdrawn;
 			break;

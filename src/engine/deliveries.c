@@ -7,10 +7,16 @@
  * tx_ack and tx_nack find a message this session received here without
  * reading any table, and a delivery this session no longer holds (its lease
  * expired and the message went to someone else with a higher attempt)
- * counts nothing.  Acks from another connection (through a pool, say) look
- * the message up in the tables instead (settle.c).  A delivery made by a
- * transaction or subtransaction that rolls back is forgotten with it: its
- * lease row is gone.
+ * counts nothing.  A delivery this session nacked, or acked without
+ * finishing it, or finished from a retry row, stays here settled, so that
+ * acking or nacking it again counts nothing too, rather than finding the
+ * message in the tables, held by its next receiver; a settling that rolls
+ * back is forgotten with it.  (An ack that finished a leased message just
+ * forgets it: the hot path takes one hash probe, and the tables then show
+ * the message done.)  Acks from another connection
+ * (through a pool, say) look the message up in the tables instead
+ * (settle.c).  A delivery made by a transaction or subtransaction that
+ * rolls back is forgotten with it: its lease row is gone.
  *
  * IDENTIFICATION
  *	  src/engine/deliveries.c
@@ -41,6 +47,7 @@ typedef struct SessionEntry
 	int16		first_off;
 	int16		off;
 	int32		attempt;
+	bool		settled;		/* acked or nacked by this session */
 } SessionEntry;
 
 static HTAB *session_deliveries = NULL;
@@ -54,6 +61,9 @@ typedef struct XactDelivery
 
 static List *xact_deliveries = NIL;
 
+/* deliveries settled by the current transaction, in the same form */
+static List *xact_settled = NIL;
+
 /* The hash key: set in place, so that its padding is zero too. */
 static void
 session_key(SessionKey *key, int32 sub_id, int64 msg_id)
@@ -61,6 +71,25 @@ session_key(SessionKey *key, int32 sub_id, int64 msg_id)
 	memset(key, 0, sizeof(SessionKey));
 	key->msg_id = msg_id;
 	key->sub_id = sub_id;
+}
+
+/* The session's table of deliveries, started afresh when it grew too large. */
+static void
+ensure_session_deliveries(void)
+{
+	HASHCTL		ctl;
+
+	if (session_deliveries != NULL &&
+		hash_get_num_entries(session_deliveries) <= SESSION_CACHE_MAX)
+		return;
+	if (session_deliveries)
+		hash_destroy(session_deliveries);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(SessionKey);
+	ctl.entrysize = sizeof(SessionEntry);
+	ctl.hcxt = TopMemoryContext;
+	session_deliveries = hash_create("tx_message deliveries", 1024, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 void
@@ -72,25 +101,14 @@ txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
 	MemoryContext old;
 
 	session_key(&key, sub_id, d->msg.msg_id);
-	if (session_deliveries == NULL || hash_get_num_entries(session_deliveries) > SESSION_CACHE_MAX)
-	{
-		HASHCTL		ctl;
-
-		if (session_deliveries)
-			hash_destroy(session_deliveries);
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(SessionKey);
-		ctl.entrysize = sizeof(SessionEntry);
-		ctl.hcxt = TopMemoryContext;
-		session_deliveries = hash_create("tx_message deliveries", 1024, &ctl,
-										 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	ensure_session_deliveries();
 	e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
 	e->from_retry = d->from_retry;
 	e->block = d->block;
 	e->first_off = d->first_off;
 	e->off = d->off;
 	e->attempt = d->attempt;
+	e->settled = false;
 
 	/* freed by the transaction callbacks, which run outside any transaction memory */
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -102,13 +120,40 @@ txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
 }
 
 /*
- * Where this session holds a message, if it received it; sub_index is left
- * alone.  With take, a delivery held by its lease is forgotten at once (the
- * caller finishes it: one hash probe where a look-up and a removal would
- * take two), while one held by a retry row stays until the caller forgets
- * it, so that a finish that fails can be tried again with its attempt.
+ * A delivery of this session is settled: acking or nacking it again counts
+ * nothing.  Forgotten if the current (sub)transaction rolls back.
  */
-bool
+void
+txm_deliveries_settle(int32 sub_id, int64 msg_id)
+{
+	SessionKey	key;
+	SessionEntry *e;
+	XactDelivery *xd;
+	MemoryContext old;
+
+	ensure_session_deliveries();
+	session_key(&key, sub_id, msg_id);
+	e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
+	e->settled = true;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	xd = palloc(sizeof(XactDelivery));
+	xd->key = key;
+	xd->nest_level = GetCurrentTransactionNestLevel();
+	xact_settled = lappend(xact_settled, xd);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Where this session holds a message, if it received it; sub_index is left
+ * alone.  Returns TXM_HELD_UNKNOWN if this session never received it (the
+ * caller looks in the tables), TXM_HELD_SETTLED if this session already
+ * settled it (the caller counts nothing).  With take, a delivery held by
+ * its lease is forgotten at once (the caller finishes it: one hash probe
+ * where a look-up and a removal would take two), while one held by a retry
+ * row stays until the caller settles it, so that a finish that fails can be
+ * tried again with its attempt.
+ */
+TxmHeld
 txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 {
 	SessionKey	key;
@@ -116,51 +161,55 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 
 	session_key(&key, sub_id, msg_id);
 	if (session_deliveries == NULL)
-		return false;
-	e = hash_search(session_deliveries, &key, take ? HASH_REMOVE : HASH_FIND, NULL);
+		return TXM_HELD_UNKNOWN;
+	e = hash_search(session_deliveries, &key, HASH_FIND, NULL);
 	if (e == NULL)
-		return false;
-	/* a removed entry stays readable until the next insertion */
+		return TXM_HELD_UNKNOWN;
+	if (e->settled)
+		return TXM_HELD_SETTLED;
 	h->from_retry = e->from_retry;
 	h->block = e->block;
 	h->first_off = e->first_off;
 	h->off = e->off;
 	h->attempt = e->attempt;
-	if (take && h->from_retry)
-	{
-		e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
-		e->from_retry = h->from_retry;
-		e->block = h->block;
-		e->first_off = h->first_off;
-		e->off = h->off;
-		e->attempt = h->attempt;
-	}
-	return true;
+	if (take && !h->from_retry)
+		hash_search(session_deliveries, &key, HASH_REMOVE, NULL);
+	return TXM_HELD_HERE;
 }
 
-void
-txm_deliveries_forget(int32 sub_id, int64 msg_id)
-{
-	SessionKey	key;
-
-	session_key(&key, sub_id, msg_id);
-	if (session_deliveries == NULL)
-		return;
-	hash_search(session_deliveries, &key, HASH_REMOVE, NULL);
-}
-
-/* Forget the deliveries made at nesting level min_level or deeper. */
+/* Remove the deliveries made at nesting level min_level or deeper. */
 static void
 forget_from_level(int min_level)
 {
 	ListCell   *lc;
 
+	if (session_deliveries == NULL)
+		return;
 	foreach(lc, xact_deliveries)
 	{
 		XactDelivery *xd = lfirst(lc);
 
 		if (xd->nest_level >= min_level)
-			txm_deliveries_forget(xd->key.sub_id, xd->key.msg_id);
+			hash_search(session_deliveries, &xd->key, HASH_REMOVE, NULL);
+	}
+}
+
+/* Forget the settling done at nesting level min_level or deeper. */
+static void
+unsettle_from_level(int min_level)
+{
+	ListCell   *lc;
+
+	foreach(lc, xact_settled)
+	{
+		XactDelivery *xd = lfirst(lc);
+
+		if (xd->nest_level < min_level)
+			continue;
+		if (session_deliveries)
+			hash_search(session_deliveries, &xd->key, HASH_REMOVE, NULL);
+		pfree(xd);
+		xact_settled = foreach_delete_current(xact_settled, lc);
 	}
 }
 
@@ -168,12 +217,17 @@ void
 txm_deliveries_xact_callback(XactEvent event)
 {
 	if (event == XACT_EVENT_ABORT)
+	{
+		unsettle_from_level(0);
 		forget_from_level(0);
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
 	{
 		list_free_deep(xact_deliveries);
 		xact_deliveries = NIL;
+		list_free_deep(xact_settled);
+		xact_settled = NIL;
 	}
 }
 
@@ -184,11 +238,21 @@ txm_deliveries_subxact_callback(SubXactEvent event)
 	ListCell   *lc;
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		unsettle_from_level(level);
 		forget_from_level(level);
+	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
 		/* they now belong to the parent */
 		foreach(lc, xact_deliveries)
+		{
+			XactDelivery *xd = lfirst(lc);
+
+			if (xd->nest_level >= level)
+				xd->nest_level = level - 1;
+		}
+		foreach(lc, xact_settled)
 		{
 			XactDelivery *xd = lfirst(lc);
 

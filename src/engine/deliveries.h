@@ -40,8 +40,16 @@ typedef struct TxmHolding
 } TxmHolding;
 
 extern void txm_deliveries_remember(int32 sub_id, const TxmDelivery *d);
-extern bool txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take);
-extern void txm_deliveries_forget(int32 sub_id, int64 msg_id);
+/* What a session knows of a delivery */
+typedef enum TxmHeld
+{
+	TXM_HELD_UNKNOWN,			/* never received here */
+	TXM_HELD_HERE,				/* received here, not settled yet */
+	TXM_HELD_SETTLED			/* acked or nacked here already */
+} TxmHeld;
+
+extern TxmHeld txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take);
+extern void txm_deliveries_settle(int32 sub_id, int64 msg_id);
 extern void txm_deliveries_xact_callback(XactEvent event);
 extern void txm_deliveries_subxact_callback(SubXactEvent event);
 

@@ -420,6 +420,39 @@ txm_trim_ticks(void)
 	return n;
 }
 
+/*
+ * Rows that outlived their subscription or topic: a transaction that was
+ * still open when tx_unsubscribe or tx_drop_topic removed the others wrote
+ * them (a lease of a receive, a retry of a nack, a half message) and
+ * committed after.  Nothing else ever reads or removes them.  Returns how
+ * many went.
+ */
+int64
+txm_remove_orphans(void)
+{
+	static const char *sql =
+		"WITH l AS (DELETE FROM tx_message.leases x WHERE NOT EXISTS"
+		"  (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id) RETURNING 1),"
+		" r AS (DELETE FROM tx_message.retries_data x WHERE NOT EXISTS"
+		"  (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id) RETURNING 1),"
+		" st AS (DELETE FROM tx_message.sub_state x WHERE NOT EXISTS"
+		"  (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id) RETURNING 1),"
+		" h AS (DELETE FROM tx_message.half_messages x WHERE NOT EXISTS"
+		"  (SELECT FROM tx_message.topics t WHERE t.topic_id = x.topic_id) RETURNING 1),"
+		" d AS (DELETE FROM tx_message.delayed x WHERE NOT EXISTS"
+		"  (SELECT FROM tx_message.topics t WHERE t.topic_id = x.topic_id) RETURNING 1)"
+		" SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM r) + (SELECT count(*) FROM st)"
+		"      + (SELECT count(*) FROM h) + (SELECT count(*) FROM d)";
+	bool		isnull;
+	int64		n;
+
+	SPI_connect();
+	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
+	n = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
 /* When the next delayed message or check-back falls due (0: none). */
 TimestampTz
 txm_next_deadline(void)

@@ -26,6 +26,7 @@ extern void txm_maintain_group(const char *group, TxmMaintStats *stats);
 extern void txm_maintain_subscriptions(TxmMaintStats *stats);
 extern int	txm_report_prepared(bool warn);
 extern int64 txm_trim_ticks(void);
+extern int64 txm_remove_orphans(void);
 extern TimestampTz txm_next_deadline(void);
 extern void txm_user_code(bool *checks, int *handlers);
 

@@ -84,4 +84,6 @@ txm_maintenance_cycle(int steps, bool warn_prepared, TxmMaintStats *stats)
 		stats->stale_prepared = txm_report_prepared(warn_prepared);
 	if (steps & TXM_STEP_TRIM_TICKS)
 		stats->ticks_trimmed += txm_trim_ticks();
+	if (steps & TXM_STEP_ORPHANS)
+		(void) txm_remove_orphans();
 }

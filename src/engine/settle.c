@@ -257,7 +257,11 @@ find_holding(TxmSub *subs, int nsubs, const int64 *ids, int n, int which,
 {
 	for (int i = 0; i < nsubs; i++)
 	{
-		if (txm_deliveries_lookup(subs[i].sub_id, ids[which], h, take))
+		TxmHeld		held = txm_deliveries_lookup(subs[i].sub_id, ids[which], h, take);
+
+		if (held == TXM_HELD_SETTLED)
+			return false;
+		if (held == TXM_HELD_HERE)
 		{
 			h->sub_index = i;
 			return true;
@@ -293,6 +297,7 @@ typedef struct LeaseMask
 	int64		block;
 	int16		first_off;
 	TxmBlockBits mask;
+	int			nbits;			/* bits set in mask */
 } LeaseMask;
 
 typedef struct LeaseMaskKey
@@ -378,6 +383,7 @@ int
 txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 {
 	LeaseMask  *masks = palloc0(sizeof(LeaseMask) * Max(n, 1));
+	int		   *mask_of = palloc(sizeof(int) * Max(n, 1));
 	int			nmasks = 0;
 	int			acked = 0;
 	HeldIndex  *idx = NULL;
@@ -389,24 +395,42 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 		int32		sub_id;
 		int			m;
 
+		mask_of[i] = -1;
 		if (!find_holding(subs, nsubs, ids, n, i, &h, true, &idx))
 			continue;
 		sub_id = subs[h.sub_index].sub_id;
 		if (h.from_retry)
 		{
-			/* forgotten once finished: a retried ack must still know its attempt */
+			/* settled once finished: a retried ack must still know its attempt */
 			if (finish_retry(sub_id, ids[i], h.attempt))
 				acked++;
-			txm_deliveries_forget(sub_id, ids[i]);
+			txm_deliveries_settle(sub_id, ids[i]);
 			continue;
 		}
 		m = lease_mask_index(masks, &nmasks, &by_lease, sub_id, h.block, h.first_off);
+		if (!txm_bit_get(&masks[m].mask, h.off))
+			masks[m].nbits++;
 		txm_bit_set(&masks[m].mask, h.off);
+		mask_of[i] = m;
 	}
 	for (int m = 0; m < nmasks; m++)
-		acked += txm_finish_in_lease(masks[m].sub_id, masks[m].block, masks[m].first_off,
-									 &masks[m].mask);
+	{
+		int			finished = txm_finish_in_lease(masks[m].sub_id, masks[m].block,
+												   masks[m].first_off, &masks[m].mask);
+
+		acked += finished;
+		if (finished == masks[m].nbits)
+			continue;
+		/*
+		 * Some were no longer held (their lease expired): a second ack must
+		 * not find them in the tables, held by their next receiver.
+		 */
+		for (int i = 0; i < n; i++)
+			if (mask_of[i] == m)
+				txm_deliveries_settle(masks[m].sub_id, ids[i]);
+	}
 	pfree(masks);
+	pfree(mask_of);
 	return acked;
 }
 
@@ -538,8 +562,8 @@ txm_nack(TxmSub *subs, int nsubs, int64 msg_id, const char *error, Interval *ret
 	if (!find_holding(subs, nsubs, &msg_id, 1, 0, &h, true, &idx))
 		return NULL;
 	sub = &subs[h.sub_index];
-	if (h.from_retry)
-		txm_deliveries_forget(sub->sub_id, msg_id);
+	/* whatever it does, a nack settles the delivery for this session */
+	txm_deliveries_settle(sub->sub_id, msg_id);
 	if (h.from_retry)
 		result = nack_retry(sub, &h, msg_id, error, retry_in);
 	else

@@ -67,6 +67,8 @@ tick_unit(void *arg)
  * per consumer group: a step or a group that fails (it is logged and
  * counted, and tried again next cycle) holds up none of the others.
  */
+#define TXM_ORPHANS_INTERVAL_MS	60000
+
 typedef struct StepUnit
 {
 	bool		installed;
@@ -155,14 +157,26 @@ static bool
 housekeeping(TxmMaintStats *stats)
 {
 	static const int steps[] = {TXM_STEP_RELEASE_DELAYED, TXM_STEP_SUBSCRIPTIONS,
-	TXM_STEP_RETENTION, TXM_STEP_PREPARED, TXM_STEP_TRIM_TICKS};
+	TXM_STEP_RETENTION, TXM_STEP_PREPARED, TXM_STEP_TRIM_TICKS, TXM_STEP_ORPHANS};
+	static TimestampTz orphans_at = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
 	StaticAssertStmt((TXM_STEP_RELEASE_DELAYED | TXM_STEP_SUBSCRIPTIONS | TXM_STEP_RETENTION |
-					  TXM_STEP_PREPARED | TXM_STEP_TRIM_TICKS) == TXM_STEPS_HOUSEKEEPING,
+					  TXM_STEP_PREPARED | TXM_STEP_TRIM_TICKS | TXM_STEP_ORPHANS) ==
+					 TXM_STEPS_HOUSEKEEPING,
 					 "the worker runs every housekeeping step");
 
 	for (int i = 0; i < lengthof(steps); i++)
 	{
 		StepUnit	u;
+
+		/* orphans are rare and need whole-table scans: once a minute */
+		if (steps[i] == TXM_STEP_ORPHANS)
+		{
+			if (!TimestampDifferenceExceeds(orphans_at, now, TXM_ORPHANS_INTERVAL_MS))
+				continue;
+			orphans_at = now;
+		}
 
 		memset(&u, 0, sizeof(u));
 		u.installed = true;

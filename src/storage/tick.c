@@ -664,17 +664,19 @@ txm_tick(bool wait)
 /*
  * Make everything committed before now deliverable: wait for the worker's
  * tick, or, with no worker serving this database, tick in this transaction
- * (unless someone else is ticking).
+ * (unless someone else is ticking).  strict makes sure of it, waiting for
+ * whoever ticks and ticking here after them if need be: tx_subscribe's
+ * 'now' must leave out every message committed before it.
  */
 void
-txm_sync_ticks(void)
+txm_sync_ticks(bool strict)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 
 	if (slot && txm_worker_running(slot))
 	{
-		txm_wait_for_ticks(1000);
-		return;
+		if (txm_wait_for_ticks(1000) || !strict)
+			return;
 	}
-	(void) txm_tick(false);
+	(void) txm_tick(strict);
 }
