@@ -162,18 +162,33 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 	session_key(&key, sub_id, msg_id);
 	if (session_deliveries == NULL)
 		return TXM_HELD_UNKNOWN;
-	e = hash_search(session_deliveries, &key, HASH_FIND, NULL);
+	e = hash_search(session_deliveries, &key, take ? HASH_REMOVE : HASH_FIND, NULL);
 	if (e == NULL)
 		return TXM_HELD_UNKNOWN;
-	if (e->settled)
-		return TXM_HELD_SETTLED;
+	/* a removed entry stays readable until the next insertion */
 	h->from_retry = e->from_retry;
 	h->block = e->block;
 	h->first_off = e->first_off;
 	h->off = e->off;
 	h->attempt = e->attempt;
-	if (take && !h->from_retry)
-		hash_search(session_deliveries, &key, HASH_REMOVE, NULL);
+	if (e->settled || (take && h->from_retry))
+	{
+		bool		settled = e->settled;
+
+		/* the rare cases that stay: put back what the removal took */
+		if (take)
+		{
+			e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
+			e->from_retry = h->from_retry;
+			e->block = h->block;
+			e->first_off = h->first_off;
+			e->off = h->off;
+			e->attempt = h->attempt;
+			e->settled = settled;
+		}
+		if (settled)
+			return TXM_HELD_SETTLED;
+	}
 	return TXM_HELD_HERE;
 }
 
