@@ -24,6 +24,7 @@
 
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
+#include "src/base/validate.h"
 #include "src/engine/maintenance.h"
 
 PG_FUNCTION_INFO_V1(tx_run_maintenance);
@@ -62,6 +63,7 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
 
+	txm_check_can_change("tx_run_maintenance()");
 	txm_catalog();
 	memset(&stats, 0, sizeof(stats));
 	txm_maintenance_cycle(TXM_STEPS_ALL, false, &stats);

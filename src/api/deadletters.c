@@ -169,6 +169,7 @@ tx_redrive(PG_FUNCTION_ARGS)
 	Oid			owner;
 	int			n;
 
+	txm_check_can_change("tx_redrive()");
 	ids_arg(fcinfo, 1, &values[1], &nulls[1]);
 	values[0] = PG_GETARG_DATUM(0);
 	values[2] = (Datum) 0;
@@ -227,6 +228,7 @@ tx_purge_dead_letters(PG_FUNCTION_ARGS)
 	Oid			owner;
 	int64		n;
 
+	txm_check_can_change("tx_purge_dead_letters()");
 	txm_require_arg(fcinfo, 1, "older_than");
 	txm_check_not_negative("older_than", PG_GETARG_INTERVAL_P(1));
 	ids_arg(fcinfo, 2, &values[1], &nulls[1]);
@@ -279,6 +281,7 @@ tx_redrive_half(PG_FUNCTION_ARGS)
 	char		nulls[4] = {'n', ' ', 'n', ' '};
 	int			n;
 
+	txm_check_can_change("tx_redrive_half()");
 	txm_catalog();
 	ids_arg(fcinfo, 0, &values[1], &nulls[1]);
 	values[0] = values[2] = (Datum) 0;
@@ -306,6 +309,7 @@ tx_purge_half_dead_letters(PG_FUNCTION_ARGS)
 	char		nulls[4] = {'n', ' ', ' ', ' '};
 	int64		n;
 
+	txm_check_can_change("tx_purge_half_dead_letters()");
 	txm_catalog();
 	txm_require_arg(fcinfo, 0, "older_than");
 	txm_check_not_negative("older_than", PG_GETARG_INTERVAL_P(0));

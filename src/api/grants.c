@@ -85,6 +85,7 @@ tx_grant(PG_FUNCTION_ARGS)
 	Oid			grantee;
 	int			mask;
 
+	txm_check_can_change("tx_grant()");
 	grant_args(fcinfo, topic, &grantee, &mask);
 	SPI_connect();
 	txm_lock_topic(topic, false);
@@ -109,6 +110,7 @@ tx_revoke(PG_FUNCTION_ARGS)
 	Oid			grantee;
 	int			mask;
 
+	txm_check_can_change("tx_revoke()");
 	grant_args(fcinfo, topic, &grantee, &mask);
 	if (strcmp(text_to_cstring(PG_GETARG_TEXT_PP(2)), "all") == 0)
 		mask = TXM_PRIV_EVERY;

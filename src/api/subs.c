@@ -158,6 +158,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	static const char *required[] = {"topic", "consumer_group", NULL, NULL, "max_retries",
 	"backoff", "lease", "ordered", "start_from"};
 
+	txm_check_can_change("tx_subscribe()");
 	for (int i = 0; i < lengthof(required); i++)
 		if (required[i])
 			txm_require_arg(fcinfo, i, required[i]);
@@ -232,6 +233,7 @@ tx_unsubscribe(PG_FUNCTION_ARGS)
 	bool		isnull;
 	bool		topic_admin;
 
+	txm_check_can_change("tx_unsubscribe()");
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "consumer_group");
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));

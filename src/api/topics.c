@@ -80,6 +80,7 @@ tx_create_topic(PG_FUNCTION_ARGS)
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *topic;
 
+	txm_check_can_change("tx_create_topic()");
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 6, "if_not_exists");
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -172,6 +173,7 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *topic;
 
+	txm_check_can_change("tx_alter_topic()");
 	txm_require_arg(fcinfo, 0, "topic");
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	txm_check_name("topic", topic);
@@ -231,6 +233,7 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 	char	   *topic;
 	const TxmCatalog *c;
 
+	txm_check_can_change("tx_drop_topic()");
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "cascade");
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));

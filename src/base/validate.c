@@ -320,6 +320,23 @@ txm_check_can_consume(const char *function)
 	PreventCommandIfParallelMode(function);
 }
 
+/*
+ * Functions that change configuration or run the worker's cycle: not on a
+ * standby (with the same SQLSTATE as every write there), nor in a
+ * read-only transaction.
+ */
+void
+txm_check_can_change(const char *function)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot execute %s during recovery", function),
+				 errhint("Change tx_message on the primary.")));
+	PreventCommandIfReadOnly(function);
+	PreventCommandIfParallelMode(function);
+}
+
 static int
 cmp_int64(const void *a, const void *b)
 {

@@ -51,6 +51,7 @@ extern void txm_check_message_function(Oid fn, const char *what, Oid message_typ
 									   Oid required_rettype);
 extern void txm_check_can_send(const char *function);
 extern void txm_check_can_consume(const char *function);
+extern void txm_check_can_change(const char *function);
 extern int64 *txm_id_array(ArrayType *array, int *n);
 
 #endif							/* TXM_VALIDATE_H */

@@ -1,0 +1,533 @@
+# Faults under load: while producers and consumers run, the postmaster is
+# killed with SIGKILL three times, the database worker and the executors once
+# each (restart_after_crash = on: the postmaster reinitializes), and the
+# consumers holding leases are ended with pg_terminate_backend.  After each
+# fault, and after a soak of TXM_SOAK_SECONDS (default 120) without faults,
+# the producers stop, the backlog drains, and the business tables are
+# compared with what the producers committed:
+#
+#   lost     a committed business row whose message had no effect
+#   phantom  an effect for a business row that was never committed
+#   dup      an effect beyond the first for one business row
+#
+# for three kinds of consumer of the topic:
+#
+#   pull     receive, effect and ack in one transaction: exactly once
+#   handler  a handler run by the executor: exactly once
+#   ext      an external consumer that records its effect in a transaction
+#            of its own and acks afterwards: at least once, so its
+#            duplicates are counted and reported but only lost and phantom
+#            effects are errors.
+#
+# The producers commit a business row and its message together: tx_send
+# (some delayed), tx_send_batch, and half messages decided by tx_commit_half
+# in the business transaction, by tx_rollback_half, or by the topic's check
+# function (which answers 'commit' once the business row exists).  One
+# transaction in ten rolls back, so that a phantom effect would show.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use IPC::Run ();
+
+my $soak_seconds = $ENV{TXM_SOAK_SECONDS} // 120;
+my $t_start = time();
+
+my $node = PostgreSQL::Test::Cluster->new('faults');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tx_message'
+tx_message.handler_batch_size = 50
+restart_after_crash = on
+max_connections = 40
+log_statement = none
+});
+$node->start;
+
+$node->safe_psql('postgres', q{
+CREATE EXTENSION tx_message;
+CREATE SEQUENCE business_id;
+-- what the producers committed: one row per message that must be delivered
+CREATE TABLE produced (id bigint PRIMARY KEY, kind text NOT NULL,
+	at timestamptz NOT NULL DEFAULT clock_timestamp());
+-- the consumers' business effects, one row per effect
+CREATE TABLE pull_effects (id bigint NOT NULL, msg_id bigint NOT NULL, attempt int NOT NULL,
+	pid int NOT NULL DEFAULT pg_backend_pid(), at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE TABLE ext_effects (LIKE pull_effects INCLUDING DEFAULTS);
+CREATE TABLE handler_effects (LIKE pull_effects INCLUDING DEFAULTS);
+CREATE INDEX ON pull_effects (id);
+CREATE INDEX ON ext_effects (id);
+CREATE INDEX ON handler_effects (id);
+CREATE VIEW effects AS
+	SELECT 'pull' AS kind, id, msg_id FROM pull_effects
+	UNION ALL SELECT 'ext', id, msg_id FROM ext_effects
+	UNION ALL SELECT 'handler', id, msg_id FROM handler_effects;
+
+-- checkLocalTransaction: commit once the business row exists; a producer
+-- that vanished before its business transaction is rolled back after 10 s
+CREATE FUNCTION order_check(m tx_message.message) RETURNS text LANGUAGE sql AS $$
+	SELECT CASE WHEN EXISTS (SELECT 1 FROM public.produced WHERE id = (m.payload->>'id')::bigint)
+	            THEN 'commit'
+	            WHEN m.sent_at < now() - interval '10 s' THEN 'rollback'
+	            ELSE 'unknown' END $$;
+SELECT tx_create_topic('orders', check_function => 'order_check(tx_message.message)',
+	check_after => '1 s', check_interval => '1 s', check_max => 100);
+
+-- the handler fails the first attempt of some messages
+CREATE FUNCTION handle(m tx_message.message) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	IF (m.payload->>'id')::bigint % 53 = 0 AND m.attempt = 1 THEN
+		RAISE EXCEPTION 'simulated handler failure';
+	END IF;
+	INSERT INTO public.handler_effects (id, msg_id, attempt)
+	VALUES ((m.payload->>'id')::bigint, m.msg_id, m.attempt);
+END $$;
+SELECT tx_subscribe('orders', 'pull', backoff => '{200 ms}', lease => '5 s');
+SELECT tx_subscribe('orders', 'ext', backoff => '{200 ms}', lease => '3 s');
+SELECT tx_subscribe('orders', 'handler', handler => 'handle(tx_message.message)', backoff => '{200 ms}');
+
+-- A producer: a business row and its message in one transaction, for
+-- about `seconds`, at most 100 transactions a second; one transaction in
+-- ten rolls back.
+CREATE PROCEDURE produce(kind text, seconds float8) LANGUAGE plpgsql AS $$
+DECLARE
+	t_end timestamptz := clock_timestamp() + make_interval(secs => seconds);
+	i int := 0;
+	b bigint;
+	ids bigint[];
+	h bigint;
+BEGIN
+	WHILE clock_timestamp() < t_end LOOP
+		i := i + 1;
+		PERFORM pg_sleep(0.01);
+		IF kind = 'single' THEN
+			b := nextval('business_id');
+			INSERT INTO produced (id, kind) VALUES (b, kind);
+			PERFORM tx_send('orders', jsonb_build_object('id', b), key => (b % 16)::text,
+							delay => CASE WHEN b % 10 = 3 THEN interval '300 ms' END);
+			IF i % 10 = 0 THEN ROLLBACK; ELSE COMMIT; END IF;
+		ELSIF kind = 'batch' THEN
+			SELECT array_agg(nextval('business_id')) INTO ids FROM generate_series(1, 5);
+			INSERT INTO produced (id, kind) SELECT unnest(ids), kind;
+			PERFORM tx_send_batch('orders', ARRAY(SELECT jsonb_build_object('id', x) FROM unnest(ids) x));
+			IF i % 10 = 0 THEN ROLLBACK; ELSE COMMIT; END IF;
+		ELSE
+			-- half messages: the message first, then the business transaction
+			b := nextval('business_id');
+			h := tx_send_half('orders', jsonb_build_object('id', b));
+			COMMIT;
+			IF i % 20 = 0 THEN
+				PERFORM tx_rollback_half(h);			-- the business transaction failed
+			ELSIF i % 20 = 1 THEN
+				NULL;									-- the producer vanished: the check rolls back
+			ELSIF i % 10 = 5 THEN
+				INSERT INTO produced (id, kind) VALUES (b, 'half-checked');	-- no answer: the check commits
+			ELSE
+				BEGIN
+					INSERT INTO produced (id, kind) VALUES (b, 'half');
+					PERFORM tx_commit_half(h);
+				EXCEPTION WHEN object_not_in_prerequisite_state THEN
+					NULL;								-- a check rolled it back first: no business row
+				END;
+			END IF;
+			COMMIT;
+		END IF;
+	END LOOP;
+END $$;
+
+-- A backlog: many business rows and their messages in one transaction.
+CREATE PROCEDURE produce_burst(n int) LANGUAGE plpgsql AS $$
+DECLARE
+	ids bigint[];
+BEGIN
+	SELECT array_agg(nextval('business_id')) INTO ids FROM generate_series(1, n);
+	INSERT INTO produced (id, kind) SELECT unnest(ids), 'burst';
+	PERFORM tx_send_batch('orders', ARRAY(SELECT jsonb_build_object('id', x) FROM unnest(ids) x));
+END $$;
+
+-- Exactly once: receive, effect and ack in one transaction.  Some first
+-- attempts fail (nack, no effect).  An ack that finishes fewer messages
+-- than were received in this very transaction is an error.
+CREATE PROCEDURE consume_pull(seconds float8) LANGUAGE plpgsql AS $$
+DECLARE
+	t_end timestamptz := clock_timestamp() + make_interval(secs => seconds);
+	r record;
+	ids bigint[];
+	n int;
+BEGIN
+	WHILE clock_timestamp() < t_end LOOP
+		ids := '{}';
+		FOR r IN SELECT msg_id, (payload->>'id')::bigint AS id, attempt
+		           FROM tx_receive('pull', 50, wait => '100 ms') LOOP
+			IF r.id % 50 = 7 AND r.attempt = 1 THEN
+				PERFORM tx_nack('pull', r.msg_id, 'simulated failure', retry_in => '200 ms');
+			ELSE
+				INSERT INTO pull_effects (id, msg_id, attempt) VALUES (r.id, r.msg_id, r.attempt);
+				ids := ids || r.msg_id;
+			END IF;
+		END LOOP;
+		IF cardinality(ids) > 0 THEN
+			n := tx_ack('pull', ids);
+			IF n <> cardinality(ids) THEN
+				RAISE EXCEPTION 'short ack: % of % messages received in this transaction', n, cardinality(ids);
+			END IF;
+		END IF;
+		COMMIT;
+	END LOOP;
+END $$;
+
+-- At least once: the lease, the effect and the ack in three transactions,
+-- with an "external call" between effect and ack.
+CREATE PROCEDURE consume_ext(seconds float8) LANGUAGE plpgsql AS $$
+DECLARE
+	t_end timestamptz := clock_timestamp() + make_interval(secs => seconds);
+	ids bigint[];
+	bids bigint[];
+	atts int[];
+BEGIN
+	WHILE clock_timestamp() < t_end LOOP
+		SELECT array_agg(msg_id), array_agg((payload->>'id')::bigint), array_agg(attempt)
+		  INTO ids, bids, atts
+		  FROM tx_receive('ext', 50, wait => '100 ms');
+		COMMIT;
+		IF ids IS NOT NULL THEN
+			INSERT INTO ext_effects (id, msg_id, attempt) SELECT * FROM unnest(bids, ids, atts);
+			COMMIT;
+			PERFORM pg_sleep(0.02);
+			PERFORM tx_ack('ext', ids);
+			COMMIT;
+		END IF;
+	END LOOP;
+END $$;
+});
+
+# ---------------------------------------------------------------------------
+# Load: each loader is a shell loop that runs one CALL (about a second) per
+# connection, reconnecting after whatever happened to the server, until its
+# stop file exists.  Its psql errors go to a file, read at the end.
+# ---------------------------------------------------------------------------
+my $dir = $node->basedir;
+my $connfile = "$dir/loader_conn";
+append_to_file($connfile, $node->connstr('postgres') . ' connect_timeout=5');
+my $psql = $node->installed_command('psql');
+my $loop = q{
+	while [ ! -e "$1" ]; do
+		"$2" -XAtq -v ON_ERROR_STOP=1 -d "$(cat "$3") application_name=$4" -c "$5" >/dev/null 2>>"$6" \
+			|| sleep 0.2
+	done
+};
+my %loaders;
+
+sub start_loader
+{
+	my ($name, $call, $stop) = @_;
+	$loaders{$name} = IPC::Run::start(
+		[ 'bash', '-c', $loop, 'loader', "$dir/$stop", $psql, $connfile, $name, $call, "$dir/$name.err" ],
+		'<', \undef, '>', \my $out, '2>', \my $err);
+	return;
+}
+
+sub stop_loaders
+{
+	my ($stop, @names) = @_;
+	append_to_file("$dir/$stop", '');
+	for my $name (@names)
+	{
+		my $h = delete $loaders{$name} or next;
+		eval { $h->finish; 1 } or $h->kill_kill;
+	}
+	unlink "$dir/$stop";
+	return;
+}
+
+my @producers = qw(prod_single1 prod_single2 prod_batch prod_half);
+my @consumers = qw(cons_pull1 cons_pull2 cons_ext);
+
+sub start_producers
+{
+	start_loader('prod_single1', q{CALL produce('single', 1)}, 'stop_producers');
+	start_loader('prod_single2', q{CALL produce('single', 1)}, 'stop_producers');
+	start_loader('prod_batch', q{CALL produce('batch', 1)}, 'stop_producers');
+	start_loader('prod_half', q{CALL produce('half', 1)}, 'stop_producers');
+	return;
+}
+
+sub start_consumers
+{
+	start_loader('cons_pull1', q{CALL consume_pull(1)}, 'stop_consumers');
+	start_loader('cons_pull2', q{CALL consume_pull(1)}, 'stop_consumers');
+	start_loader('cons_ext', q{CALL consume_ext(1)}, 'stop_consumers');
+	return;
+}
+
+END
+{
+	# whatever happened, end the loops this test started
+	append_to_file("$dir/stop_producers", '') if defined $dir;
+	append_to_file("$dir/stop_consumers", '') if defined $dir;
+	$_->kill_kill for values %loaders;
+}
+
+# ---------------------------------------------------------------------------
+# Counting
+# ---------------------------------------------------------------------------
+my $counts_q = q{
+SELECT k.kind,
+	(SELECT count(*) FROM produced p
+	  WHERE NOT EXISTS (SELECT 1 FROM effects e WHERE e.kind = k.kind AND e.id = p.id)),
+	(SELECT count(*) FROM effects e
+	  WHERE e.kind = k.kind AND NOT EXISTS (SELECT 1 FROM produced p WHERE p.id = e.id)),
+	(SELECT count(*) - count(DISTINCT id) FROM effects e WHERE e.kind = k.kind),
+	(SELECT count(*) FROM effects e WHERE e.kind = k.kind),
+	(SELECT count(*) FROM tx_message.dead_letters d WHERE d.consumer_group = k.kind)
+  FROM (VALUES ('pull'), ('ext'), ('handler')) k(kind) ORDER BY 1};
+
+sub counts
+{
+	my %c;
+	for my $line (split /\n/, $node->safe_psql('postgres', $counts_q))
+	{
+		my ($kind, $lost, $phantom, $dup, $effects, $dead) = split /\|/, $line;
+		$c{$kind} = { lost => $lost, phantom => $phantom, dup => $dup, effects => $effects, dead => $dead };
+	}
+	return \%c;
+}
+
+my $prev_produced = 0;
+my $prev_ext_dup = 0;
+
+# Stops the producers, waits for the backlog to drain, counts and asserts.
+sub drain_and_check
+{
+	my ($label) = @_;
+	stop_loaders('stop_producers', @producers);
+	my $t0 = time();
+	my $c;
+	while (1)
+	{
+		$c = eval { counts() };
+		last if $c && !grep { $c->{$_}{lost} > 0 } keys %$c;
+		last if time() - $t0 > 90;
+		usleep(500_000);
+	}
+	my $drained = time() - $t0;
+	# a moment more: an effect that comes late would be a duplicate
+	sleep 1;
+	$c = counts();
+	my $produced = $node->safe_psql('postgres', 'SELECT count(*) FROM produced');
+	my $kinds = $node->safe_psql('postgres',
+		q{SELECT string_agg(kind || '=' || n, ' ' ORDER BY kind) FROM (SELECT kind, count(*) n FROM produced GROUP BY 1) s});
+	diag(sprintf("%s: %d committed messages (%d new; all so far: %s), drained in %.1f s", $label, $produced,
+		$produced - $prev_produced, $kinds, $drained));
+	for my $kind (qw(pull handler ext))
+	{
+		diag(sprintf("  %-7s effects %6d  lost %d  phantom %d  duplicate %d  dead letters %d", $kind,
+			$c->{$kind}{effects}, $c->{$kind}{lost}, $c->{$kind}{phantom}, $c->{$kind}{dup}, $c->{$kind}{dead}));
+	}
+	diag(sprintf("  ext duplicates from this phase: %d", $c->{ext}{dup} - $prev_ext_dup));
+	cmp_ok($produced, '>', $prev_produced, "$label: the producers committed messages");
+	for my $kind (qw(pull handler ext))
+	{
+		is($c->{$kind}{lost}, 0, "$label: $kind lost nothing");
+		is($c->{$kind}{phantom}, 0, "$label: $kind has no phantom effect");
+	}
+	is($c->{pull}{dup}, 0, "$label: pull (same-transaction ack) has no duplicate effect");
+	is($c->{handler}{dup}, 0, "$label: handler has no duplicate effect");
+	$prev_produced = $produced;
+	$prev_ext_dup = $c->{ext}{dup};
+	return;
+}
+
+# Waits until the load makes progress: effects of all three kinds grow.
+sub wait_for_progress
+{
+	my ($label) = @_;
+	my $q = q{SELECT (SELECT count(*) FROM produced) || ' ' || (SELECT count(*) FROM pull_effects) || ' '
+		|| (SELECT count(*) FROM ext_effects) || ' ' || (SELECT count(*) FROM handler_effects)};
+	my @before = split / /, $node->safe_psql('postgres', $q);
+	my $deadline = time() + 60;
+	while (time() < $deadline)
+	{
+		usleep(200_000);
+		my @now = split / /, $node->safe_psql('postgres', $q);
+		return 1 unless grep { $now[$_] <= $before[$_] } 0 .. 3;
+	}
+	return 0;
+}
+
+sub pids_alive
+{
+	return grep { kill(0, $_) } @_;
+}
+
+# kill -9 of the postmaster, then start it again once every process of the
+# old server is gone.
+sub crash_postmaster
+{
+	my ($label) = @_;
+	my $pm_pid = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
+	my @pids = split /\n/, $node->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity');
+	$node->kill9;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	usleep(100_000) while pids_alive($pm_pid, @pids) && time() < $deadline;
+	ok(!pids_alive($pm_pid, @pids), "$label: the killed postmaster and its processes are gone");
+	my $started = 0;
+	for (1 .. 10)
+	{
+		last if ($started = $node->start(fail_ok => 1));
+		sleep 1;
+	}
+	ok($started, "$label: the server starts again");
+	return;
+}
+
+# kill -9 of a background process (of every one of that type: there may be
+# several executors): the postmaster reinitializes.
+sub crash_process
+{
+	my ($label, $backend_type) = @_;
+	my @pids = split /\n/, $node->safe_psql('postgres',
+		qq{SELECT pid FROM pg_stat_activity WHERE backend_type = '$backend_type'});
+	cmp_ok(scalar(@pids), '>=', 1, "$label: the $backend_type runs (" . scalar(@pids) . ')');
+	my $log_offset = -s $node->logfile;
+	kill 'KILL', @pids;
+	ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset),
+		"$label: the postmaster reinitializes");
+	my $old = join(',', @pids, 0);
+	ok($node->poll_query_until('postgres', qq{SELECT count(*) >= 1 AND count(*) FILTER (WHERE pid IN ($old)) = 0
+		FROM pg_stat_activity WHERE backend_type = '$backend_type'}), "$label: a new $backend_type runs");
+	return;
+}
+
+# ---------------------------------------------------------------------------
+# The faults
+# ---------------------------------------------------------------------------
+start_consumers();
+start_producers();
+ok(wait_for_progress('start'), 'the load runs: messages produced and consumed by all three consumers');
+sleep 1;
+drain_and_check('no fault');
+
+my @faults = (
+	[ 'postmaster kill -9 #1', sub { crash_postmaster('postmaster kill -9 #1') } ],
+	[ 'worker kill -9', sub { crash_process('worker kill -9', 'tx_message worker') } ],
+	[ 'postmaster kill -9 #2', sub { crash_postmaster('postmaster kill -9 #2') } ],
+	[ 'executor kill -9', sub { crash_process('executor kill -9', 'tx_message executor') } ],
+	[ 'pg_terminate_backend of consumers holding leases', sub {
+		my $label = 'pg_terminate_backend';
+		# The external consumer holds committed leases while it "calls out"
+		# (pg_sleep) between its effect and its ack; the pull consumers hold
+		# theirs in their open transactions.  End them all at a moment the
+		# external one holds some.
+		my ($leases, $ended_ext, $ended_pull) = (0, 0, 0);
+		for (1 .. 200)
+		{
+			($leases, $ended_ext, $ended_pull) = split /\|/, $node->safe_psql('postgres', q{
+				WITH held AS MATERIALIZED (
+					SELECT count(*) AS n FROM tx_message.leases l JOIN pg_stat_activity a ON l.holder = a.pid
+					 WHERE a.application_name = 'cons_ext' AND l.covered <> l.done),
+				victims AS MATERIALIZED (
+					SELECT application_name, pg_terminate_backend(pid) AS ended FROM pg_stat_activity, held
+					 WHERE application_name IN ('cons_ext', 'cons_pull1', 'cons_pull2') AND held.n > 0)
+				SELECT held.n,
+				       (SELECT count(*) FROM victims WHERE ended AND application_name = 'cons_ext'),
+				       (SELECT count(*) FROM victims WHERE ended AND application_name <> 'cons_ext')
+				  FROM held});
+			last if $leases > 0;
+			usleep(20_000);
+		}
+		diag("$label: ended the external consumer ($ended_ext) holding $leases unfinished lease rows, "
+			. "and $ended_pull pull consumers");
+		cmp_ok($leases, '>', 0, "$label: the external consumer held leases");
+		is($ended_ext, 1, "$label: it was ended");
+	} ],
+	[ 'postmaster kill -9 #3', sub { crash_postmaster('postmaster kill -9 #3') } ],
+);
+
+for my $fault (@faults)
+{
+	my ($label, $inject) = @$fault;
+	start_producers();
+	ok(wait_for_progress("$label, before"), "$label: the load runs before the fault");
+	sleep 1;
+	# a backlog, so that the fault comes while the consumers work through it
+	$node->safe_psql('postgres', 'CALL produce_burst(3000)');
+	usleep(300_000);
+	$inject->();
+	ok(wait_for_progress("$label, after"), "$label: the load runs again after the fault");
+	sleep 1;
+	drain_and_check($label);
+}
+
+# ---------------------------------------------------------------------------
+# The soak: the same load, no fault
+# ---------------------------------------------------------------------------
+my $pm_pid = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
+my $worker_pid = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'tx_message worker'});
+start_producers();
+my $soak_end = time() + $soak_seconds;
+while (time() < $soak_end)
+{
+	sleep(($soak_end - time() > 10) ? 10 : 1);
+}
+drain_and_check("soak of $soak_seconds s");
+# Longer than the leases (5 s and 3 s): a message whose lease survived
+# without its ack would have been delivered again meanwhile.
+sleep 6;
+my $c = counts();
+diag(sprintf("after the leases expired: %s", join('; ', map { sprintf("%s effects %d lost %d phantom %d duplicate %d",
+	$_, $c->{$_}{effects}, $c->{$_}{lost}, $c->{$_}{phantom}, $c->{$_}{dup}) } qw(pull handler ext))));
+is($c->{$_}{lost} + $c->{$_}{phantom}, 0, "in the end, $_ lost nothing and has no phantom effect")
+	for qw(pull handler ext);
+is($c->{$_}{dup}, 0, "in the end, $_ has no duplicate effect") for qw(pull handler);
+is((split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0], $pm_pid,
+	'the soak ran on one postmaster');
+is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
+	$worker_pid, 'and one worker');
+
+stop_loaders('stop_consumers', @consumers);
+
+# The loaders' errors: connections lost to the faults are expected, anything
+# else (a short ack of the same-transaction consumer, an internal error) is
+# reported and fails.
+my $expected_errors = qr/
+	server\ closed\ the\ connection
+	| connection\ to\ server .* failed
+	| could\ not\ connect
+	| terminating\ connection
+	| the\ database\ system\ is\ (starting\ up|in\ recovery\ mode|shutting\ down|not\ yet\ accepting)
+	| no\ connection\ to\ the\ server
+	| connection\ to\ server\ was\ lost
+	| This\ probably\ means\ the\ server\ terminated\ abnormally
+	| before\ or\ while\ processing\ the\ request
+	| Is\ the\ server\ running
+	| terminated\ by\ administrator
+	| Connection\ refused
+	| No\ such\ file\ or\ directory
+	| ^\s*$
+	| Consistent\ recovery\ state\ has\ not\ been\ yet\ reached
+	| another\ server\ process\ exited\ abnormally
+	| In\ a\ moment\ you\ should\ be\ able\ to\ reconnect
+	| ^CONTEXT: | ^\s*PL\/pgSQL | ^\s*SQL\ statement | ^psql:.*FATAL: | ^FATAL:
+/x;
+my (%unexpected, $n_expected);
+for my $name (@producers, @consumers)
+{
+	my $file = "$dir/$name.err";
+	next unless -e $file;
+	for my $line (split /\n/, slurp_file($file))
+	{
+		if ($line =~ $expected_errors) { $n_expected++; next; }
+		$unexpected{"$name: $line"}++;
+	}
+}
+diag("loader errors from the faults: " . ($n_expected // 0) . " lines");
+diag("unexpected loader error ($unexpected{$_} times): $_") for sort keys %unexpected;
+is(scalar(keys %unexpected), 0, 'the loaders saw no error but lost connections');
+
+$node->stop;
+diag(sprintf('007_faults took %.0f s', time() - $t_start));
+done_testing();
