@@ -27,6 +27,7 @@ extern void txm_maintain_subscriptions(TxmMaintStats *stats);
 extern int	txm_report_prepared(bool warn);
 extern int64 txm_trim_ticks(void);
 extern int64 txm_remove_orphans(void);
+extern void txm_restore_check(void);
 extern TimestampTz txm_next_deadline(void);
 extern void txm_user_code(bool *checks, int *handlers);
 

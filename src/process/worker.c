@@ -148,6 +148,7 @@ maintenance_unit(void *arg)
 	if (!m->installed)
 		return;
 	txm_worker_note_stale_prepared((int) m->stats.stale_prepared);
+	txm_restore_check();
 	m->executors_wanted = executors_wanted();
 	m->deadline = txm_next_deadline();
 }
