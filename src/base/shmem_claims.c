@@ -335,15 +335,19 @@ covers_all(const uint8 *covered)
 }
 
 /*
- * A claim of a whole block right after a range of whole blocks that this
- * (sub)transaction claimed extends the range: a transaction that receives
- * a long run of messages holds one entry, however many blocks it covers.
+ * A claim joins an entry this (sub)transaction already has: another part of
+ * the same block goes into that block's entry, and a whole block right
+ * after a range of whole blocks extends the range.  So a transaction that
+ * receives a long run of messages, however many at a time, holds an entry
+ * or two, however many blocks it covers.
  */
 static bool
-extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block, TimestampTz lease_until)
+join_own_claim(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
+			   int64 first_seq, TimestampTz lease_until)
 {
 	TxmClaim   *claims = slot_claims(slot);
 	int			level = GetCurrentTransactionNestLevel();
+	bool		whole = covers_all(covered);
 	ListCell   *lc;
 
 	foreach(lc, own_claims)
@@ -351,11 +355,20 @@ extend_own_range(TxmDbSlot *slot, int32 sub_id, int64 block, TimestampTz lease_u
 		OwnClaim   *own = lfirst(lc);
 		TxmClaim   *claim = &claims[own->index];
 
-		if (own->slot != slot || own->sub_id != sub_id || own->nest_level != level ||
-			claim->last_block != block - 1 || !covers_all(claim->covered))
+		if (own->slot != slot || own->sub_id != sub_id || own->nest_level != level)
 			continue;
-		claim->last_block = block;
+		if (claim->block == block && claim->last_block == block)
+		{
+			for (int k = 0; k < TXM_BLOCK_BYTES; k++)
+				claim->covered[k] |= covered[k];
+		}
+		else if (whole && claim->last_block == block - 1 && covers_all(claim->covered))
+			claim->last_block = block;
+		else
+			continue;
 		claim->lease_until = Min(claim->lease_until, lease_until);
+		/* an abort gives back from the first position of any part */
+		own->first_seq = Min(own->first_seq, first_seq);
 		return true;
 	}
 	return false;
@@ -372,7 +385,7 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 	TxmClaim   *claims = slot_claims(slot);
 
 	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
-	if (covers_all(covered) && extend_own_range(slot, sub_id, block, lease_until))
+	if (join_own_claim(slot, sub_id, block, covered, first_seq, lease_until))
 		return true;
 	for (int i = 0; i < txm_shared->claims_per_slot; i++)
 	{

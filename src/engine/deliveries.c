@@ -48,6 +48,7 @@ typedef struct SessionEntry
 	int16		off;
 	int32		attempt;
 	bool		settled;		/* acked or nacked by this session */
+	bool		holding;		/* the fields above say where it is held */
 } SessionEntry;
 
 static HTAB *session_deliveries = NULL;
@@ -109,6 +110,7 @@ txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
 	e->off = d->off;
 	e->attempt = d->attempt;
 	e->settled = false;
+	e->holding = true;
 
 	/* freed by the transaction callbacks, which run outside any transaction memory */
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -121,19 +123,32 @@ txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
 
 /*
  * A delivery of this session is settled: acking or nacking it again counts
- * nothing.  Forgotten if the current (sub)transaction rolls back.
+ * nothing.  If the current (sub)transaction rolls back, it is held again
+ * where h (or what this session remembered) says, or else forgotten.
  */
 void
-txm_deliveries_settle(int32 sub_id, int64 msg_id)
+txm_deliveries_settle(int32 sub_id, int64 msg_id, const TxmHolding *h)
 {
 	SessionKey	key;
 	SessionEntry *e;
 	XactDelivery *xd;
 	MemoryContext old;
+	bool		found;
 
 	ensure_session_deliveries();
 	session_key(&key, sub_id, msg_id);
-	e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
+	e = hash_search(session_deliveries, &key, HASH_ENTER, &found);
+	if (!found)
+		e->holding = false;
+	if (h)
+	{
+		e->from_retry = h->from_retry;
+		e->block = h->block;
+		e->first_off = h->first_off;
+		e->off = h->off;
+		e->attempt = h->attempt;
+		e->holding = true;
+	}
 	e->settled = true;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	xd = palloc(sizeof(XactDelivery));
@@ -178,6 +193,8 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 		/* the rare cases that stay: put back what the removal took */
 		if (take)
 		{
+			bool		holding = e->holding;
+
 			e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
 			e->from_retry = h->from_retry;
 			e->block = h->block;
@@ -185,6 +202,7 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 			e->off = h->off;
 			e->attempt = h->attempt;
 			e->settled = settled;
+			e->holding = holding;
 		}
 		if (settled)
 			return TXM_HELD_SETTLED;
@@ -209,7 +227,7 @@ forget_from_level(int min_level)
 	}
 }
 
-/* Forget the settling done at nesting level min_level or deeper. */
+/* Undo the settling done at nesting level min_level or deeper. */
 static void
 unsettle_from_level(int min_level)
 {
@@ -218,10 +236,15 @@ unsettle_from_level(int min_level)
 	foreach(lc, xact_settled)
 	{
 		XactDelivery *xd = lfirst(lc);
+		SessionEntry *e;
 
 		if (xd->nest_level < min_level)
 			continue;
-		if (session_deliveries)
+		e = session_deliveries ?
+			hash_search(session_deliveries, &xd->key, HASH_FIND, NULL) : NULL;
+		if (e && e->holding)
+			e->settled = false;
+		else if (e)
 			hash_search(session_deliveries, &xd->key, HASH_REMOVE, NULL);
 		pfree(xd);
 		xact_settled = foreach_delete_current(xact_settled, lc);

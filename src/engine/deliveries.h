@@ -49,7 +49,7 @@ typedef enum TxmHeld
 } TxmHeld;
 
 extern TxmHeld txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take);
-extern void txm_deliveries_settle(int32 sub_id, int64 msg_id);
+extern void txm_deliveries_settle(int32 sub_id, int64 msg_id, const TxmHolding *h);
 extern void txm_deliveries_xact_callback(XactEvent event);
 extern void txm_deliveries_subxact_callback(SubXactEvent event);
 

@@ -430,17 +430,23 @@ txm_trim_ticks(void)
 int64
 txm_remove_orphans(void)
 {
+	/* rows someone still holds locked wait for the next time */
 	static const char *sql =
-		"WITH l AS (DELETE FROM tx_message.leases x WHERE NOT EXISTS"
-		"  (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id) RETURNING 1),"
-		" r AS (DELETE FROM tx_message.retries_data x WHERE NOT EXISTS"
-		"  (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id) RETURNING 1),"
-		" st AS (DELETE FROM tx_message.sub_state x WHERE NOT EXISTS"
-		"  (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id) RETURNING 1),"
-		" h AS (DELETE FROM tx_message.half_messages x WHERE NOT EXISTS"
-		"  (SELECT FROM tx_message.topics t WHERE t.topic_id = x.topic_id) RETURNING 1),"
-		" d AS (DELETE FROM tx_message.delayed x WHERE NOT EXISTS"
-		"  (SELECT FROM tx_message.topics t WHERE t.topic_id = x.topic_id) RETURNING 1)"
+		"WITH l AS (DELETE FROM tx_message.leases WHERE ctid IN (SELECT ctid FROM tx_message.leases x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id)"
+		"  FOR UPDATE SKIP LOCKED) RETURNING 1),"
+		" r AS (DELETE FROM tx_message.retries_data WHERE ctid IN (SELECT ctid FROM tx_message.retries_data x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id)"
+		"  FOR UPDATE SKIP LOCKED) RETURNING 1),"
+		" st AS (DELETE FROM tx_message.sub_state WHERE ctid IN (SELECT ctid FROM tx_message.sub_state x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.subscriptions s WHERE s.sub_id = x.sub_id)"
+		"  FOR UPDATE SKIP LOCKED) RETURNING 1),"
+		" h AS (DELETE FROM tx_message.half_messages WHERE ctid IN (SELECT ctid FROM tx_message.half_messages x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.topics t WHERE t.topic_id = x.topic_id)"
+		"  FOR UPDATE SKIP LOCKED) RETURNING 1),"
+		" d AS (DELETE FROM tx_message.delayed WHERE ctid IN (SELECT ctid FROM tx_message.delayed x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.topics t WHERE t.topic_id = x.topic_id)"
+		"  FOR UPDATE SKIP LOCKED) RETURNING 1)"
 		" SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM r) + (SELECT count(*) FROM st)"
 		"      + (SELECT count(*) FROM h) + (SELECT count(*) FROM d)";
 	bool		isnull;

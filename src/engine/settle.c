@@ -404,7 +404,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 			/* settled once finished: a retried ack must still know its attempt */
 			if (finish_retry(sub_id, ids[i], h.attempt))
 				acked++;
-			txm_deliveries_settle(sub_id, ids[i]);
+			txm_deliveries_settle(sub_id, ids[i], NULL);
 			continue;
 		}
 		m = lease_mask_index(masks, &nmasks, &by_lease, sub_id, h.block, h.first_off);
@@ -427,7 +427,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 		 */
 		for (int i = 0; i < n; i++)
 			if (mask_of[i] == m)
-				txm_deliveries_settle(masks[m].sub_id, ids[i]);
+				txm_deliveries_settle(masks[m].sub_id, ids[i], NULL);
 	}
 	pfree(masks);
 	pfree(mask_of);
@@ -563,7 +563,7 @@ txm_nack(TxmSub *subs, int nsubs, int64 msg_id, const char *error, Interval *ret
 		return NULL;
 	sub = &subs[h.sub_index];
 	/* whatever it does, a nack settles the delivery for this session */
-	txm_deliveries_settle(sub->sub_id, msg_id);
+	txm_deliveries_settle(sub->sub_id, msg_id, &h);
 	if (h.from_retry)
 		result = nack_retry(sub, &h, msg_id, error, retry_in);
 	else

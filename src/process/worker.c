@@ -74,6 +74,7 @@ typedef struct StepUnit
 	bool		installed;
 	int			steps;			/* steps of the cycle, or 0 with a group */
 	const char *group;
+	bool		restore_check;
 	TxmMaintStats *stats;
 } StepUnit;
 
@@ -85,7 +86,9 @@ step_unit(void *arg)
 	u->installed = txm_lock_extension();
 	if (!u->installed)
 		return;
-	if (u->group)
+	if (u->restore_check)
+		txm_restore_check();
+	else if (u->group)
 		txm_maintain_group(u->group, u->stats);
 	else
 		txm_maintenance_cycle(u->steps, true, u->stats);
@@ -148,7 +151,6 @@ maintenance_unit(void *arg)
 	if (!m->installed)
 		return;
 	txm_worker_note_stale_prepared((int) m->stats.stale_prepared);
-	txm_restore_check();
 	m->executors_wanted = executors_wanted();
 	m->deadline = txm_next_deadline();
 }
@@ -166,6 +168,19 @@ housekeeping(TxmMaintStats *stats)
 					  TXM_STEP_PREPARED | TXM_STEP_TRIM_TICKS | TXM_STEP_ORPHANS) ==
 					 TXM_STEPS_HOUSEKEEPING,
 					 "the worker runs every housekeeping step");
+
+	/* what a restore left out: a unit of its own, like every step */
+	{
+		StepUnit	u;
+
+		memset(&u, 0, sizeof(u));
+		u.installed = true;
+		u.stats = stats;
+		u.restore_check = true;
+		txm_run_in_transaction(step_unit, &u, "checking what a restore left out");
+		if (!u.installed)
+			return false;
+	}
 
 	for (int i = 0; i < lengthof(steps); i++)
 	{

@@ -664,9 +664,12 @@ txm_tick(bool wait)
 /*
  * Make everything committed before now deliverable: wait for the worker's
  * tick, or, with no worker serving this database, tick in this transaction
- * (unless someone else is ticking).  strict makes sure of it, waiting for
- * whoever ticks and ticking here after them if need be: tx_subscribe's
- * 'now' must leave out every message committed before it.
+ * (unless someone else is ticking).  strict makes sure of it, for
+ * tx_subscribe's 'now', which must leave out every message committed before
+ * it: it waits longer for the worker (ticking here would hold the tick lock
+ * until the caller commits, and stop the worker's ticks meanwhile), and
+ * only when the worker does not tick for ten seconds, or without a worker,
+ * waits for whoever ticks and ticks here after them.
  */
 void
 txm_sync_ticks(bool strict)
@@ -675,7 +678,7 @@ txm_sync_ticks(bool strict)
 
 	if (slot && txm_worker_running(slot))
 	{
-		if (txm_wait_for_ticks(1000) || !strict)
+		if (txm_wait_for_ticks(strict ? 10000 : 1000) || !strict)
 			return;
 	}
 	(void) txm_tick(strict);
