@@ -93,32 +93,52 @@ ensure_session_deliveries(void)
 									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/* Note in the current transaction's list that key changed at this level. */
+static List *
+note_in_xact(List *list, const SessionKey *key)
+{
+	XactDelivery *xd;
+	MemoryContext old;
+
+	/* freed by the transaction callbacks, which run outside any transaction memory */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	xd = palloc(sizeof(XactDelivery));
+	xd->key = *key;
+	xd->nest_level = GetCurrentTransactionNestLevel();
+	list = lappend(list, xd);
+	MemoryContextSwitchTo(old);
+	return list;
+}
+
+static void
+set_holding(SessionEntry *e, const TxmHolding *h)
+{
+	e->from_retry = h->from_retry;
+	e->block = h->block;
+	e->first_off = h->first_off;
+	e->off = h->off;
+	e->attempt = h->attempt;
+	e->holding = true;
+}
+
 void
 txm_deliveries_remember(int32 sub_id, const TxmDelivery *d)
 {
 	SessionKey	key;
 	SessionEntry *e;
-	XactDelivery *xd;
-	MemoryContext old;
+	TxmHolding	h;
 
 	session_key(&key, sub_id, d->msg.msg_id);
 	ensure_session_deliveries();
 	e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
-	e->from_retry = d->from_retry;
-	e->block = d->block;
-	e->first_off = d->first_off;
-	e->off = d->off;
-	e->attempt = d->attempt;
+	h.from_retry = d->from_retry;
+	h.block = d->block;
+	h.first_off = d->first_off;
+	h.off = d->off;
+	h.attempt = d->attempt;
+	set_holding(e, &h);
 	e->settled = false;
-	e->holding = true;
-
-	/* freed by the transaction callbacks, which run outside any transaction memory */
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	xd = palloc(sizeof(XactDelivery));
-	xd->key = key;
-	xd->nest_level = GetCurrentTransactionNestLevel();
-	xact_deliveries = lappend(xact_deliveries, xd);
-	MemoryContextSwitchTo(old);
+	xact_deliveries = note_in_xact(xact_deliveries, &key);
 }
 
 /*
@@ -131,8 +151,6 @@ txm_deliveries_settle(int32 sub_id, int64 msg_id, const TxmHolding *h)
 {
 	SessionKey	key;
 	SessionEntry *e;
-	XactDelivery *xd;
-	MemoryContext old;
 	bool		found;
 
 	ensure_session_deliveries();
@@ -141,21 +159,9 @@ txm_deliveries_settle(int32 sub_id, int64 msg_id, const TxmHolding *h)
 	if (!found)
 		e->holding = false;
 	if (h)
-	{
-		e->from_retry = h->from_retry;
-		e->block = h->block;
-		e->first_off = h->first_off;
-		e->off = h->off;
-		e->attempt = h->attempt;
-		e->holding = true;
-	}
+		set_holding(e, h);
 	e->settled = true;
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	xd = palloc(sizeof(XactDelivery));
-	xd->key = key;
-	xd->nest_level = GetCurrentTransactionNestLevel();
-	xact_settled = lappend(xact_settled, xd);
-	MemoryContextSwitchTo(old);
+	xact_settled = note_in_xact(xact_settled, &key);
 }
 
 /*
@@ -196,11 +202,7 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 			bool		holding = e->holding;
 
 			e = hash_search(session_deliveries, &key, HASH_ENTER, NULL);
-			e->from_retry = h->from_retry;
-			e->block = h->block;
-			e->first_off = h->first_off;
-			e->off = h->off;
-			e->attempt = h->attempt;
+			set_holding(e, h);
 			e->settled = settled;
 			e->holding = holding;
 		}
