@@ -117,17 +117,6 @@ group_owner(Datum group)
 	return DatumGetObjectId(txm_spi_value(0, 1, &isnull));
 }
 
-static char *
-group_arg(FunctionCallInfo fcinfo)
-{
-	char	   *group;
-
-	txm_require_arg(fcinfo, 0, "consumer_group");
-	group = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	txm_check_name("consumer group", group);
-	return group;
-}
-
 static void
 no_such_group(const char *group)
 {
@@ -165,7 +154,7 @@ tx_redrive(PG_FUNCTION_ARGS)
 	Oid			types[4] = {TEXTOID, INT8ARRAYOID, INTERVALOID, INT4ARRAYOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', 'n', ' '};
-	char	   *group = group_arg(fcinfo);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	Oid			owner;
 	int			n;
 
@@ -224,7 +213,7 @@ tx_purge_dead_letters(PG_FUNCTION_ARGS)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
-	char	   *group = group_arg(fcinfo);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	Oid			owner;
 	int64		n;
 

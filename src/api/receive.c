@@ -75,17 +75,6 @@ txm_receive_xact_callback(XactEvent event)
 		xact.receive_only = false;
 }
 
-static char *
-group_arg(FunctionCallInfo fcinfo, int argno)
-{
-	char	   *group;
-
-	txm_require_arg(fcinfo, argno, "consumer_group");
-	group = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	txm_check_name("consumer group", group);
-	return group;
-}
-
 /*
  * The subscriptions of a consumer group, after checking that the caller may
  * consume in it: it has the privileges of the group's owner, and 'receive'
@@ -263,7 +252,7 @@ emit_deliveries(ReturnSetInfo *rsinfo, const TxmSub *subs, List *out)
 Datum
 tx_receive(PG_FUNCTION_ARGS)
 {
-	char	   *group = group_arg(fcinfo, 0);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	int32		max_messages;
 	Interval   *lease = NULL;
 	TimestampTz deadline;
@@ -307,7 +296,7 @@ tx_receive(PG_FUNCTION_ARGS)
 Datum
 tx_ack(PG_FUNCTION_ARGS)
 {
-	char	   *group = group_arg(fcinfo, 0);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	int			n;
 	int64	   *ids;
 	TxmSub	   *subs;
@@ -324,7 +313,7 @@ tx_ack(PG_FUNCTION_ARGS)
 Datum
 tx_ack_one(PG_FUNCTION_ARGS)
 {
-	char	   *group = group_arg(fcinfo, 0);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	int64		id;
 	TxmSub	   *subs;
 	int			nsubs;
@@ -343,7 +332,7 @@ tx_ack_one(PG_FUNCTION_ARGS)
 Datum
 tx_nack(PG_FUNCTION_ARGS)
 {
-	char	   *group = group_arg(fcinfo, 0);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	Interval   *retry_in = NULL;
 	TxmSub	   *subs;
 	int			nsubs;
@@ -372,7 +361,7 @@ tx_nack(PG_FUNCTION_ARGS)
 Datum
 tx_extend_lease(PG_FUNCTION_ARGS)
 {
-	char	   *group = group_arg(fcinfo, 0);
+	char	   *group = txm_group_arg(fcinfo, 0);
 	int			n;
 	int64	   *ids;
 	Interval   *lease;

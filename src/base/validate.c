@@ -76,6 +76,18 @@ txm_name_arg(text *arg, const char *kind, char *buf)
 	buf[len] = '\0';
 }
 
+/* The consumer_group argument argno: required, and a valid name. */
+char *
+txm_group_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *group;
+
+	txm_require_arg(fcinfo, argno, "consumer_group");
+	group = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	txm_check_name("consumer group", group);
+	return group;
+}
+
 /*
  * Every part of a message is bounded by tx_message.max_payload_size: the
  * payload, and also its key, tags and headers.
@@ -294,47 +306,45 @@ txm_check_message_function(Oid fn, const char *what, Oid message_type, Oid requi
 				 errdetail("The %s runs as the role that configures it.", what)));
 }
 
-/* Producers write the log: not on a standby, in a read-only transaction or a parallel worker. */
+/*
+ * Every function that writes: not on a standby (with the SQLSTATE of every
+ * write there, before it ticks or locks anything), in a read-only
+ * transaction or in a parallel worker.
+ */
+static void
+check_writable(const char *function, const char *recovery_msg, const char *hint)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg_internal("%s", recovery_msg),
+				 errhint("%s", hint)));
+	PreventCommandIfReadOnly(function);
+	PreventCommandIfParallelMode(function);
+}
+
+/* Producers write the log. */
 void
 txm_check_can_send(const char *function)
 {
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot send messages during recovery"),
-				 errhint("Send messages on the primary.")));
-	PreventCommandIfReadOnly(function);
-	PreventCommandIfParallelMode(function);
+	check_writable(function, "cannot send messages during recovery",
+				   "Send messages on the primary.");
 }
 
-/* Consumers write leases, acks and retries: the same conditions. */
+/* Consumers write leases, acks and retries. */
 void
 txm_check_can_consume(const char *function)
 {
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot consume messages during recovery"),
-				 errhint("Consume messages on the primary.")));
-	PreventCommandIfReadOnly(function);
-	PreventCommandIfParallelMode(function);
+	check_writable(function, "cannot consume messages during recovery",
+				   "Consume messages on the primary.");
 }
 
-/*
- * Functions that change configuration or run the worker's cycle: not on a
- * standby (with the same SQLSTATE as every write there), nor in a
- * read-only transaction.
- */
+/* Functions that change configuration or run the worker's cycle. */
 void
 txm_check_can_change(const char *function)
 {
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot execute %s during recovery", function),
-				 errhint("Change tx_message on the primary.")));
-	PreventCommandIfReadOnly(function);
-	PreventCommandIfParallelMode(function);
+	check_writable(function, psprintf("cannot execute %s during recovery", function),
+				   "Change tx_message on the primary.");
 }
 
 static int

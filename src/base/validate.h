@@ -38,6 +38,7 @@ extern int	txm_max_payload_size;
 
 extern void txm_check_name(const char *kind, const char *name);
 extern void txm_name_arg(text *arg, const char *kind, char *buf);
+extern char *txm_group_arg(FunctionCallInfo fcinfo, int argno);
 extern void txm_check_payload(Jsonb *payload, const char *what);
 extern void txm_check_key(Datum key);
 extern void txm_check_headers(Jsonb *headers);
