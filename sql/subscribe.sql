@@ -77,8 +77,22 @@ SELECT owner::text FROM tx_message.subscriptions WHERE consumer_group = 'analyti
 SELECT owner::text FROM tx_message.consumer_groups WHERE consumer_group = 'analytics';
 RESET ROLE;
 SELECT tx_revoke('shop.orders', 'txm_consumer', 'all');
+-- a role with 'admin' on the topic may end another role's subscription to
+-- it, which removes the group with its last subscription; 'receive' is not
+-- enough
+CREATE ROLE txm_topic_admin;
+SELECT tx_grant('shop.orders', 'txm_topic_admin', 'receive');
+SET ROLE txm_topic_admin;
 SELECT tx_unsubscribe('shop.orders', 'analytics');
-DROP ROLE txm_consumer;
+\echo :SQLSTATE
+RESET ROLE;
+SELECT tx_grant('shop.orders', 'txm_topic_admin', 'admin');
+SET ROLE txm_topic_admin;
+SELECT tx_unsubscribe('shop.orders', 'analytics');
+RESET ROLE;
+SELECT count(*) AS analytics_left FROM tx_message.consumer_groups WHERE consumer_group = 'analytics';
+SELECT tx_revoke('shop.orders', 'txm_topic_admin', 'all');
+DROP ROLE txm_consumer, txm_topic_admin;
 
 -- receiving needs a subscription
 SELECT * FROM tx_receive('nobody');
