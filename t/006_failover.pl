@@ -25,6 +25,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
+use lib $FindBin::Bin;
+use TxmLoaders;
 use Time::HiRes qw(usleep time);
 use IPC::Run ();
 
@@ -95,35 +97,7 @@ sub point_loaders_at
 }
 point_loaders_at($primary);
 my $psql = $primary->installed_command('psql');
-my $loop = q{
-	while [ ! -e "$1" ]; do
-		"$2" -XAtq -v ON_ERROR_STOP=1 -d "$(cat "$3") application_name=$4" -c "$5" >/dev/null 2>>"$6" \
-			|| sleep 0.2
-	done
-};
-my %loaders;
-
-sub start_loader
-{
-	my ($name, $call, $stop) = @_;
-	$loaders{$name} = IPC::Run::start(
-		[ 'bash', '-c', $loop, 'loader', "$dir/$stop", $psql, $connfile, $name, $call, "$dir/$name.err" ],
-		'<', \undef, '>', \my $out, '2>', \my $err);
-	return;
-}
-
-sub stop_loaders
-{
-	my ($stop, @names) = @_;
-	append_to_file("$dir/$stop", '');
-	for my $name (@names)
-	{
-		my $h = delete $loaders{$name} or next;
-		eval { $h->finish; 1 } or $h->kill_kill;
-	}
-	unlink "$dir/$stop";
-	return;
-}
+my $loaders = TxmLoaders->new(dir => $dir, psql => $psql, connfile => $connfile);
 
 my @producers = qw(prod_single1 prod_single2 prod_batch prod_half);
 my @consumers = qw(cons_pull1 cons_pull2 cons_ext);
@@ -131,9 +105,7 @@ my @consumers = qw(cons_pull1 cons_pull2 cons_ext);
 END
 {
 	# whatever happened, end the loops this test started
-	append_to_file("$dir/stop_producers", '') if defined $dir;
-	append_to_file("$dir/stop_consumers", '') if defined $dir;
-	$_->kill_kill for values %loaders;
+	$loaders->kill_all('stop_producers', 'stop_consumers') if $loaders;
 }
 
 # Waits until the load makes progress on $node: effects of all kinds grow.
@@ -153,11 +125,11 @@ sub wait_for_progress
 	return 0;
 }
 
-start_loader($_, q{CALL consume_pull(1)}, 'stop_consumers') for qw(cons_pull1 cons_pull2);
-start_loader('cons_ext', q{CALL consume_ext(1)}, 'stop_consumers');
-start_loader($_, q{CALL produce('single', 1)}, 'stop_producers') for qw(prod_single1 prod_single2);
-start_loader('prod_batch', q{CALL produce('batch', 1)}, 'stop_producers');
-start_loader('prod_half', q{CALL produce('half', 1)}, 'stop_producers');
+$loaders->start($_, q{CALL consume_pull(1)}, 'stop_consumers') for qw(cons_pull1 cons_pull2);
+$loaders->start('cons_ext', q{CALL consume_ext(1)}, 'stop_consumers');
+$loaders->start($_, q{CALL produce('single', 1)}, 'stop_producers') for qw(prod_single1 prod_single2);
+$loaders->start('prod_batch', q{CALL produce('batch', 1)}, 'stop_producers');
+$loaders->start('prod_half', q{CALL produce('half', 1)}, 'stop_producers');
 ok(wait_for_progress($primary), 'the load runs on the primary');
 
 # ---------------------------------------------------------------------------
@@ -295,17 +267,8 @@ sleep 2;
 # ---------------------------------------------------------------------------
 # Drain and count on the promoted node
 # ---------------------------------------------------------------------------
-stop_loaders('stop_producers', @producers);
-my $counts_q = q{
-SELECT k.kind,
-	(SELECT count(*) FROM produced p
-	  WHERE NOT EXISTS (SELECT 1 FROM effects e WHERE e.kind = k.kind AND e.id = p.id)),
-	(SELECT count(*) FROM effects e
-	  WHERE e.kind = k.kind AND NOT EXISTS (SELECT 1 FROM produced p WHERE p.id = e.id)),
-	(SELECT count(*) - count(DISTINCT id) FROM effects e WHERE e.kind = k.kind),
-	(SELECT count(*) FROM effects e WHERE e.kind = k.kind),
-	(SELECT count(*) FROM tx_message.dead_letters d WHERE d.consumer_group = k.kind)
-  FROM (VALUES ('pull'), ('ext'), ('handler')) k(kind) ORDER BY 1};
+$loaders->stop('stop_producers', @producers);
+my $counts_q = 'SELECT * FROM effect_counts ORDER BY 1';
 my %c;
 sub counts
 {
@@ -330,7 +293,7 @@ my $drained = time() - $t0;
 # without its ack would be delivered again meanwhile
 sleep 6;
 counts();
-stop_loaders('stop_consumers', @consumers);
+$loaders->stop('stop_consumers', @consumers);
 
 my $produced = $standby->safe_psql('postgres', 'SELECT count(*) FROM produced');
 my $kinds = $standby->safe_psql('postgres',
@@ -353,37 +316,9 @@ is($c{handler}{dup}, 0, 'handler has no duplicate effect');
 
 # The loaders' errors: connections lost to the failover are expected,
 # anything else is reported and fails.
-my $expected_errors = qr/
-	server\ closed\ the\ connection
-	| connection\ to\ server .* failed
-	| could\ not\ connect
-	| terminating\ connection
-	| the\ database\ system\ is\ (starting\ up|in\ recovery\ mode|shutting\ down|not\ yet\ accepting)
-	| no\ connection\ to\ the\ server
-	| connection\ to\ server\ was\ lost
-	| This\ probably\ means\ the\ server\ terminated\ abnormally
-	| before\ or\ while\ processing\ the\ request
-	| Is\ the\ server\ running
-	| Connection\ refused
-	| No\ such\ file\ or\ directory
-	| ^\s*$
-	| Consistent\ recovery\ state\ has\ not\ been\ yet\ reached
-	| another\ server\ process\ exited\ abnormally
-	| In\ a\ moment\ you\ should\ be\ able\ to\ reconnect
-	| ^CONTEXT: | ^\s*PL\/pgSQL | ^\s*SQL\ statement | ^psql:.*FATAL: | ^FATAL:
-/x;
-my (%unexpected, $n_expected);
-for my $name (@producers, @consumers)
-{
-	my $file = "$dir/$name.err";
-	next unless -e $file;
-	for my $line (split /\n/, slurp_file($file))
-	{
-		if ($line =~ $expected_errors) { $n_expected++; next; }
-		$unexpected{"$name: $line"}++;
-	}
-}
-diag("loader errors from the failover: " . ($n_expected // 0) . " lines");
+my ($n_expected, $unexpected) = $loaders->errors(@producers, @consumers);
+my %unexpected = %$unexpected;
+diag("loader errors from the failover: $n_expected lines");
 diag("unexpected loader error ($unexpected{$_} times): $_") for sort keys %unexpected;
 is(scalar(keys %unexpected), 0, 'the loaders saw no error but lost connections');
 

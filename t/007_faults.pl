@@ -30,6 +30,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
+use lib $FindBin::Bin;
+use TxmLoaders;
 use Time::HiRes qw(usleep time);
 use IPC::Run ();
 
@@ -58,77 +60,38 @@ my $dir = $node->basedir;
 my $connfile = "$dir/loader_conn";
 append_to_file($connfile, $node->connstr('postgres') . ' connect_timeout=5');
 my $psql = $node->installed_command('psql');
-my $loop = q{
-	while [ ! -e "$1" ]; do
-		"$2" -XAtq -v ON_ERROR_STOP=1 -d "$(cat "$3") application_name=$4" -c "$5" >/dev/null 2>>"$6" \
-			|| sleep 0.2
-	done
-};
-my %loaders;
-
-sub start_loader
-{
-	my ($name, $call, $stop) = @_;
-	$loaders{$name} = IPC::Run::start(
-		[ 'bash', '-c', $loop, 'loader', "$dir/$stop", $psql, $connfile, $name, $call, "$dir/$name.err" ],
-		'<', \undef, '>', \my $out, '2>', \my $err);
-	return;
-}
-
-sub stop_loaders
-{
-	my ($stop, @names) = @_;
-	append_to_file("$dir/$stop", '');
-	for my $name (@names)
-	{
-		my $h = delete $loaders{$name} or next;
-		eval { $h->finish; 1 } or $h->kill_kill;
-	}
-	unlink "$dir/$stop";
-	return;
-}
+my $loaders = TxmLoaders->new(dir => $dir, psql => $psql, connfile => $connfile);
 
 my @producers = qw(prod_single1 prod_single2 prod_batch prod_half);
 my @consumers = qw(cons_pull1 cons_pull2 cons_ext);
 
 sub start_producers
 {
-	start_loader('prod_single1', q{CALL produce('single', 1)}, 'stop_producers');
-	start_loader('prod_single2', q{CALL produce('single', 1)}, 'stop_producers');
-	start_loader('prod_batch', q{CALL produce('batch', 1)}, 'stop_producers');
-	start_loader('prod_half', q{CALL produce('half', 1)}, 'stop_producers');
+	$loaders->start('prod_single1', q{CALL produce('single', 1)}, 'stop_producers');
+	$loaders->start('prod_single2', q{CALL produce('single', 1)}, 'stop_producers');
+	$loaders->start('prod_batch', q{CALL produce('batch', 1)}, 'stop_producers');
+	$loaders->start('prod_half', q{CALL produce('half', 1)}, 'stop_producers');
 	return;
 }
 
 sub start_consumers
 {
-	start_loader('cons_pull1', q{CALL consume_pull(1)}, 'stop_consumers');
-	start_loader('cons_pull2', q{CALL consume_pull(1)}, 'stop_consumers');
-	start_loader('cons_ext', q{CALL consume_ext(1)}, 'stop_consumers');
+	$loaders->start('cons_pull1', q{CALL consume_pull(1)}, 'stop_consumers');
+	$loaders->start('cons_pull2', q{CALL consume_pull(1)}, 'stop_consumers');
+	$loaders->start('cons_ext', q{CALL consume_ext(1)}, 'stop_consumers');
 	return;
 }
 
 END
 {
 	# whatever happened, end the loops this test started
-	append_to_file("$dir/stop_producers", '') if defined $dir;
-	append_to_file("$dir/stop_consumers", '') if defined $dir;
-	$_->kill_kill for values %loaders;
+	$loaders->kill_all('stop_producers', 'stop_consumers') if $loaders;
 }
 
 # ---------------------------------------------------------------------------
 # Counting
 # ---------------------------------------------------------------------------
-my $counts_q = q{
-SELECT k.kind,
-	(SELECT count(*) FROM produced p
-	  WHERE NOT EXISTS (SELECT 1 FROM effects e WHERE e.kind = k.kind AND e.id = p.id)),
-	(SELECT count(*) FROM effects e
-	  WHERE e.kind = k.kind AND NOT EXISTS (SELECT 1 FROM produced p WHERE p.id = e.id)),
-	(SELECT count(*) - count(DISTINCT id) FROM effects e WHERE e.kind = k.kind),
-	(SELECT count(*) FROM effects e WHERE e.kind = k.kind),
-	(SELECT count(*) FROM tx_message.dead_letters d WHERE d.consumer_group = k.kind)
-  FROM (VALUES ('pull'), ('ext'), ('handler')) k(kind) ORDER BY 1};
+my $counts_q = 'SELECT * FROM effect_counts ORDER BY 1';
 
 sub counts
 {
@@ -148,7 +111,7 @@ my $prev_ext_dup = 0;
 sub drain_and_check
 {
 	my ($label) = @_;
-	stop_loaders('stop_producers', @producers);
+	$loaders->stop('stop_producers', @producers);
 	my $t0 = time();
 	my $c;
 	while (1)
@@ -334,44 +297,14 @@ is((split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0], $pm_pid,
 is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
 	$worker_pid, 'and one worker');
 
-stop_loaders('stop_consumers', @consumers);
+$loaders->stop('stop_consumers', @consumers);
 
 # The loaders' errors: connections lost to the faults are expected, anything
 # else (a short ack of the same-transaction consumer, an internal error) is
 # reported and fails.
-my $expected_errors = qr/
-	server\ closed\ the\ connection
-	| connection\ to\ server .* failed
-	| could\ not\ connect
-	| terminating\ connection
-	| the\ database\ system\ is\ (starting\ up|in\ recovery\ mode|shutting\ down|not\ yet\ accepting)
-	| no\ connection\ to\ the\ server
-	| connection\ to\ server\ was\ lost
-	| This\ probably\ means\ the\ server\ terminated\ abnormally
-	| before\ or\ while\ processing\ the\ request
-	| Is\ the\ server\ running
-	| terminated\ by\ administrator
-	| Connection\ refused
-	| No\ such\ file\ or\ directory
-	| ^\s*$
-	| Consistent\ recovery\ state\ has\ not\ been\ yet\ reached
-	| another\ server\ process\ exited\ abnormally
-	| In\ a\ moment\ you\ should\ be\ able\ to\ reconnect
-	| ^CONTEXT: | ^\s*PL\/pgSQL | ^\s*SQL\ statement | ^psql:.*FATAL: | ^FATAL:
-	| ^\s	# the continuation of the message before, classified on its own
-/x;
-my (%unexpected, $n_expected);
-for my $name (@producers, @consumers)
-{
-	my $file = "$dir/$name.err";
-	next unless -e $file;
-	for my $line (split /\n/, slurp_file($file))
-	{
-		if ($line =~ $expected_errors) { $n_expected++; next; }
-		$unexpected{"$name: $line"}++;
-	}
-}
-diag("loader errors from the faults: " . ($n_expected // 0) . " lines");
+my ($n_expected, $unexpected) = $loaders->errors(@producers, @consumers);
+my %unexpected = %$unexpected;
+diag("loader errors from the faults: $n_expected lines");
 diag("unexpected loader error ($unexpected{$_} times): $_") for sort keys %unexpected;
 is(scalar(keys %unexpected), 0, 'the loaders saw no error but lost connections');
 

@@ -1,7 +1,7 @@
 -- The load fixture of t/006_failover.pl and t/007_faults.pl: the
 -- business tables the producers write, the tables of the three consumers'
 -- effects, the topic with its check function, the handler and the
--- consumer loops.
+-- consumer loops, and what the tests count.
 CREATE EXTENSION tx_message;
 CREATE SEQUENCE business_id;
 -- what the producers committed: one row per message that must be delivered
@@ -156,3 +156,17 @@ BEGIN
 		END IF;
 	END LOOP;
 END $$;
+
+-- per consumer kind: messages committed without an effect (lost), effects of
+-- messages never committed (phantom), effects beyond the first (dup), all
+-- effects, and dead letters
+CREATE VIEW effect_counts AS
+SELECT k.kind,
+	(SELECT count(*) FROM produced p
+	  WHERE NOT EXISTS (SELECT 1 FROM effects e WHERE e.kind = k.kind AND e.id = p.id)) AS lost,
+	(SELECT count(*) FROM effects e
+	  WHERE e.kind = k.kind AND NOT EXISTS (SELECT 1 FROM produced p WHERE p.id = e.id)) AS phantom,
+	(SELECT count(*) - count(DISTINCT id) FROM effects e WHERE e.kind = k.kind) AS dup,
+	(SELECT count(*) FROM effects e WHERE e.kind = k.kind) AS effects,
+	(SELECT count(*) FROM tx_message.dead_letters d WHERE d.consumer_group = k.kind) AS dead
+  FROM (VALUES ('pull'), ('ext'), ('handler')) k(kind);
