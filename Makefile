@@ -18,6 +18,7 @@ OBJS = \
 	src/storage/tick.o \
 	src/storage/lease.o \
 	src/storage/failures.o \
+	src/storage/lineage.o \
 	src/engine/usercode.o \
 	src/engine/housekeeping.o \
 	src/engine/retention.o \

@@ -54,7 +54,7 @@ COMMENT ON TABLE tx_message.topics IS 'tx_message topics; change them with tx_cr
  * every privilege without a row here; grantee 0 ('-') is PUBLIC.
  */
 CREATE TABLE tx_message.topic_grants (
-	topic text COLLATE "C" NOT NULL REFERENCES tx_message.topics (topic) ON DELETE CASCADE,
+	topic text COLLATE "C" NOT NULL,	-- no foreign keys between dumped tables: see subscriptions
 	grantee regrole NOT NULL,
 	privilege text NOT NULL,
 	granted_by regrole NOT NULL,
@@ -159,8 +159,14 @@ CREATE TABLE tx_message.slices (
 -- A full slice (2 kB) would otherwise be compressed, and decompressed at every read.
 ALTER TABLE tx_message.slices ALTER COLUMN positions SET STORAGE PLAIN;
 
+/*
+ * No foreign key to topics: pg_restore -j loads the data of dumped tables
+ * in any order.  The functions that add rows referring to a topic lock its
+ * row (FOR KEY SHARE), and tx_drop_topic, which locks it FOR UPDATE,
+ * deletes them.
+ */
 CREATE TABLE tx_message.subscriptions (
-	topic text COLLATE "C" NOT NULL REFERENCES tx_message.topics (topic),
+	topic text COLLATE "C" NOT NULL,
 	consumer_group text COLLATE "C" NOT NULL,
 	sub_id integer NOT NULL UNIQUE GENERATED ALWAYS AS IDENTITY,
 	tags text[],
@@ -340,9 +346,60 @@ GRANT SELECT ON tx_message.topics, tx_message.subscriptions, tx_message.consumer
 	tx_message.messages,
 	tx_message.retries, tx_message.dead_letters, tx_message.grants TO PUBLIC;
 
--- Keep configuration and messages in pg_dump output.  The log, slices,
--- leases and progress are positions in this cluster's transaction history and
--- are not carried to another one: drain the topics before a dump and restore.
+/*
+ * Where message ids continue (docs/design.md, section 1, and "Dump and
+ * restore").  An id is ((top-level FullTransactionId + id_base) << 20) | n.
+ * instance is this database's own row, made by CREATE EXTENSION and never
+ * dumped; lineage is dumped, and holds the row of the database the data
+ * comes from.  After a restore, lineage holds a row whose token is not this
+ * instance's: the restored data is then taken over (ids continue above
+ * every restored one, the log tables' state is restored) before anything
+ * sends, receives or ticks.
+ */
+CREATE TABLE tx_message.instance (
+	one boolean PRIMARY KEY DEFAULT true,
+	token uuid NOT NULL,
+	id_base bigint NOT NULL,			-- added to transaction ids to make message ids
+	id_floor bigint NOT NULL,			-- ids below it come from a dump taken over
+	restored_at timestamptz,			-- when a dump was taken over
+	restore_problem text,				-- what that dump lacked
+	CHECK (one),
+	CHECK (id_base >= 0 AND id_floor >= 0)
+) USING heap;
+CREATE TABLE tx_message.lineage (
+	token uuid PRIMARY KEY,
+	id_base bigint NOT NULL,
+	slots jsonb,						-- log_slots as of the last change (NULL: as created)
+	updated_at timestamptz NOT NULL
+) USING heap;
+WITH t AS (SELECT pg_catalog.gen_random_uuid() AS token)
+INSERT INTO tx_message.lineage (token, id_base, updated_at) SELECT token, 0, now() FROM t;
+INSERT INTO tx_message.instance (token, id_base, id_floor)
+	SELECT token, 0, 0 FROM tx_message.lineage;
+
+-- A change of lineage (a restore loading it) makes every backend look again.
+CREATE FUNCTION tx_message._lineage_changed() RETURNS trigger
+	LANGUAGE C SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_message_lineage_changed';
+REVOKE ALL ON FUNCTION tx_message._lineage_changed() FROM PUBLIC;
+CREATE TRIGGER lineage_changed AFTER INSERT OR UPDATE OR DELETE ON tx_message.lineage
+	FOR EACH STATEMENT EXECUTE FUNCTION tx_message._lineage_changed();
+REVOKE ALL ON tx_message.instance, tx_message.lineage FROM PUBLIC;
+
+/*
+ * pg_dump carries everything but instance and log_slots (whose rows
+ * CREATE EXTENSION makes; lineage carries log_slots).  A restore is taken
+ * over as described above; docs/design.md, "Dump and restore".
+ */
+SELECT pg_catalog.pg_extension_config_dump('tx_message.lineage', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.log_0', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.log_1', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.log_2', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.ticks', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.slices', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.sub_state', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.leases', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.retries_data', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.topics', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.topic_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.subscriptions', '');
@@ -492,7 +549,7 @@ CREATE FUNCTION tx_worker_status(OUT pid integer, OUT database name,
 								 OUT delivered bigint, OUT checks bigint,
 								 OUT dead_lettered bigint, OUT errors bigint,
 								 OUT handled bigint, OUT stale_prepared integer,
-								 OUT executor_pids integer[])
+								 OUT executor_pids integer[], OUT restore_state text)
 	RETURNS SETOF record
 	LANGUAGE C VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_worker_status';

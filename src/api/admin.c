@@ -3,7 +3,7 @@
  * admin.c
  *	  Administration: tx_run_maintenance and tx_worker_status, and the
  *	  extension's internal functions (the install script's notice, the
- *	  trigger on tx_message.retries_data).
+ *	  triggers on tx_message.retries_data and tx_message.lineage).
  *
  * IDENTIFICATION
  *	  src/api/admin.c
@@ -26,11 +26,13 @@
 #include "src/base/shmem.h"
 #include "src/base/validate.h"
 #include "src/engine/maintenance.h"
+#include "src/storage/lineage.h"
 
 PG_FUNCTION_INFO_V1(tx_run_maintenance);
 PG_FUNCTION_INFO_V1(tx_worker_status);
 PG_FUNCTION_INFO_V1(tx_message_installed);
 PG_FUNCTION_INFO_V1(tx_message_retries_written);
+PG_FUNCTION_INFO_V1(tx_message_lineage_changed);
 
 static void
 add_counter(JsonbParseState **state, const char *name, int64 value)
@@ -65,6 +67,7 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 
 	txm_check_can_change("tx_run_maintenance()");
 	txm_catalog();
+	txm_take_over_if_restored();
 	memset(&stats, 0, sizeof(stats));
 	txm_maintenance_cycle(TXM_STEPS_ALL, false, &stats);
 
@@ -89,7 +92,7 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 /*
  * tx_worker_status() RETURNS TABLE (pid, database, started_at, last_cycle_at,
  *	 delivered, checks, dead_lettered, errors, handled, stale_prepared,
- *	 executor_pids)
+ *	 executor_pids, restore_state)
  */
 /* The pids of the executors that run, in their order, as an integer[]. */
 static Datum
@@ -120,8 +123,8 @@ tx_worker_status(PG_FUNCTION_ARGS)
 	n = txm_worker_statuses(rows);
 	for (int i = 0; i < n; i++)
 	{
-		Datum		values[11];
-		bool		nulls[11];
+		Datum		values[12];
+		bool		nulls[12];
 		char	   *dbname = get_database_name(rows[i].dboid);
 
 		memset(nulls, 0, sizeof(nulls));
@@ -137,6 +140,8 @@ tx_worker_status(PG_FUNCTION_ARGS)
 			values[4 + k] = Int64GetDatum((int64) rows[i].counters[columns[k]]);
 		values[9] = Int32GetDatum(rows[i].stale_prepared);
 		values[10] = executor_pids(&rows[i]);
+		values[11] = CStringGetTextDatum(rows[i].restore_state);
+		nulls[11] = rows[i].restore_state[0] == '\0';
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -185,5 +190,25 @@ tx_message_retries_written(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("tx_message._retries_written() must be called as a trigger")));
 	txm_at_commit_retries_written();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * tx_message._lineage_changed(): statement trigger on tx_message.lineage.
+ * Every backend looks at the id space again; a backend that loads rows
+ * into lineage (a restore) is known as restoring until it disconnects or
+ * uses the extension (docs/design.md, "Dump and restore").
+ */
+Datum
+tx_message_lineage_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tx_message._lineage_changed() must be called as a trigger")));
+	if (!txm_lineage_internal_write())
+		txm_restore_note_restorer();
+	txm_invalidate(txm_catalog()->lineage);
+	txm_forget_instance();
 	return PointerGetDatum(NULL);
 }

@@ -23,6 +23,7 @@
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/validate.h"
+#include "src/storage/lineage.h"
 #include "src/storage/log.h"
 
 PG_FUNCTION_INFO_V1(tx_send_half);
@@ -45,6 +46,7 @@ tx_send_half(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "payload");
 	txm_check_can_send("tx_send_half()");
+	txm_take_over_if_restored();
 
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
 	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);
@@ -77,6 +79,7 @@ resolve_half_fn(FunctionCallInfo fcinfo, bool commit)
 
 	txm_require_arg(fcinfo, 0, "msg_id");
 	txm_check_can_send(commit ? "tx_commit_half()" : "tx_rollback_half()");
+	txm_take_over_if_restored();
 	/*
 	 * Deciding a half message is sending it, or not: 'send' on its topic.
 	 * One that is not there yet stays unknown even if its producer commits

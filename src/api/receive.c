@@ -43,6 +43,7 @@
 #include "src/base/validate.h"
 #include "src/engine/claim.h"
 #include "src/engine/settle.h"
+#include "src/storage/lineage.h"
 #include "src/storage/tick.h"
 
 PG_FUNCTION_INFO_V1(tx_receive);
@@ -282,6 +283,7 @@ tx_receive(PG_FUNCTION_ARGS)
 		txm_check_positive_interval("lease", lease);
 	}
 	txm_check_can_consume("tx_receive()");
+	txm_take_over_if_restored();
 
 	subs = consumer_subs(group, &nsubs);
 	pull = pulled_subscriptions(group, subs, nsubs);

@@ -26,6 +26,7 @@
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/validate.h"
+#include "src/storage/lineage.h"
 #include "src/storage/log.h"
 
 PG_FUNCTION_INFO_V1(tx_send);
@@ -87,6 +88,7 @@ tx_send(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "payload");
 	txm_check_can_send("tx_send()");
+	txm_take_over_if_restored();
 
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
 	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);
@@ -178,6 +180,7 @@ tx_send_batch(PG_FUNCTION_ARGS)
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "payloads");
 	txm_check_can_send("tx_send_batch()");
+	txm_take_over_if_restored();
 
 	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
 	topic_id = txm_topic_id_for(name, TXM_PRIV_SEND);

@@ -29,6 +29,7 @@
 #include "src/base/spi.h"
 #include "src/base/subcache.h"
 #include "src/base/validate.h"
+#include "src/storage/lineage.h"
 #include "src/storage/stream.h"
 #include "src/storage/tick.h"
 
@@ -159,6 +160,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	"backoff", "lease", "ordered", "start_from"};
 
 	txm_check_can_change("tx_subscribe()");
+	txm_take_over_if_restored();
 	for (int i = 0; i < lengthof(required); i++)
 		if (required[i])
 			txm_require_arg(fcinfo, i, required[i]);

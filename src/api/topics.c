@@ -29,6 +29,7 @@
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
+#include "src/storage/lineage.h"
 
 PG_FUNCTION_INFO_V1(tx_create_topic);
 PG_FUNCTION_INFO_V1(tx_alter_topic);
@@ -81,6 +82,7 @@ tx_create_topic(PG_FUNCTION_ARGS)
 	char	   *topic;
 
 	txm_check_can_change("tx_create_topic()");
+	txm_take_over_if_restored();
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 6, "if_not_exists");
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -226,7 +228,8 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 		" r AS (DELETE FROM tx_message.retries_data WHERE sub_id IN (SELECT sub_id FROM s)),"
 		" h AS (DELETE FROM tx_message.half_messages WHERE topic_id IN (SELECT topic_id FROM t)),"
 		" d AS (DELETE FROM tx_message.delayed WHERE topic_id IN (SELECT topic_id FROM t)),"
-		" sl AS (DELETE FROM tx_message.slices WHERE topic_id IN (SELECT topic_id FROM t))"
+		" sl AS (DELETE FROM tx_message.slices WHERE topic_id IN (SELECT topic_id FROM t)),"
+		" tg AS (DELETE FROM tx_message.topic_grants WHERE topic = $1)"
 		" DELETE FROM tx_message.topics WHERE topic = $1";
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];

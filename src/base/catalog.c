@@ -42,6 +42,7 @@
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -50,6 +51,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/uuid.h"
 
 #include "src/base/catalog.h"
 #include "src/base/validate.h"
@@ -97,6 +99,8 @@ static const RelSpec rel_specs[] = {
 	TABLE("leases", leases, Natts_leases),
 	INDEX("leases_pkey", leases_pkey, 3),
 	TABLE("retries_data", retries, Natts_retries),
+	TABLE("instance", instance, Natts_instance),
+	TABLE("lineage", lineage, Natts_lineage),
 	TABLE("dead_letters_data", dead_letters, Natts_dead_letters),
 };
 
@@ -110,6 +114,8 @@ static uint32 recheck = 0;		/* rel_specs invalidated since they were checked */
 static HTAB *topics_by_name = NULL;
 static HTAB *topic_names_by_id = NULL;
 static int	current_slot = -1;
+static TxmInstance instance;
+static bool instance_valid = false;
 
 typedef struct TopicNameEntry
 {
@@ -135,6 +141,7 @@ forget_everything(void)
 	recheck = 0;
 	forget_topics();
 	current_slot = -1;
+	instance_valid = false;
 }
 
 /*
@@ -162,6 +169,8 @@ txm_relcache_callback(Datum arg, Oid relid)
 			forget_topics();
 		else if (relid == cat.log_slots)
 			current_slot = -1;
+		else if (relid == cat.instance || relid == cat.lineage)
+			instance_valid = false;
 	}
 }
 
@@ -513,4 +522,84 @@ txm_lookup_topic_by_id(int32 topic_id)
 	/* the look-up may free the cached name */
 	strlcpy(name, cached, sizeof(name));
 	return txm_lookup_topic(name, false);
+}
+
+/* Forget the cached instance: this backend loaded rows into lineage. */
+void
+txm_forget_instance(void)
+{
+	instance_valid = false;
+}
+
+/*
+ * This database's id space, read once and again after any invalidation of
+ * tx_message.instance or tx_message.lineage (the take-over of a dump
+ * changes the first, a restore loading rows the second: its trigger sends
+ * one).  Producers lock instance before they read this, so a take-over,
+ * which locks it exclusively, is never half seen.
+ */
+const TxmInstance *
+txm_instance(void)
+{
+	const TxmCatalog *c;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+	Datum		token = (Datum) 0;
+	Datum		problem;
+
+	if (instance_valid)
+		return &instance;
+
+	c = txm_catalog();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	rel = table_open(c->instance, AccessShareLock);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+
+		instance.id_base = (uint64) DatumGetInt64(heap_getattr(tup, Anum_instance_id_base,
+															   RelationGetDescr(rel), &isnull));
+		instance.id_floor = (uint64) DatumGetInt64(heap_getattr(tup, Anum_instance_id_floor,
+																RelationGetDescr(rel), &isnull));
+		token = datumCopy(heap_getattr(tup, Anum_instance_token, RelationGetDescr(rel), &isnull),
+						  false, UUID_LEN);
+		(void) heap_getattr(tup, Anum_instance_restored_at, RelationGetDescr(rel), &isnull);
+		instance.restored = !isnull;
+		problem = heap_getattr(tup, Anum_instance_restore_problem, RelationGetDescr(rel), &isnull);
+		instance.restore_problem[0] = '\0';
+		if (!isnull)
+			text_to_cstring_buffer(DatumGetTextPP(problem), instance.restore_problem,
+								   sizeof(instance.restore_problem));
+		found = true;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("tx_message.instance has no row"),
+				 errhint("The tx_message extension may be damaged; reinstall it.")));
+
+	/* a lineage row of another database: a restored dump */
+	instance.restore_pending = false;
+	rel = table_open(c->lineage, AccessShareLock);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		t = heap_getattr(tup, Anum_lineage_token, RelationGetDescr(rel), &isnull);
+
+		if (isnull || memcmp(DatumGetPointer(t), DatumGetPointer(token), UUID_LEN) != 0)
+			instance.restore_pending = true;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+	pfree(DatumGetPointer(token));
+	instance_valid = true;
+	return &instance;
 }

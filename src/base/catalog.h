@@ -114,6 +114,16 @@
 #define Anum_leases_pkey_block		2
 #define Anum_leases_pkey_first_off	3
 
+/* tx_message.instance (one row) and tx_message.lineage (written by SQL) */
+#define Natts_instance				6
+#define Anum_instance_token			2
+#define Anum_instance_id_base		3
+#define Anum_instance_id_floor		4
+#define Anum_instance_restored_at	5
+#define Anum_instance_restore_problem 6
+#define Natts_lineage				4
+#define Anum_lineage_token			1
+
 /* tx_message.retries_data and tx_message.dead_letters_data: read and written by SQL */
 #define Natts_retries				15
 #define Natts_dead_letters			14
@@ -149,6 +159,8 @@ typedef struct TxmCatalog
 	Oid			leases_pkey;
 	Oid			retries;
 	Oid			dead_letters;
+	Oid			instance;
+	Oid			lineage;
 	Oid			message_type;	/* tx_message.message */
 } TxmCatalog;
 
@@ -166,6 +178,21 @@ typedef struct TxmTopic
 	int32		check_max;
 } TxmTopic;
 
+/*
+ * This database's message id space (tx_message.instance): id_base is added
+ * to transaction ids; ids below id_floor come from a dump taken over.
+ * restore_pending: lineage holds a row of another database, a dump not yet
+ * taken over (storage/lineage.c).
+ */
+typedef struct TxmInstance
+{
+	uint64		id_base;
+	uint64		id_floor;
+	bool		restore_pending;
+	bool		restored;		/* a dump was taken over */
+	char		restore_problem[128];	/* what it lacked ("": nothing) */
+} TxmInstance;
+
 extern void txm_catalog_init(void);
 extern const TxmCatalog *txm_catalog(void);
 extern const TxmCatalog *txm_catalog_if_installed(void);
@@ -174,5 +201,7 @@ extern TxmTopic *txm_lookup_topic(const char *name, bool missing_ok);
 extern const char *txm_topic_name(int32 topic_id);
 extern TxmTopic *txm_lookup_topic_by_id(int32 topic_id);
 extern int	txm_current_log_slot(void);
+extern const TxmInstance *txm_instance(void);
+extern void txm_forget_instance(void);
 
 #endif							/* TXM_CATALOG_H */

@@ -17,8 +17,10 @@
 #define TXM_LAYOUT_H
 
 /*
- * Message ids: (top-level FullTransactionId << TXM_POS_SHIFT) | n, where n
- * counts the messages of that transaction.
+ * Message ids: ((top-level FullTransactionId + id_base) << TXM_POS_SHIFT) | n,
+ * where n counts the messages of that transaction and id_base is 0 unless
+ * the database was restored from a dump (tx_message.instance).  The
+ * shifted-out part is the transaction's "virtual" xid.
  */
 #define TXM_POS_SHIFT		20
 #define TXM_MAX_PER_XACT	(INT64CONST(1) << TXM_POS_SHIFT)

@@ -29,6 +29,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 
 #include "src/base/shmem_internal.h"
@@ -206,6 +207,9 @@ txm_worker_statuses(TxmWorkerStatus *rows)
 			rows[n].counters[c] = pg_atomic_read_u64(&slot->counters[c]);
 		rows[n].stale_prepared = (int) pg_atomic_read_u32(&slot->stale_prepared);
 		memcpy(rows[n].executor_pids, slot->executor_pids, sizeof(slot->executor_pids));
+		SpinLockAcquire(&slot->mutex);
+		strlcpy(rows[n].restore_state, slot->restore_state, TXM_RESTORE_STATE_LEN);
+		SpinLockRelease(&slot->mutex);
 		n++;
 	}
 	LWLockRelease(txm_shared->lock);
@@ -331,6 +335,7 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 	SpinLockAcquire(&slot->mutex);
 	slot->waiters = 0;
 	slot->tick_requested = false;
+	slot->restore_state[0] = '\0';
 	SpinLockRelease(&slot->mutex);
 	slot->dboid = dboid;
 	slot->state = TXM_DB_STOPPED;
@@ -664,6 +669,111 @@ txm_worker_note_stale_prepared(int n)
 {
 	Assert(attached != NULL);
 	pg_atomic_write_u32(&attached->stale_prepared, (uint32) n);
+}
+
+/*----------
+ * Restores.  A backend that loads rows into the extension's tables with
+ * COPY (or into tx_message.lineage) is restoring a dump: until it
+ * disconnects, the database's worker neither ticks nor takes the dump
+ * over, because the rest of the dump may still be on its way
+ * (docs/design.md, "Dump and restore").
+ *----------
+ */
+
+/* whether this backend may be listed as a restorer */
+static bool restoring = false;
+
+/* Have this backend known as restoring into its database. */
+void
+txm_restore_note_restorer(void)
+{
+	int			free_entry = -1;
+
+	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
+		return;
+	restoring = true;
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
+	{
+		pid_t		pid = txm_shared->restorers[i].pid;
+
+		if (pid == MyProcPid)
+		{
+			txm_shared->restorers[i].dboid = MyDatabaseId;
+			free_entry = -2;
+			break;
+		}
+		if (free_entry == -1 && (pid == 0 || BackendPidGetProc(pid) == NULL))
+			free_entry = i;
+	}
+	/* with every entry alive, the oldest restorer is forgotten */
+	if (free_entry == -1)
+	{
+		memmove(&txm_shared->restorers[0], &txm_shared->restorers[1],
+				sizeof(txm_shared->restorers[0]) * (TXM_MAX_RESTORERS - 1));
+		free_entry = TXM_MAX_RESTORERS - 1;
+	}
+	if (free_entry >= 0)
+	{
+		txm_shared->restorers[free_entry].pid = MyProcPid;
+		txm_shared->restorers[free_entry].dboid = MyDatabaseId;
+	}
+	LWLockRelease(txm_shared->lock);
+}
+
+/* Is a backend that restores into this database still connected? */
+bool
+txm_restore_in_progress(void)
+{
+	bool		found = false;
+
+	if (txm_shared == NULL)
+		return false;
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	for (int i = 0; i < TXM_MAX_RESTORERS && !found; i++)
+		found = txm_shared->restorers[i].pid != 0 &&
+			txm_shared->restorers[i].pid != MyProcPid &&
+			txm_shared->restorers[i].dboid == MyDatabaseId &&
+			BackendPidGetProc(txm_shared->restorers[i].pid) != NULL;
+	LWLockRelease(txm_shared->lock);
+	return found;
+}
+
+/*
+ * The restore of this database is over (taken over, or this backend uses
+ * the extension, which a restore does not): forget its restorers, and
+ * record state for tx_worker_status() when not NULL.
+ */
+void
+txm_restore_noted(const char *state)
+{
+	TxmDbSlot  *slot;
+
+	if (txm_shared == NULL || !OidIsValid(MyDatabaseId) || (state == NULL && !restoring))
+		return;
+	restoring = false;
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
+		if (txm_shared->restorers[i].dboid == MyDatabaseId &&
+			(state != NULL || txm_shared->restorers[i].pid == MyProcPid))
+			txm_shared->restorers[i].pid = 0;
+	LWLockRelease(txm_shared->lock);
+	slot = txm_my_slot();
+	if (state == NULL || slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	strlcpy(slot->restore_state, state, TXM_RESTORE_STATE_LEN);
+	SpinLockRelease(&slot->mutex);
+}
+
+/* The worker: what tx_worker_status() says of the restore of its database. */
+void
+txm_worker_note_restore(const char *state)
+{
+	Assert(attached != NULL);
+	SpinLockAcquire(&attached->mutex);
+	strlcpy(attached->restore_state, state, TXM_RESTORE_STATE_LEN);
+	SpinLockRelease(&attached->mutex);
 }
 
 /*----------

@@ -53,6 +53,9 @@ typedef struct TxmDatabase
 	bool		usable;			/* connectable, not a template, not being dropped */
 } TxmDatabase;
 
+/* Longest text of tx_worker_status().restore_state. */
+#define TXM_RESTORE_STATE_LEN 160
+
 /* One row of tx_worker_status(). */
 typedef struct TxmWorkerStatus
 {
@@ -63,6 +66,7 @@ typedef struct TxmWorkerStatus
 	uint64		counters[TXM_NCOUNTERS];
 	int			stale_prepared;
 	pid_t		executor_pids[TXM_MAX_EXECUTORS];	/* 0: not running */
+	char		restore_state[TXM_RESTORE_STATE_LEN];	/* "": never restored */
 } TxmWorkerStatus;
 
 /* shmem.c: the segment and the slots */
@@ -92,6 +96,12 @@ extern void txm_worker_extension_dropped(void);
 extern uint32 txm_worker_want_executors(uint32 wanted);
 extern void txm_worker_note_cycle(TimestampTz now);
 extern void txm_worker_note_stale_prepared(int n);
+
+/* shmem.c: restores in progress, and what became of them */
+extern void txm_restore_note_restorer(void);
+extern bool txm_restore_in_progress(void);
+extern void txm_restore_noted(const char *state);
+extern void txm_worker_note_restore(const char *state);
 
 /* shmem.c: commands that need a database to themselves */
 extern int	txm_database_stop(Oid dboid, pid_t *pids);

@@ -46,6 +46,7 @@
 #define TXM_RING_SIZE		4096
 #define TXM_HINTS			256
 #define TXM_MAX_ABSENT		256
+#define TXM_MAX_RESTORERS	16
 
 /* how soon the launcher starts a database's worker again after it ended */
 #define TXM_RESTART_DELAY_MS 1000
@@ -108,6 +109,7 @@ struct TxmDbSlot
 	uint64		ring_ticked;	/* entries below are in committed ticks */
 	int			waiters;		/* receivers blocked until something is deliverable */
 	bool		tick_requested; /* a receiver waits for unticked commits */
+	char		restore_state[TXM_RESTORE_STATE_LEN];	/* tx_worker_status().restore_state */
 	bool		wake_on_commit; /* the worker sleeps with everything ticked */
 	pg_atomic_uint64 ring[TXM_RING_SIZE];
 
@@ -131,6 +133,12 @@ typedef struct TxmShared
 	int			nslots;
 	int			nabsent;
 	Oid			absent[TXM_MAX_ABSENT]; /* databases known to lack the extension */
+	/* backends that loaded rows into the extension's tables (a restore) */
+	struct
+	{
+		pid_t		pid;
+		Oid			dboid;
+	}			restorers[TXM_MAX_RESTORERS];
 	TxmDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } TxmShared;
 

@@ -32,6 +32,7 @@
 #include "src/engine/housekeeping.h"
 #include "src/storage/failures.h"
 #include "src/storage/lease.h"
+#include "src/storage/lineage.h"
 #include "src/storage/log.h"
 
 /* gids of prepared transactions already warned about, in this process */
@@ -289,7 +290,7 @@ txm_maintain_subscriptions(TxmMaintStats *stats)
 		txm_maintain_group(names[g], stats);
 }
 
-/* Does any log table, half_messages or delayed hold rows of this xid? */
+/* Does any log table, half_messages or delayed hold rows of this virtual xid? */
 static bool
 xid_has_messages(uint64 xid)
 {
@@ -373,7 +374,8 @@ txm_report_prepared(bool warn)
 
 		if (xid > XidFromFullTransactionId(next))
 			epoch--;
-		if (!xid_has_messages(U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid))))
+		if (!xid_has_messages(U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid)) +
+							  txm_instance()->id_base))
 			continue;
 		stale++;
 		if (warn && !warned_about(gid))
@@ -460,96 +462,19 @@ txm_remove_orphans(void)
 }
 
 /*
- * What pg_dump cannot carry, found by the worker's cycle after a restore:
- * the identity sequences behind the restored topics and subscriptions (the
- * next tx_create_topic would fail), subscriptions without a position (a
- * handler would run again over everything), and then message ids ahead of
- * this cluster's transaction ids.  The first two are repaired, with a
- * WARNING each; the last is reported.  Cheap when there is nothing to find:
- * the id check (which reads whole tables) runs only after a repair.
+ * After a restore: take the dump over if that is still to be done (the
+ * worker's tick would do it too, but only when it has something to tick),
+ * and move the identity sequences past restored rows, which a dump does not
+ * carry (cheap when there is nothing to move).
  */
 void
 txm_restore_check(void)
 {
-	bool		repaired = false;
-
-	static const char *sequences_sql =
-		"SELECT pg_catalog.setval('tx_message.topics_topic_id_seq', m) FROM"
-		" (SELECT max(topic_id) AS m FROM tx_message.topics) x,"
-		" tx_message.topics_topic_id_seq s"
-		" WHERE m > s.last_value OR (m = s.last_value AND NOT s.is_called)"
-		" UNION ALL"
-		" SELECT pg_catalog.setval('tx_message.subscriptions_sub_id_seq', m) FROM"
-		" (SELECT max(sub_id) AS m FROM tx_message.subscriptions) x,"
-		" tx_message.subscriptions_sub_id_seq s"
-		" WHERE m > s.last_value OR (m = s.last_value AND NOT s.is_called)";
-	static const char *positions_sql =
-		"SELECT s.sub_id, t.topic_id, s.consumer_group, s.topic"
-		"  FROM tx_message.subscriptions s JOIN tx_message.topics t USING (topic)"
-		" WHERE NOT EXISTS (SELECT FROM tx_message.sub_state st WHERE st.sub_id = s.sub_id)"
-		" ORDER BY s.sub_id";
-	static const char *state_sql =
-		"INSERT INTO tx_message.sub_state (sub_id, done_seq, updated_at) VALUES ($1, $2, now())"
-		" ON CONFLICT (sub_id) DO NOTHING";
-	static const char *ids_sql =
-		"SELECT greatest((SELECT max(msg_id) FROM tx_message.half_messages),"
-		"                (SELECT max(msg_id) FROM tx_message.delayed),"
-		"                (SELECT max(msg_id) FROM tx_message.retries_data),"
-		"                (SELECT max(msg_id) FROM tx_message.dead_letters_data))";
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		values[2];
-	bool		isnull;
-	int			n;
-	Datum		max_id;
-	int64		next_id;
-
+	txm_take_over_if_restored();
 	SPI_connect();
-	if (txm_spi_exec(sequences_sql, 0, NULL, NULL, NULL, 0) > 0)
-	{
-		repaired = true;
+	if (txm_repair_identities() > 0)
 		ereport(WARNING,
 				(errmsg("tx_message identities were behind the restored topics or subscriptions, and were moved past them")));
-	}
-
-	n = txm_spi_exec(positions_sql, 0, NULL, NULL, NULL, 0);
-	if (n > 0)
-	{
-		SPITupleTable *rows = SPI_tuptable;
-
-		repaired = true;
-		for (int i = 0; i < n; i++)
-		{
-			char	   *group = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
-			char	   *topic = SPI_getvalue(rows->vals[i], rows->tupdesc, 4);
-
-			values[0] = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
-			values[1] = Int64GetDatum(txm_stream_start(DatumGetInt32(SPI_getbinval(rows->vals[i],
-																					rows->tupdesc, 2,
-																					&isnull)),
-														false));
-			txm_spi_exec(state_sql, 2, types, values, NULL, 0);
-			ereport(WARNING,
-					(errmsg("the subscription of consumer group \"%s\" to topic \"%s\" had no position, and starts at the newest message",
-							group, topic),
-					 errdetail("A dump does not carry positions nor the messages not yet consumed (the log tables)."),
-					 errhint("Drain the topics before a dump, or redeliver from the source with tx_send().")));
-		}
-	}
-
-	if (!repaired)
-	{
-		SPI_finish();
-		return;
-	}
-	txm_spi_exec(ids_sql, 0, NULL, NULL, NULL, 1);
-	max_id = txm_spi_value(0, 1, &isnull);
-	next_id = (int64) (U64FromFullTransactionId(ReadNextFullTransactionId()) << TXM_POS_SHIFT);
-	if (!isnull && DatumGetInt64(max_id) >= next_id)
-		ereport(WARNING,
-				(errmsg("message ids restored from another cluster are ahead of this cluster's"),
-				 errdetail("The largest is " INT64_FORMAT "; new messages get ids from " INT64_FORMAT " up, until this cluster's transaction ids pass theirs.",
-						   DatumGetInt64(max_id), next_id),
-				 errhint("Acknowledge or purge the restored messages by id before new ones of the same ids are sent.")));
 	SPI_finish();
 }
 

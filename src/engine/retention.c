@@ -45,6 +45,7 @@
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
 #include "src/engine/retention.h"
+#include "src/storage/lineage.h"
 #include "src/storage/tick.h"
 
 typedef struct SlotState
@@ -277,6 +278,7 @@ txm_retention(bool *rotated)
 	SlotState	slots[TXM_LOG_SLOTS];
 	int			n;
 	int			truncated = 0;
+	bool		sealed = false;
 
 	*rotated = false;
 	SPI_connect();
@@ -286,7 +288,7 @@ txm_retention(bool *rotated)
 		if (slots[i].current || !slots[i].closed)
 			continue;
 		if (!slots[i].sealed)
-			slots[i].sealed = seal_slot(i);
+			sealed |= slots[i].sealed = seal_slot(i);
 		if (slots[i].sealed && truncate_slot(i))
 		{
 			slots[i].open = slots[i].closed = slots[i].sealed = false;
@@ -294,6 +296,9 @@ txm_retention(bool *rotated)
 		}
 	}
 	*rotated = rotate(slots, n);
+	/* a dump carries log_slots through this database's lineage row */
+	if (sealed || truncated > 0 || *rotated)
+		txm_lineage_save_slots();
 	txm_spi_exec(half_sql, 0, NULL, NULL, NULL, 0);
 	if (truncated > 0)
 	{

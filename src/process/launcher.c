@@ -273,6 +273,23 @@ pause_database(Oid dboid)
 	}
 }
 
+/*
+ * COPY into one of the extension's tables: pg_restore and psql loading a
+ * dump (docs/design.md, "Dump and restore").  The extension's own code
+ * never does that.
+ */
+static bool
+loads_extension_table(Node *parsetree)
+{
+	CopyStmt   *copy;
+
+	if (!IsA(parsetree, CopyStmt))
+		return false;
+	copy = (CopyStmt *) parsetree;
+	return copy->is_from && copy->relation != NULL && copy->relation->schemaname != NULL &&
+		strcmp(copy->relation->schemaname, "tx_message") == 0;
+}
+
 static void
 txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				   ProcessUtilityContext context, ParamListInfo params,
@@ -284,6 +301,8 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 
 	if (txm_shmem_available())
 	{
+		if (loads_extension_table(parsetree))
+			txm_restore_note_restorer();
 		paused = database_needing_exclusive_access(parsetree);
 		if (OidIsValid(paused))
 			pause_database(paused);

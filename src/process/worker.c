@@ -146,11 +146,15 @@ static void
 maintenance_unit(void *arg)
 {
 	MaintenanceUnit *m = arg;
+	const TxmInstance *inst;
 
 	m->installed = txm_lock_extension();
 	if (!m->installed)
 		return;
 	txm_worker_note_stale_prepared((int) m->stats.stale_prepared);
+	inst = txm_instance();
+	txm_worker_note_restore(!inst->restored ? "" :
+							inst->restore_problem[0] ? inst->restore_problem : "taken over");
 	m->executors_wanted = executors_wanted();
 	m->deadline = txm_next_deadline();
 }
@@ -335,6 +339,24 @@ txm_worker_main(Datum main_arg)
 
 		txm_process_checkpoint(false);
 		now = GetCurrentTimestamp();
+
+		/*
+		 * While a restore loads this database, its data is incomplete:
+		 * ticking or taking it over now could slice restored messages
+		 * twice.  Wait for the restoring sessions to end.
+		 */
+		if (txm_restore_in_progress())
+		{
+			txm_worker_note_restore("waiting for a restore to finish");
+			txm_worker_note_cycle(now);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 txm_naptime, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			next_maintenance = 0;
+			/* a restore with triggers disabled sent no invalidation: look again */
+			txm_forget_instance();
+			continue;
+		}
 
 		unticked = txm_worker_tick_due(&urgent);
 		if (unticked && now < next_tick_at(last_tick_at, urgent))

@@ -30,6 +30,7 @@
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -39,8 +40,9 @@
 #include "src/base/spi.h"
 #include "src/storage/log.h"
 
-/* n of the next message id of the current top-level transaction */
+/* the current top-level transaction's ids: its virtual xid and next n */
 static FullTransactionId pos_fxid;
+static uint64 pos_xid;
 static int64 pos_next_n = 0;
 
 /* IndexInfo of each log table's index, built once per log table OID */
@@ -52,26 +54,34 @@ static IndexInfo *log_index_info[TXM_LOG_SLOTS];
 
 /*
  * Next message id of this transaction.  Assigns the top-level xid if the
- * transaction has none yet; the row insert that follows would anyway.
+ * transaction has none yet; the row insert that follows would anyway.  The
+ * first id of a transaction locks tx_message.instance in RowShareLock (a
+ * fast-path lock) before it reads the id base: the take-over of a restored
+ * dump locks it exclusively, so it waits for every transaction that made
+ * ids with the old base, and those that come after see the new one.
  */
 int64
 txm_next_pos(void)
 {
 	FullTransactionId fxid = GetTopFullTransactionId();
-	uint64		xid64 = U64FromFullTransactionId(fxid);
 
 	if (!FullTransactionIdEquals(fxid, pos_fxid))
 	{
+		uint64		xid;
+
+		LockRelationOid(txm_catalog()->instance, RowShareLock);
+		xid = U64FromFullTransactionId(fxid) + txm_instance()->id_base;
+		if (xid >= TXM_MAX_FXID)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("transaction ID %llu is too large for a message id",
+							(unsigned long long) xid),
+					 errdetail("Message ids hold transaction IDs (plus the id base of a restored dump) below 2^%d.",
+							   63 - TXM_POS_SHIFT)));
+		pos_xid = xid;
 		pos_fxid = fxid;
 		pos_next_n = 0;
 	}
-	if (xid64 >= TXM_MAX_FXID)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("transaction ID %llu is too large for a message id",
-						(unsigned long long) xid64),
-				 errdetail("Message ids hold transaction IDs below 2^%d.",
-						   63 - TXM_POS_SHIFT)));
 	if (pos_next_n >= TXM_MAX_PER_XACT)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -79,7 +89,7 @@ txm_next_pos(void)
 				 errdetail("A transaction can send at most %lld messages.",
 						   (long long) TXM_MAX_PER_XACT),
 				 errhint("Split the work into several transactions.")));
-	return (int64) ((xid64 << TXM_POS_SHIFT) | (uint64) pos_next_n++);
+	return (int64) ((pos_xid << TXM_POS_SHIFT) | (uint64) pos_next_n++);
 }
 
 static IndexInfo *

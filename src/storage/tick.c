@@ -56,6 +56,7 @@
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
+#include "src/storage/lineage.h"
 #include "src/storage/stream.h"
 #include "src/storage/tick.h"
 
@@ -182,7 +183,8 @@ cmp_u64(const void *a, const void *b)
 }
 
 /*
- * The 64-bit form of an MVCC snapshot, allocated in TopMemoryContext.
+ * The 64-bit form of an MVCC snapshot in virtual xids (plus the id base, as
+ * message ids have them), allocated in TopMemoryContext.
  *
  * The ticking transaction's own xid, if it has one (tx_run_maintenance()
  * called in a transaction that wrote), counts as in progress: its messages
@@ -190,23 +192,25 @@ cmp_u64(const void *a, const void *b)
  * miss what it sends after this tick, or slice them twice.
  */
 static PgSnapshotData *
-snapshot_64(Snapshot snap)
+snapshot_64(Snapshot snap, uint64 base)
 {
 	FullTransactionId next = ReadNextFullTransactionId();
 	FullTransactionId own = GetTopFullTransactionIdIfAny();
 	PgSnapshotData *s;
 
 	s = MemoryContextAllocZero(TopMemoryContext, PG_SNAPSHOT_SIZE(snap->xcnt + 1));
-	s->xmin = widen_xid(snap->xmin, next);
-	s->xmax = widen_xid(snap->xmax, next);
+	s->xmin = widen_xid(snap->xmin, next) + base;
+	s->xmax = widen_xid(snap->xmax, next) + base;
 	s->nxip = 0;
 	for (uint32 i = 0; i < snap->xcnt; i++)
-		s->xip[s->nxip++] = widen_xid(snap->xip[i], next);
-	if (FullTransactionIdIsValid(own) && U64FromFullTransactionId(own) < s->xmax)
+		s->xip[s->nxip++] = widen_xid(snap->xip[i], next) + base;
+	if (FullTransactionIdIsValid(own) && U64FromFullTransactionId(own) + base < s->xmax)
 	{
-		s->xip[s->nxip++] = U64FromFullTransactionId(own);
-		if (U64FromFullTransactionId(own) < s->xmin)
-			s->xmin = U64FromFullTransactionId(own);
+		uint64		own_xid = U64FromFullTransactionId(own) + base;
+
+		s->xip[s->nxip++] = own_xid;
+		if (own_xid < s->xmin)
+			s->xmin = own_xid;
 	}
 	if (s->nxip > 1)
 	{
@@ -421,9 +425,14 @@ collect_committed(Snapshot snap, const PgSnapshotData *prev, const PgSnapshotDat
 	}
 }
 
-/* xid -> commit rank, from the ring entries not yet ticked */
+/*
+ * virtual xid -> commit rank, from the ring entries not yet ticked (the
+ * ring holds real xids).  Ranks start at 2^60, above every virtual xid.
+ */
+#define TXM_RING_RANK	(UINT64CONST(1) << 60)
+
 static HTAB *
-ring_ranks(TxmDbSlot *dbslot, uint64 *ring_head)
+ring_ranks(TxmDbSlot *dbslot, uint64 base, uint64 *ring_head)
 {
 	HTAB	   *ranks;
 	HASHCTL		ctl;
@@ -447,11 +456,13 @@ ring_ranks(TxmDbSlot *dbslot, uint64 *ring_head)
 		bool		found;
 		RingRank   *r;
 
+		uint64		xid = entries[i] + base;
+
 		if (entries[i] == 0)
 			continue;
-		r = hash_search(ranks, &entries[i], HASH_ENTER, &found);
+		r = hash_search(ranks, &xid, HASH_ENTER, &found);
 		if (!found)
-			r->rank = first + i;
+			r->rank = TXM_RING_RANK + first + i;
 	}
 	pfree(entries);
 	return ranks;
@@ -468,16 +479,23 @@ cmp_tick_message(const void *a, const void *b)
 	return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/* Commit order: ringed transactions first, in ring order, then by xid. */
+/*
+ * Commit order: the messages of a restored dump not ticked where it was
+ * taken (below the id floor) first, by id; then the ringed transactions, in
+ * ring order; then the others by xid.
+ */
 static void
-order_by_commit(TickMessage *msgs, int n, HTAB *ranks)
+order_by_commit(TickMessage *msgs, int n, HTAB *ranks, uint64 floor)
 {
 	for (int i = 0; i < n; i++)
 	{
 		uint64		xid = TXM_POS_XID(msgs[i].pos);
 		RingRank   *r = hash_search(ranks, &xid, HASH_FIND, NULL);
 
-		msgs[i].rank = r ? r->rank : (UINT64CONST(1) << 62) + xid;
+		if (xid < floor)
+			msgs[i].rank = xid;
+		else
+			msgs[i].rank = r ? r->rank : (UINT64CONST(1) << 62) + xid;
 	}
 	qsort(msgs, n, sizeof(TickMessage), cmp_tick_message);
 }
@@ -615,19 +633,25 @@ txm_tick(bool wait)
 	uint64		ring_upto;
 	HTAB	   *ranks;
 	TickFound	found;
+	const TxmInstance *inst;
 
 	if (wait)
 		LockRelationOid(c->ticks, ExclusiveLock);
 	else if (!ConditionalLockRelationOid(c->ticks, ExclusiveLock))
 		return -1;
 
+	/* a restored dump is taken over before its log is ticked in this id space */
+	if (txm_instance()->restore_pending)
+		txm_take_over_restore();
+	inst = txm_instance();
+
 	/*
 	 * Read the ring before taking the snapshot: every entry read belongs to
 	 * a transaction that the snapshot sees as committed.
 	 */
-	ranks = ring_ranks(dbslot, &ring_upto);
+	ranks = ring_ranks(dbslot, inst->id_base, &ring_upto);
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	now = snapshot_64(snap);
+	now = snapshot_64(snap, inst->id_base);
 	prev = previous_snapshot(snap, now, &prev_tick, &prev_tick_xmax);
 
 	found.cap = 256;
@@ -636,7 +660,7 @@ txm_tick(bool wait)
 	collect_committed(snap, prev, now, &found);
 	if (found.n > 0)
 	{
-		order_by_commit(found.msgs, found.n, ranks);
+		order_by_commit(found.msgs, found.n, ranks, inst->id_floor);
 		SPI_connect();
 		append_streams(found.msgs, found.n, prev_tick + 1, snap);
 		insert_tick(prev_tick + 1, now);
