@@ -174,6 +174,41 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |',
   LEFT JOIN windows wl ON wl.system = s.system AND wl.metric = 'wal_per_msg' AND wl.w = 'late'
  ORDER BY s.system DESC;
 
+SELECT E'\n## A snapshot held under load\n\n300 messages/s and a consumer, a repeatable-read snapshot held in the middle phase. Live rows: the mean before the hold, the peak during it, and the mean from one minute after its end on; file sizes (with indexes, kB): before, at the end of the hold, at the end of the run.\n\n| table | rows before | rows peak in hold | rows 1 min after | kB before | kB end of hold | kB end | growth in hold kB/s |\n|---|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'hold');
+WITH ph AS (
+	SELECT max(value) FILTER (WHERE metric = 'before_s') AS b,
+		   max(value) FILTER (WHERE metric = 'before_s') + max(value) FILTER (WHERE metric = 'during_s') AS e
+	  FROM results WHERE scenario = 'hold' AND variant = 'phases'),
+samples AS (
+	SELECT split_part(metric, '_', 1) || CASE WHEN metric LIKE 'retries%' THEN '_data' ELSE '' END AS rel,
+		   CASE WHEN metric LIKE '%_rows' THEN 'rows' ELSE 'bytes' END AS what,
+		   replace(variant, 't_', '')::float8 AS t, value
+	  FROM results WHERE scenario = 'hold' AND variant LIKE 't\_%')
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', r.rel,
+		pg_temp.n((SELECT avg(value) FROM samples s WHERE s.rel = r.rel AND what = 'rows' AND t < ph.b)),
+		pg_temp.n((SELECT max(value) FROM samples s WHERE s.rel = r.rel AND what = 'rows' AND t >= ph.b AND t < ph.e)),
+		pg_temp.n((SELECT avg(value) FROM samples s WHERE s.rel = r.rel AND what = 'rows' AND t >= ph.e + 60)),
+		pg_temp.n((SELECT max(value) / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.b)),
+		pg_temp.n((SELECT max(value) / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.e)),
+		pg_temp.n((SELECT max(value) / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes')),
+		pg_temp.n(((SELECT max(value) FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.e)
+				  - (SELECT max(value) FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.b))
+				 / 1024 / nullif(ph.e - ph.b, 0), 1))
+  FROM (SELECT DISTINCT rel FROM samples) r, ph
+ ORDER BY r.rel;
+
+SELECT E'\n## Soak: 8 producers, 4 consumers and a handler\n\nThe load of t/007_faults.pl for the whole run, then the backlog drains; effects counted against the committed business rows (pull and the handler must be exactly once, ext at least once). ' ||
+	   pg_temp.n(pg_temp.med('soak', 'all', 'txm', 'produced')) || ' business rows committed, drained in ' ||
+	   pg_temp.n(pg_temp.med('soak', 'all', 'txm', 'drain_s')) || E' s.\n\n| consumer | effects | lost | phantom | duplicate | dead letters |\n|---|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'soak');
+SELECT format('| %s | %s | %s | %s | %s | %s |', k,
+			  pg_temp.n(pg_temp.med('soak', k, 'txm', 'effects')), pg_temp.n(pg_temp.med('soak', k, 'txm', 'lost')),
+			  pg_temp.n(pg_temp.med('soak', k, 'txm', 'phantom')), pg_temp.n(pg_temp.med('soak', k, 'txm', 'dup')),
+			  pg_temp.n(pg_temp.med('soak', k, 'txm', 'dead')))
+  FROM unnest(ARRAY['pull', 'handler', 'ext']) k
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'soak');
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');

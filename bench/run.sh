@@ -11,7 +11,7 @@
 #   bash bench/run.sh --smoke      # a few seconds per scenario: do all scripts work?
 #
 # Options: --reps N, --only "produce batch consume held latency backlog
-# steady handler idle", --out DIR (default bench/out).  Installs PgQ
+# steady hold handler idle soak", --out DIR (default bench/out).  Installs PgQ
 # (postgresql-15-pgq3) if it is missing, and builds and installs tx_message
 # unless BENCH_INSTALLED=1.
 
@@ -43,19 +43,22 @@ full)
 	BACKLOG=200000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
-	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
+	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
-	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
+	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
-	SCENARIOS="produce batch consume held latency backlog steady handler idle" ;;
+	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
@@ -77,10 +80,12 @@ SERVER_SETTINGS=(
 
 HOLDER_PID=
 BG_PIDS=()
+CONS_PIDS=()
 on_exit()
 {
 	local status=$?
-	for pid in "${BG_PIDS[@]}" $HOLDER_PID; do kill "$pid" 2>/dev/null || true; done
+	[ -z "${WORK:-}" ] || as_user touch "$WORK/soak_stop_producers" "$WORK/soak_stop_consumers" 2>/dev/null
+	for pid in "${BG_PIDS[@]}" "${CONS_PIDS[@]}" $HOLDER_PID; do kill "$pid" 2>/dev/null || true; done
 	if [ $status -ne 0 ] && [ -f "${WORK:-/nonexistent}/server.log" ]; then
 		echo "---- server log (tail)"
 		tail -n 30 "$WORK/server.log"
@@ -585,11 +590,112 @@ scenario_idle()
 	echo "   idle: $((after - before)) CPU ticks in $IDLE_SECS s for processes $pids"
 }
 
+# hold: a steady load (300 messages/s, a consumer at 1.25 x) while a
+# repeatable-read snapshot is held for the middle phase: live rows and file
+# sizes of the side tables over time.  HOLD_PHASES: seconds before, during
+# and after the hold.
+scenario_hold()
+{
+	local before during after total t0 now elapsed rel rows bytes
+	read -r before during after <<<"$HOLD_PHASES"
+	total=$((before + during + after))
+	reset_systems 1
+	wait_worker
+	sql "SELECT tx_alter_topic('bench', retention => '30 s')" >/dev/null
+	checkpoint
+	echo "   hold: 300 messages/s for $total s, a snapshot held from $before s to $((before + during)) s"
+	PGOPTIONS_RUN="-c statement_timeout=60s" pgb -c 1 -R 4 -T $((total + 2)) \
+		-f "$BENCH/scripts/consume_txm.sql" >"$WORK/hold_c.out" 2>&1 &
+	BG_PIDS=($!)
+	pgb -c 4 -j 4 -R 300 -T "$total" -f "$BENCH/scripts/produce_txm.sql" >"$WORK/hold_p.out" 2>&1 &
+	BG_PIDS+=($!)
+	t0=$(date +%s)
+	while :; do
+		sleep "$HOLD_SAMPLE_SECS"
+		now=$(date +%s)
+		elapsed=$((now - t0))
+		[ "$elapsed" -le "$total" ] || break
+		if [ "$elapsed" -ge "$before" ] && [ -z "$HOLDER_PID" ] && [ "$elapsed" -lt $((before + during)) ]; then
+			start_holder
+		elif [ "$elapsed" -ge $((before + during)) ] && [ -n "$HOLDER_PID" ]; then
+			stop_holder
+		fi
+		for rel in leases slices ticks retries_data; do
+			read -r rows bytes <<<"$(sql "SELECT count(*), pg_total_relation_size('tx_message.$rel') FROM tx_message.$rel" | tr '|' ' ')"
+			record hold "t_$elapsed" txm 1 "${rel}_rows" "$rows"
+			record hold "t_$elapsed" txm 1 "${rel}_bytes" "$bytes"
+		done
+	done
+	[ -z "$HOLDER_PID" ] || stop_holder
+	for pid in "${BG_PIDS[@]}"; do wait "$pid" || { cat "$WORK/hold_p.out" "$WORK/hold_c.out"; return 1; }; done
+	BG_PIDS=()
+	record hold phases txm 1 before_s "$before"
+	record hold phases txm 1 during_s "$during"
+}
+
+# soak: the load of t/007_faults.pl (t/load_fixture.sql) in a database of
+# its own: 8 producers (tx_send, tx_send_batch, half messages with
+# check-backs) and 4 consumers (2 acking in the receiving transaction, 2
+# acking later), and a handler, for SOAK_SECS; then the backlog drains and
+# the effects are counted against the committed business rows.
+scenario_soak()
+{
+	local t0 counts kind lost phantom dup effects dead produced unexpected
+	sql "DROP DATABASE IF EXISTS soak" >/dev/null
+	sql "CREATE DATABASE soak" >/dev/null
+	psql_run -d soak -q -f "$WORK/src/t/load_fixture.sql" >/dev/null
+	as_user rm -f "$WORK"/soak_stop_*
+	BG_PIDS=()
+	# a loop per producer or consumer: one CALL per connection until its
+	# stop file exists (the producers stop first, the consumers after the drain)
+	soak_prod() { as_user bash -c 'while [ ! -e "$1" ]; do "$2" -XAtq -v ON_ERROR_STOP=1 -d "$3" -c "$4" >/dev/null 2>>"$5" || sleep 0.2; done' \
+		soak "$WORK/soak_stop_producers" "$BINDIR/psql" "host=$PGHOST port=$PGPORT user=postgres dbname=soak application_name=$1" \
+		"$2" "$WORK/soak_$1.err" </dev/null & BG_PIDS+=($!); }
+	soak_cons() { as_user bash -c 'while [ ! -e "$1" ]; do "$2" -XAtq -v ON_ERROR_STOP=1 -d "$3" -c "$4" >/dev/null 2>>"$5" || sleep 0.2; done' \
+		soak "$WORK/soak_stop_consumers" "$BINDIR/psql" "host=$PGHOST port=$PGPORT user=postgres dbname=soak application_name=$1" \
+		"$2" "$WORK/soak_$1.err" </dev/null & CONS_PIDS+=($!); }
+	CONS_PIDS=()
+	for i in 1 2 3; do soak_prod "single$i" "CALL produce('single', 1)"; done
+	for i in 1 2 3; do soak_prod "batch$i" "CALL produce('batch', 1)"; done
+	for i in 1 2; do soak_prod "half$i" "CALL produce('half', 1)"; done
+	for i in 1 2; do soak_cons "pull$i" "CALL consume_pull(1)"; done
+	for i in 1 2; do soak_cons "ext$i" "CALL consume_ext(1)"; done
+	echo "   soak: 8 producers, 4 consumers and a handler for $SOAK_SECS s"
+	sleep "$SOAK_SECS"
+	as_user touch "$WORK/soak_stop_producers"
+	for pid in "${BG_PIDS[@]}"; do wait "$pid" || true; done
+	BG_PIDS=()
+	t0=$SECONDS
+	while [ $((SECONDS - t0)) -lt 300 ]; do
+		[ "$(psql_run -d soak -Atq -c "SELECT sum(lost) FROM effect_counts")" = 0 ] && break
+		sleep 1
+	done
+	sleep 2
+	as_user touch "$WORK/soak_stop_consumers"
+	for pid in "${CONS_PIDS[@]}"; do wait "$pid" || true; done
+	CONS_PIDS=()
+	produced=$(psql_run -d soak -Atq -c "SELECT count(*) FROM produced")
+	record soak all txm 1 produced "$produced"
+	record soak all txm 1 drain_s $((SECONDS - t0))
+	while IFS='|' read -r kind lost phantom dup effects dead; do
+		record soak "$kind" txm 1 lost "$lost"
+		record soak "$kind" txm 1 phantom "$phantom"
+		record soak "$kind" txm 1 dup "$dup"
+		record soak "$kind" txm 1 effects "$effects"
+		record soak "$kind" txm 1 dead "$dead"
+		echo "   soak $kind: effects $effects, lost $lost, phantom $phantom, duplicate $dup, dead letters $dead"
+	done < <(psql_run -d soak -Atq -c "SELECT * FROM effect_counts ORDER BY 1")
+	unexpected=$(cat "$WORK"/soak_*.err 2>/dev/null | grep -c . || true)
+	record soak all txm 1 error_lines "$unexpected"
+	echo "   soak: $produced committed business rows, drained in $((SECONDS - t0)) s, $unexpected error lines"
+	[ "$unexpected" -eq 0 ] || { head -n 20 "$WORK"/soak_*.err; return 1; }
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | handler | idle) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"
