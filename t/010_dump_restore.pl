@@ -65,6 +65,17 @@ usleep(200_000) until time() > $deadline || $src->safe_psql('postgres',
 	q{SELECT (SELECT count(*) FROM pull_effects) > 100 AND (SELECT count(*) FROM ext_effects) > 100
 	     AND (SELECT count(*) FROM handler_effects) > 100}) eq 't';
 
+# a rotation of the log tables before the dumps: the restore must go on
+# with the same current table and heads
+$src->safe_psql('postgres', q{SELECT tx_alter_topic('orders', retention => '20 s')});
+$deadline = time() + 60;
+my $current_q = 'SELECT slot FROM tx_message.log_slots WHERE is_current';
+usleep(200_000) until time() > $deadline || $src->safe_psql('postgres', $current_q) ne '0';
+isnt($src->safe_psql('postgres', $current_q), '0', 'the log tables rotated before the dumps');
+
+# the current table and when it became current (which stays after later rotations)
+my $opened_q = q{SELECT slot || ' ' || opened_at FROM tx_message.log_slots WHERE is_current};
+my %current_at_dump;
 my %dumps = (
 	custom => [ '-Fc', '-f', "$dir/dump.custom" ],
 	plain => [ '-f', "$dir/dump.sql" ],
@@ -73,8 +84,11 @@ my %dumps = (
 for my $name (qw(custom plain no_positions))
 {
 	sleep 1;
+	my $before = $src->safe_psql('postgres', $opened_q);
 	$src->command_ok([ $src->installed_command('pg_dump'), '-d', $src->connstr('postgres'),
 		@{ $dumps{$name} } ], "pg_dump ($name) in the middle of load");
+	# known only if no rotation happened while it ran
+	$current_at_dump{$name} = $before if $before eq $src->safe_psql('postgres', $opened_q);
 }
 $loaders->stop('stop', qw(prod_single prod_batch prod_half cons_pull cons_ext));
 my ($n_expected, $unexpected) = $loaders->errors(qw(prod_single prod_batch prod_half cons_pull cons_ext));
@@ -121,6 +135,17 @@ sub counts
 for my $db (qw(r_custom r_plain))
 {
 	is(restore_state($db), 'taken over', "$db: the worker took the dump over");
+	my $name = $db eq 'r_custom' ? 'custom' : 'plain';
+	SKIP:
+	{
+		skip "the log tables rotated while $name was dumped", 1 unless defined $current_at_dump{$name};
+		my ($slot) = split / /, $current_at_dump{$name};
+		is($dst->safe_psql($db, "SELECT slot || ' ' || opened_at FROM tx_message.log_slots WHERE slot = $slot"),
+			$current_at_dump{$name}, "$db: the log tables' state is the dumped database's");
+	}
+	is($dst->safe_psql($db, q{SELECT count(*) FROM tx_message.log_slots
+		WHERE opened_heads = 'null' OR sealed_heads = 'null' OR (is_current AND opened_heads IS NULL)}),
+		'0', "$db: the log tables' heads came back");
 
 	# the largest id the dump holds anywhere (rows moved into the log keep theirs)
 	my $max_dumped = $dst->safe_psql($db, q{SELECT greatest(

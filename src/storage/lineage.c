@@ -153,7 +153,8 @@ restore_slots(Datum slots)
 		"   SET is_current = (s->>'is_current')::boolean,"
 		"       opened_at = (s->>'opened_at')::timestamptz,"
 		"       closed_at = (s->>'closed_at')::timestamptz,"
-		"       opened_heads = s->'opened_heads', sealed_heads = s->'sealed_heads'"
+		"       opened_heads = nullif(s->'opened_heads', 'null'),"
+		"       sealed_heads = nullif(s->'sealed_heads', 'null')"
 		"  FROM pg_catalog.jsonb_array_elements($1) s"
 		" WHERE l.slot = (s->>'slot')::smallint";
 	Oid			types[1] = {JSONBOID};
