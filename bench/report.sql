@@ -191,7 +191,7 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', r.rel,
 		pg_temp.n((SELECT avg(value) FROM samples s WHERE s.rel = r.rel AND what = 'rows' AND t >= ph.e + 60)),
 		pg_temp.n((SELECT max(value) / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.b)),
 		pg_temp.n((SELECT max(value) / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.e)),
-		pg_temp.n((SELECT max(value) / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes')),
+		pg_temp.n((SELECT value / 1024 FROM samples s WHERE s.rel = r.rel AND what = 'bytes' ORDER BY t DESC LIMIT 1)),
 		pg_temp.n(((SELECT max(value) FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.e)
 				  - (SELECT max(value) FROM samples s WHERE s.rel = r.rel AND what = 'bytes' AND t < ph.b))
 				 / 1024 / nullif(ph.e - ph.b, 0), 1))
