@@ -12,6 +12,7 @@ OBJS = \
 	src/base/shmem.o \
 	src/base/shmem_ring.o \
 	src/base/shmem_claims.o \
+	src/base/shmem_totals.o \
 	src/base/shmem_xact.o \
 	src/storage/log.o \
 	src/storage/stream.o \
@@ -43,13 +44,13 @@ OBJS = \
 	tx_message.o
 
 EXTENSION = tx_message
-DATA = tx_message--1.0.sql
+DATA = tx_message--1.0.sql tx_message--1.0--1.1.sql
 PGFILEDESC = "tx_message - transactional messaging inside PostgreSQL"
 
 # Tests run against throwaway instances that preload the library
 # (test.conf), built by pg_regress from the installed server; run
 # "make install" first.  PGXS's own "make check" is not supported.
-REGRESS = topics catalog send half checkback subscribe consume retry ordered handlers order_points retention bad_input security search_path
+REGRESS = topics catalog send half checkback subscribe consume retry ordered handlers order_points retention bad_input security search_path stats
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test.conf
 ISOLATION = producers delivery checkback_race consumers ordered_keys redrive claims privileges topic_drop group_owner subscribe_race topic_drop_send nack_redrive lease_expiry half_race handler_ack retention_reader
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test_isolation.conf

@@ -67,10 +67,12 @@ typedef struct RelSpec
 	size_t		offset;
 	bool		is_index;
 	int			natts;
+	bool		since_1_1;		/* absent while a database is at 1.0: InvalidOid */
 } RelSpec;
 
-#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts}
-#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts}
+#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, false}
+#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts, false}
+#define TABLE_1_1(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, true}
 
 static const RelSpec rel_specs[] = {
 	TABLE("topics", topics, Natts_topics),
@@ -101,6 +103,7 @@ static const RelSpec rel_specs[] = {
 	TABLE("retries_data", retries, Natts_retries),
 	TABLE("instance", instance, Natts_instance),
 	TABLE("lineage", lineage, Natts_lineage),
+	TABLE_1_1("totals", totals, Natts_totals),
 	TABLE("dead_letters_data", dead_letters, Natts_dead_letters),
 };
 
@@ -206,6 +209,11 @@ lookup_rel(const RelSpec *spec, Oid *owner)
 
 	tup = SearchSysCache2(RELNAMENSP, CStringGetDatum(spec->name),
 						  ObjectIdGetDatum(cat.namespace));
+	if (!HeapTupleIsValid(tup) && spec->since_1_1)
+	{
+		*owner = InvalidOid;
+		return InvalidOid;
+	}
 	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),

@@ -124,6 +124,9 @@
 #define Natts_lineage				4
 #define Anum_lineage_token			1
 
+/* tx_message.totals (since 1.1): written by SQL */
+#define Natts_totals				7
+
 /* tx_message.retries_data and tx_message.dead_letters_data: read and written by SQL */
 #define Natts_retries				15
 #define Natts_dead_letters			14
@@ -161,6 +164,7 @@ typedef struct TxmCatalog
 	Oid			dead_letters;
 	Oid			instance;
 	Oid			lineage;
+	Oid			totals;			/* since 1.1; InvalidOid in a database at 1.0 */
 	Oid			message_type;	/* tx_message.message */
 } TxmCatalog;
 

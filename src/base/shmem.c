@@ -76,7 +76,7 @@ shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(shmem_size());
 	/* the segment's lock, then a claim lock and a hint lock per slot */
-	RequestNamedLWLockTranche("tx_message", 1 + 2 * txm_max_databases);
+	RequestNamedLWLockTranche("tx_message", 1 + 3 * txm_max_databases);
 }
 
 static void
@@ -102,8 +102,12 @@ shmem_startup(void)
 		{
 			TxmDbSlot  *slot = &txm_shared->slots[i];
 
-			slot->claim_lock = &locks[1 + 2 * i].lock;
-			slot->hint_lock = &locks[2 + 2 * i].lock;
+			slot->claim_lock = &locks[1 + 3 * i].lock;
+			slot->hint_lock = &locks[2 + 3 * i].lock;
+			slot->totals_lock = &locks[3 + 3 * i].lock;
+			for (int t = 0; t < TXM_TOTALS; t++)
+				for (int k = 0; k < TXM_NTOTALS; k++)
+					pg_atomic_init_u64(&slot->totals[t].n[k], 0);
 			SpinLockInit(&slot->mutex);
 			ConditionVariableInit(&slot->cv);
 			pg_atomic_init_u64(&slot->last_cycle_at, 0);
@@ -332,6 +336,7 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 {
 	Assert(LWLockHeldByMeInMode(txm_shared->lock, LW_EXCLUSIVE));
 	shmem_hints_clear(slot);
+	shmem_totals_clear(slot);
 	SpinLockAcquire(&slot->mutex);
 	slot->waiters = 0;
 	slot->tick_requested = false;

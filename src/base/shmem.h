@@ -46,6 +46,27 @@ typedef enum TxmCounter
 	TXM_NCOUNTERS
 } TxmCounter;
 
+/*
+ * The totals of tx_message.stats, counted per subscription (or per topic)
+ * by the transactions that commit them, and moved into tx_message.totals
+ * by the worker.
+ */
+typedef enum TxmTotalKind
+{
+	TXM_TOTAL_DELIVERED,		/* messages handed to a consumer or handler */
+	TXM_TOTAL_ACKED,
+	TXM_TOTAL_NACKED,			/* nacks and failed handler calls */
+	TXM_TOTAL_CHECKS,			/* check-backs of the topic's half messages */
+	TXM_NTOTALS
+} TxmTotalKind;
+
+typedef struct TxmTotalDelta
+{
+	int32		topic_id;
+	int32		sub_id;			/* 0: the topic's own */
+	uint64		n[TXM_NTOTALS];
+} TxmTotalDelta;
+
 /* A database as the launcher found it in pg_database. */
 typedef struct TxmDatabase
 {
@@ -96,6 +117,11 @@ extern void txm_worker_extension_dropped(void);
 extern uint32 txm_worker_want_executors(uint32 wanted);
 extern void txm_worker_note_cycle(TimestampTz now);
 extern void txm_worker_note_stale_prepared(int n);
+
+/* shmem_totals.c: totals waiting to be moved into tx_message.totals */
+extern int	txm_totals_take(TxmTotalDelta *out, int max);
+extern void txm_totals_put_back(const TxmTotalDelta *deltas, int n);
+extern int	txm_totals_capacity(void);
 
 /* shmem.c: restores in progress, and what became of them */
 extern void txm_restore_note_restorer(void);
@@ -148,6 +174,7 @@ extern void txm_at_commit_request_maintenance(void);
 extern void txm_at_commit_broadcast(void);
 extern void txm_at_commit_register_database(void);
 extern void txm_at_commit_retries_written(void);
+extern void txm_at_commit_count(int32 topic_id, int32 sub_id, TxmTotalKind kind, uint64 n);
 extern bool txm_xact_wrote_retries(void);
 extern void txm_shmem_xact_callback(XactEvent event);
 extern void txm_shmem_subxact_callback(SubXactEvent event);

@@ -47,6 +47,7 @@
 #define TXM_HINTS			256
 #define TXM_MAX_ABSENT		256
 #define TXM_MAX_RESTORERS	16
+#define TXM_TOTALS			512
 
 /* how soon the launcher starts a database's worker again after it ended */
 #define TXM_RESTART_DELAY_MS 1000
@@ -69,6 +70,17 @@ typedef struct TxmHint
 	TimestampTz retry_due;		/* no retry is due before (0: unknown) */
 	uint32		retry_version;	/* the slot's retry_version retry_due was read at */
 } TxmHint;
+
+/*
+ * Totals counted since the worker last moved them into tx_message.totals,
+ * per subscription (sub_id 0: the topic's own).  topic_id 0: a free entry.
+ */
+typedef struct TxmTotal
+{
+	int32		topic_id;
+	int32		sub_id;
+	pg_atomic_uint64 n[TXM_NTOTALS];
+} TxmTotal;
 
 /*
  * A claim of an open transaction: the positions of one block it covers with
@@ -120,6 +132,9 @@ struct TxmDbSlot
 	pg_atomic_uint32 retry_version; /* bumped by every commit that wrote retries */
 
 	LWLock	   *claim_lock;		/* protects this slot's claim registry */
+
+	LWLock	   *totals_lock;	/* shared to add to an entry, exclusive to make or empty one */
+	TxmTotal	totals[TXM_TOTALS];
 };
 
 typedef struct TxmShared
@@ -152,6 +167,10 @@ extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64);
 extern void shmem_ring_ticked(TxmDbSlot *slot, uint64 upto);
 extern void shmem_request_maintenance(TxmDbSlot *slot);
 extern void shmem_broadcast(TxmDbSlot *slot);
+
+/* shmem_totals.c */
+extern void shmem_totals_add(TxmDbSlot *slot, int32 topic_id, int32 sub_id, const uint64 *n);
+extern void shmem_totals_clear(TxmDbSlot *slot);
 
 /* shmem_claims.c */
 extern void shmem_hints_clear(TxmDbSlot *slot);

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "utils/memutils.h"
 
 #include "src/base/shmem_internal.h"
 
@@ -36,6 +37,57 @@ static struct
 	uint64		ticked_upto;
 	int			ticked_level;	/* forgotten if that subtransaction rolls back */
 } at_commit;
+
+/*
+ * Totals the transaction counted (shmem_totals.c), per subscription and
+ * subtransaction level: those of a subtransaction that rolls back (a
+ * handler call that failed) are forgotten with it.
+ */
+typedef struct PendingTotal
+{
+	TxmTotalDelta d;
+	int			level;
+} PendingTotal;
+
+static PendingTotal *pending_totals = NULL;
+static int	npending_totals = 0;
+static int	pending_totals_cap = 0;
+
+void
+txm_at_commit_count(int32 topic_id, int32 sub_id, TxmTotalKind kind, uint64 n)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	PendingTotal *p = NULL;
+
+	if (txm_shared == NULL || n == 0)
+		return;
+	for (int i = npending_totals - 1; i >= 0; i--)
+	{
+		PendingTotal *q = &pending_totals[i];
+
+		if (q->level == level && q->d.topic_id == topic_id && q->d.sub_id == sub_id)
+		{
+			p = q;
+			break;
+		}
+	}
+	if (p == NULL)
+	{
+		if (npending_totals == pending_totals_cap)
+		{
+			pending_totals_cap = Max(16, pending_totals_cap * 2);
+			pending_totals = pending_totals
+				? repalloc(pending_totals, sizeof(PendingTotal) * pending_totals_cap)
+				: MemoryContextAlloc(TopMemoryContext, sizeof(PendingTotal) * pending_totals_cap);
+		}
+		p = &pending_totals[npending_totals++];
+		memset(p, 0, sizeof(*p));
+		p->d.topic_id = topic_id;
+		p->d.sub_id = sub_id;
+		p->level = level;
+	}
+	p->d.n[kind] += n;
+}
 
 void
 txm_at_commit_ring_append(uint64 xid64)
@@ -106,6 +158,9 @@ at_commit_visible(void)
 			shmem_request_maintenance(slot);
 		if (at_commit.ticked)
 			shmem_ring_ticked(slot, at_commit.ticked_upto);
+		for (int i = 0; i < npending_totals; i++)
+			shmem_totals_add(slot, pending_totals[i].d.topic_id, pending_totals[i].d.sub_id,
+							 pending_totals[i].d.n);
 	}
 	if (at_commit.register_database)
 		shmem_request_worker(MyDatabaseId);
@@ -140,7 +195,29 @@ txm_shmem_xact_callback(XactEvent event)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		memset(&at_commit, 0, sizeof(at_commit));
+		npending_totals = 0;
+	}
+}
+
+/* A subtransaction ended: its totals go to its parent, or away. */
+static void
+subxact_totals(int level, bool commit)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < npending_totals; i++)
+	{
+		if (pending_totals[i].level < level)
+			pending_totals[kept++] = pending_totals[i];
+		else if (commit)
+		{
+			pending_totals[i].level = level - 1;
+			pending_totals[kept++] = pending_totals[i];
+		}
+	}
+	npending_totals = kept;
 }
 
 void
@@ -153,6 +230,7 @@ txm_shmem_subxact_callback(SubXactEvent event)
 		at_abort(level);
 		if (at_commit.ticked && at_commit.ticked_level >= level)
 			at_commit.ticked = false;
+		subxact_totals(level, false);
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
@@ -160,5 +238,6 @@ txm_shmem_subxact_callback(SubXactEvent event)
 			shmem_claims_promote_own(level);
 		if (at_commit.ticked && at_commit.ticked_level >= level)
 			at_commit.ticked_level = level - 1;
+		subxact_totals(level, true);
 	}
 }

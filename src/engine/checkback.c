@@ -281,6 +281,12 @@ check_one(int64 msg_id, bool with_functions, TxmMaintStats *stats)
 	}
 	stats->checks++;
 	txm_count(TXM_COUNTER_CHECKS, 1);
+	{
+		TxmTopic   *t = txm_lookup_topic(h.topic, true);
+
+		if (t != NULL)
+			txm_at_commit_count(t->topic_id, 0, TXM_TOTAL_CHECKS, 1);
+	}
 
 	if (OidIsValid(h.check_function))
 		outcome = ask_check_function(&h, &detail);

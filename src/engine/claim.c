@@ -874,11 +874,20 @@ txm_claim(TxmSub *subs, int nsubs, const bool *pull, int need, Interval *lease)
 				 errdetail("Each open transaction that received messages holds an entry of the database's claim registry until it ends; it has %d.",
 						   txm_claims_capacity()),
 				 errhint("End receiving transactions sooner, or raise max_connections.")));
-	foreach(lc, out)
+	if (out != NIL)
 	{
-		TxmDelivery *d = lfirst(lc);
+		uint64	   *delivered = palloc0(sizeof(uint64) * nsubs);
 
-		txm_deliveries_remember(subs[d->sub_index].sub_id, d);
+		foreach(lc, out)
+		{
+			TxmDelivery *d = lfirst(lc);
+
+			txm_deliveries_remember(subs[d->sub_index].sub_id, d);
+			delivered[d->sub_index]++;
+		}
+		for (int i = 0; i < nsubs; i++)
+			txm_at_commit_count(subs[i].topic_id, subs[i].sub_id, TXM_TOTAL_DELIVERED, delivered[i]);
+		pfree(delivered);
 	}
 	return out;
 }

@@ -478,6 +478,64 @@ txm_restore_check(void)
 	SPI_finish();
 }
 
+/*
+ * Move the totals counted since the last cycle (shmem_totals.c) into
+ * tx_message.totals, one statement for all; a database still at 1.0 has
+ * no such table and they are dropped.  Returns how many rows changed.
+ */
+int
+txm_store_totals(void)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.totals AS t (topic_id, sub_id, delivered, acked, nacked, checks, updated_at)"
+		" SELECT * , now() FROM unnest($1::integer[], $2::integer[], $3::bigint[], $4::bigint[],"
+		"                             $5::bigint[], $6::bigint[])"
+		" ON CONFLICT (topic_id, sub_id) DO UPDATE"
+		"   SET delivered = t.delivered + excluded.delivered, acked = t.acked + excluded.acked,"
+		"       nacked = t.nacked + excluded.nacked, checks = t.checks + excluded.checks,"
+		"       updated_at = excluded.updated_at";
+	const TxmCatalog *c = txm_catalog();
+	TxmTotalDelta *d;
+	int			n;
+	Oid			types[6] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[6];
+	Datum	   *cols[6];
+
+	d = palloc(sizeof(TxmTotalDelta) * txm_totals_capacity());
+	n = txm_totals_take(d, txm_totals_capacity());
+	if (n == 0 || !OidIsValid(c->totals))
+		return 0;
+	for (int k = 0; k < 6; k++)
+		cols[k] = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		cols[0][i] = Int32GetDatum(d[i].topic_id);
+		cols[1][i] = Int32GetDatum(d[i].sub_id);
+		for (int k = 0; k < TXM_NTOTALS; k++)
+			cols[2 + k][i] = Int64GetDatum((int64) d[i].n[k]);
+	}
+	for (int k = 0; k < 6; k++)
+		values[k] = PointerGetDatum(k < 2
+									? construct_array(cols[k], n, INT4OID, 4, true, TYPALIGN_INT)
+									: construct_array(cols[k], n, INT8OID, 8, FLOAT8PASSBYVAL,
+													  TYPALIGN_DOUBLE));
+	/* counted, and not stored: give them back for the next cycle */
+	PG_TRY();
+	{
+		SPI_connect();
+		txm_spi_exec(sql, 6, types, values, NULL, 0);
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		txm_totals_put_back(d, n);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return n;
+}
+
 /* When the next delayed message or check-back falls due (0: none). */
 TimestampTz
 txm_next_deadline(void)

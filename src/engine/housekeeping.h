@@ -28,6 +28,7 @@ extern int	txm_report_prepared(bool warn);
 extern int64 txm_trim_ticks(void);
 extern int64 txm_remove_orphans(void);
 extern void txm_restore_check(void);
+extern int	txm_store_totals(void);
 extern TimestampTz txm_next_deadline(void);
 extern void txm_user_code(bool *checks, int *handlers);
 

@@ -86,4 +86,6 @@ txm_maintenance_cycle(int steps, bool warn_prepared, TxmMaintStats *stats)
 		stats->ticks_trimmed += txm_trim_ticks();
 	if (steps & TXM_STEP_ORPHANS)
 		(void) txm_remove_orphans();
+	if (steps & TXM_STEP_TOTALS)
+		(void) txm_store_totals();
 }

@@ -26,7 +26,8 @@ extern int	txm_batch_size;
 #define TXM_STEP_PREPARED			(1 << 6)
 #define TXM_STEP_TRIM_TICKS			(1 << 7)
 #define TXM_STEP_ORPHANS			(1 << 8)
-#define TXM_STEPS_ALL				0x1FF
+#define TXM_STEP_TOTALS				(1 << 9)
+#define TXM_STEPS_ALL				0x3FF
 
 /*
  * The steps the database worker runs as one unit: it ticks, checks back and
@@ -34,7 +35,7 @@ extern int	txm_batch_size;
  */
 #define TXM_STEPS_HOUSEKEEPING \
 	(TXM_STEP_RELEASE_DELAYED | TXM_STEP_SUBSCRIPTIONS | TXM_STEP_RETENTION | \
-	 TXM_STEP_PREPARED | TXM_STEP_TRIM_TICKS | TXM_STEP_ORPHANS)
+	 TXM_STEP_PREPARED | TXM_STEP_TRIM_TICKS | TXM_STEP_ORPHANS | TXM_STEP_TOTALS)
 
 extern void txm_maintenance_cycle(int steps, bool warn_prepared, TxmMaintStats *stats);
 

@@ -375,6 +375,15 @@ lease_mask_index(LeaseMask *masks, int *nmasks, HTAB **by_lease,
 	return m;
 }
 
+/* Count n acks or nacks of subscription sub_id for tx_message.stats. */
+static void
+count_settled(const TxmSub *subs, int nsubs, int32 sub_id, TxmTotalKind kind, uint64 n)
+{
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i].sub_id == sub_id)
+			txm_at_commit_count(subs[i].topic_id, sub_id, kind, n);
+}
+
 /*
  * Acknowledge messages of a group; returns how many this call finished.
  * The messages of one lease row are finished with one update of it.
@@ -403,7 +412,10 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 		{
 			/* settled once finished: a retried ack must still know its attempt */
 			if (finish_retry(sub_id, ids[i], h.attempt))
+			{
 				acked++;
+				count_settled(subs, nsubs, sub_id, TXM_TOTAL_ACKED, 1);
+			}
 			txm_deliveries_settle(sub_id, ids[i], NULL);
 			continue;
 		}
@@ -419,6 +431,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 												   masks[m].first_off, &masks[m].mask);
 
 		acked += finished;
+		count_settled(subs, nsubs, masks[m].sub_id, TXM_TOTAL_ACKED, (uint64) finished);
 		if (finished == masks[m].nbits)
 			continue;
 		/*
@@ -570,6 +583,8 @@ txm_nack(TxmSub *subs, int nsubs, int64 msg_id, const char *error, Interval *ret
 		result = nack_lease(sub, &h, msg_id, error, retry_in);
 	if (result && strcmp(result, "retry") == 0)
 		txm_at_commit_broadcast();
+	if (result)
+		txm_at_commit_count(sub->topic_id, sub->sub_id, TXM_TOTAL_NACKED, 1);
 	return result;
 }
 

@@ -1,0 +1,147 @@
+# Upgrades.  A database installed at 1.0 (from its own script) and filled
+# with messages in every state keeps working with the current library, is
+# updated with ALTER EXTENSION tx_message UPDATE, and then delivers
+# everything it held; and a fresh install of the current version and the
+# updated one have the same catalog: the same member objects, table
+# definitions, constraints, indexes, functions (bodies, settings,
+# privileges), views, policies, triggers and dumped tables.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tx_message'
+tx_message.naptime = 200
+});
+$node->start;
+
+my $default = $node->safe_psql('postgres',
+	q{SELECT default_version FROM pg_available_extensions WHERE name = 'tx_message'});
+isnt($default, '1.0', "the current version ($default) is not 1.0");
+
+$node->safe_psql('postgres', q{CREATE DATABASE old; CREATE DATABASE fresh});
+$node->safe_psql('old', q{CREATE EXTENSION tx_message VERSION '1.0'});
+is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'tx_message'}),
+	'1.0', 'installed at 1.0');
+
+# messages in every state, made by the current library on the 1.0 catalog
+$node->safe_psql('old', q{
+	CREATE TABLE decided (id bigint PRIMARY KEY);
+	CREATE TABLE effects (msg_id bigint, payload jsonb);
+	CREATE FUNCTION decide(m tx_message.message) RETURNS text LANGUAGE sql AS $$
+		SELECT CASE WHEN EXISTS (SELECT FROM public.decided WHERE id = m.msg_id) THEN 'commit' ELSE 'unknown' END $$;
+	CREATE FUNCTION handle(m tx_message.message) RETURNS void LANGUAGE sql AS $$
+		INSERT INTO public.effects VALUES (m.msg_id, m.payload) $$;
+	SELECT tx_create_topic('orders', check_function => 'decide(tx_message.message)',
+		check_after => '1 s', check_interval => '1 s', check_max => 1000);
+	SELECT tx_subscribe('orders', 'pull', max_retries => 1, backoff => '{1 s}');
+	SELECT tx_subscribe('orders', 'handled', handler => 'handle(tx_message.message)');
+	SELECT tx_send('orders', jsonb_build_object('n', i)) FROM generate_series(1, 20) i;
+});
+my $half = $node->safe_psql('old', q{SELECT tx_send_half('orders', '{"n": "half"}')});
+$node->safe_psql('old', q{SELECT tx_send('orders', '{"n": "delayed"}', delay => '3 s')});
+# acked, leased (an external consumer that never acks), retrying, dead
+$node->safe_psql('old', q{
+	SELECT tx_ack('pull', array_agg(msg_id)) FROM tx_receive('pull', 5, wait => '5 s');
+});
+$node->safe_psql('old', q{SELECT count(*) FROM tx_receive('pull', 5, lease => '2 s')});
+$node->safe_psql('old', q{
+	SELECT tx_nack('pull', msg_id, 'failed', retry_in => '0') FROM tx_receive('pull', 2);
+});
+$node->safe_psql('old', q{
+	SELECT tx_nack('pull', msg_id, 'failed again') FROM tx_receive('pull', 1, wait => '5 s');
+});
+my $state_q = q{SELECT (SELECT count(*) FROM tx_message.dead_letters) || ' dead, '
+	|| (SELECT count(*) FROM tx_message.retries) || ' retrying, '
+	|| (SELECT count(*) FROM tx_message.messages WHERE state = 'half') || ' half, '
+	|| (SELECT count(*) FROM tx_message.delayed) || ' delayed'};
+my $before = $node->safe_psql('old', $state_q);
+like($before, qr/^1 dead, [1-9]\d* retrying, 1 half, 1 delayed$/, "1.0 holds messages in every state ($before)");
+
+$node->safe_psql('old', q{ALTER EXTENSION tx_message UPDATE});
+is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'tx_message'}),
+	$default, "updated to $default");
+
+# everything delivers after the update
+$node->safe_psql('old', qq{INSERT INTO decided VALUES ($half)});
+$node->safe_psql('old', q{SELECT tx_redrive('pull')});
+my $received = 0;
+my $deadline = time() + 60;
+while (time() < $deadline && $received < 17)
+{
+	$received += $node->safe_psql('old', q{
+		WITH r AS (SELECT * FROM tx_receive('pull', 100, wait => '1 s'))
+		SELECT count(tx_ack('pull', msg_id)) FROM r});
+}
+# 20 sent: 5 acked, 5 leased (their lease expires), 1 retrying, 1 dead
+# (redriven), 8 never received; and the half and the delayed message
+is($received, 17, 'the pull group gets every message it had not acked before the update');
+$deadline = time() + 60;
+my $handled;
+while (time() < $deadline)
+{
+	$handled = $node->safe_psql('old', q{SELECT count(*) || ' ' || count(DISTINCT msg_id) FROM effects});
+	last if $handled eq '22 22';
+	usleep(200_000);
+}
+is($handled, '22 22', 'the handler ran once on each of the 20 messages, the half and the delayed one');
+is($node->safe_psql('old', q{SELECT tx_send('orders', '{}') > max(msg_id) FROM effects}), 't',
+	'and sending goes on');
+is($node->safe_psql('old', q{SELECT count(*) FROM tx_stats() WHERE topic = 'orders'}), '3',
+	'what 1.1 adds works in the updated database (tx_stats: the topic and its two groups)');
+
+# the same catalog as a fresh install
+$node->safe_psql('fresh', q{CREATE EXTENSION tx_message});
+my @catalog_queries = (
+	# member objects
+	q{SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
+	   WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+	     AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tx_message') ORDER BY 1},
+	# columns
+	q{SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	         a.attidentity, a.attstorage, a.attcollation::regcollation, pg_get_expr(d.adbin, d.adrelid)
+	    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	   WHERE c.relnamespace = 'tx_message'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	   ORDER BY 1, 2},
+	# relations: kind, options, access method, privileges, row security
+	q{SELECT relname, relkind, reloptions, relam::regclass, relacl, relrowsecurity
+	    FROM pg_class WHERE relnamespace = 'tx_message'::regnamespace ORDER BY 1},
+	# constraints and indexes
+	q{SELECT conrelid::regclass, conname, pg_get_constraintdef(oid) FROM pg_constraint
+	   WHERE connamespace = 'tx_message'::regnamespace ORDER BY 1, 2},
+	q{SELECT indexrelid::regclass, pg_get_indexdef(indexrelid) FROM pg_index
+	   WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'tx_message'::regnamespace) ORDER BY 1},
+	# functions and procedures, in both schemas
+	q{SELECT p.oid::regprocedure, p.prokind, p.provolatile, p.proparallel, p.prosecdef, p.proconfig,
+	         p.proacl, p.prosrc, pg_get_function_result(p.oid), d.description
+	    FROM pg_proc p LEFT JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass
+	   WHERE p.oid IN (SELECT objid FROM pg_depend WHERE refclassid = 'pg_extension'::regclass
+	                   AND deptype = 'e' AND classid = 'pg_proc'::regclass
+	                   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tx_message'))
+	   ORDER BY p.oid::regprocedure::text},
+	# views, policies, triggers
+	q{SELECT c.relname, pg_get_viewdef(c.oid) FROM pg_class c
+	   WHERE c.relnamespace = 'tx_message'::regnamespace AND c.relkind = 'v' ORDER BY 1},
+	q{SELECT polrelid::regclass, polname, polcmd, pg_get_expr(polqual, polrelid) FROM pg_policy ORDER BY 1, 2},
+	q{SELECT tgrelid::regclass, tgname, pg_get_triggerdef(oid) FROM pg_trigger
+	   WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'tx_message'::regnamespace)
+	   ORDER BY 1, 2},
+	# what pg_dump carries, and the schema's privileges
+	q{SELECT extconfig::regclass[], extcondition FROM pg_extension WHERE extname = 'tx_message'},
+	q{SELECT nspacl FROM pg_namespace WHERE nspname = 'tx_message'});
+for my $q (@catalog_queries)
+{
+	my $fresh = $node->safe_psql('fresh', $q);
+	my $updated = $node->safe_psql('old', $q);
+	my ($what) = $q =~ /^\s*SELECT\s+(\S+)/;
+	is($updated, $fresh, "an updated database and a fresh one agree on the catalog ($what ...)");
+}
+
+$node->stop;
+done_testing();

@@ -1,0 +1,155 @@
+/* tx_message--1.0--1.1.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION tx_message UPDATE TO '1.1'" to load this file. \quit
+
+/*
+ * Maintenance without the background worker (the library not in
+ * shared_preload_libraries): pg_cron schedules at most once a minute on
+ * Debian 12, so one call runs cycles for about a minute, one per
+ * tx_message.naptime, each committed on its own.
+ *
+ * A procedure that commits cannot have a SET clause, so this one resolves
+ * no name through search_path: every function, operator and type is
+ * schema-qualified.
+ */
+CREATE PROCEDURE tx_maintenance_loop(duration interval DEFAULT '55 s')
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	t_end pg_catalog.timestamptz;
+	pause pg_catalog.float8;
+BEGIN
+	IF duration IS NULL THEN
+		RAISE EXCEPTION 'duration must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF duration OPERATOR(pg_catalog.<) '0'::pg_catalog.interval
+	   OR duration OPERATOR(pg_catalog.>) '1 day'::pg_catalog.interval THEN
+		RAISE EXCEPTION 'duration must be between 0 and 1 day'
+			USING ERRCODE = '22023', DETAIL = pg_catalog.format('It is %s.', duration);
+	END IF;
+	t_end := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) duration;
+	LOOP
+		PERFORM @extschema@.tx_run_maintenance();
+		COMMIT;
+		-- in milliseconds; the library is loaded by now
+		SELECT s.setting::pg_catalog.float8 OPERATOR(pg_catalog./) 1000 INTO pause
+		  FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'tx_message.naptime';
+		pause := COALESCE(pause, 1);
+		EXIT WHEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
+				  pg_catalog.make_interval(secs => pause) OPERATOR(pg_catalog.>) t_end;
+		PERFORM pg_catalog.pg_sleep(pause);
+	END LOOP;
+END $$;
+COMMENT ON PROCEDURE tx_maintenance_loop(interval)
+	IS 'maintenance cycles for about duration, each committed, one per tx_message.naptime: for pg_cron without the background worker';
+REVOKE ALL ON PROCEDURE tx_maintenance_loop(interval) FROM PUBLIC;
+
+/*
+ * Totals of tx_message.stats, per subscription (sub_id 0: the topic's own
+ * check-backs).  Transactions count in shared memory as they commit; the
+ * worker adds the sums here every cycle, in one statement.
+ */
+CREATE TABLE tx_message.totals (
+	topic_id integer NOT NULL,
+	sub_id integer NOT NULL,
+	delivered bigint NOT NULL DEFAULT 0,
+	acked bigint NOT NULL DEFAULT 0,
+	nacked bigint NOT NULL DEFAULT 0,
+	checks bigint NOT NULL DEFAULT 0,
+	updated_at timestamptz NOT NULL,
+	PRIMARY KEY (topic_id, sub_id)
+) USING heap;
+REVOKE ALL ON tx_message.totals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tx_message.totals', '');
+
+/*
+ * How far behind each consumer group is, and what each topic holds: one row
+ * per subscription, and one per topic with consumer_group NULL.  Rows of
+ * topics the current user may not monitor are not shown.  Index look-ups
+ * only, per subscription: the stream's head (the last slice), the group's
+ * watermark, its lease rows above the watermark, its retries and dead
+ * letters, and the message at the watermark for its age.
+ */
+CREATE VIEW tx_message.stats WITH (security_barrier) AS
+	SELECT x.* FROM (
+	SELECT t.topic, s.consumer_group,
+		   greatest(h.head OPERATOR(pg_catalog.-) coalesce(st.done_seq, h.head)
+					OPERATOR(pg_catalog.-) coalesce(l.done_above, 0), 0)
+			 OPERATOR(pg_catalog.+) coalesce(r.waiting, 0) OPERATOR(pg_catalog.+) coalesce(r.leased, 0) AS backlog,
+		   coalesce(l.leased, 0) OPERATOR(pg_catalog.+) coalesce(r.leased, 0) AS in_flight,
+		   coalesce(r.waiting, 0) AS retrying,
+		   (SELECT count(*) FROM tx_message.dead_letters_data d
+			 WHERE d.consumer_group OPERATOR(pg_catalog.=) s.consumer_group
+			   AND d.topic_id OPERATOR(pg_catalog.=) t.topic_id) AS dead_letters,
+		   now() OPERATOR(pg_catalog.-) least(w.sent_at, r.oldest) AS oldest_unfinished_age,
+		   coalesce(tot.delivered, 0) AS delivered_total,
+		   coalesce(tot.acked, 0) AS acked_total,
+		   coalesce(tot.nacked, 0) AS nacked_total,
+		   NULL::bigint AS sent_total, NULL::bigint AS half_pending,
+		   NULL::interval AS oldest_half_age, NULL::bigint AS checks_total,
+		   NULL::bigint AS delayed_pending
+	  FROM tx_message.subscriptions s
+	  JOIN tx_message.topics t ON t.topic OPERATOR(pg_catalog.=) s.topic
+	  LEFT JOIN tx_message.sub_state st ON st.sub_id OPERATOR(pg_catalog.=) s.sub_id
+	  CROSS JOIN LATERAL (
+		SELECT coalesce((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
+						   FROM tx_message.slices sl WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
+						  ORDER BY sl.first_seq DESC LIMIT 1), t.retired_seq) AS head) h
+	  LEFT JOIN LATERAL (
+		SELECT sum(pg_catalog.bit_count(pg_catalog.substring(le.done,
+				   greatest(st.done_seq OPERATOR(pg_catalog.-) le.block OPERATOR(pg_catalog.*) 256
+							OPERATOR(pg_catalog.-) le.first_off, 0)::integer OPERATOR(pg_catalog.+) 1)))::bigint AS done_above,
+			   (sum(pg_catalog.bit_count(le.covered OPERATOR(pg_catalog.&) OPERATOR(pg_catalog.~) le.done))
+				 FILTER (WHERE le.lease_until OPERATOR(pg_catalog.>) now()))::bigint AS leased
+		  FROM tx_message.leases le WHERE le.sub_id OPERATOR(pg_catalog.=) s.sub_id) l ON true
+	  LEFT JOIN LATERAL (
+		SELECT count(*) FILTER (WHERE rd.state OPERATOR(pg_catalog.=) 'waiting') AS waiting,
+			   count(*) FILTER (WHERE rd.state OPERATOR(pg_catalog.=) 'leased') AS leased,
+			   min(rd.sent_at) AS oldest
+		  FROM tx_message.retries_data rd WHERE rd.sub_id OPERATOR(pg_catalog.=) s.sub_id) r ON true
+	  LEFT JOIN LATERAL (
+		SELECT (SELECT lg.sent_at FROM (
+					SELECT sent_at FROM tx_message.log_0 WHERE pos OPERATOR(pg_catalog.=) p.pos
+					UNION ALL SELECT sent_at FROM tx_message.log_1 WHERE pos OPERATOR(pg_catalog.=) p.pos
+					UNION ALL SELECT sent_at FROM tx_message.log_2 WHERE pos OPERATOR(pg_catalog.=) p.pos) lg
+				 LIMIT 1) AS sent_at
+		  FROM (SELECT sl.positions[st.done_seq OPERATOR(pg_catalog.-) sl.first_seq OPERATOR(pg_catalog.+) 1] AS pos
+				  FROM tx_message.slices sl
+				 WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
+				   AND sl.first_seq OPERATOR(pg_catalog.<=) st.done_seq
+				 ORDER BY sl.first_seq DESC LIMIT 1) p
+		 WHERE st.done_seq OPERATOR(pg_catalog.<) h.head) w ON true
+	  LEFT JOIN tx_message.totals tot
+		ON tot.topic_id OPERATOR(pg_catalog.=) t.topic_id AND tot.sub_id OPERATOR(pg_catalog.=) s.sub_id
+	UNION ALL
+	SELECT t.topic, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		   coalesce((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
+					   FROM tx_message.slices sl WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
+					  ORDER BY sl.first_seq DESC LIMIT 1), t.retired_seq),
+		   hm.pending,
+		   now() OPERATOR(pg_catalog.-) hm.oldest,
+		   coalesce(tot.checks, 0),
+		   (SELECT count(*) FROM tx_message.delayed dl WHERE dl.topic_id OPERATOR(pg_catalog.=) t.topic_id)
+	  FROM tx_message.topics t
+	  CROSS JOIN LATERAL (
+		SELECT count(*) AS pending, min(hh.sent_at) AS oldest FROM tx_message.half_messages hh
+		 WHERE hh.topic_id OPERATOR(pg_catalog.=) t.topic_id AND hh.state OPERATOR(pg_catalog.=) 'half') hm
+	  LEFT JOIN tx_message.totals tot
+		ON tot.topic_id OPERATOR(pg_catalog.=) t.topic_id AND tot.sub_id OPERATOR(pg_catalog.=) 0) x
+	 WHERE tx_message._may(x.topic, 'monitor');
+COMMENT ON VIEW tx_message.stats IS 'backlog, in-flight, retrying and dead letters per consumer group and topic, and what each topic holds, for the topics the current user may monitor';
+GRANT SELECT ON tx_message.stats TO PUBLIC;
+
+CREATE FUNCTION tx_stats()
+	RETURNS TABLE (topic text, consumer_group text, backlog bigint, in_flight bigint,
+				   retrying bigint, dead_letters bigint, oldest_unfinished_age interval,
+				   delivered_total bigint, acked_total bigint, nacked_total bigint,
+				   sent_total bigint, half_pending bigint, oldest_half_age interval,
+				   checks_total bigint, delayed_pending bigint)
+	LANGUAGE sql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'SELECT * FROM tx_message.stats ORDER BY topic, consumer_group NULLS FIRST';
+COMMENT ON FUNCTION tx_stats() IS 'the rows of tx_message.stats';
+
+-- backends that cached the 1.0 catalog look again (a change of pg_namespace)
+GRANT USAGE ON SCHEMA tx_message TO PUBLIC;
