@@ -209,6 +209,11 @@ SELECT format('| %s | %s | %s | %s | %s | %s |', k,
   FROM unnest(ARRAY['pull', 'handler', 'ext']) k
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'soak');
 
+SELECT E'\n## tx_stats() with 100 groups\n\n| messages waiting | ms per SELECT * FROM tx_stats() |\n|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'stats');
+SELECT format('| %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8), pg_temp.n(pg_temp.med('stats', v, 'txm', 'ms'), 2))
+  FROM pg_temp.variants('stats') v;
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');

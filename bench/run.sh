@@ -11,7 +11,7 @@
 #   bash bench/run.sh --smoke      # a few seconds per scenario: do all scripts work?
 #
 # Options: --reps N, --only "produce batch consume held latency backlog
-# steady hold handler idle soak", --out DIR (default bench/out).  Installs PgQ
+# steady hold handler idle soak stats", --out DIR (default bench/out).  Installs PgQ
 # (postgresql-15-pgq3) if it is missing, and builds and installs tx_message
 # unless BENCH_INSTALLED=1.
 
@@ -43,22 +43,22 @@ full)
 	BACKLOG=200000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
-	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak" ;;
+	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
-	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak" ;;
+	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
-	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak" ;;
+	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
@@ -691,11 +691,31 @@ scenario_soak()
 	[ "$unexpected" -eq 0 ] || { head -n 20 "$WORK"/soak_*.err; return 1; }
 }
 
+# stats: what one SELECT * FROM tx_stats() costs with STATS_BACKLOG messages
+# waiting for each of 100 groups (some of them partly consumed, some
+# leased, retried and dead-lettered), as a monitoring scraper would run it.
+scenario_stats()
+{
+	local i out=$WORK/stats.out
+	reset_systems 100
+	wait_worker
+	fill txm "$STATS_BACKLOG" 1000
+	for i in $(seq 0 9); do
+		sql "SELECT count(tx_ack('g$i', msg_id)) FROM tx_receive('g$i', 1000)" >/dev/null
+		sql "SELECT count(*) FROM tx_receive('g$i', 100)" >/dev/null
+		sql "SELECT count(tx_nack('g$i', msg_id, 'bench')) FROM tx_receive('g$i', 10)" >/dev/null
+	done
+	echo 'SELECT * FROM tx_stats();' | as_user tee "$WORK/stats.sql" >/dev/null
+	pgb -c 1 -t 20 -f "$WORK/stats.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+	record stats "n_$STATS_BACKLOG" txm 1 ms "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")"
+	echo "   stats: $(sed -n 's/^latency average = //p' "$out") per SELECT * FROM tx_stats() (100 groups, $STATS_BACKLOG messages waiting)"
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"
