@@ -66,3 +66,8 @@ include $(PGXS)
 
 # PGXS tracks no header dependencies: rebuild everything when a header changes.
 $(OBJS): $(wildcard $(srcdir)/src/*/*.h)
+
+# a release tarball of the committed tree: tx_message-<META.json's version>.tar.gz
+.PHONY: dist
+dist:
+	bash $(srcdir)/scripts/dist.sh

@@ -86,6 +86,11 @@ for suite in $SUITES; do
 		# the layering of src/, and that each of its checks can fail
 		run_suite layers bash -c 'bash scripts/check_layers.sh; a=$?; bash scripts/check_layers.sh --self-test; b=$?; exit $((a | b))'
 		count_checks "$WORK/layers.log" $?
+		# the release tarball of the committed tree, when this is a git checkout
+		if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+			run_suite release bash "$REPO/scripts/check_release.sh" "$REPO" "$WORK/dist"
+			count_checks "$WORK/release.log" $?
+		fi
 		;;
 	regress)
 		run_suite regress as_user "${MAKE[@]}" installcheck ISOLATION= TAP_TESTS=
