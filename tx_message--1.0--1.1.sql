@@ -151,5 +151,19 @@ CREATE FUNCTION tx_stats()
 	AS 'SELECT * FROM tx_message.stats ORDER BY topic, consumer_group NULLS FIRST';
 COMMENT ON FUNCTION tx_stats() IS 'the rows of tx_message.stats';
 
+/*
+ * Where is my message: the stored messages of a topic with a key, newest
+ * first.  Keys are not indexed (an index would cost every send of every
+ * topic): it scans what retention keeps of the topic since `since`.
+ */
+CREATE FUNCTION tx_find(topic text, key text,
+						since timestamptz DEFAULT now() - '1 day'::interval,
+						max integer DEFAULT 100)
+	RETURNS SETOF tx_message.messages
+	LANGUAGE C STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_find';
+COMMENT ON FUNCTION tx_find(text, text, timestamptz, integer)
+	IS 'the stored messages of a topic with a key, sent since a time, newest first (needs receive)';
+
 -- backends that cached the 1.0 catalog look again (a change of pg_namespace)
 GRANT USAGE ON SCHEMA tx_message TO PUBLIC;
