@@ -214,6 +214,11 @@ SELECT E'\n## tx_stats() with 100 groups\n\n| messages waiting | ms per SELECT *
 SELECT format('| %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8), pg_temp.n(pg_temp.med('stats', v, 'txm', 'ms'), 2))
   FROM pg_temp.variants('stats') v;
 
+SELECT E'\n## tx_find, a key that is not there (a scan of everything retained)\n\n| messages retained | ms per tx_find |\n|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'find');
+SELECT format('| %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8), pg_temp.n(pg_temp.med('find', v, 'txm', 'ms'), 1))
+  FROM pg_temp.variants('find') v;
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');

@@ -709,6 +709,11 @@ scenario_stats()
 	pgb -c 1 -t 20 -f "$WORK/stats.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
 	record stats "n_$STATS_BACKLOG" txm 1 ms "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")"
 	echo "   stats: $(sed -n 's/^latency average = //p' "$out") per SELECT * FROM tx_stats() (100 groups, $STATS_BACKLOG messages waiting)"
+	# tx_find has no index to use: it scans what is retained since `since`
+	echo "SELECT count(*) FROM tx_find('bench', 'no-such-key', now() - interval '1 day');" | as_user tee "$WORK/find.sql" >/dev/null
+	pgb -c 1 -t 3 -f "$WORK/find.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+	record find "n_$STATS_BACKLOG" txm 1 ms "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")"
+	echo "   find: $(sed -n 's/^latency average = //p' "$out") per tx_find over $STATS_BACKLOG retained messages"
 }
 
 #----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 # play examples/demo.sql, and stop the cluster again.
 #
 #   bash scripts/demo.sh
+#   DEMO_INSTALLED=1 bash scripts/demo.sh   # against what is installed (a package)
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -10,7 +11,9 @@ trap 'status=$?; if [ $status -ne 0 ] && [ -f "${WORK:-/nonexistent}/server.log"
 
 ensure_deps
 make_workdir tx_message-demo
-build_and_install
+if [ "${DEMO_INSTALLED:-0}" != 1 ]; then
+	build_and_install
+fi
 echo "== starting a throwaway cluster in $WORK"
 start_cluster
 psql_run -d postgres -q -f "$WORK/src/examples/order_points.sql"

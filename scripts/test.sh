@@ -12,7 +12,7 @@
 set +e
 set -m		# each suite runs as its own process group, so it can be stopped as a whole
 
-SUITES=${SUITES:-"layers regress isolation tap bench"}
+SUITES=${SUITES:-"layers regress isolation tap bench package"}
 PASSED=0
 FAILED=0
 JOB=
@@ -122,6 +122,12 @@ for suite in $SUITES; do
 			rc=$?
 			if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
 		fi
+		;;
+	package)
+		# the Debian package: build it, install it over the source install,
+		# play the demo against the installed files, then go back
+		run_suite package bash "$REPO/scripts/check_package.sh" "$WORK"
+		count_checks "$WORK/package.log" $?
 		;;
 	*)
 		echo "unknown suite $suite"
