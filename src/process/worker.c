@@ -266,6 +266,8 @@ maintain(void)
 	MaintenanceUnit m;
 	TimestampTz next;
 	uint32		start;
+	int			failed = 0;
+	static TimestampTz warned_at = 0;
 
 	memset(&m, 0, sizeof(m));
 	m.installed = housekeeping(&m.stats);
@@ -279,9 +281,20 @@ maintain(void)
 		}
 		start = txm_worker_want_executors(m.executors_wanted);
 		for (int i = 0; i < TXM_MAX_EXECUTORS; i++)
-			if (start & (((uint32) 1) << i))
-				(void) txm_start_worker("txm_executor_main", "tx_message executor",
-										txm_process_slot_index(), i, MyDatabaseId, 0);
+			if ((start & (((uint32) 1) << i)) &&
+				txm_start_worker("txm_executor_main", "tx_message executor",
+								 txm_process_slot_index(), i, MyDatabaseId, 0) == NULL)
+				failed++;
+		/* tried again every cycle; said once a minute */
+		if (failed > 0 && TimestampDifferenceExceeds(warned_at, GetCurrentTimestamp(), 60000))
+		{
+			ereport(WARNING,
+					(errmsg("could not start %d tx_message executor(s) for the database with OID %u",
+							failed, MyDatabaseId),
+					 errdetail("No background worker slot is free; check functions or handlers of this database wait."),
+					 errhint("Raise max_worker_processes: it counts the launcher, and per database a worker and up to tx_message.executors executors.")));
+			warned_at = GetCurrentTimestamp();
+		}
 	}
 	txm_run_due_checks(false, false);
 	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), txm_naptime);

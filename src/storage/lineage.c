@@ -293,7 +293,12 @@ txm_take_over_restore(void)
 	txm_forget_instance();
 	inst = txm_instance();
 	if (!inst->restore_pending)
+	{
+		/* taken over meanwhile: hold up no producer until this transaction ends */
+		UnlockRelationOid(c->instance, ExclusiveLock);
+		UnlockRelationOid(c->ticks, ExclusiveLock);
 		return;
+	}
 
 	SPI_connect();
 	txm_spi_exec(foreign_sql, 0, NULL, NULL, NULL, 1);
