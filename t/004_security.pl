@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run ();
 
 my $node = PostgreSQL::Test::Cluster->new('security');
 $node->init;
@@ -120,6 +121,34 @@ is($out, 't', 'a restored grant lets its grantee send');
 ($rc, $out, $err) = $node->psql('restored',
 	q{SET ROLE orders_svc; SELECT * FROM tx_receive('points-service')});
 like($err, qr/permission denied/, 'and nothing more');
+
+# The attack: a role with nothing but CONNECT tries COPY into tx_message's
+# tables (what a restore does, which pauses the worker while the restoring
+# session is connected) and then stays connected.  The COPY is refused and
+# the worker goes on: a message sent meanwhile is still delivered.
+$node->safe_psql('postgres', q{
+	CREATE ROLE intruder LOGIN;
+	SELECT tx_create_topic('stillrunning');
+	SELECT tx_subscribe('stillrunning', 'watchers');
+});
+my ($iout, $ierr) = ('', '');
+my $intruder = IPC::Run::start(
+	[ 'psql', '-X', '-d', $node->connstr('postgres') . ' user=intruder', '-f', '-' ],
+	'<', \"COPY tx_message.topics (topic) FROM STDIN;\nSELECT pg_sleep(15);\n",
+	'>', \$iout, '2>', \$ierr);
+my $deadline = time() + 10;
+while ($ierr !~ /permission denied/ && time() < $deadline)
+{
+	$intruder->pump_nb;
+	sleep 1;
+}
+like($ierr, qr/permission denied for table topics/, 'the intruder\'s COPY into tx_message.topics is refused');
+$node->safe_psql('postgres', q{SELECT tx_send('stillrunning', '{"still": "delivered"}')});
+is($node->safe_psql('postgres', q{SELECT payload->>'still' FROM tx_receive('watchers', 1, wait => '10 s')}),
+	'delivered', 'and the worker is not paused by the session that stays connected');
+is($node->safe_psql('postgres', q{SELECT coalesce(restore_state, 'none') FROM tx_worker_status() WHERE database = 'postgres'}),
+	'none', 'nor does it say a restore is under way');
+$intruder->kill_kill;
 
 $node->stop;
 done_testing();

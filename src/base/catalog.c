@@ -557,13 +557,16 @@ txm_instance(void)
 	bool		found = false;
 	Datum		token = (Datum) 0;
 	Datum		problem;
+	Relation	lineage;
 
 	if (instance_valid)
 		return &instance;
 
 	c = txm_catalog();
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	/* open both first: that processes pending invalidations, then read */
 	rel = table_open(c->instance, AccessShareLock);
+	lineage = table_open(c->lineage, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -594,7 +597,7 @@ txm_instance(void)
 
 	/* a lineage row of another database: a restored dump */
 	instance.restore_pending = false;
-	rel = table_open(c->lineage, AccessShareLock);
+	rel = lineage;
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{

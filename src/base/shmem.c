@@ -687,6 +687,20 @@ txm_worker_note_stale_prepared(int n)
 
 /* whether this backend may be listed as a restorer */
 static bool restoring = false;
+static bool restorer_exit_registered = false;
+
+/* A restoring session that ends is no longer restoring. */
+static void
+restorer_exit(int code, Datum arg)
+{
+	if (txm_shared == NULL)
+		return;
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
+		if (txm_shared->restorers[i].pid == MyProcPid)
+			txm_shared->restorers[i].pid = 0;
+	LWLockRelease(txm_shared->lock);
+}
 
 /* Have this backend known as restoring into its database. */
 void
@@ -697,6 +711,11 @@ txm_restore_note_restorer(void)
 	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
 		return;
 	restoring = true;
+	if (!restorer_exit_registered)
+	{
+		before_shmem_exit(restorer_exit, (Datum) 0);
+		restorer_exit_registered = true;
+	}
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
 	{

@@ -488,8 +488,9 @@ txm_store_totals(void)
 {
 	static const char *sql =
 		"INSERT INTO tx_message.totals AS t (topic_id, sub_id, delivered, acked, nacked, checks, updated_at)"
-		" SELECT * , now() FROM unnest($1::integer[], $2::integer[], $3::bigint[], $4::bigint[],"
-		"                             $5::bigint[], $6::bigint[])"
+		" SELECT *, now() FROM unnest($1::integer[], $2::integer[], $3::bigint[], $4::bigint[],"
+		"                            $5::bigint[], $6::bigint[]) u"
+		"  ORDER BY 1, 2"		/* one order of row locks for the worker and tx_run_maintenance() */
 		" ON CONFLICT (topic_id, sub_id) DO UPDATE"
 		"   SET delivered = t.delivered + excluded.delivered, acked = t.acked + excluded.acked,"
 		"       nacked = t.nacked + excluded.nacked, checks = t.checks + excluded.checks,"

@@ -298,11 +298,11 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid paused = InvalidOid;
 	volatile bool commit_prepared = false;
+	volatile bool loads = false;
 
 	if (txm_shmem_available())
 	{
-		if (loads_extension_table(parsetree))
-			txm_restore_note_restorer();
+		loads = loads_extension_table(parsetree);
 		paused = database_needing_exclusive_access(parsetree);
 		if (OidIsValid(paused))
 			pause_database(paused);
@@ -329,6 +329,9 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 
 	if (OidIsValid(paused))
 		txm_database_resume(paused);
+	/* a COPY that loaded rows (so had the privilege to): before its commit */
+	if (loads)
+		txm_restore_note_restorer();
 	/* the prepared transaction's messages are visible now: tick them */
 	if (commit_prepared)
 		txm_ring_note_commit_prepared();

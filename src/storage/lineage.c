@@ -41,6 +41,7 @@
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/storage/lineage.h"
+#include "src/storage/log.h"
 #include "src/storage/stream.h"
 
 /* true while this backend writes lineage itself (its trigger ignores that) */
@@ -132,7 +133,7 @@ dump_high_water(void)
 	uint64		high = 0;
 	Datum		d;
 
-	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
+	txm_spi_exec_latest(sql, 0, NULL, NULL, NULL, 1);
 	d = txm_spi_value(0, 1, &isnull);
 	if (!isnull)
 		high = TXM_POS_XID(DatumGetInt64(d)) + 1;
@@ -182,7 +183,7 @@ repair_positions(void)
 		" ON CONFLICT (sub_id) DO NOTHING";
 	Oid			types[2] = {INT4OID, INT8OID};
 	Datum		values[2];
-	int			n = txm_spi_exec(positions_sql, 0, NULL, NULL, NULL, 0);
+	int			n = txm_spi_exec_latest(positions_sql, 0, NULL, NULL, NULL, 0);
 	SPITupleTable *rows = SPI_tuptable;
 
 	for (int i = 0; i < n; i++)
@@ -223,7 +224,7 @@ count_missing_messages(void)
 		"   AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = s.positions[1])";
 	bool		isnull;
 
-	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
+	txm_spi_exec_latest(sql, 0, NULL, NULL, NULL, 1);
 	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 }
 
@@ -259,16 +260,21 @@ record_take_over(uint64 base, uint64 floor, Datum slots, bool slots_null, const 
 }
 
 /*
- * Take over a restored dump, in the current transaction.  Concurrent
- * callers wait for the first and then find nothing to do.
+ * Take over a restored dump, in the current transaction.  The locks are
+ * taken in the order producers take them (instance, then ticks); a caller
+ * that holds the tick lock already (a tick) passes holding_ticks and only
+ * tries instance, and gets false back if a producer holds it: it ticks
+ * later.  Concurrent callers wait for the first and find nothing to do.
+ * Reads use the latest snapshot, whatever the isolation level: a restore
+ * may have committed after the transaction's snapshot was taken.
  */
-void
-txm_take_over_restore(void)
+bool
+txm_take_over_restore(bool holding_ticks)
 {
 	static const char *foreign_sql =
 		"SELECT slots, id_base FROM tx_message.lineage"
 		" WHERE token <> (SELECT token FROM tx_message.instance)"
-		" ORDER BY updated_at DESC LIMIT 1";
+		" ORDER BY slots IS NULL, updated_at DESC LIMIT 1";
 	static const char *expire_sql =
 		"WITH l AS (UPDATE tx_message.leases SET lease_until = now() WHERE lease_until > now())"
 		"UPDATE tx_message.retries_data SET due_at = now()"
@@ -287,21 +293,33 @@ txm_take_over_restore(void)
 	int64		missing;
 	char	   *problem = NULL;
 
-	/* the order every ticker takes them in; instance waits for producers */
-	LockRelationOid(c->ticks, ExclusiveLock);
-	LockRelationOid(c->instance, ExclusiveLock);
+	if (holding_ticks)
+	{
+		if (!ConditionalLockRelationOid(c->instance, ExclusiveLock))
+			return false;
+	}
+	else
+	{
+		LockRelationOid(c->instance, ExclusiveLock);
+		LockRelationOid(c->ticks, ExclusiveLock);
+	}
 	txm_forget_instance();
 	inst = txm_instance();
 	if (!inst->restore_pending)
 	{
 		/* taken over meanwhile: hold up no producer until this transaction ends */
 		UnlockRelationOid(c->instance, ExclusiveLock);
-		UnlockRelationOid(c->ticks, ExclusiveLock);
-		return;
+		if (!holding_ticks)
+			UnlockRelationOid(c->ticks, ExclusiveLock);
+		return true;
 	}
 
 	SPI_connect();
-	txm_spi_exec(foreign_sql, 0, NULL, NULL, NULL, 1);
+	if (txm_spi_exec_latest(foreign_sql, 0, NULL, NULL, NULL, 1) != 1)
+	{
+		SPI_finish();
+		return true;
+	}
 	slots = txm_spi_value(0, 1, &slots_null);
 	if (!slots_null)
 		slots = SPI_datumTransfer(slots, false, -1);
@@ -338,21 +356,32 @@ txm_take_over_restore(void)
 	record_take_over(base, xmin + base, slots, slots_null, problem);
 	SPI_finish();
 	txm_forget_instance();
+	/* ids this transaction made before are of the old base: make new ones */
+	txm_forget_pos();
 	txm_restore_noted(problem ? problem : "taken over");
 	ereport(LOG,
 			(errmsg("tx_message took over the messages of a restored dump"),
 			 errdetail("Message ids continue from %llu; messages leased when the dump was taken are delivered again.",
 					   (unsigned long long) ((xmin + base) << TXM_POS_SHIFT))));
+	return true;
 }
 
 /*
  * Before making ids, ticking or subscribing: take over a restored dump if
- * there is one.  A session that uses the extension is no longer restoring.
+ * there is one.  A session that uses the extension is no longer restoring;
+ * while another still is, the dump is not complete yet, and this waits.
  */
 void
 txm_take_over_if_restored(void)
 {
 	txm_restore_noted(NULL);
-	if (txm_instance()->restore_pending)
-		txm_take_over_restore();
+	if (!txm_instance()->restore_pending)
+		return;
+	if (txm_restore_in_progress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a restore of this database is still loading tx_message's tables"),
+				 errdetail("The restored messages are taken over once every session that loads them has ended."),
+				 errhint("Try again when the restore has finished.")));
+	(void) txm_take_over_restore(false);
 }

@@ -12,7 +12,7 @@
 #ifndef TXM_LINEAGE_H
 #define TXM_LINEAGE_H
 
-extern void txm_take_over_restore(void);
+extern bool txm_take_over_restore(bool holding_ticks);
 extern void txm_take_over_if_restored(void);
 extern void txm_lineage_save_slots(void);
 extern bool txm_lineage_internal_write(void);

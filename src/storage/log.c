@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
@@ -68,8 +69,12 @@ txm_next_pos(void)
 	if (!FullTransactionIdEquals(fxid, pos_fxid))
 	{
 		uint64		xid;
+		ResourceOwner owner = CurrentResourceOwner;
 
+		/* held to the end of the transaction, even after ROLLBACK TO SAVEPOINT */
+		CurrentResourceOwner = TopTransactionResourceOwner;
 		LockRelationOid(txm_catalog()->instance, RowShareLock);
+		CurrentResourceOwner = owner;
 		xid = U64FromFullTransactionId(fxid) + txm_instance()->id_base;
 		if (xid >= TXM_MAX_FXID)
 			ereport(ERROR,
@@ -90,6 +95,13 @@ txm_next_pos(void)
 						   (long long) TXM_MAX_PER_XACT),
 				 errhint("Split the work into several transactions.")));
 	return (int64) ((pos_xid << TXM_POS_SHIFT) | (uint64) pos_next_n++);
+}
+
+/* Forget this transaction's id base: a dump was taken over in it. */
+void
+txm_forget_pos(void)
+{
+	pos_fxid = InvalidFullTransactionId;
 }
 
 static IndexInfo *

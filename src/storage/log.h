@@ -15,6 +15,7 @@
 #include "utils/timestamp.h"
 
 extern int64 txm_next_pos(void);
+extern void txm_forget_pos(void);
 extern int64 txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 							TimestampTz deliver_at, const Datum *cols, const bool *isnull);
 extern void txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n,

@@ -640,9 +640,15 @@ txm_tick(bool wait)
 	else if (!ConditionalLockRelationOid(c->ticks, ExclusiveLock))
 		return -1;
 
-	/* a restored dump is taken over before its log is ticked in this id space */
-	if (txm_instance()->restore_pending)
-		txm_take_over_restore();
+	/*
+	 * A restored dump is taken over before its log is ticked in this id
+	 * space; if a producer holds it up, tick later.
+	 */
+	if (txm_instance()->restore_pending && !txm_take_over_restore(true))
+	{
+		UnlockRelationOid(c->ticks, ExclusiveLock);
+		return wait ? 0 : -1;
+	}
 	inst = txm_instance();
 
 	/*
