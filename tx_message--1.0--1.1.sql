@@ -165,5 +165,42 @@ CREATE FUNCTION tx_find(topic text, key text,
 COMMENT ON FUNCTION tx_find(text, text, timestamptz, integer)
 	IS 'the stored messages of a topic with a key, sent since a time, newest first (needs receive)';
 
+/*
+ * Message trace (tx_trace).  half_checks: every check-back of a half message
+ * and its answer (half_messages.checks counts only the unknown ones).
+ * moved: where in the log a message that was a half or delayed message went
+ * (its id is not its position there).  slices_tick: the slices of a tick,
+ * to find a message's position from the tick that first saw its
+ * transaction.  None of them is written on the success path of a send or a
+ * receive; rows of messages the log no longer holds are removed once a
+ * minute.
+ */
+CREATE TABLE tx_message.half_checks (
+	msg_id bigint NOT NULL,
+	checked_at timestamptz NOT NULL,
+	answer text NOT NULL,
+	detail text,
+	CHECK (answer IN ('commit', 'rollback', 'unknown'))
+) USING heap;
+CREATE INDEX half_checks_msg ON tx_message.half_checks (msg_id, checked_at);
+CREATE TABLE tx_message.moved (
+	msg_id bigint PRIMARY KEY,
+	pos bigint NOT NULL
+) USING heap;
+CREATE INDEX slices_tick ON tx_message.slices (topic_id, tick_id);
+REVOKE ALL ON tx_message.half_checks, tx_message.moved FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tx_message.half_checks', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.moved', '');
+
+CREATE FUNCTION tx_trace(msg_id bigint)
+	RETURNS TABLE (consumer_group text, state text, attempts integer, lease_pid integer,
+				   lease_until timestamptz, last_error text, sent_at timestamptz,
+				   deliverable_at timestamptz, first_delivered_at timestamptz,
+				   finished_at timestamptz)
+	LANGUAGE C STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_trace';
+COMMENT ON FUNCTION tx_trace(bigint)
+	IS 'where a message is: one row per subscribed consumer group, and one for its half-message life (needs receive)';
+
 -- backends that cached the 1.0 catalog look again (a change of pg_namespace)
 GRANT USAGE ON SCHEMA tx_message TO PUBLIC;

@@ -211,7 +211,8 @@ for my $call (@writing_calls)
 	like($message, qr/recovery|read-only|standby/i, "  with a message that says why: $message");
 }
 # the functions that only read work on the standby
-for my $call (q{SELECT count(*) FROM tx_stats()}, q{SELECT count(*) FROM tx_find('orders', 'k')})
+for my $call (q{SELECT count(*) FROM tx_stats()}, q{SELECT count(*) FROM tx_find('orders', 'k')},
+	qq{SELECT count(*) FROM tx_trace($msg_id)})
 {
 	$tried{$1} = 1 if $call =~ /(tx_\w+)\(/;
 	my ($rc, $out, $err) = $standby->psql('postgres', $call);

@@ -26,6 +26,7 @@ use Test::More;
 use FindBin;
 use lib $FindBin::Bin;
 use TxmLoaders;
+use IPC::Run ();
 use Time::HiRes qw(usleep time);
 
 my $conf = qq{
@@ -117,6 +118,22 @@ sub restore_state
 	return $state;
 }
 
+# restore_state once it is no longer the waiting one
+sub restore_state_after
+{
+	my ($db) = @_;
+	my $state = '';
+	my $deadline = time() + 60;
+	while (time() < $deadline)
+	{
+		$state = $dst->safe_psql($db,
+			"SELECT coalesce(restore_state, '') FROM tx_worker_status() WHERE database = '$db'");
+		last if $state ne '' && $state !~ /waiting/;
+		usleep(200_000);
+	}
+	return $state;
+}
+
 my $counts_q = q{SELECT kind || ' ' || lost || ' ' || phantom || ' ' || dup || ' ' || effects
 	FROM effect_counts ORDER BY 1};
 
@@ -193,6 +210,33 @@ for my $db (qw(r_custom r_plain))
 	is($dst->safe_psql($db, q{SELECT count(*) FROM tx_message.dead_letters}), '0',
 		"$db: nothing was dead-lettered");
 }
+
+# While a session that loaded rows is still connected, the restore is not
+# over: the worker waits and says so, and a call that would take the dump
+# over refuses (55000) instead of taking over what may be incomplete.
+$dst->safe_psql('postgres', 'CREATE DATABASE r_loading');
+$dst->safe_psql('r_loading', 'CREATE EXTENSION tx_message');
+my ($lout, $lerr) = ('', '');
+my $loader = IPC::Run::start(
+	[ $dst->installed_command('psql'), '-X', '-d', $dst->connstr('r_loading'), '-f', '-' ],
+	'<', \("COPY tx_message.lineage (token, id_base, updated_at) FROM STDIN;\n"
+	  . "00000000-0000-0000-0000-000000000001\t0\t2026-01-01 00:00:00+00\n\\.\nSELECT pg_sleep(4);\n"),
+	'>', \$lout, '2>', \$lerr);
+my $waiting;
+$deadline = time() + 30;
+while (time() < $deadline)
+{
+	$loader->pump_nb;		# feeds psql its input
+	$waiting = $dst->safe_psql('r_loading',
+		q{SELECT restore_state FROM tx_worker_status() WHERE database = 'r_loading'});
+	last if $waiting =~ /waiting/;
+	usleep(200_000);
+}
+like($waiting, qr/waiting for a restore to finish/, 'while the loading session is connected, the worker waits');
+my ($rc, $out, $err) = $dst->psql('r_loading', "\\set VERBOSITY verbose\nSELECT tx_create_topic('early')");
+like($err, qr/55000: a restore of this database is still loading/, 'and an early call refuses with 55000');
+$loader->finish;
+is(restore_state_after('r_loading'), 'taken over', 'once the session is gone, the worker takes the dump over');
 
 like(restore_state('r_nopos'), qr/without a position/,
 	'a restore without positions says so in tx_worker_status()');

@@ -29,6 +29,7 @@
 #include "src/base/validate.h"
 
 PG_FUNCTION_INFO_V1(tx_find);
+PG_FUNCTION_INFO_V1(tx_trace);
 
 #define TXM_MAX_FIND 10000
 
@@ -88,6 +89,323 @@ tx_find(PG_FUNCTION_ARGS)
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, row, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
 	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* One row of tx_trace. */
+typedef struct TraceRow
+{
+	Datum		values[10];
+	bool		nulls[10];
+} TraceRow;
+
+enum
+{
+	TR_GROUP, TR_STATE, TR_ATTEMPTS, TR_PID, TR_LEASE_UNTIL, TR_ERROR, TR_SENT_AT,
+	TR_DELIVERABLE_AT, TR_FIRST_DELIVERED_AT, TR_FINISHED_AT
+};
+
+static void
+trace_row_init(TraceRow *r, const char *group, Datum sent_at, bool sent_null)
+{
+	for (int i = 0; i < 10; i++)
+		r->nulls[i] = true;
+	if (group)
+	{
+		r->values[TR_GROUP] = CStringGetTextDatum(group);
+		r->nulls[TR_GROUP] = false;
+	}
+	r->values[TR_SENT_AT] = sent_at;
+	r->nulls[TR_SENT_AT] = sent_null;
+}
+
+static void
+trace_set(TraceRow *r, int col, Datum v, bool isnull)
+{
+	r->values[col] = v;
+	r->nulls[col] = isnull;
+}
+
+/* Column col of the last statement's row 0, copied out of SPI's memory. */
+static Datum
+spi_copy(int col, bool *isnull)
+{
+	Datum		v = txm_spi_value(0, col, isnull);
+	Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, col - 1);
+
+	return *isnull ? (Datum) 0 : SPI_datumTransfer(v, att->attbyval, att->attlen);
+}
+
+/* Copy column col of the last statement's row 0 into column to of r. */
+static void
+trace_take(TraceRow *r, int to, int col)
+{
+	bool		isnull;
+	Datum		v = spi_copy(col, &isnull);
+
+	trace_set(r, to, v, isnull);
+}
+
+/*
+ * The fate of a message for one subscription: its dead letter, its retry,
+ * its position against the group's watermark, or the lease row that covers
+ * it.  seq < 0: the message has no position yet (not ticked, or delayed).
+ */
+static void
+trace_group(TraceRow *r, int32 sub_id, const char *group, int64 msg_id, int64 seq,
+			int64 done_seq, bool filtered)
+{
+	static const char *dead_sql =
+		"SELECT attempts, last_error, dead_at FROM tx_message.dead_letters_data"
+		" WHERE consumer_group = $1 AND msg_id = $2";
+	static const char *retry_sql =
+		"SELECT attempt, state, CASE WHEN state = 'leased' THEN due_at END, holder, last_error"
+		"  FROM tx_message.retries_data WHERE sub_id = $1 AND msg_id = $2";
+	static const char *lease_sql =
+		"SELECT get_bit(done, $3 - first_off) = 1, lease_until > now(), lease_until, holder, leased_at"
+		"  FROM tx_message.leases"
+		" WHERE sub_id = $1 AND block = $2 AND first_off <= $3"
+		"   AND CASE WHEN $3 - first_off < length(covered) THEN get_bit(covered, $3 - first_off) = 1"
+		"            ELSE false END";
+	Oid			dtypes[2] = {TEXTOID, INT8OID};
+	Oid			rtypes[2] = {INT4OID, INT8OID};
+	Oid			ltypes[3] = {INT4OID, INT8OID, INT4OID};
+	Datum		values[3];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(group);
+	values[1] = Int64GetDatum(msg_id);
+	if (txm_spi_exec(dead_sql, 2, dtypes, values, NULL, 1) == 1)
+	{
+		trace_set(r, TR_STATE, CStringGetTextDatum("dead"), false);
+		trace_take(r, TR_ATTEMPTS, 1);
+		trace_take(r, TR_ERROR, 2);
+		trace_take(r, TR_FINISHED_AT, 3);
+		return;
+	}
+	values[0] = Int32GetDatum(sub_id);
+	if (txm_spi_exec(retry_sql, 2, rtypes, values, NULL, 1) == 1)
+	{
+		char	   *state = TextDatumGetCString(txm_spi_value(0, 2, &isnull));
+
+		trace_set(r, TR_STATE, CStringGetTextDatum(strcmp(state, "leased") == 0 ? "leased" : "retrying"),
+				  false);
+		trace_take(r, TR_ATTEMPTS, 1);
+		trace_take(r, TR_LEASE_UNTIL, 3);
+		trace_take(r, TR_PID, 4);
+		trace_take(r, TR_ERROR, 5);
+		return;
+	}
+	if (seq < 0)
+	{
+		trace_set(r, TR_STATE, CStringGetTextDatum("pending"), false);
+		return;
+	}
+	if (seq < done_seq)
+	{
+		/* finished; when is not kept (that would be a write per message) */
+		trace_set(r, TR_STATE, CStringGetTextDatum(filtered ? "filtered" : "acked"), false);
+		return;
+	}
+	values[0] = Int32GetDatum(sub_id);
+	values[1] = Int64GetDatum(seq / TXM_BLOCK);
+	values[2] = Int32GetDatum((int32) (seq % TXM_BLOCK));
+	if (txm_spi_exec(lease_sql, 3, ltypes, values, NULL, 1) == 1)
+	{
+		bool		done = DatumGetBool(txm_spi_value(0, 1, &isnull));
+		bool		held = DatumGetBool(txm_spi_value(0, 2, &isnull));
+
+		trace_take(r, TR_FIRST_DELIVERED_AT, 5);
+		if (done)
+		{
+			trace_set(r, TR_STATE, CStringGetTextDatum(filtered ? "filtered" : "acked"), false);
+			return;
+		}
+		trace_set(r, TR_ATTEMPTS, Int32GetDatum(1), false);
+		/* an expired lease: the message comes again */
+		trace_set(r, TR_STATE, CStringGetTextDatum(held ? "leased" : "pending"), false);
+		if (held)
+		{
+			trace_take(r, TR_LEASE_UNTIL, 3);
+			trace_take(r, TR_PID, 4);
+		}
+		return;
+	}
+	trace_set(r, TR_STATE, CStringGetTextDatum("pending"), false);
+	trace_set(r, TR_ATTEMPTS, Int32GetDatum(0), false);
+}
+
+/*
+ * The position of a logged message in its topic's stream: from the first
+ * tick whose snapshot sees its transaction, the slices of that tick (an
+ * index look-up each); a message whose tick was trimmed is looked for in
+ * every slice of the topic.  -1 if it has none yet.  *tick_at: when it
+ * became deliverable, if known.
+ */
+static int64
+trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
+{
+	static const char *tick_sql =
+		"SELECT tick_id, created_at FROM tx_message.ticks"
+		" WHERE pg_catalog.pg_visible_in_snapshot(($1::text)::xid8, snapshot)"
+		" ORDER BY tick_id LIMIT 1";
+	static const char *slice_sql =
+		"SELECT first_seq + array_position(positions, $3) - 1 FROM tx_message.slices"
+		" WHERE topic_id = $1 AND tick_id = $2 AND positions @> ARRAY[$3]";
+	static const char *scan_sql =
+		"SELECT first_seq + array_position(positions, $2) - 1 FROM tx_message.slices"
+		" WHERE topic_id = $1 AND positions @> ARRAY[$2]";
+	Oid			ttypes[1] = {INT8OID};
+	Oid			stypes[3] = {INT4OID, INT8OID, INT8OID};
+	Datum		values[3];
+	bool		isnull;
+
+	*tick_null = true;
+	values[0] = Int64GetDatum((int64) TXM_POS_XID(pos));
+	if (txm_spi_exec_latest(tick_sql, 1, ttypes, values, NULL, 1) == 1)
+	{
+		Datum		at = txm_spi_value(0, 2, &isnull);
+
+		values[0] = Int32GetDatum(topic_id);
+		values[1] = txm_spi_value(0, 1, &isnull);
+		values[2] = Int64GetDatum(pos);
+		if (txm_spi_exec_latest(slice_sql, 3, stypes, values, NULL, 1) == 1)
+		{
+			*tick_at = at;
+			*tick_null = false;
+			return DatumGetInt64(txm_spi_value(0, 1, &isnull));
+		}
+	}
+	values[0] = Int32GetDatum(topic_id);
+	values[1] = Int64GetDatum(pos);
+	if (txm_spi_exec_latest(scan_sql, 2, stypes, values, NULL, 1) == 1)
+		return DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	return -1;
+}
+
+/*
+ * tx_trace(msg_id bigint) RETURNS TABLE (consumer_group, state, attempts,
+ *	lease_pid, lease_until, last_error, sent_at, deliverable_at,
+ *	first_delivered_at, finished_at)
+ *
+ * One row per subscription of the message's topic, and one with
+ * consumer_group NULL for its life as a half message.  Needs 'receive' on
+ * the topic.  Index look-ups, except for a message whose tick was trimmed.
+ */
+Datum
+tx_trace(PG_FUNCTION_ARGS)
+{
+	static const char *find_sql =
+		"SELECT x.pos, x.topic_id, x.sent_at, x.tags, x.deliver_at FROM ("
+		"  SELECT l.pos, l.topic_id, l.sent_at, l.tags, NULL::timestamptz AS deliver_at"
+		"    FROM (SELECT * FROM tx_message.log_0 UNION ALL SELECT * FROM tx_message.log_1"
+		"          UNION ALL SELECT * FROM tx_message.log_2) l"
+		"   WHERE l.pos = coalesce((SELECT pos FROM tx_message.moved WHERE msg_id = $1), $1)"
+		"  UNION ALL"
+		"  SELECT NULL, d.topic_id, d.sent_at, d.tags, d.deliver_at FROM tx_message.delayed d"
+		"   WHERE d.msg_id = $1) x LIMIT 1";
+	static const char *half_sql =
+		"SELECT h.topic_id, h.sent_at, h.state, h.resolved_at, h.last_check_error,"
+		"       (SELECT count(*)::integer FROM tx_message.half_checks c WHERE c.msg_id = h.msg_id)"
+		"  FROM tx_message.half_messages h WHERE h.msg_id = $1"
+		" UNION ALL"
+		" SELECT d.topic_id, d.sent_at, 'dead', d.dead_at, d.last_error, d.attempts"
+		"  FROM tx_message.dead_letters_data d WHERE d.consumer_group IS NULL AND d.msg_id = $1"
+		" LIMIT 1";
+	static const char *subs_sql =
+		"SELECT s.sub_id, s.consumer_group, coalesce(st.done_seq, 0),"
+		"       s.tags IS NOT NULL AND NOT coalesce($2::text[] && s.tags, false)"
+		"  FROM tx_message.subscriptions s JOIN tx_message.topics t ON t.topic = s.topic"
+		"  LEFT JOIN tx_message.sub_state st ON st.sub_id = s.sub_id"
+		" WHERE t.topic_id = $1 ORDER BY s.consumer_group";
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			types[2] = {INT8OID, TEXTARRAYOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int64		msg_id;
+	bool		isnull;
+	bool		logged = false;
+	bool		half = false;
+	int32		topic_id = 0;
+	int64		pos = 0;
+	Datum		sent_at = (Datum) 0;
+	Datum		tags = (Datum) 0;
+	bool		tags_null = true;
+	Datum		deliverable = (Datum) 0;
+	bool		deliverable_null = true;
+	TraceRow	half_row;
+	TxmTopic   *topic;
+
+	txm_require_arg(fcinfo, 0, "msg_id");
+	msg_id = PG_GETARG_INT64(0);
+	values[0] = Int64GetDatum(msg_id);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	SPI_connect();
+
+	/* its life as a half message, if it had one */
+	if (txm_spi_exec_latest(half_sql, 1, types, values, NULL, 1) == 1)
+	{
+		half = true;
+		topic_id = DatumGetInt32(txm_spi_value(0, 1, &isnull));
+		trace_row_init(&half_row, NULL, spi_copy(2, &isnull), false);
+		trace_take(&half_row, TR_STATE, 3);
+		trace_take(&half_row, TR_FINISHED_AT, 4);
+		trace_take(&half_row, TR_ERROR, 5);
+		trace_take(&half_row, TR_ATTEMPTS, 6);
+	}
+	/* where it is now, if it was committed */
+	if (txm_spi_exec_latest(find_sql, 1, types, values, NULL, 1) == 1)
+	{
+		Datum		p = txm_spi_value(0, 1, &isnull);
+
+		logged = !isnull;
+		pos = logged ? DatumGetInt64(p) : 0;
+		topic_id = DatumGetInt32(txm_spi_value(0, 2, &isnull));
+		sent_at = spi_copy(3, &isnull);
+		tags = spi_copy(4, &tags_null);
+		deliverable = spi_copy(5, &deliverable_null);
+	}
+	else if (!half)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("message " INT64_FORMAT " does not exist", msg_id),
+				 errdetail("Neither the log, delayed messages, half messages nor check-back dead letters hold it: it was never sent, or retention removed it.")));
+
+	/* the caller must be allowed to see its payload */
+	topic = txm_lookup_topic_by_id(topic_id);
+	txm_require_topic_privilege(topic, TXM_PRIV_RECEIVE);
+
+	if (logged || !deliverable_null)
+	{
+		int64		seq = -1;
+		int			nsubs;
+		SPITupleTable *subs;
+
+		if (logged)
+			seq = trace_position(topic_id, pos, &deliverable, &deliverable_null);
+		values[0] = Int32GetDatum(topic_id);
+		values[1] = tags;
+		nulls[1] = txm_spi_null(tags_null);
+		types[0] = INT4OID;
+		nsubs = txm_spi_exec_latest(subs_sql, 2, types, values, nulls, 0);
+		subs = SPI_tuptable;
+		for (int i = 0; i < nsubs; i++)
+		{
+			TraceRow	r;
+			char	   *group = SPI_getvalue(subs->vals[i], subs->tupdesc, 2);
+
+			trace_row_init(&r, group, sent_at, false);
+			trace_set(&r, TR_DELIVERABLE_AT, deliverable, deliverable_null);
+			trace_group(&r, DatumGetInt32(SPI_getbinval(subs->vals[i], subs->tupdesc, 1, &isnull)),
+						group, msg_id, seq,
+						DatumGetInt64(SPI_getbinval(subs->vals[i], subs->tupdesc, 3, &isnull)),
+						DatumGetBool(SPI_getbinval(subs->vals[i], subs->tupdesc, 4, &isnull)));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, r.values, r.nulls);
+		}
+	}
+	if (half)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, half_row.values, half_row.nulls);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -104,6 +104,8 @@ static const RelSpec rel_specs[] = {
 	TABLE("instance", instance, Natts_instance),
 	TABLE("lineage", lineage, Natts_lineage),
 	TABLE_1_1("totals", totals, Natts_totals),
+	TABLE_1_1("half_checks", half_checks, Natts_half_checks),
+	TABLE_1_1("moved", moved, Natts_moved),
 	TABLE("dead_letters_data", dead_letters, Natts_dead_letters),
 };
 

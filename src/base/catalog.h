@@ -124,8 +124,10 @@
 #define Natts_lineage				4
 #define Anum_lineage_token			1
 
-/* tx_message.totals (since 1.1): written by SQL */
+/* tx_message.totals, half_checks and moved (since 1.1): written by SQL */
 #define Natts_totals				7
+#define Natts_half_checks			4
+#define Natts_moved					2
 
 /* tx_message.retries_data and tx_message.dead_letters_data: read and written by SQL */
 #define Natts_retries				15
@@ -165,6 +167,8 @@ typedef struct TxmCatalog
 	Oid			instance;
 	Oid			lineage;
 	Oid			totals;			/* since 1.1; InvalidOid in a database at 1.0 */
+	Oid			half_checks;	/* since 1.1 */
+	Oid			moved;			/* since 1.1 */
 	Oid			message_type;	/* tx_message.message */
 } TxmCatalog;
 

@@ -148,6 +148,27 @@ lock_due_half(int64 msg_id, bool with_functions, DueHalf *h)
 	return true;
 }
 
+/* Keep every check and its answer for tx_trace (a database at 1.0 has no table for it). */
+static void
+record_check(int64 msg_id, CheckOutcome outcome, const char *detail)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.half_checks (msg_id, checked_at, answer, detail)"
+		" VALUES ($1, clock_timestamp(), $2, $3)";
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	if (!OidIsValid(txm_catalog()->half_checks))
+		return;
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = CStringGetTextDatum(outcome == CHECK_COMMIT ? "commit" :
+									outcome == CHECK_ROLLBACK ? "rollback" : "unknown");
+	values[2] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	nulls[2] = txm_spi_null(detail == NULL);
+	txm_spi_exec(sql, 3, types, values, nulls, 0);
+}
+
 /*
  * Ask the topic's check function.  Returns its decision; *detail says what
  * happened otherwise.  The function may also have decided the message
@@ -297,6 +318,7 @@ check_one(int64 msg_id, bool with_functions, TxmMaintStats *stats)
 		outcome = CHECK_UNKNOWN;
 	}
 
+	record_check(msg_id, outcome, detail);
 	if (outcome == CHECK_COMMIT)
 	{
 		txm_resolve_half(msg_id, true, "check-back");

@@ -451,12 +451,28 @@ txm_remove_orphans(void)
 		"  FOR UPDATE SKIP LOCKED) RETURNING 1)"
 		" SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM r) + (SELECT count(*) FROM st)"
 		"      + (SELECT count(*) FROM h) + (SELECT count(*) FROM d)";
+	/* since 1.1: what tx_trace keeps of messages the tables no longer hold */
+	static const char *trace_sql =
+		"WITH m AS (DELETE FROM tx_message.moved x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = x.pos)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = x.pos)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = x.pos) RETURNING 1),"
+		" c AS (DELETE FROM tx_message.half_checks x"
+		"  WHERE NOT EXISTS (SELECT FROM tx_message.half_messages h WHERE h.msg_id = x.msg_id)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.dead_letters_data d"
+		"                     WHERE d.consumer_group IS NULL AND d.msg_id = x.msg_id) RETURNING 1)"
+		" SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM c)";
 	bool		isnull;
 	int64		n;
 
 	SPI_connect();
 	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
 	n = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	if (OidIsValid(txm_catalog()->moved) && OidIsValid(txm_catalog()->half_checks))
+	{
+		txm_spi_exec(trace_sql, 0, NULL, NULL, NULL, 1);
+		n += DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	}
 	SPI_finish();
 	return n;
 }

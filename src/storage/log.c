@@ -177,6 +177,29 @@ log_row(Datum *values, bool *nulls, int64 pos, int32 topic_id, int64 msg_id,
 }
 
 /*
+ * A half or delayed message moved into the log keeps its id, which is not
+ * its position there: say where it went, for tx_trace (a database at 1.0
+ * has no table for it).  Off the success path of tx_send.
+ */
+static void
+record_moved(int64 msg_id, int64 pos)
+{
+	static const char *sql =
+		"INSERT INTO tx_message.moved (msg_id, pos) VALUES ($1, $2)"
+		" ON CONFLICT (msg_id) DO UPDATE SET pos = excluded.pos";
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	if (!OidIsValid(txm_catalog()->moved))
+		return;
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = Int64GetDatum(pos);
+	SPI_connect();
+	txm_spi_exec(sql, 2, types, values, NULL, 0);
+	SPI_finish();
+}
+
+/*
  * Insert one message row into the current log table.  msg_id and
  * deliver_at are 0 for ordinary sends; rows moved in from half_messages or
  * delayed keep the id their producer was given.  cols and isnull are the
@@ -204,6 +227,8 @@ txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 				 rel, UNIQUE_CHECK_NO, false, log_index_info_for(slot, index));
 	close_current_log(rel, index);
 	heap_freetuple(tup);
+	if (msg_id != 0)
+		record_moved(msg_id, pos);
 	return pos;
 }
 
