@@ -284,6 +284,44 @@ trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
 	return -1;
 }
 
+/* The rows of the subscriptions of the message's topic, in group order. */
+static void
+trace_groups(ReturnSetInfo *rsinfo, int32 topic_id, int64 msg_id, int64 seq, Datum tags,
+			 bool tags_null, Datum sent_at, Datum deliverable, bool deliverable_null)
+{
+	static const char *subs_sql =
+		"SELECT s.sub_id, s.consumer_group, coalesce(st.done_seq, 0),"
+		"       s.tags IS NOT NULL AND NOT coalesce($2::text[] && s.tags, false)"
+		"  FROM tx_message.subscriptions s JOIN tx_message.topics t ON t.topic = s.topic"
+		"  LEFT JOIN tx_message.sub_state st ON st.sub_id = s.sub_id"
+		" WHERE t.topic_id = $1 ORDER BY s.consumer_group";
+	Oid			types[2] = {INT4OID, TEXTARRAYOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	int			nsubs;
+	SPITupleTable *subs;
+
+	values[0] = Int32GetDatum(topic_id);
+	values[1] = tags;
+	nulls[1] = txm_spi_null(tags_null);
+	nsubs = txm_spi_exec_latest(subs_sql, 2, types, values, nulls, 0);
+	subs = SPI_tuptable;
+	for (int i = 0; i < nsubs; i++)
+	{
+		TraceRow	r;
+		char	   *group = SPI_getvalue(subs->vals[i], subs->tupdesc, 2);
+
+		trace_row_init(&r, group, sent_at, false);
+		trace_set(&r, TR_DELIVERABLE_AT, deliverable, deliverable_null);
+		trace_group(&r, DatumGetInt32(SPI_getbinval(subs->vals[i], subs->tupdesc, 1, &isnull)),
+					group, msg_id, seq,
+					DatumGetInt64(SPI_getbinval(subs->vals[i], subs->tupdesc, 3, &isnull)),
+					DatumGetBool(SPI_getbinval(subs->vals[i], subs->tupdesc, 4, &isnull)));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, r.values, r.nulls);
+	}
+}
+
 /*
  * tx_trace(msg_id bigint) RETURNS TABLE (consumer_group, state, attempts,
  *	lease_pid, lease_until, last_error, sent_at, deliverable_at,
@@ -313,16 +351,9 @@ tx_trace(PG_FUNCTION_ARGS)
 		" SELECT d.topic_id, d.sent_at, 'dead', d.dead_at, d.last_error, d.attempts"
 		"  FROM tx_message.dead_letters_data d WHERE d.consumer_group IS NULL AND d.msg_id = $1"
 		" LIMIT 1";
-	static const char *subs_sql =
-		"SELECT s.sub_id, s.consumer_group, coalesce(st.done_seq, 0),"
-		"       s.tags IS NOT NULL AND NOT coalesce($2::text[] && s.tags, false)"
-		"  FROM tx_message.subscriptions s JOIN tx_message.topics t ON t.topic = s.topic"
-		"  LEFT JOIN tx_message.sub_state st ON st.sub_id = s.sub_id"
-		" WHERE t.topic_id = $1 ORDER BY s.consumer_group";
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			types[2] = {INT8OID, TEXTARRAYOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
 	int64		msg_id;
 	bool		isnull;
 	bool		logged = false;
@@ -379,30 +410,11 @@ tx_trace(PG_FUNCTION_ARGS)
 	if (logged || !deliverable_null)
 	{
 		int64		seq = -1;
-		int			nsubs;
-		SPITupleTable *subs;
 
 		if (logged)
 			seq = trace_position(topic_id, pos, &deliverable, &deliverable_null);
-		values[0] = Int32GetDatum(topic_id);
-		values[1] = tags;
-		nulls[1] = txm_spi_null(tags_null);
-		types[0] = INT4OID;
-		nsubs = txm_spi_exec_latest(subs_sql, 2, types, values, nulls, 0);
-		subs = SPI_tuptable;
-		for (int i = 0; i < nsubs; i++)
-		{
-			TraceRow	r;
-			char	   *group = SPI_getvalue(subs->vals[i], subs->tupdesc, 2);
-
-			trace_row_init(&r, group, sent_at, false);
-			trace_set(&r, TR_DELIVERABLE_AT, deliverable, deliverable_null);
-			trace_group(&r, DatumGetInt32(SPI_getbinval(subs->vals[i], subs->tupdesc, 1, &isnull)),
-						group, msg_id, seq,
-						DatumGetInt64(SPI_getbinval(subs->vals[i], subs->tupdesc, 3, &isnull)),
-						DatumGetBool(SPI_getbinval(subs->vals[i], subs->tupdesc, 4, &isnull)));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, r.values, r.nulls);
-		}
+		trace_groups(rsinfo, topic_id, msg_id, seq, tags, tags_null, sent_at,
+					 deliverable, deliverable_null);
 	}
 	if (half)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, half_row.values, half_row.nulls);
