@@ -108,29 +108,12 @@ END
 	$loaders->kill_all('stop_producers', 'stop_consumers') if $loaders;
 }
 
-# Waits until the load makes progress on $node: effects of all kinds grow.
-sub wait_for_progress
-{
-	my ($node) = @_;
-	my $q = q{SELECT (SELECT count(*) FROM produced) || ' ' || (SELECT count(*) FROM pull_effects) || ' '
-		|| (SELECT count(*) FROM ext_effects) || ' ' || (SELECT count(*) FROM handler_effects)};
-	my @before = split / /, $node->safe_psql('postgres', $q);
-	my $deadline = time() + 60;
-	while (time() < $deadline)
-	{
-		usleep(200_000);
-		my @now = split / /, $node->safe_psql('postgres', $q);
-		return 1 unless grep { $now[$_] <= $before[$_] } 0 .. 3;
-	}
-	return 0;
-}
-
 $loaders->start($_, q{CALL consume_pull(1)}, 'stop_consumers') for qw(cons_pull1 cons_pull2);
 $loaders->start('cons_ext', q{CALL consume_ext(1)}, 'stop_consumers');
 $loaders->start($_, q{CALL produce('single', 1)}, 'stop_producers') for qw(prod_single1 prod_single2);
 $loaders->start('prod_batch', q{CALL produce('batch', 1)}, 'stop_producers');
 $loaders->start('prod_half', q{CALL produce('half', 1)}, 'stop_producers');
-ok(wait_for_progress($primary), 'the load runs on the primary');
+ok(TxmLoaders->wait_for_progress($primary), 'the load runs on the primary');
 
 # ---------------------------------------------------------------------------
 # The standby, under that load
@@ -229,7 +212,7 @@ is($primary->safe_psql('postgres', q{SELECT count(*) FROM tx_message.topics WHER
 # ---------------------------------------------------------------------------
 # The failover, in the middle of the load
 # ---------------------------------------------------------------------------
-ok(wait_for_progress($primary), 'the load still runs on the primary');
+ok(TxmLoaders->wait_for_progress($primary), 'the load still runs on the primary');
 # A backlog, so that the failover comes while every consumer works through
 # it: the primary stops once the pull consumers have done a tenth of it.
 my $burst = 10000;
@@ -270,7 +253,7 @@ cmp_ok($worker_after, '<', 10, 'within a few seconds');
 ok($standby->poll_query_until('postgres', q{SELECT count(*) >= 1 FROM pg_stat_activity
 	WHERE backend_type = 'tx_message executor'}), 'and executors for the handler and the check function');
 
-ok(wait_for_progress($standby), 'the load runs on the promoted node');
+ok(TxmLoaders->wait_for_progress($standby), 'the load runs on the promoted node');
 sleep 2;
 
 # ---------------------------------------------------------------------------

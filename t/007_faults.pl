@@ -149,23 +149,6 @@ sub drain_and_check
 	return;
 }
 
-# Waits until the load makes progress: effects of all three kinds grow.
-sub wait_for_progress
-{
-	my ($label) = @_;
-	my $q = q{SELECT (SELECT count(*) FROM produced) || ' ' || (SELECT count(*) FROM pull_effects) || ' '
-		|| (SELECT count(*) FROM ext_effects) || ' ' || (SELECT count(*) FROM handler_effects)};
-	my @before = split / /, $node->safe_psql('postgres', $q);
-	my $deadline = time() + 60;
-	while (time() < $deadline)
-	{
-		usleep(200_000);
-		my @now = split / /, $node->safe_psql('postgres', $q);
-		return 1 unless grep { $now[$_] <= $before[$_] } 0 .. 3;
-	}
-	return 0;
-}
-
 sub pids_alive
 {
 	return grep { kill(0, $_) } @_;
@@ -215,7 +198,7 @@ sub crash_process
 # ---------------------------------------------------------------------------
 start_consumers();
 start_producers();
-ok(wait_for_progress('start'), 'the load runs: messages produced and consumed by all three consumers');
+ok(TxmLoaders->wait_for_progress($node), 'the load runs: messages produced and consumed by all three consumers');
 sleep 1;
 drain_and_check('no fault');
 
@@ -259,13 +242,13 @@ for my $fault (@faults)
 {
 	my ($label, $inject) = @$fault;
 	start_producers();
-	ok(wait_for_progress("$label, before"), "$label: the load runs before the fault");
+	ok(TxmLoaders->wait_for_progress($node), "$label: the load runs before the fault");
 	sleep 1;
 	# a backlog, so that the fault comes while the consumers work through it
 	$node->safe_psql('postgres', 'CALL produce_burst(3000)');
 	usleep(300_000);
 	$inject->();
-	ok(wait_for_progress("$label, after"), "$label: the load runs again after the fault");
+	ok(TxmLoaders->wait_for_progress($node), "$label: the load runs again after the fault");
 	sleep 1;
 	drain_and_check($label);
 }

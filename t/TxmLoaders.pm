@@ -7,6 +7,7 @@ package TxmLoaders;
 use strict;
 use warnings;
 use IPC::Run ();
+use Time::HiRes ();
 use PostgreSQL::Test::Utils;
 
 my $loop = q{
@@ -97,6 +98,24 @@ sub errors
 		}
 	}
 	return ($n_expected, \%unexpected);
+}
+
+# Waits (up to a minute) until the load makes progress on a node: the
+# business rows and the effects of all three kinds of consumer grow.
+sub wait_for_progress
+{
+	my ($class, $node) = @_;
+	my $q = q{SELECT (SELECT count(*) FROM produced) || ' ' || (SELECT count(*) FROM pull_effects) || ' '
+		|| (SELECT count(*) FROM ext_effects) || ' ' || (SELECT count(*) FROM handler_effects)};
+	my @before = split / /, $node->safe_psql('postgres', $q);
+	my $deadline = time() + 60;
+	while (time() < $deadline)
+	{
+		Time::HiRes::usleep(200_000);
+		my @now = split / /, $node->safe_psql('postgres', $q);
+		return 1 unless grep { $now[$_] <= $before[$_] } 0 .. 3;
+	}
+	return 0;
 }
 
 1;
