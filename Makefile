@@ -9,6 +9,7 @@ OBJS = \
 	src/base/acl.o \
 	src/base/spi.o \
 	src/base/subcache.o \
+	src/base/filter.o \
 	src/base/shmem.o \
 	src/base/shmem_ring.o \
 	src/base/shmem_claims.o \
@@ -20,6 +21,7 @@ OBJS = \
 	src/storage/lease.o \
 	src/storage/failures.o \
 	src/storage/lineage.o \
+	src/storage/dedup.o \
 	src/engine/usercode.o \
 	src/engine/housekeeping.o \
 	src/engine/retention.o \
@@ -36,6 +38,7 @@ OBJS = \
 	src/api/topics.o \
 	src/api/grants.o \
 	src/api/subs.o \
+	src/api/seek.o \
 	src/api/deadletters.o \
 	src/api/admin.o \
 	src/process/unit.o \

@@ -202,5 +202,206 @@ CREATE FUNCTION tx_trace(msg_id bigint)
 COMMENT ON FUNCTION tx_trace(bigint)
 	IS 'where a message is: one row per subscribed consumer group, and one for its half-message life (needs receive)';
 
+/*
+ * Dead-letter topics, header filters, replay by time, idempotent sends and
+ * per-message check delays (docs/design.md, "Beyond RocketMQ").
+ *
+ * dead_letter_topic: every message a subscription (or, on topics, a
+ * check-back) dead-letters is also sent to this topic, with the privileges
+ * of dead_letter_owner, the role that named it.  notify_channel: check-backs
+ * without a check function NOTIFY it as well as tx_message_check.
+ */
+ALTER TABLE tx_message.topics
+	ADD COLUMN dead_letter_topic text COLLATE "C",
+	ADD COLUMN dead_letter_owner regrole,
+	ADD COLUMN notify_channel text,
+	ADD CONSTRAINT topics_notify_channel_check
+		CHECK (octet_length(notify_channel) BETWEEN 1 AND 63);
+ALTER TABLE tx_message.subscriptions
+	ADD COLUMN dead_letter_topic text COLLATE "C",
+	ADD COLUMN dead_letter_owner regrole,
+	ADD COLUMN filter jsonpath,			-- on the headers, with $key and $tags
+	DROP CONSTRAINT subscriptions_start_from_check,
+	ADD CONSTRAINT subscriptions_start_from_check
+		CHECK (start_from IN ('now', 'earliest') OR start_from ~ '^[0-9]{4}-');
+-- NULL: the topic's check_after
+ALTER TABLE tx_message.half_messages ADD COLUMN check_after interval;
+
+/*
+ * When the ticker made each slice: what tx_seek by time looks up.  Slices
+ * made before the update take the send time of their first message.
+ */
+ALTER TABLE tx_message.slices ADD COLUMN created_at timestamptz;
+UPDATE tx_message.slices s
+   SET created_at = coalesce(
+		(SELECT t.created_at FROM tx_message.ticks t WHERE t.tick_id = s.tick_id),
+		(SELECT max(l.sent_at) FROM (
+			SELECT sent_at FROM tx_message.log_0 WHERE pos = s.positions[1]
+			UNION ALL SELECT sent_at FROM tx_message.log_1 WHERE pos = s.positions[1]
+			UNION ALL SELECT sent_at FROM tx_message.log_2 WHERE pos = s.positions[1]) l),
+		now());
+ALTER TABLE tx_message.slices
+	ALTER COLUMN created_at SET DEFAULT clock_timestamp(),
+	ALTER COLUMN created_at SET NOT NULL;
+
+/*
+ * Idempotent sends: the first message sent to a topic with a dedup key.
+ * The primary key makes a second sender wait for the first, as a unique
+ * index does; a row goes once its message is no longer stored.
+ */
+CREATE TABLE tx_message.dedup (
+	topic_id integer NOT NULL,
+	dedup_key text COLLATE "C" NOT NULL,
+	msg_id bigint NOT NULL,
+	sent_at timestamptz NOT NULL,
+	PRIMARY KEY (topic_id, dedup_key)
+) USING heap;
+REVOKE ALL ON tx_message.dedup FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tx_message.dedup', '');
+
+/*
+ * Functions that gained arguments are made again.  Their privileges (GRANT
+ * EXECUTE or REVOKE made on the old ones) are carried over.
+ */
+CREATE FUNCTION tx_message._carry_privileges(old_acl aclitem[], fn regprocedure)
+	RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a record;
+BEGIN
+	IF old_acl IS NULL THEN
+		RETURN;					-- the default: PUBLIC may execute
+	END IF;
+	EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+	FOR a IN SELECT * FROM aclexplode(old_acl) LOOP
+		CONTINUE WHEN a.grantee = (SELECT proowner FROM pg_proc WHERE oid = fn);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', fn,
+					   CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+							ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+					   CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+END $$;
+ALTER FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
+	RENAME TO _old_tx_create_topic;
+ALTER FUNCTION tx_alter_topic(text, interval, regprocedure, interval, interval, integer)
+	RENAME TO _old_tx_alter_topic;
+ALTER FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval) RENAME TO _old_tx_send;
+ALTER FUNCTION tx_send_batch(text, jsonb[], text[], text[], jsonb, interval)
+	RENAME TO _old_tx_send_batch;
+ALTER FUNCTION tx_send_half(text, jsonb, text, text[], jsonb) RENAME TO _old_tx_send_half;
+ALTER FUNCTION tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text)
+	RENAME TO _old_tx_subscribe;
+
+CREATE FUNCTION tx_create_topic(topic text,
+								retention interval DEFAULT '3 days',
+								check_function regprocedure DEFAULT NULL,
+								check_after interval DEFAULT '6 s',
+								check_interval interval DEFAULT '30 s',
+								check_max integer DEFAULT 15,
+								if_not_exists boolean DEFAULT false,
+								dead_letter_topic text DEFAULT NULL,
+								notify_channel text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_create_topic';
+COMMENT ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean, text, text)
+	IS 'create a topic; the check-back options apply to its half messages';
+-- Who may create topics is decided with GRANT EXECUTE on this function.
+REVOKE ALL ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean, text, text) FROM PUBLIC;
+
+CREATE FUNCTION tx_alter_topic(topic text,
+							   retention interval DEFAULT NULL,
+							   check_function regprocedure DEFAULT NULL,
+							   check_after interval DEFAULT NULL,
+							   check_interval interval DEFAULT NULL,
+							   check_max integer DEFAULT NULL,
+							   dead_letter_topic text DEFAULT NULL,
+							   notify_channel text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_alter_topic';
+COMMENT ON FUNCTION tx_alter_topic(text, interval, regprocedure, interval, interval, integer, text, text)
+	IS 'change options of a topic; NULL leaves an option unchanged, '''' removes a dead-letter topic or channel';
+
+CREATE FUNCTION tx_send(topic text, payload jsonb,
+						key text DEFAULT NULL,
+						tags text[] DEFAULT NULL,
+						headers jsonb DEFAULT NULL,
+						delay interval DEFAULT NULL,
+						dedup_key text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'tx_send';
+COMMENT ON FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval, text)
+	IS 'send a message in the current transaction; returns its id (that of the retained message with the same dedup_key, if any)';
+
+CREATE FUNCTION tx_send_batch(topic text, payloads jsonb[],
+							  keys text[] DEFAULT NULL,
+							  tags text[] DEFAULT NULL,
+							  headers jsonb DEFAULT NULL,
+							  delay interval DEFAULT NULL,
+							  dedup_keys text[] DEFAULT NULL)
+	RETURNS SETOF bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+	AS 'MODULE_PATHNAME', 'tx_send_batch';
+COMMENT ON FUNCTION tx_send_batch(text, jsonb[], text[], text[], jsonb, interval, text[])
+	IS 'send several messages in the current transaction; returns their ids in payload order';
+
+CREATE FUNCTION tx_send_half(topic text, payload jsonb,
+							 key text DEFAULT NULL,
+							 tags text[] DEFAULT NULL,
+							 headers jsonb DEFAULT NULL,
+							 dedup_key text DEFAULT NULL,
+							 check_after interval DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_send_half';
+COMMENT ON FUNCTION tx_send_half(text, jsonb, text, text[], jsonb, text, interval)
+	IS 'store a half message: invisible to consumers until tx_commit_half or a check-back commits it';
+
+CREATE FUNCTION tx_subscribe(topic text, consumer_group text,
+							 tags text[] DEFAULT NULL,
+							 handler regprocedure DEFAULT NULL,
+							 max_retries integer DEFAULT 16,
+							 backoff interval[] DEFAULT '{10 s,30 s,1 min,2 min,3 min,4 min,5 min,6 min,7 min,8 min,9 min,10 min,20 min,30 min,1 h,2 h}',
+							 lease interval DEFAULT '30 s',
+							 ordered boolean DEFAULT false,
+							 start_from text DEFAULT NULL,
+							 dead_letter_topic text DEFAULT NULL,
+							 filter jsonpath DEFAULT NULL)
+	RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_subscribe';
+COMMENT ON FUNCTION tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath)
+	IS 'subscribe a consumer group to a topic, or change its options';
+
+SELECT tx_message._carry_privileges(o.proacl, p.oid::regprocedure)
+  FROM pg_catalog.pg_proc o JOIN pg_catalog.pg_proc p ON o.proname = '_old_' || p.proname
+ WHERE o.pronamespace = '@extschema@'::regnamespace
+   AND p.pronamespace = '@extschema@'::regnamespace;
+DROP FUNCTION _old_tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean);
+DROP FUNCTION _old_tx_alter_topic(text, interval, regprocedure, interval, interval, integer);
+DROP FUNCTION _old_tx_send(text, jsonb, text, text[], jsonb, interval);
+DROP FUNCTION _old_tx_send_batch(text, jsonb[], text[], text[], jsonb, interval);
+DROP FUNCTION _old_tx_send_half(text, jsonb, text, text[], jsonb);
+DROP FUNCTION _old_tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text);
+DROP FUNCTION tx_message._carry_privileges(aclitem[], regprocedure);
+
+/*
+ * Replay: move a consumer group's position on a topic to a point in time,
+ * or to the oldest retained ('earliest') or the next ('latest') message.
+ */
+CREATE FUNCTION tx_seek(consumer_group text, topic text, target timestamptz)
+	RETURNS bigint
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_seek';
+COMMENT ON FUNCTION tx_seek(text, text, timestamptz)
+	IS 'move a consumer group''s position on a topic to the first message committed at or after target; returns how many messages are ahead of it';
+CREATE FUNCTION tx_seek(consumer_group text, topic text, target text)
+	RETURNS bigint
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_seek_text';
+COMMENT ON FUNCTION tx_seek(text, text, text)
+	IS 'move a consumer group''s position on a topic to ''earliest'', ''latest'' or a time; returns how many messages are ahead of it';
+
 -- backends that cached the 1.0 catalog look again (a change of pg_namespace)
 GRANT USAGE ON SCHEMA tx_message TO PUBLIC;

@@ -85,6 +85,7 @@ CREATE FUNCTION bi_counts() RETURNS TABLE (tbl text, n bigint) LANGUAGE sql
 		JOIN tx_message.topics t USING (topic_id) WHERE t.topic LIKE 'bi.%'
 	UNION ALL SELECT 'dead_letters_data', count(*) FROM tx_message.dead_letters_data
 		WHERE topic LIKE 'bi.%' OR consumer_group LIKE 'bi.%'
+	UNION ALL SELECT 'dedup', count(*) FROM tx_message.dedup
 $$;
 CREATE TEMP TABLE bi_before AS SELECT * FROM bi_counts();
 
@@ -347,7 +348,7 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_subscribe('bi.topic', 'bi.g2', backoff => NULL)$$),
 	($$tx_subscribe('bi.topic', 'bi.g2', lease => NULL)$$),
 	($$tx_subscribe('bi.topic', 'bi.g2', ordered => NULL)$$),
-	($$tx_subscribe('bi.topic', 'bi.g2', start_from => NULL)$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'epoch')$$),
 	($$tx_subscribe('', 'bi.g2')$$),
 	($$tx_subscribe(repeat('x', 200), 'bi.g2')$$),
 	($$tx_subscribe('x''; DROP TABLE x; --', 'bi.g2')$$),
@@ -392,7 +393,7 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_subscribe('bi.topic', 'bi.g2', lease => '178000000 years')$$),
 	($$tx_subscribe('bi.topic', 'bi.g2', start_from => '')$$),
 	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'NOW')$$),
-	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'latest')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'oldest')$$),
 	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'now''; DROP TABLE x; --')$$),
 	($$tx_subscribe('bi.topic', 'bi.group', max_retries => -1)$$),
 	($$tx_subscribe('bi.topic', 'bi.group', lease => '101 years')$$)
@@ -549,6 +550,54 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_purge_half_dead_letters('100 years', '{}')$$)
 ) AS c(call);
 
+-- the options of 1.1: dead-letter topics, notify channels, filters, start
+-- times, dedup keys, per-message check delays, and tx_seek(consumer_group,
+-- topic, target) (STRICT)
+SELECT call, bi_try(call) AS outcome FROM (VALUES
+	($$tx_create_topic('bi.t2', dead_letter_topic => 'bi.t2')$$),
+	($$tx_create_topic('bi.t2', dead_letter_topic => 'bi.nosuch')$$),
+	($$tx_create_topic('bi.t2', dead_letter_topic => '')$$),
+	($$tx_create_topic('bi.t2', dead_letter_topic => repeat('x', 200))$$),
+	($$tx_create_topic('bi.t2', dead_letter_topic => 'x''; DROP TABLE x; --')$$),
+	($$tx_create_topic('bi.t2', notify_channel => '')$$),
+	($$tx_create_topic('bi.t2', notify_channel => repeat('c', 64))$$),
+	($$tx_alter_topic('bi.topic', dead_letter_topic => 'bi.topic')$$),
+	($$tx_alter_topic('bi.topic', dead_letter_topic => 'bi.nosuch')$$),
+	($$tx_alter_topic('bi.topic', notify_channel => repeat('c', 64))$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', dead_letter_topic => 'bi.topic')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', dead_letter_topic => 'bi.nosuch')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', dead_letter_topic => '')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', filter => '$')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', filter => '$.region')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', filter => '$ ? (@.a > 1)')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', filter => '$.a == 1 && $.b == $nope')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', filter => 'exists($[$n])')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', start_from => '2026-13-45')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'infinity')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', start_from => '20261127 next tuesday')$$),
+	($$tx_send('bi.topic', '{}', dedup_key => '')$$),
+	($$tx_send('bi.topic', '{}', dedup_key => repeat('k', 1025))$$),
+	($$tx_send_batch('bi.topic', '{1,2}', dedup_keys => '{a}')$$),
+	($$tx_send_batch('bi.topic', '{1}', dedup_keys => '{{a}}')$$),
+	($$tx_send_batch('bi.topic', '{1}', dedup_keys => '{""}')$$),
+	($$tx_send_half('bi.topic', '{}', dedup_key => '')$$),
+	($$tx_send_half('bi.topic', '{}', check_after => '0')$$),
+	($$tx_send_half('bi.topic', '{}', check_after => '-1 s')$$),
+	($$tx_send_half('bi.topic', '{}', check_after => '101 years')$$),
+	($$tx_seek(NULL, 'bi.topic', 'earliest')$$),
+	($$tx_seek('bi.group', NULL, 'earliest')$$),
+	($$tx_seek('bi.group', 'bi.topic', NULL::text)$$),
+	($$tx_seek('', 'bi.topic', 'latest')$$),
+	($$tx_seek('bi.group', '', 'latest')$$),
+	($$tx_seek('bi.group', repeat('x', 200), 'latest')$$),
+	($$tx_seek('x''; DROP TABLE x; --', 'bi.topic', 'latest')$$),
+	($$tx_seek('bi.group', 'bi.nosuch', 'latest')$$),
+	($$tx_seek('bi.nosuch', 'bi.topic', 'latest')$$),
+	($$tx_seek('bi.group', 'bi.topic', 'oldest')$$),
+	($$tx_seek('bi.group', 'bi.topic', '')$$),
+	($$tx_seek('bi.group', 'bi.topic', '2026-13-45')$$)
+) AS c(call);
+
 -- the internal functions: tx_message._may (STRICT) and the trigger function
 SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_message._may('bi.topic', NULL)$$),
@@ -579,7 +628,8 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_receive('bi.group')$$),
 	($$tx_ack('bi.group', '{1}'::bigint[])$$),
 	($$tx_nack('bi.group', 1)$$),
-	($$tx_extend_lease('bi.group', '{1}', '1 min')$$)
+	($$tx_extend_lease('bi.group', '{1}', '1 min')$$),
+	($$tx_seek('bi.group', 'bi.topic', 'earliest')$$)
 ) AS c(call);
 COMMIT;
 

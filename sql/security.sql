@@ -203,7 +203,7 @@ SELECT state FROM tx_message.messages WHERE msg_id = :h1;
 --------------------------------------------------------------------------
 CREATE ROLE sec_attacker;
 CREATE SCHEMA sec_attacker AUTHORIZATION sec_attacker;
-GRANT EXECUTE ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
+GRANT EXECUTE ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean, text, text)
 	TO sec_attacker;
 SET ROLE sec_attacker;
 SELECT tx_create_topic('sec.evil', check_after => '1 h', check_interval => '1 h');

@@ -23,6 +23,7 @@
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/validate.h"
+#include "src/storage/dedup.h"
 #include "src/storage/lineage.h"
 #include "src/storage/log.h"
 
@@ -32,7 +33,8 @@ PG_FUNCTION_INFO_V1(tx_rollback_half);
 
 /*
  * tx_send_half(topic text, payload jsonb, key text, tags text[],
- *				headers jsonb) RETURNS bigint
+ *				headers jsonb, dedup_key text, check_after interval)
+ *	RETURNS bigint
  */
 Datum
 tx_send_half(PG_FUNCTION_ARGS)
@@ -42,6 +44,8 @@ tx_send_half(PG_FUNCTION_ARGS)
 	Datum		cols[TXM_MSG_NCOLS];
 	bool		isnull[TXM_MSG_NCOLS];
 	int64		id;
+	Interval   *check_after = NULL;
+	TimestampTz now;
 
 	txm_require_arg(fcinfo, 0, "topic");
 	txm_require_arg(fcinfo, 1, "payload");
@@ -67,8 +71,24 @@ tx_send_half(PG_FUNCTION_ARGS)
 	cols[TXM_COL_PAYLOAD] = PG_GETARG_DATUM(1);
 	isnull[TXM_COL_PAYLOAD] = false;
 
+	/* a database still at 1.0 declares neither dedup_key nor check_after */
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+	{
+		check_after = PG_GETARG_INTERVAL_P(6);
+		txm_check_positive_interval("check_after", check_after);
+	}
+	now = GetCurrentTimestamp();
 	id = txm_next_pos();
-	txm_half_insert(id, topic_id, GetCurrentTimestamp(), cols, isnull);
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+	{
+		int64		holder;
+
+		txm_check_dedup_key(PG_GETARG_DATUM(5));
+		holder = txm_dedup_claim(topic_id, PG_GETARG_DATUM(5), id, now);
+		if (holder != 0)
+			PG_RETURN_INT64(holder);
+	}
+	txm_half_insert(id, topic_id, now, cols, isnull, check_after);
 	PG_RETURN_INT64(id);
 }
 

@@ -22,10 +22,13 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
 
 #include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
+#include "src/base/filter.h"
 #include "src/base/spi.h"
 #include "src/base/subcache.h"
 #include "src/base/validate.h"
@@ -36,11 +39,65 @@
 PG_FUNCTION_INFO_V1(tx_subscribe);
 PG_FUNCTION_INFO_V1(tx_unsubscribe);
 
-/* Check tx_subscribe's options (arguments 2 to 8); the required ones are not null. */
-static void
-check_subscription_options(FunctionCallInfo fcinfo)
+/* Where a subscription starts: start_from, parsed. */
+typedef struct StartFrom
 {
-	char	   *start_from;
+	bool		given;			/* NULL: 'now' for a new subscription */
+	bool		earliest;
+	bool		at_time;
+	TimestampTz time;
+	char	   *text;			/* as stored: 'now', 'earliest' or an ISO 8601 time in UTC */
+} StartFrom;
+
+/*
+ * start_from: 'now' (or 'latest'), 'earliest', or a timestamp (it starts at
+ * the first message committed at or after it, as tx_seek does).
+ */
+static void
+parse_start_from(FunctionCallInfo fcinfo, int argno, StartFrom *sf)
+{
+	char	   *value;
+
+	memset(sf, 0, sizeof(*sf));
+	sf->text = "now";
+	if (PG_ARGISNULL(argno))
+		return;
+	sf->given = true;
+	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (strcmp(value, "now") == 0 || strcmp(value, "latest") == 0)
+		return;
+	if (strcmp(value, "earliest") == 0)
+	{
+		sf->earliest = true;
+		sf->text = "earliest";
+		return;
+	}
+	if (!isdigit((unsigned char) value[0]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start_from must be 'now', 'earliest' or a timestamp"),
+				 errdetail("The value given is \"%s\".", value)));
+	sf->at_time = true;
+	sf->time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
+													   ObjectIdGetDatum(InvalidOid),
+													   Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(sf->time))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start_from must be a finite timestamp")));
+	{
+		char		buf[MAXDATELEN + 1];
+		int			utc = 0;
+
+		JsonEncodeDateTime(buf, TimestampTzGetDatum(sf->time), TIMESTAMPTZOID, &utc);
+		sf->text = pstrdup(buf);
+	}
+}
+
+/* Check tx_subscribe's options (arguments 2 to 7, 9 and 10); the required ones are not null. */
+static void
+check_subscription_options(FunctionCallInfo fcinfo, const char *topic)
+{
 
 	if (!PG_ARGISNULL(2))
 	{
@@ -59,12 +116,30 @@ check_subscription_options(FunctionCallInfo fcinfo)
 	txm_check_int_range("max_retries", PG_GETARG_INT32(4), 0, TXM_MAX_COUNT);
 	txm_check_backoff(PG_GETARG_ARRAYTYPE_P(5));
 	txm_check_positive_interval("lease", PG_GETARG_INTERVAL_P(6));
-	start_from = text_to_cstring(PG_GETARG_TEXT_PP(8));
-	if (strcmp(start_from, "now") != 0 && strcmp(start_from, "earliest") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("start_from must be 'now' or 'earliest'"),
-				 errdetail("The value given is \"%s\".", start_from)));
+	/* a database still at 1.0 declares neither dead_letter_topic nor filter */
+	if (PG_NARGS() > 10)
+	{
+		if (!PG_ARGISNULL(9))
+			txm_check_dead_letter_topic(topic, text_to_cstring(PG_GETARG_TEXT_PP(9)), false);
+		if (!PG_ARGISNULL(10))
+			txm_check_filter(PG_GETARG_JSONPATH_P(10));
+	}
+}
+
+/*
+ * Subscribing again keeps the position: say so when start_from asked for
+ * another one than the subscription started from.
+ */
+static void
+report_start_kept(const char *topic, const char *group, const StartFrom *sf, const char *stored)
+{
+	if (!sf->given || strcmp(sf->text, stored) == 0)
+		return;
+	ereport(NOTICE,
+			(errmsg("consumer group \"%s\" is subscribed to topic \"%s\" already: its position is kept",
+					group, topic),
+			 errdetail("It started from %s; start_from applies to a new subscription only.", stored),
+			 errhint("Move its position with tx_seek('%s', '%s', '%s').", group, topic, sf->text)));
 }
 
 /*
@@ -126,38 +201,54 @@ subscribed(int32 topic_id, const char *group)
 /*
  * tx_subscribe(topic text, consumer_group text, tags text[],
  *				handler regprocedure, max_retries integer, backoff interval[],
- *				lease interval, ordered boolean, start_from text) RETURNS void
+ *				lease interval, ordered boolean, start_from text,
+ *				dead_letter_topic text, filter jsonpath) RETURNS void
  *
- * Subscribing again updates the options and keeps the position.
+ * Subscribing again updates the options and keeps the position.  The
+ * handler runs as the role that named it, and dead letters are sent to the
+ * dead-letter topic with the privileges of the role that named that.
  */
 Datum
 tx_subscribe(PG_FUNCTION_ARGS)
 {
+#define UPSERT_SQL(cols, values, sets) \
+		"INSERT INTO tx_message.subscriptions AS s" \
+		" (topic, consumer_group, tags, handler, max_retries, backoff, lease, ordered, start_from," \
+		"  owner" cols ")" \
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10" values ")" \
+		" ON CONFLICT (topic, consumer_group) DO UPDATE" \
+		"   SET tags = excluded.tags, handler = excluded.handler," \
+		"       max_retries = excluded.max_retries, backoff = excluded.backoff," \
+		"       lease = excluded.lease, ordered = excluded.ordered," \
+		"       owner = CASE WHEN s.handler IS DISTINCT FROM excluded.handler" \
+		"                    THEN excluded.owner ELSE s.owner END," sets \
+		"       altered_at = now()" \
+		" RETURNING sub_id, altered_at IS NULL, start_from"
+	static const char *upsert_sql_1_0 = UPSERT_SQL("", "", "");
 	static const char *upsert_sql =
-		"INSERT INTO tx_message.subscriptions AS s"
-		" (topic, consumer_group, tags, handler, max_retries, backoff, lease, ordered, start_from, owner)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-		" ON CONFLICT (topic, consumer_group) DO UPDATE"
-		"   SET tags = excluded.tags, handler = excluded.handler,"
-		"       max_retries = excluded.max_retries, backoff = excluded.backoff,"
-		"       lease = excluded.lease, ordered = excluded.ordered,"
-		"       owner = CASE WHEN s.handler IS DISTINCT FROM excluded.handler"
-		"                    THEN excluded.owner ELSE s.owner END,"
-		"       altered_at = now()"
-		" RETURNING sub_id, altered_at IS NULL";
+		UPSERT_SQL(", dead_letter_topic, dead_letter_owner, filter",
+				   ", $11, CASE WHEN $11 IS NOT NULL THEN $10 END, $12",
+				   "       dead_letter_topic = excluded.dead_letter_topic,"
+				   "       dead_letter_owner = CASE WHEN s.dead_letter_topic"
+				   "                                     IS NOT DISTINCT FROM excluded.dead_letter_topic"
+				   "                                THEN s.dead_letter_owner"
+				   "                                ELSE excluded.dead_letter_owner END,"
+				   "       filter = excluded.filter,");
 	static const char *state_sql =
 		"INSERT INTO tx_message.sub_state (sub_id, done_seq, updated_at) VALUES ($1, $2, now())";
-	Oid			types[10] = {TEXTOID, TEXTOID, TEXTARRAYOID, REGPROCEDUREOID, INT4OID,
-	INTERVALARRAYOID, INTERVALOID, BOOLOID, TEXTOID, REGROLEOID};
-	Datum		values[10];
-	char		nulls[10];
+	Oid			types[12] = {TEXTOID, TEXTOID, TEXTARRAYOID, REGPROCEDUREOID, INT4OID,
+	INTERVALARRAYOID, INTERVALOID, BOOLOID, TEXTOID, REGROLEOID, TEXTOID, JSONPATHOID};
+	Datum		values[12];
+	char		nulls[12];
 	char	   *topic;
 	char	   *group;
 	int32		topic_id;
 	bool		isnull;
+	bool		v1_1 = PG_NARGS() > 10;
+	StartFrom	sf;
 
 	static const char *required[] = {"topic", "consumer_group", NULL, NULL, "max_retries",
-	"backoff", "lease", "ordered", "start_from"};
+	"backoff", "lease", "ordered"};
 
 	txm_check_can_change("tx_subscribe()");
 	txm_take_over_if_restored();
@@ -169,37 +260,46 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	txm_check_name("topic", topic);
 	txm_check_name("consumer group", group);
 	topic_id = txm_topic_id_for(topic, TXM_PRIV_RECEIVE);
-	check_subscription_options(fcinfo);
+	check_subscription_options(fcinfo, topic);
+	parse_start_from(fcinfo, 8, &sf);
 
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 12; i++)
 	{
-		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		nulls[i] = txm_spi_null(PG_ARGISNULL(i));
+		int			arg = i < 9 ? i : i - 1;
+
+		if (i == 9)
+			continue;
+		values[i] = arg < PG_NARGS() && !PG_ARGISNULL(arg) ? PG_GETARG_DATUM(arg) : (Datum) 0;
+		nulls[i] = txm_spi_null(arg >= PG_NARGS() || PG_ARGISNULL(arg));
 	}
+	values[8] = CStringGetTextDatum(sf.text);
+	nulls[8] = ' ';
 	values[9] = ObjectIdGetDatum(GetUserId());
 	nulls[9] = ' ';
 
 	/*
-	 * 'now' means after every message committed before this call: for a new
-	 * subscription, wait for whoever ticks if need be.  Changing the options
-	 * of one keeps its position, and waits for nothing.
+	 * 'now' means after every message committed before this call, and a
+	 * time counts the messages committed until this call: for a new
+	 * subscription, wait for whoever ticks if need be.  Changing the
+	 * options of one keeps its position, and waits for nothing.
 	 */
-	txm_sync_ticks(!subscribed(topic_id, group) &&
-				   strcmp(TextDatumGetCString(values[8]), "now") == 0);
+	txm_sync_ticks(!subscribed(topic_id, group) && !sf.earliest);
 	SPI_connect();
 	txm_lock_topic(topic, false);
 	lock_group(values[1]);
-	txm_spi_exec(upsert_sql, 10, types, values, nulls, 1);
+	txm_spi_exec(v1_1 ? upsert_sql : upsert_sql_1_0, v1_1 ? 12 : 10, types, values, nulls, 1);
 	if (DatumGetBool(txm_spi_value(0, 2, &isnull)))
 	{
 		Oid			state_types[2] = {INT4OID, INT8OID};
 		Datum		state_values[2];
-		bool		earliest = strcmp(TextDatumGetCString(values[8]), "earliest") == 0;
 
 		state_values[0] = txm_spi_value(0, 1, &isnull);
-		state_values[1] = Int64GetDatum(txm_stream_start(topic_id, earliest));
+		state_values[1] = Int64GetDatum(sf.at_time ? txm_stream_seq_at(topic_id, sf.time) :
+										txm_stream_start(topic_id, sf.earliest));
 		txm_spi_exec(state_sql, 2, state_types, state_values, NULL, 0);
 	}
+	else
+		report_start_kept(topic, group, &sf, TextDatumGetCString(txm_spi_value(0, 3, &isnull)));
 	SPI_finish();
 	txm_invalidate(txm_catalog()->subscriptions);
 	PG_RETURN_VOID();

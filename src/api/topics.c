@@ -62,9 +62,60 @@ check_topic_options(FunctionCallInfo fcinfo, bool altering)
 }
 
 /*
+ * A dead-letter topic named by tx_create_topic, tx_alter_topic or
+ * tx_subscribe for messages of topic: an existing topic other than topic
+ * itself (its copies would come back to it), on which the caller, who
+ * becomes the identity the copies are sent with, holds 'send'.  "" is
+ * "none" when allow_empty.
+ */
+void
+txm_check_dead_letter_topic(const char *topic, const char *dead_letter_topic, bool allow_empty)
+{
+	if (allow_empty && dead_letter_topic[0] == '\0')
+		return;
+	txm_check_name("dead-letter topic", dead_letter_topic);
+	if (strcmp(topic, dead_letter_topic) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("topic \"%s\" cannot be its own dead-letter topic", topic),
+				 errdetail("Its dead letters would come back to it.")));
+	txm_require_topic_privilege(txm_lookup_topic(dead_letter_topic, false), TXM_PRIV_SEND);
+}
+
+/* A topic's notify_channel: a channel name LISTEN accepts; "" is "none" when allow_empty. */
+static void
+check_notify_channel(const char *channel, bool allow_empty)
+{
+	if (allow_empty && channel[0] == '\0')
+		return;
+	if (channel[0] == '\0' || strlen(channel) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("notify_channel must have 1 to %d bytes", NAMEDATALEN - 1),
+				 errdetail("It has %zu bytes.", strlen(channel))));
+}
+
+/*
+ * The options of tx_create_topic and tx_alter_topic that 1.1 added:
+ * dead_letter_topic and notify_channel, at dlq_arg and dlq_arg + 1.  A
+ * database still at 1.0 declares neither.
+ */
+static void
+check_topic_options_1_1(FunctionCallInfo fcinfo, const char *topic, int dlq_arg, bool altering)
+{
+	if (PG_NARGS() <= dlq_arg + 1)
+		return;
+	if (!PG_ARGISNULL(dlq_arg))
+		txm_check_dead_letter_topic(topic, text_to_cstring(PG_GETARG_TEXT_PP(dlq_arg)), altering);
+	if (!PG_ARGISNULL(dlq_arg + 1))
+		check_notify_channel(text_to_cstring(PG_GETARG_TEXT_PP(dlq_arg + 1)), altering);
+}
+
+/*
  * tx_create_topic(topic text, retention interval, check_function regprocedure,
  *				   check_after interval, check_interval interval,
- *				   check_max integer, if_not_exists boolean) RETURNS void
+ *				   check_max integer, if_not_exists boolean,
+ *				   dead_letter_topic text, notify_channel text) RETURNS void
  */
 Datum
 tx_create_topic(PG_FUNCTION_ARGS)
@@ -75,11 +126,19 @@ tx_create_topic(PG_FUNCTION_ARGS)
 		"  check_owner)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $3 IS NOT NULL THEN $7 END)"
 		" ON CONFLICT (topic) DO NOTHING";
-	Oid			types[7] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
-	INTERVALOID, INT4OID, REGROLEOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const char *sql_1_1 =
+		"INSERT INTO tx_message.topics"
+		" (topic, retention, check_function, check_after, check_interval, check_max, owner,"
+		"  check_owner, dead_letter_topic, dead_letter_owner, notify_channel)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $3 IS NOT NULL THEN $7 END,"
+		"         $8, CASE WHEN $8 IS NOT NULL THEN $7 END, $9)"
+		" ON CONFLICT (topic) DO NOTHING";
+	Oid			types[9] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
+	INTERVALOID, INT4OID, REGROLEOID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n'};
 	char	   *topic;
+	bool		v1_1 = PG_NARGS() > 8;
 
 	txm_check_can_change("tx_create_topic()");
 	txm_take_over_if_restored();
@@ -88,14 +147,20 @@ tx_create_topic(PG_FUNCTION_ARGS)
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	txm_check_name("topic", topic);
 	check_topic_options(fcinfo, false);
+	check_topic_options_1_1(fcinfo, topic, 7, false);
 
 	for (int i = 0; i < 6; i++)
 		values[i] = PG_GETARG_DATUM(i);
 	nulls[2] = txm_spi_null(PG_ARGISNULL(2));
 	values[6] = ObjectIdGetDatum(GetUserId());
+	for (int i = 7; v1_1 && i < 9; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = txm_spi_null(PG_ARGISNULL(i));
+	}
 
 	SPI_connect();
-	if (txm_spi_exec(sql, 7, types, values, nulls, 0) == 0)
+	if (txm_spi_exec(v1_1 ? sql_1_1 : sql, v1_1 ? 9 : 7, types, values, nulls, 0) == 0)
 	{
 		if (!PG_GETARG_BOOL(6))
 			ereport(ERROR,
@@ -149,10 +214,11 @@ lock_topic_for_admin(const char *topic)
 /*
  * tx_alter_topic(topic text, retention interval, check_function regprocedure,
  *				  check_after interval, check_interval interval,
- *				  check_max integer) RETURNS void
+ *				  check_max integer, dead_letter_topic text,
+ *				  notify_channel text) RETURNS void
  *
  * NULL leaves an option unchanged; check_function => '-' removes the check
- * function.
+ * function, '' the dead-letter topic or the channel.
  */
 Datum
 tx_alter_topic(PG_FUNCTION_ARGS)
@@ -169,17 +235,29 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 		"                          WHEN $3::oid = 0 THEN NULL ELSE $7 END,"
 		"       altered_at = now()"
 		" WHERE topic = $1";
-	Oid			types[7] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
-	INTERVALOID, INT4OID, REGROLEOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const char *sql_1_1 =
+		"UPDATE tx_message.topics"
+		"   SET dead_letter_topic = CASE WHEN $8 IS NULL THEN dead_letter_topic"
+		"                                WHEN $8 = '' THEN NULL ELSE $8 END,"
+		"       dead_letter_owner = CASE WHEN $8 IS NULL OR $8 = dead_letter_topic"
+		"                                THEN dead_letter_owner"
+		"                                WHEN $8 = '' THEN NULL ELSE $7 END,"
+		"       notify_channel = CASE WHEN $9 IS NULL THEN notify_channel"
+		"                             WHEN $9 = '' THEN NULL ELSE $9 END"
+		" WHERE topic = $1";
+	Oid			types[9] = {TEXTOID, INTERVALOID, REGPROCEDUREOID, INTERVALOID,
+	INTERVALOID, INT4OID, REGROLEOID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n'};
 	char	   *topic;
+	bool		v1_1 = PG_NARGS() > 7;
 
 	txm_check_can_change("tx_alter_topic()");
 	txm_require_arg(fcinfo, 0, "topic");
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	txm_check_name("topic", topic);
 	check_topic_options(fcinfo, true);
+	check_topic_options_1_1(fcinfo, topic, 6, true);
 
 	for (int i = 0; i < 6; i++)
 	{
@@ -187,10 +265,17 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 		nulls[i] = txm_spi_null(PG_ARGISNULL(i));
 	}
 	values[6] = ObjectIdGetDatum(GetUserId());
+	for (int i = 7; v1_1 && i < 9; i++)
+	{
+		values[i] = PG_ARGISNULL(i - 1) ? (Datum) 0 : PG_GETARG_DATUM(i - 1);
+		nulls[i] = txm_spi_null(PG_ARGISNULL(i - 1));
+	}
 
 	SPI_connect();
 	lock_topic_for_admin(topic);
 	txm_spi_exec(sql, 7, types, values, nulls, 0);
+	if (v1_1 && (nulls[7] == ' ' || nulls[8] == ' '))
+		txm_spi_exec(sql_1_1, 9, types, values, nulls, 0);
 	SPI_finish();
 	txm_invalidate(txm_catalog()->topics);
 	PG_RETURN_VOID();

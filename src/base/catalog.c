@@ -67,15 +67,18 @@ typedef struct RelSpec
 	size_t		offset;
 	bool		is_index;
 	int			natts;
+	int			natts_1_0;		/* what it has while a database is at 1.0 */
 	bool		since_1_1;		/* absent while a database is at 1.0: InvalidOid */
 } RelSpec;
 
-#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, false}
-#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts, false}
-#define TABLE_1_1(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, true}
+#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, natts, false}
+#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts, natts, false}
+#define TABLE_1_1(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, natts, true}
+#define TABLE_GREW(name, field, natts, natts_1_0) \
+	{name, offsetof(TxmCatalog, field), false, natts, natts_1_0, false}
 
 static const RelSpec rel_specs[] = {
-	TABLE("topics", topics, Natts_topics),
+	TABLE_GREW("topics", topics, Natts_topics, Natts_topics_1_0),
 	INDEX("topics_pkey", topics_pkey, 1),
 	TABLE("topic_grants", topic_grants, Natts_topic_grants),
 	INDEX("topic_grants_pkey", topic_grants_pkey, 3),
@@ -86,15 +89,16 @@ static const RelSpec rel_specs[] = {
 	TABLE("log_2", log[2], Natts_log),
 	INDEX("log_2_pos", log_pos[2], 1),
 	TABLE("log_slots", log_slots, Natts_log_slots),
-	TABLE("half_messages", half_messages, Natts_half_messages),
+	TABLE_GREW("half_messages", half_messages, Natts_half_messages, Natts_half_messages_1_0),
 	INDEX("half_messages_pkey", half_messages_pkey, 1),
 	TABLE("delayed", delayed, Natts_delayed),
 	INDEX("delayed_pkey", delayed_pkey, 1),
 	TABLE("ticks", ticks, Natts_ticks),
 	INDEX("ticks_pkey", ticks_pkey, 1),
-	TABLE("slices", slices, Natts_slices),
+	TABLE_GREW("slices", slices, Natts_slices, Natts_slices_1_0),
 	INDEX("slices_pkey", slices_pkey, 2),
-	TABLE("subscriptions", subscriptions, Natts_subscriptions),
+	TABLE_GREW("subscriptions", subscriptions, Natts_subscriptions,
+			   Natts_subscriptions_1_0),
 	TABLE("consumer_groups", consumer_groups, Natts_consumer_groups),
 	TABLE("sub_state", sub_state, Natts_sub_state),
 	INDEX("sub_state_pkey", sub_state_pkey, 1),
@@ -106,16 +110,17 @@ static const RelSpec rel_specs[] = {
 	TABLE_1_1("totals", totals, Natts_totals),
 	TABLE_1_1("half_checks", half_checks, Natts_half_checks),
 	TABLE_1_1("moved", moved, Natts_moved),
+	TABLE_1_1("dedup", dedup, Natts_dedup),
 	TABLE("dead_letters_data", dead_letters, Natts_dead_letters),
 };
 
 #define REL_OID(c, spec) (*(Oid *) ((char *) (c) + (spec)->offset))
 
-StaticAssertDecl(lengthof(rel_specs) <= 32, "rel_specs must fit a uint32 bitmap");
+StaticAssertDecl(lengthof(rel_specs) <= 64, "rel_specs must fit a uint64 bitmap");
 
 static TxmCatalog cat;
 static bool cat_valid = false;
-static uint32 recheck = 0;		/* rel_specs invalidated since they were checked */
+static uint64 recheck = 0;		/* rel_specs invalidated since they were checked */
 static HTAB *topics_by_name = NULL;
 static HTAB *topic_names_by_id = NULL;
 static int	current_slot = -1;
@@ -169,7 +174,7 @@ txm_relcache_callback(Datum arg, Oid relid)
 	{
 		if (REL_OID(&cat, &rel_specs[i]) != relid)
 			continue;
-		recheck |= ((uint32) 1) << i;
+		recheck |= ((uint64) 1) << i;
 		if (relid == cat.topics)
 			forget_topics();
 		else if (relid == cat.log_slots)
@@ -236,7 +241,7 @@ lookup_rel(const RelSpec *spec, Oid *owner)
 				 errdetail("tx_message reads and writes its relations directly; this one uses \"%s\".",
 						   get_am_name(am) ? get_am_name(am) : "?"),
 				 errhint("The tx_message extension may be damaged; reinstall it.")));
-	if (natts != spec->natts)
+	if (natts != spec->natts && natts != spec->natts_1_0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("relation \"tx_message.%s\" has %d columns, not %d",
@@ -270,11 +275,12 @@ txm_catalog_if_installed(void)
 		/* a bit is cleared only once its relation passed, so a failure repeats */
 		for (int i = 0; i < lengthof(rel_specs); i++)
 		{
-			if ((recheck & (((uint32) 1) << i)) == 0)
+			if ((recheck & (((uint64) 1) << i)) == 0)
 				continue;
 			load_rel(i);
-			recheck &= ~(((uint32) 1) << i);
+			recheck &= ~(((uint64) 1) << i);
 		}
+		cat.v1_1 = OidIsValid(cat.dedup);
 		return &cat;
 	}
 
@@ -286,6 +292,7 @@ txm_catalog_if_installed(void)
 
 	for (int i = 0; i < lengthof(rel_specs); i++)
 		load_rel(i);
+	cat.v1_1 = OidIsValid(cat.dedup);
 	cat.message_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 									   CStringGetDatum("message"),
 									   ObjectIdGetDatum(cat.namespace));
@@ -378,6 +385,20 @@ load_topic(const char *name, TxmTopic *t)
 		t->owner = DatumGetObjectId(values[Anum_topics_owner - 1]);
 		t->check_owner = nulls[Anum_topics_check_owner - 1] ? t->owner :
 			DatumGetObjectId(values[Anum_topics_check_owner - 1]);
+		t->dead_letter_topic[0] = '\0';
+		t->dead_letter_owner = InvalidOid;
+		t->notify_channel[0] = '\0';
+		if (RelationGetDescr(rel)->natts >= Anum_topics_notify_channel)
+		{
+			if (!nulls[Anum_topics_dead_letter_topic - 1])
+				text_to_cstring_buffer(DatumGetTextPP(values[Anum_topics_dead_letter_topic - 1]),
+									   t->dead_letter_topic, sizeof(t->dead_letter_topic));
+			if (!nulls[Anum_topics_dead_letter_owner - 1])
+				t->dead_letter_owner = DatumGetObjectId(values[Anum_topics_dead_letter_owner - 1]);
+			if (!nulls[Anum_topics_notify_channel - 1])
+				text_to_cstring_buffer(DatumGetTextPP(values[Anum_topics_notify_channel - 1]),
+									   t->notify_channel, sizeof(t->notify_channel));
+		}
 		found = true;
 	}
 	systable_endscan(scan);

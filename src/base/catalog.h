@@ -22,8 +22,14 @@
 
 #include "src/base/layout.h"
 
+/*
+ * Tables that 1.1 gave columns: Natts_X_1_0 is their count in a database
+ * still at 1.0 (catalog.c accepts both; TxmCatalog.v1_1 says which).
+ */
+
 /* tx_message.topics */
-#define Natts_topics				12
+#define Natts_topics				15
+#define Natts_topics_1_0			12
 #define Anum_topics_topic			1
 #define Anum_topics_topic_id		2
 #define Anum_topics_retention		3
@@ -36,6 +42,9 @@
 #define Anum_topics_altered_at		10
 #define Anum_topics_retired_seq		11
 #define Anum_topics_check_owner		12
+#define Anum_topics_dead_letter_topic 13
+#define Anum_topics_dead_letter_owner 14
+#define Anum_topics_notify_channel	15
 
 /* tx_message.topic_grants, and topic_grants_pkey (topic, grantee, privilege) */
 #define Natts_topic_grants			5
@@ -68,7 +77,8 @@
 #define Anum_log_slots_sealed_heads 7
 
 /* tx_message.half_messages and tx_message.delayed: read and written by SQL */
-#define Natts_half_messages			14
+#define Natts_half_messages			15
+#define Natts_half_messages_1_0		14
 #define Natts_delayed				8
 
 /* tx_message.ticks, and ticks_pkey (tick_id) */
@@ -79,7 +89,8 @@
 #define Anum_ticks_pkey_tick_id		1
 
 /* tx_message.slices, and slices_pkey (topic_id, first_seq) */
-#define Natts_slices				5
+#define Natts_slices				6
+#define Natts_slices_1_0			5
 #define Anum_slices_topic_id		1
 #define Anum_slices_first_seq		2
 #define Anum_slices_tick_id			3
@@ -89,7 +100,8 @@
 #define Anum_slices_pkey_first_seq	2
 
 /* tx_message.subscriptions and tx_message.consumer_groups: read and written by SQL */
-#define Natts_subscriptions			13
+#define Natts_subscriptions			16
+#define Natts_subscriptions_1_0		13
 #define Natts_consumer_groups		3
 
 /* tx_message.sub_state, and sub_state_pkey (sub_id) */
@@ -124,10 +136,11 @@
 #define Natts_lineage				4
 #define Anum_lineage_token			1
 
-/* tx_message.totals, half_checks and moved (since 1.1): written by SQL */
+/* tx_message.totals, half_checks, moved and dedup (since 1.1): written by SQL */
 #define Natts_totals				7
 #define Natts_half_checks			4
 #define Natts_moved					2
+#define Natts_dedup					4
 
 /* tx_message.retries_data and tx_message.dead_letters_data: read and written by SQL */
 #define Natts_retries				15
@@ -169,6 +182,8 @@ typedef struct TxmCatalog
 	Oid			totals;			/* since 1.1; InvalidOid in a database at 1.0 */
 	Oid			half_checks;	/* since 1.1 */
 	Oid			moved;			/* since 1.1 */
+	Oid			dedup;			/* since 1.1 */
+	bool		v1_1;			/* the database is at 1.1: its columns exist */
 	Oid			message_type;	/* tx_message.message */
 } TxmCatalog;
 
@@ -184,6 +199,9 @@ typedef struct TxmTopic
 	Interval	check_after;
 	Interval	check_interval;
 	int32		check_max;
+	char		dead_letter_topic[TXM_NAME_MAX + 1];	/* "": none */
+	Oid			dead_letter_owner;	/* the role that named it: sends as it */
+	char		notify_channel[NAMEDATALEN];	/* "": none */
 } TxmTopic;
 
 /*

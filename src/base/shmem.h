@@ -174,6 +174,7 @@ extern void txm_at_commit_request_maintenance(void);
 extern void txm_at_commit_broadcast(void);
 extern void txm_at_commit_register_database(void);
 extern void txm_at_commit_retries_written(void);
+extern void txm_at_commit_positions_moved(void);
 extern void txm_at_commit_count(int32 topic_id, int32 sub_id, TxmTotalKind kind, uint64 n);
 extern bool txm_xact_wrote_retries(void);
 extern void txm_shmem_xact_callback(XactEvent event);

@@ -66,7 +66,7 @@ hint_for(TxmDbSlot *slot, int32 sub_id, bool create)
 	return NULL;
 }
 
-/* A slot goes to a (new installation in a) database: nothing known yet. */
+/* A slot goes to a (new installation in a) database, or a position went back: nothing known. */
 void
 shmem_hints_clear(TxmDbSlot *slot)
 {

@@ -33,6 +33,7 @@ static struct
 	bool		broadcast;		/* made messages deliverable again (nack, redrive) */
 	bool		register_database;	/* CREATE EXTENSION */
 	bool		retries_written;	/* the retry hints are void */
+	bool		positions_moved;	/* a position went back (tx_seek): every hint is void */
 	bool		ticked;			/* made a tick covering the ring up to ticked_upto */
 	uint64		ticked_upto;
 	int			ticked_level;	/* forgotten if that subtransaction rolls back */
@@ -130,6 +131,12 @@ txm_at_commit_retries_written(void)
 	at_commit.retries_written = true;
 }
 
+void
+txm_at_commit_positions_moved(void)
+{
+	at_commit.positions_moved = true;
+}
+
 bool
 txm_xact_wrote_retries(void)
 {
@@ -152,6 +159,8 @@ at_commit_visible(void)
 			shmem_broadcast(slot);
 		if (at_commit.retries_written)
 			shmem_hints_retry_reset(slot);
+		if (at_commit.positions_moved)
+			shmem_hints_clear(slot);
 		if (at_commit.sent)
 			shmem_ring_append(slot, at_commit.sent_xid);
 		if (at_commit.request_maintenance)

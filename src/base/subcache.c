@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/jsonpath.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
@@ -93,11 +94,20 @@ ensure_groups(void)
 						 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 }
 
-static const char *subs_columns =
-	"SELECT s.sub_id, t.topic_id, s.topic, s.consumer_group, s.tags, s.handler,"
-	"       s.max_retries, s.backoff, s.lease, s.ordered, s.owner, g.owner"
-	"  FROM tx_message.subscriptions s JOIN tx_message.topics t USING (topic)"
-	"  JOIN tx_message.consumer_groups g USING (consumer_group)";
+#define SUBS_COLUMNS(since_1_1) \
+	"SELECT s.sub_id, t.topic_id, s.topic, s.consumer_group, s.tags, s.handler," \
+	"       s.max_retries, s.backoff, s.lease, s.ordered, s.owner, g.owner, " since_1_1 \
+	"  FROM tx_message.subscriptions s JOIN tx_message.topics t USING (topic)" \
+	"  JOIN tx_message.consumer_groups g USING (consumer_group)"
+
+/* The columns 1.1 added; a database still at 1.0 has none of them. */
+static const char *
+subs_columns(void)
+{
+	return txm_catalog()->v1_1 ?
+		SUBS_COLUMNS("s.dead_letter_topic, s.dead_letter_owner, s.filter") :
+		SUBS_COLUMNS("NULL::text, NULL::oid, NULL::jsonpath");
+}
 
 /* Fill sub from a row of subs_columns, allocating in cxt. */
 static void
@@ -139,6 +149,14 @@ sub_from_row(TxmSub *sub, HeapTuple row, TupleDesc desc, MemoryContext cxt)
 	sub->ordered = DatumGetBool(SPI_getbinval(row, desc, 10, &isnull));
 	sub->owner = DatumGetObjectId(SPI_getbinval(row, desc, 11, &isnull));
 	sub->group_owner = DatumGetObjectId(SPI_getbinval(row, desc, 12, &isnull));
+	d = SPI_getbinval(row, desc, 13, &isnull);
+	if (!isnull)
+		text_to_cstring_buffer(DatumGetTextPP(d), sub->dead_letter_topic,
+							   sizeof(sub->dead_letter_topic));
+	d = SPI_getbinval(row, desc, 14, &isnull);
+	sub->dead_letter_owner = isnull ? InvalidOid : DatumGetObjectId(d);
+	d = SPI_getbinval(row, desc, 15, &isnull);
+	sub->filter = isnull ? NULL : DatumGetJsonPathPCopy(d);
 	MemoryContextSwitchTo(old);
 }
 
@@ -154,6 +172,11 @@ copy_sub(TxmSub *dst, const TxmSub *src)
 	}
 	dst->backoff = palloc(sizeof(Interval) * Max(src->nbackoff, 1));
 	memcpy(dst->backoff, src->backoff, sizeof(Interval) * src->nbackoff);
+	if (src->filter)
+	{
+		dst->filter = palloc(VARSIZE(src->filter));
+		memcpy(dst->filter, src->filter, VARSIZE(src->filter));
+	}
 }
 
 /*
@@ -165,7 +188,7 @@ copy_sub(TxmSub *dst, const TxmSub *src)
 static GroupEntry *
 load_group(const char *group, GroupEntry *once)
 {
-	static const char *sql_where = NULL;
+	static char *sql_where[2] = {NULL, NULL};
 	const TxmCatalog *c = txm_catalog();
 	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext cxt;
@@ -175,15 +198,16 @@ load_group(const char *group, GroupEntry *once)
 	TxmSub	   *subs;
 	GroupEntry *entry;
 
-	if (sql_where == NULL)
-		sql_where = MemoryContextStrdup(TopMemoryContext,
-										psprintf("%s WHERE s.consumer_group = $1 ORDER BY s.sub_id",
-												 subs_columns));
+	if (sql_where[c->v1_1] == NULL)
+		sql_where[c->v1_1] =
+			MemoryContextStrdup(TopMemoryContext,
+								psprintf("%s WHERE s.consumer_group = $1 ORDER BY s.sub_id",
+										 subs_columns()));
 	cached_topics = c->topics;
 	cached_subscriptions = c->subscriptions;
 	values[0] = CStringGetTextDatum(group);
 	SPI_connect();
-	n = txm_spi_exec(sql_where, 1, types, values, NULL, 0);
+	n = txm_spi_exec(sql_where[c->v1_1], 1, types, values, NULL, 0);
 	cxt = groups_stale ? outer : groups_cxt;
 	subs = MemoryContextAlloc(cxt, sizeof(TxmSub) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -233,17 +257,18 @@ txm_group_subs(const char *group, int *nsubs, bool missing_ok)
 TxmSub *
 txm_handler_subs(int *nsubs)
 {
-	static const char *sql = NULL;
+	static char *sql[2] = {NULL, NULL};
 	TxmSub	   *subs;
 	MemoryContext outer = CurrentMemoryContext;
 	int			n;
+	bool		v1_1 = txm_catalog()->v1_1;
 
-	if (sql == NULL)
-		sql = MemoryContextStrdup(TopMemoryContext,
-								  psprintf("%s WHERE s.handler IS NOT NULL ORDER BY s.sub_id",
-										   subs_columns));
+	if (sql[v1_1] == NULL)
+		sql[v1_1] = MemoryContextStrdup(TopMemoryContext,
+										psprintf("%s WHERE s.handler IS NOT NULL ORDER BY s.sub_id",
+												 subs_columns()));
 	SPI_connect();
-	n = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
+	n = txm_spi_exec(sql[v1_1], 0, NULL, NULL, NULL, 0);
 	subs = MemoryContextAlloc(outer, sizeof(TxmSub) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		sub_from_row(&subs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc, outer);

@@ -11,6 +11,7 @@
 #ifndef TXM_SUBCACHE_H
 #define TXM_SUBCACHE_H
 
+#include "utils/jsonpath.h"
 #include "utils/timestamp.h"
 
 #include "src/base/layout.h"
@@ -32,7 +33,13 @@ typedef struct TxmSub
 	bool		ordered;
 	Oid			owner;			/* the role that named the handler: runs it */
 	Oid			group_owner;	/* the role that owns the consumer group */
+	JsonPath   *filter;			/* on the headers; NULL: none */
+	char		dead_letter_topic[TXM_NAME_MAX + 1];	/* "": none */
+	Oid			dead_letter_owner;	/* the role that named it: sends as it */
 } TxmSub;
+
+/* Whether a subscription wants only some messages (tags or a filter). */
+#define txm_sub_filters(sub) ((sub)->ntags >= 0 || (sub)->filter != NULL)
 
 extern void txm_subcache_init(void);
 extern TxmSub *txm_group_subs(const char *group, int *nsubs, bool missing_ok);

@@ -126,6 +126,24 @@ txm_check_key(Datum key)
 				 errdetail("It has %zu bytes; a key has at most %d.", len, TXM_MAX_KEY_BYTES)));
 }
 
+/* A dedup key: what a key may be, and not empty. */
+void
+txm_check_dedup_key(Datum key)
+{
+	Size		len = toast_raw_datum_size(key) - VARHDRSZ;
+
+	if (len > TXM_MAX_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("dedup key is too long"),
+				 errdetail("It has %zu bytes; a dedup key has at most %d.", len, TXM_MAX_KEY_BYTES)));
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dedup key must not be empty"),
+				 errhint("Pass NULL to send without a dedup key.")));
+}
+
 void
 txm_check_headers(Jsonb *headers)
 {

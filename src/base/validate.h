@@ -41,6 +41,7 @@ extern void txm_name_arg(text *arg, const char *kind, char *buf);
 extern char *txm_group_arg(FunctionCallInfo fcinfo, int argno);
 extern void txm_check_payload(Jsonb *payload, const char *what);
 extern void txm_check_key(Datum key);
+extern void txm_check_dedup_key(Datum key);
 extern void txm_check_headers(Jsonb *headers);
 extern void txm_check_tags(ArrayType *tags, const char *what);
 extern void txm_check_one_dimension(ArrayType *array, const char *what);

@@ -31,6 +31,7 @@
 #include "utils/json.h"
 
 #include "src/base/acl.h"
+#include "src/base/catalog.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/engine/checkback.h"
@@ -71,12 +72,14 @@ typedef struct DueHalf
 int
 txm_due_checks(bool with_functions, int limit, int64 **ids)
 {
-	static const char *due_sql =
-		"SELECT h.msg_id FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)"
-		" WHERE h.state = 'half'"
-		"   AND coalesce(h.last_check_at + t.check_interval, h.sent_at + t.check_after) <= now()"
-		"   AND (t.check_function IS NOT NULL) = $2"
-		" ORDER BY h.sent_at, h.msg_id LIMIT $1";
+#define DUE_SQL(due) \
+		"SELECT h.msg_id FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)" \
+		" WHERE h.state = 'half'" \
+		"   AND " due " <= now()" \
+		"   AND (t.check_function IS NOT NULL) = $2" \
+		" ORDER BY h.sent_at, h.msg_id LIMIT $1"
+	static const char *due_sql_1_0 = DUE_SQL(TXM_CHECK_DUE_1_0);
+	static const char *due_sql = DUE_SQL(TXM_CHECK_DUE);
 	Oid			types[2] = {INT4OID, BOOLOID};
 	Datum		values[2];
 	MemoryContext outer = CurrentMemoryContext;
@@ -85,7 +88,7 @@ txm_due_checks(bool with_functions, int limit, int64 **ids)
 	values[0] = Int32GetDatum(limit);
 	values[1] = BoolGetDatum(with_functions);
 	SPI_connect();
-	n = txm_spi_exec(due_sql, 2, types, values, NULL, 0);
+	n = txm_spi_exec(txm_catalog()->v1_1 ? due_sql : due_sql_1_0, 2, types, values, NULL, 0);
 	*ids = MemoryContextAlloc(outer, sizeof(int64) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -104,16 +107,18 @@ txm_due_checks(bool with_functions, int limit, int64 **ids)
 static bool
 lock_due_half(int64 msg_id, bool with_functions, DueHalf *h)
 {
-	static const char *lock_sql =
-		"SELECT h.msg_id, t.topic, h.key, h.tags, h.headers, h.payload, h.sent_at,"
-		"       h.checks, t.check_function, t.check_max, coalesce(t.check_owner, t.owner)"
-		"  FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)"
-		" WHERE h.msg_id = $1 AND h.state = 'half'"
-		"   AND coalesce(h.last_check_at + t.check_interval, h.sent_at + t.check_after) <= now()"
-		"   AND (t.check_function IS NOT NULL) = $2"
-		"   AND (t.check_function IS NULL"
-		"        OR pg_has_role($3, coalesce(t.check_owner, t.owner), 'USAGE'))"
-		"   FOR UPDATE OF h SKIP LOCKED";
+#define LOCK_SQL(due) \
+		"SELECT h.msg_id, t.topic, h.key, h.tags, h.headers, h.payload, h.sent_at," \
+		"       h.checks, t.check_function, t.check_max, coalesce(t.check_owner, t.owner)" \
+		"  FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)" \
+		" WHERE h.msg_id = $1 AND h.state = 'half'" \
+		"   AND " due " <= now()" \
+		"   AND (t.check_function IS NOT NULL) = $2" \
+		"   AND (t.check_function IS NULL" \
+		"        OR pg_has_role($3, coalesce(t.check_owner, t.owner), 'USAGE'))" \
+		"   FOR UPDATE OF h SKIP LOCKED"
+	static const char *lock_sql_1_0 = LOCK_SQL(TXM_CHECK_DUE_1_0);
+	static const char *lock_sql = LOCK_SQL(TXM_CHECK_DUE);
 	Oid			types[3] = {INT8OID, BOOLOID, OIDOID};
 	Datum		values[3];
 	HeapTuple	row;
@@ -129,7 +134,7 @@ lock_due_half(int64 msg_id, bool with_functions, DueHalf *h)
 	 * does not lock their half messages meanwhile.
 	 */
 	values[2] = ObjectIdGetDatum(GetUserId());
-	if (txm_spi_exec(lock_sql, 3, types, values, NULL, 1) == 0)
+	if (txm_spi_exec(txm_catalog()->v1_1 ? lock_sql : lock_sql_1_0, 3, types, values, NULL, 1) == 0)
 		return false;
 	/* the check function runs statements of its own: keep a copy */
 	row = SPI_copytuple(SPI_tuptable->vals[0]);
@@ -242,6 +247,13 @@ notify_check(const DueHalf *h)
 		appendStringInfoString(&buf, "null");
 	appendStringInfo(&buf, ", \"checks\": %d}", h->checks + 1);
 	Async_Notify("tx_message_check", buf.data);
+	/* and the topic's own channel, for a producer that listens to its topics only */
+	{
+		TxmTopic   *t = txm_lookup_topic(h->topic, true);
+
+		if (t != NULL && t->notify_channel[0] != '\0')
+			Async_Notify(t->notify_channel, buf.data);
+	}
 	pfree(buf.data);
 }
 

@@ -11,14 +11,14 @@
  *	1. A first look, without any lock: the open claims in the registry
  *	   (shmem_claims.c), the block's slices, lease rows and the watermark,
  *	   read with one snapshot, give the free positions; their messages are
- *	   read and matched against the subscription's tags.
+ *	   read and matched against the subscription's tags and filter.
  *	2. The decision, under the database's claim lock: the registry first,
  *	   then a fresh snapshot for the lease rows, so every claim is seen
  *	   either in the registry or as a committed lease.  The claimer covers
  *	   the first free positions, publishes its claim in the registry, and
  *	   after releasing the lock inserts ONE lease row: a bitmap of the
  *	   positions it covers, a bitmap of those done (gone, or filtered out by
- *	   tags), and a deadline.
+ *	   tags or filter), and a deadline.
  *
  * Competing consumers therefore never share a row and never wait for each
  * other.  Claimers also take a transaction-scoped lock on (subscription,
@@ -53,6 +53,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "src/base/filter.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/engine/claim.h"
@@ -218,7 +219,9 @@ read_candidates(const TxmSub *sub, BlockClaim *bc, Snapshot snap)
 {
 	txm_fetch_messages(bc->msgs, bc->nmsgs, bc->bs.slots, snap);
 	for (int i = 0; i < bc->nmsgs; i++)
-		bc->wanted[i] = bc->msgs[i].found && tags_match(sub, &bc->msgs[i]);
+		bc->wanted[i] = bc->msgs[i].found && tags_match(sub, &bc->msgs[i]) &&
+			(sub->filter == NULL ||
+			 txm_filter_matches(sub->filter, bc->msgs[i].cols, bc->msgs[i].isnull));
 }
 
 /*
@@ -358,7 +361,7 @@ stream_first_look(TxmDbSlot *slot, const TxmLeaseRels *rels, const TxmSub *sub, 
 	{
 		if (!txm_bit_get(&bc->free_bits, off))
 			continue;
-		if (sub->ntags < 0 && bc->nmsgs >= want + 16)
+		if (!txm_sub_filters(sub) && bc->nmsgs >= want + 16)
 			break;
 		bc->msgs[bc->nmsgs].pos = bc->bs.pos[off];
 		bc->offs[bc->nmsgs++] = off;

@@ -29,6 +29,7 @@
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
+#include "src/engine/checkback.h"
 #include "src/engine/housekeeping.h"
 #include "src/storage/failures.h"
 #include "src/storage/lease.h"
@@ -199,7 +200,8 @@ txm_expire_leases(const TxmSub *sub)
 
 /*
  * Advance a subscription's watermark over finished positions and delete
- * the leases of finished blocks.  Returns the new watermark.
+ * the leases of finished blocks.  Returns the new watermark.  The caller
+ * holds the subscription's position lock.
  */
 int64
 txm_advance_watermark(const TxmSub *sub)
@@ -274,6 +276,11 @@ txm_maintain_group(const char *group, TxmMaintStats *stats)
 
 	for (int i = 0; i < nsubs; i++)
 	{
+		/*
+		 * tx_seek may not move the position between our reading and storing
+		 * it; taken before any row lock, as tx_seek takes it.
+		 */
+		txm_lock_sub_position(subs[i].sub_id, ShareLock);
 		stats->leases_expired += txm_expire_leases(&subs[i]);
 		txm_advance_watermark(&subs[i]);
 	}
@@ -462,6 +469,22 @@ txm_remove_orphans(void)
 		"    AND NOT EXISTS (SELECT FROM tx_message.dead_letters_data d"
 		"                     WHERE d.consumer_group IS NULL AND d.msg_id = x.msg_id) RETURNING 1)"
 		" SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM c)";
+	/*
+	 * Since 1.1: dedup keys of messages no longer stored.  A message stays
+	 * at least its topic's retention: younger rows are not looked at.
+	 */
+	static const char *dedup_sql =
+		"DELETE FROM tx_message.dedup WHERE ctid IN (SELECT x.ctid FROM tx_message.dedup x"
+		"  LEFT JOIN tx_message.topics t ON t.topic_id = x.topic_id"
+		"  WHERE t.topic_id IS NULL"
+		"     OR (x.sent_at < now() - t.retention"
+		"    AND NOT EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = x.msg_id)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = x.msg_id)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = x.msg_id)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.moved m WHERE m.msg_id = x.msg_id)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.half_messages h WHERE h.msg_id = x.msg_id)"
+		"    AND NOT EXISTS (SELECT FROM tx_message.delayed d WHERE d.msg_id = x.msg_id))"
+		"  LIMIT 10000 FOR UPDATE OF x SKIP LOCKED)";
 	bool		isnull;
 	int64		n;
 
@@ -473,6 +496,8 @@ txm_remove_orphans(void)
 		txm_spi_exec(trace_sql, 0, NULL, NULL, NULL, 1);
 		n += DatumGetInt64(txm_spi_value(0, 1, &isnull));
 	}
+	if (txm_catalog()->v1_1)
+		n += txm_spi_exec(dedup_sql, 0, NULL, NULL, NULL, 0);
 	SPI_finish();
 	return n;
 }
@@ -559,14 +584,19 @@ txm_next_deadline(void)
 {
 	static const char *sql =
 		"SELECT least((SELECT min(deliver_at) FROM tx_message.delayed),"
-		"             (SELECT min(coalesce(h.last_check_at + t.check_interval, h.sent_at + t.check_after))"
+		"             (SELECT min(" TXM_CHECK_DUE_1_0 ")"
+		"                FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)"
+		"               WHERE h.state = 'half'))";
+	static const char *sql_1_1 =
+		"SELECT least((SELECT min(deliver_at) FROM tx_message.delayed),"
+		"             (SELECT min(" TXM_CHECK_DUE ")"
 		"                FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)"
 		"               WHERE h.state = 'half'))";
 	TimestampTz next = 0;
 	bool		isnull;
 
 	SPI_connect();
-	if (txm_spi_exec(sql, 0, NULL, NULL, NULL, 1) == 1)
+	if (txm_spi_exec(txm_catalog()->v1_1 ? sql_1_1 : sql, 0, NULL, NULL, NULL, 1) == 1)
 	{
 		Datum		d = txm_spi_value(0, 1, &isnull);
 

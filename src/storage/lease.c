@@ -29,6 +29,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -281,4 +282,45 @@ txm_store_done_seq(int32 sub_id, int64 old_seq, int64 seq)
 	txm_spi_exec(delete_sql, 3, types, values, NULL, 0);
 	SPI_finish();
 	return seq;
+}
+
+/* keeps the position locks apart from the claim and handler locks and from user advisory locks */
+#define TXM_POSITION_LOCK_FIELD4	0x7470	/* "tp" */
+
+/*
+ * Lock a subscription's position for the rest of the transaction: tx_seek
+ * moves it (ExclusiveLock) while nothing advances its watermark from what
+ * it read before (ShareLock).  A heavyweight lock, not a row lock: the
+ * worker takes it every cycle, and an idle subscription stays unwritten.
+ */
+void
+txm_lock_sub_position(int32 sub_id, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, 0, TXM_POSITION_LOCK_FIELD4);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * Put a subscription at position seq: every position below it finished,
+ * every one from it on waiting, no lease and no retry left (tx_seek).  The
+ * caller holds the position lock and has done SPI_connect().
+ */
+void
+txm_reset_position(int32 sub_id, int64 seq)
+{
+	static const char *leases_sql = "DELETE FROM tx_message.leases WHERE sub_id = $1";
+	static const char *retries_sql = "DELETE FROM tx_message.retries_data WHERE sub_id = $1";
+	static const char *state_sql =
+		"UPDATE tx_message.sub_state SET done_seq = $2, updated_at = now() WHERE sub_id = $1";
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(sub_id);
+	values[1] = Int64GetDatum(seq);
+	/* one statement each: the retries an expiry moves leases to while we wait are seen */
+	txm_spi_exec(leases_sql, 1, types, values, NULL, 0);
+	txm_spi_exec(retries_sql, 1, types, values, NULL, 0);
+	txm_spi_exec(state_sql, 2, types, values, NULL, 0);
 }

@@ -12,6 +12,7 @@
 #ifndef TXM_LEASE_H
 #define TXM_LEASE_H
 
+#include "storage/lockdefs.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 #include "utils/timestamp.h"
@@ -53,5 +54,7 @@ extern void txm_insert_lease(int32 sub_id, int64 block, int16 first_off,
 extern int	txm_finish_in_lease(int32 sub_id, int64 block, int16 first_off,
 								const TxmBlockBits *mask);
 extern int64 txm_store_done_seq(int32 sub_id, int64 old_seq, int64 seq);
+extern void txm_lock_sub_position(int32 sub_id, LOCKMODE mode);
+extern void txm_reset_position(int32 sub_id, int64 seq);
 
 #endif							/* TXM_LEASE_H */

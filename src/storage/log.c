@@ -210,7 +210,18 @@ int64
 txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 			   TimestampTz deliver_at, const Datum *cols, const bool *isnull)
 {
-	int64		pos = txm_next_pos();
+	return txm_log_insert_at(txm_next_pos(), topic_id, msg_id, sent_at, deliver_at,
+							 cols, isnull);
+}
+
+/*
+ * The same at a position the caller took from txm_next_pos(): a send with a
+ * dedup key needs its id before it knows whether it stores anything.
+ */
+int64
+txm_log_insert_at(int64 pos, int32 topic_id, int64 msg_id, TimestampTz sent_at,
+				  TimestampTz deliver_at, const Datum *cols, const bool *isnull)
+{
 	int			slot;
 	Relation	rel;
 	Relation	index;
@@ -325,19 +336,27 @@ txm_delayed_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 	txm_at_commit_request_maintenance();
 }
 
-/* Store a half message: invisible to consumers until it is committed. */
+/*
+ * Store a half message: invisible to consumers until it is committed.
+ * check_after (NULL: the topic's) delays its first check-back; only a
+ * database at 1.1 has the column, and only its tx_send_half passes one.
+ */
 void
 txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
-				const Datum *cols, const bool *isnull)
+				const Datum *cols, const bool *isnull, Interval *check_after)
 {
 	static const char *sql =
 		"INSERT INTO tx_message.half_messages"
 		" (msg_id, topic_id, sent_at, key, tags, headers, payload)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7)";
-	Oid			types[7] = {INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID,
-	TEXTARRAYOID, JSONBOID, JSONBOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const char *sql_check_after =
+		"INSERT INTO tx_message.half_messages"
+		" (msg_id, topic_id, sent_at, key, tags, headers, payload, check_after)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+	Oid			types[8] = {INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID,
+	TEXTARRAYOID, JSONBOID, JSONBOID, INTERVALOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(msg_id);
 	values[1] = Int32GetDatum(topic_id);
@@ -347,8 +366,12 @@ txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 		values[3 + k] = cols[k];
 		nulls[3 + k] = txm_spi_null(isnull[k]);
 	}
+	values[7] = check_after ? IntervalPGetDatum(check_after) : (Datum) 0;
 	SPI_connect();
-	txm_spi_exec(sql, 7, types, values, nulls, 0);
+	if (check_after)
+		txm_spi_exec(sql_check_after, 8, types, values, nulls, 0);
+	else
+		txm_spi_exec(sql, 7, types, values, nulls, 0);
 	SPI_finish();
 	txm_at_commit_request_maintenance();
 }

@@ -18,6 +18,8 @@ extern int64 txm_next_pos(void);
 extern void txm_forget_pos(void);
 extern int64 txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
 							TimestampTz deliver_at, const Datum *cols, const bool *isnull);
+extern int64 txm_log_insert_at(int64 pos, int32 topic_id, int64 msg_id, TimestampTz sent_at,
+							   TimestampTz deliver_at, const Datum *cols, const bool *isnull);
 extern void txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n,
 								const Datum *keys, const bool *key_nulls,
 								Datum tags, bool tags_null, Datum headers, bool headers_null,
@@ -25,7 +27,7 @@ extern void txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n,
 extern void txm_delayed_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
 							   TimestampTz deliver_at, const Datum *cols, const bool *isnull);
 extern void txm_half_insert(int64 msg_id, int32 topic_id, TimestampTz sent_at,
-							const Datum *cols, const bool *isnull);
+							const Datum *cols, const bool *isnull, Interval *check_after);
 extern void txm_no_half_message(int64 msg_id) pg_attribute_noreturn();
 extern int32 txm_half_topic(int64 msg_id);
 extern bool txm_resolve_half(int64 msg_id, bool commit, const char *resolved_by);

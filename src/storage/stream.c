@@ -328,3 +328,36 @@ txm_stream_start(int32 topic_id, bool earliest)
 		return 0;
 	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 }
+
+/*
+ * The first position of a topic's stream committed at or after t: the
+ * first slice the ticker made at or after t (slices.created_at, since 1.1),
+ * or the head if none was.  A time before what retention keeps gives the
+ * oldest position kept.  The caller has done SPI_connect().
+ */
+int64
+txm_stream_seq_at(int32 topic_id, TimestampTz t)
+{
+	static const char *sql =
+		"SELECT coalesce((SELECT first_seq FROM tx_message.slices"
+		"                  WHERE topic_id = $1 AND created_at >= $2"
+		"                  ORDER BY first_seq LIMIT 1),"
+		"                (SELECT first_seq + cardinality(positions) FROM tx_message.slices"
+		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1),"
+		"                retired_seq)"
+		"  FROM tx_message.topics WHERE topic_id = $1";
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	bool		isnull;
+
+	if (!txm_catalog()->v1_1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("positions by time need version 1.1 of the extension tx_message"),
+				 errhint("Run ALTER EXTENSION tx_message UPDATE.")));
+	values[0] = Int32GetDatum(topic_id);
+	values[1] = TimestampTzGetDatum(t);
+	if (txm_spi_exec(sql, 2, types, values, NULL, 1) == 0)
+		return 0;
+	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
+}

@@ -74,5 +74,6 @@ extern bool txm_read_block_slices(int32 topic_id, int64 block, Snapshot snap,
 extern void txm_fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap);
 extern int64 txm_stream_head(int32 topic_id, Snapshot snap);
 extern int64 txm_stream_start(int32 topic_id, bool earliest);
+extern int64 txm_stream_seq_at(int32 topic_id, TimestampTz t);
 
 #endif							/* TXM_STREAM_H */

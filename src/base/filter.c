@@ -1,0 +1,230 @@
+/*-------------------------------------------------------------------------
+ *
+ * filter.c
+ *	  Subscription filters on message headers: RocketMQ's SQL92 property
+ *	  filters, written as a jsonpath predicate.
+ *
+ * The predicate is evaluated with jsonb_path_match(), the message's headers
+ * as the document (an empty object when it has none) and its key and tags
+ * as the variables $key and $tags.  It is evaluated silently: a predicate
+ * that cannot be evaluated for a message (a strict-mode path that is
+ * missing, a comparison of mismatched types) does not match it.  Only a
+ * predicate is accepted, so that every evaluation gives a boolean; a
+ * variable other than $key and $tags is refused when the filter is named,
+ * since jsonb_path_match() raises an error for it even when silent.
+ *
+ * IDENTIFICATION
+ *	  src/base/filter.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "src/base/filter.h"
+#include "src/base/layout.h"
+
+/* The variables of a message: {"key": ..., "tags": [...]}, nulls as null. */
+static Datum
+filter_vars(const Datum *cols, const bool *isnull)
+{
+	StringInfoData buf;
+	Datum		vars;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"key\": ");
+	if (isnull[TXM_COL_KEY])
+		appendStringInfoString(&buf, "null");
+	else
+		escape_json(&buf, TextDatumGetCString(cols[TXM_COL_KEY]));
+	appendStringInfoString(&buf, ", \"tags\": ");
+	if (isnull[TXM_COL_TAGS])
+		appendStringInfoString(&buf, "null");
+	else
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(cols[TXM_COL_TAGS]), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		appendStringInfoChar(&buf, '[');
+		for (int i = 0; i < n; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			if (nulls[i])
+				appendStringInfoString(&buf, "null");
+			else
+				escape_json(&buf, TextDatumGetCString(elems[i]));
+		}
+		appendStringInfoChar(&buf, ']');
+	}
+	appendStringInfoChar(&buf, '}');
+	vars = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	pfree(buf.data);
+	return vars;
+}
+
+/* jsonb_path_match(doc, filter, vars, silent => true); NULL counts as false. */
+static bool
+path_match(JsonPath *filter, Datum doc, Datum vars)
+{
+	LOCAL_FCINFO(fcinfo, 4);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 4, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = doc;
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = PointerGetDatum(filter);
+	fcinfo->args[1].isnull = false;
+	fcinfo->args[2].value = vars;
+	fcinfo->args[2].isnull = false;
+	fcinfo->args[3].value = BoolGetDatum(true);
+	fcinfo->args[3].isnull = false;
+	result = jsonb_path_match(fcinfo);
+	return !fcinfo->isnull && DatumGetBool(result);
+}
+
+/* Whether a message (its key, tags, headers and payload columns) passes a filter. */
+bool
+txm_filter_matches(JsonPath *filter, const Datum *cols, const bool *isnull)
+{
+	Datum		doc;
+
+	doc = isnull[TXM_COL_HEADERS] ?
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) : cols[TXM_COL_HEADERS];
+	return path_match(filter, doc, filter_vars(cols, isnull));
+}
+
+/*
+ * Refuse any variable but $key and $tags in a jsonpath item, its arguments
+ * and the items that follow it.  Every part is looked at: && and || do not
+ * evaluate their right side when the left decides, so evaluating the filter
+ * once would not find them all.
+ */
+static void
+check_variables(JsonPathItem *first)
+{
+	JsonPathItem item = *first;
+	JsonPathItem a;
+	JsonPathItem b;
+
+	for (;;)
+	{
+		check_stack_depth();
+		switch (item.type)
+		{
+			case jpiVariable:
+				{
+					int32		len;
+					char	   *name = jspGetString(&item, &len);
+
+					if (!(len == 3 && memcmp(name, "key", 3) == 0) &&
+						!(len == 4 && memcmp(name, "tags", 4) == 0))
+						ereport(ERROR,
+								(errcode(ERRCODE_UNDEFINED_OBJECT),
+								 errmsg("filter refers to an unknown variable $%.*s", (int) len, name),
+								 errhint("A filter's variables are $key and $tags; the headers are $.")));
+					break;
+				}
+			case jpiAnd:
+			case jpiOr:
+			case jpiEqual:
+			case jpiNotEqual:
+			case jpiLess:
+			case jpiGreater:
+			case jpiLessOrEqual:
+			case jpiGreaterOrEqual:
+			case jpiAdd:
+			case jpiSub:
+			case jpiMul:
+			case jpiDiv:
+			case jpiMod:
+			case jpiStartsWith:
+				jspGetLeftArg(&item, &a);
+				check_variables(&a);
+				jspGetRightArg(&item, &b);
+				check_variables(&b);
+				break;
+			case jpiNot:
+			case jpiIsUnknown:
+			case jpiExists:
+			case jpiPlus:
+			case jpiMinus:
+			case jpiFilter:
+				jspGetArg(&item, &a);
+				check_variables(&a);
+				break;
+			case jpiLikeRegex:
+				jspInitByBuffer(&a, item.base, item.content.like_regex.expr);
+				check_variables(&a);
+				break;
+			case jpiIndexArray:
+				for (int i = 0; i < item.content.array.nelems; i++)
+				{
+					bool		range = jspGetArraySubscript(&item, &a, &b, i);
+
+					check_variables(&a);
+					if (range)
+						check_variables(&b);
+				}
+				break;
+			default:
+				break;
+		}
+		if (!jspGetNext(&item, &a))
+			break;
+		item = a;
+	}
+}
+
+/*
+ * A filter named by tx_subscribe: a predicate (its outermost item a
+ * comparison, a boolean operator, exists, like_regex, starts with or is
+ * unknown), whose variables are $key and $tags.
+ */
+void
+txm_check_filter(JsonPath *filter)
+{
+	JsonPathItem item;
+	Datum		cols[TXM_MSG_NCOLS];
+	bool		isnull[TXM_MSG_NCOLS] = {true, true, true, true};
+
+	jspInit(&item, filter);
+	switch (item.type)
+	{
+		case jpiAnd:
+		case jpiOr:
+		case jpiNot:
+		case jpiIsUnknown:
+		case jpiEqual:
+		case jpiNotEqual:
+		case jpiLess:
+		case jpiGreater:
+		case jpiLessOrEqual:
+		case jpiGreaterOrEqual:
+		case jpiExists:
+		case jpiStartsWith:
+		case jpiLikeRegex:
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("filter must be a jsonpath predicate"),
+					 errdetail("It is evaluated for each message to true or false, as by jsonb_path_match()."),
+					 errhint("For example: '$.region == \"eu\" && $.amount > 100'.")));
+	}
+	check_variables(&item);
+	memset(cols, 0, sizeof(cols));
+	(void) txm_filter_matches(filter, cols, isnull);
+}
