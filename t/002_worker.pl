@@ -96,7 +96,9 @@ ok($node->poll_query_until('db1', q{
 	'a message sent while disabled is delivered afterwards');
 
 # An idle worker writes nothing and uses next to no CPU.  Let it settle
-# first: the first reads after the last commits may still set hint bits.
+# first: the first reads after the last commits may still set hint bits,
+# also on the catalog rows CREATE EXTENSION replaced (VACUUM sets them all).
+$node->safe_psql('db1', 'VACUUM');
 sleep 3;
 $node->safe_psql('db1', 'CHECKPOINT');
 my $lsn1 = $node->safe_psql('db1', 'SELECT pg_current_wal_insert_lsn()');
@@ -171,6 +173,21 @@ like($notes, qr/"tx_message_dead_letter" with payload "\{"topic": "ext", "consum
 	'the dead-lettering is notified');
 ok($node->log_contains(qr/WARNING:  message $half of topic "ext" moved to the dead letters/),
 	'and logged as a WARNING');
+
+# A topic's notify_channel gets the same NOTIFY as tx_message_check, and a
+# half message's own check_after comes before the topic's.
+$node->safe_psql('db1', q{SELECT tx_create_topic('chan', check_after => '1 h', check_interval => '1 h',
+												 notify_channel => 'chan_checks')});
+$listener = $node->background_psql('db1');
+$listener->query_safe('LISTEN chan_checks');
+$half = $node->safe_psql('db1', q{SELECT tx_send_half('chan', '{}', key => 'c-1', check_after => '100 ms')});
+ok($node->poll_query_until('db1', "SELECT checks = 1 FROM tx_message.half_messages WHERE msg_id = $half"),
+	'a half message is checked after its own check_after');
+$notes = $listener->query_safe('SELECT 1');
+$listener->quit;
+like($notes, qr/"chan_checks" with payload "\{"topic": "chan", "msg_id": $half, "key": "c-1", "checks": 1\}"/,
+	'the check NOTIFY goes to the topic\'s channel too');
+$node->safe_psql('db1', "SELECT tx_rollback_half($half)");
 
 # Prepared transactions with messages are reported, never resolved.
 $node->safe_psql('db1', q{BEGIN; SELECT tx_send('ext', '{"prepared": true}'); PREPARE TRANSACTION 'stuck'});

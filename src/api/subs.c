@@ -50,8 +50,9 @@ typedef struct StartFrom
 } StartFrom;
 
 /*
- * start_from: 'now' (or 'latest'), 'earliest', or a timestamp (it starts at
- * the first message committed at or after it, as tx_seek does).
+ * start_from: 'now' (or 'latest'), 'earliest', or a timestamp in any form
+ * timestamptz accepts (it starts at the first message committed at or after
+ * it, as tx_seek does).
  */
 static void
 parse_start_from(FunctionCallInfo fcinfo, int argno, StartFrom *sf)
@@ -72,7 +73,8 @@ parse_start_from(FunctionCallInfo fcinfo, int argno, StartFrom *sf)
 		sf->text = "earliest";
 		return;
 	}
-	if (!isdigit((unsigned char) value[0]))
+	/* a time has digits: words such as 'yesterday' or 'epoch' are refused */
+	if (strpbrk(value, "0123456789") == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start_from must be 'now', 'earliest' or a timestamp"),
@@ -139,7 +141,8 @@ report_start_kept(const char *topic, const char *group, const StartFrom *sf, con
 			(errmsg("consumer group \"%s\" is subscribed to topic \"%s\" already: its position is kept",
 					group, topic),
 			 errdetail("It started from %s; start_from applies to a new subscription only.", stored),
-			 errhint("Move its position with tx_seek('%s', '%s', '%s').", group, topic, sf->text)));
+			 errhint("Move its position with tx_seek('%s', '%s', '%s').", group, topic,
+					 strcmp(sf->text, "now") == 0 ? "latest" : sf->text)));
 }
 
 /*
