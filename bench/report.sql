@@ -219,6 +219,24 @@ SELECT E'\n## tx_find, a key that is not there (a scan of everything retained)\n
 SELECT format('| %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8), pg_temp.n(pg_temp.med('find', v, 'txm', 'ms'), 1))
   FROM pg_temp.variants('find') v;
 
+SELECT E'\n## Features of 1.1 on the hot paths\n\n| | tx_message | ratio |\n|---|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'parity');
+SELECT format('| produce, 8 clients: outbox / tx_send / tx_send with a dedup key (TPS) | %s / %s / %s | dedup %s × tx_send, %s × the outbox |',
+			  pg_temp.n(pg_temp.med('parity', 'produce_c8', 'outbox', 'tps')),
+			  pg_temp.n(pg_temp.med('parity', 'produce_c8', 'txm', 'tps')),
+			  pg_temp.n(pg_temp.med('parity', 'produce_c8', 'txm_dedup', 'tps')),
+			  pg_temp.n(pg_temp.med('parity', 'produce_c8', 'txm_dedup', 'tps')
+						/ pg_temp.med('parity', 'produce_c8', 'txm', 'tps'), 2),
+			  pg_temp.n(pg_temp.med('parity', 'produce_c8', 'txm_dedup', 'tps')
+						/ pg_temp.med('parity', 'produce_c8', 'outbox', 'tps'), 2))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'parity' AND variant = 'produce_c8');
+SELECT format('| drain a backlog, one consumer, without / with a header filter half the messages match (backlog messages/s) | %s / %s | %s × |',
+			  pg_temp.n(pg_temp.med('parity', 'drain_plain', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('parity', 'drain_filtered', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('parity', 'drain_filtered', 'txm', 'msgs_per_s')
+						/ pg_temp.med('parity', 'drain_plain', 'txm', 'msgs_per_s'), 2))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'parity' AND variant = 'drain_plain');
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');

@@ -44,21 +44,21 @@ full)
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
 	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats" ;;
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
 	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats" ;;
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
 	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats" ;;
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
@@ -716,11 +716,61 @@ scenario_stats()
 	echo "   find: $(sed -n 's/^latency average = //p' "$out") per tx_find over $STATS_BACKLOG retained messages"
 }
 
+# parity: what the features of 1.1 cost where they touch a hot path.
+#  - produce with a dedup key (a new key per message) against tx_send
+#    without one and the outbox, 8 clients, in one run;
+#  - draining BACKLOG messages with a header filter that half of them match
+#    ('$.region == "eu" && $.amount > 100'), against the same drain without
+#    a filter: messages of the backlog per second, filtered ones included.
+scenario_parity()
+{
+	local rep system out variant group batches
+	for rep in $(seq 1 "$PRODUCE_REPS"); do
+		for system in $(in_turn "$rep" outbox txm txm_dedup); do
+			reset_systems 1
+			wait_worker
+			checkpoint
+			out=$WORK/parity.out
+			pgb -c 8 -j 8 -T "$PRODUCE_SECS" -f "$BENCH/scripts/produce_$system.sql" >"$out" 2>&1 ||
+				{ cat "$out"; return 1; }
+			record parity produce_c8 $system "$rep" tps "$(tps_of "$out")"
+			echo "   parity produce rep $rep, 8 clients, $system: $(tps_of "$out") TPS"
+		done
+	done
+	for rep in $(seq 1 "$REPS"); do
+		for variant in $(in_turn "$rep" plain filtered); do
+			reset_systems 0
+			psql_in <<-EOF
+				SELECT tx_subscribe('bench', 'gp');
+				SELECT tx_subscribe('bench', 'gf', filter => '\$.region == "eu" && \$.amount > 100');
+			EOF
+			wait_worker
+			sql "CALL fill_txm_headers('bench', $BACKLOG, 100, '$PAYLOAD')"
+			wait_ticked "$BACKLOG"
+			checkpoint
+			# batches of 100: the filtered group wants half of the backlog
+			group=gp batches=$((BACKLOG / 100))
+			[ "$variant" = filtered ] && group=gf batches=$((BACKLOG / 200))
+			out=$WORK/parity.out
+			pgb -c 1 -j 1 -t "$batches" -D group=$group \
+				-f "$BENCH/scripts/consume_txm_group.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+			local left
+			left=$(sql "SELECT count(*) FROM tx_receive('$group', 100000)")
+			local elapsed rate
+			elapsed=$(div "$(txns_of "$out")" "$(tps_of "$out")")
+			rate=$(div "$BACKLOG" "$elapsed")
+			record parity "drain_$variant" txm "$rep" msgs_per_s "$rate"
+			record parity "drain_$variant" txm "$rep" left_over "$left"
+			echo "   parity drain rep $rep, $variant: $rate backlog messages/s ($left left over)"
+		done
+	done
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"

@@ -78,6 +78,24 @@ BEGIN
 	END LOOP;
 END $$;
 
+-- A tx_message backlog whose messages carry headers: every other
+-- transaction's match the filter of the parity scenario.
+CREATE PROCEDURE fill_txm_headers(topic text, total bigint, per_txn integer, payload jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+	done bigint := 0;
+	i bigint := 0;
+BEGIN
+	WHILE done < total LOOP
+		PERFORM count(*) FROM tx_send_batch(topic, array_fill(payload, ARRAY[least(per_txn, total - done)::integer]),
+			headers => CASE WHEN i % 2 = 0 THEN '{"region": "eu", "amount": 150}'::jsonb
+							ELSE '{"region": "us", "amount": 150}'::jsonb END);
+		done := done + least(per_txn, total - done);
+		i := i + 1;
+		COMMIT;
+	END LOOP;
+END $$;
+
 -- A PgQ backlog: 100 events per transaction, each followed by a tick (the
 -- queue's ticker_max_count is 100), so that every batch holds 100 events.
 CREATE PROCEDURE fill_pgq(total bigint, per_txn integer, payload text)

@@ -88,15 +88,24 @@ SELECT tx_subscribe('dl.orders', 'dl.once', dead_letter_topic => 'dl.orders');
 SELECT tx_subscribe('dl.orders', 'dl.once', dead_letter_topic => 'dl.nosuch');
 \echo :SQLSTATE
 
--- a dead-letter topic dropped since: the dead letter stays in the table only
+-- a dead-letter topic is dropped only with cascade, which removes it from
+-- those that name it: their dead letters then stay in the table only (a
+-- topic created again under the name gets none of them)
 SELECT tx_create_topic('dl.gone');
 SELECT tx_subscribe('dl.orders', 'dl.lost', max_retries => 0, dead_letter_topic => 'dl.gone');
 SELECT tx_drop_topic('dl.gone');
+\echo :SQLSTATE
+SELECT tx_drop_topic('dl.gone', cascade => true);
+SELECT dead_letter_topic IS NULL AS removed FROM tx_message.subscriptions WHERE consumer_group = 'dl.lost';
+SELECT tx_create_topic('dl.gone');
+SELECT tx_subscribe('dl.gone', 'dl.thief', start_from => 'earliest');
 SELECT tx_send('dl.orders', '{"order": 4}') AS m4 \gset
 SELECT tx_ack('dl.once', msg_id) FROM tx_receive('dl.once', wait => '5 s');
 SELECT tx_nack('dl.lost', msg_id, 'x') FROM tx_receive('dl.lost', wait => '5 s');
 SELECT count(*) AS dead_letter_kept FROM tx_message.dead_letters
  WHERE consumer_group = 'dl.lost' AND msg_id = :m4;
+SELECT count(*) AS nothing_for_the_new_topic FROM tx_receive('dl.thief', wait => '100 ms');
+SELECT tx_drop_topic('dl.gone', cascade => true);
 
 -- check-back dead letters: the topic's dead-letter topic
 SELECT tx_create_topic('dl.pay', check_after => '1 s', check_interval => '1 s', check_max => 1,
@@ -119,7 +128,7 @@ SELECT sum(tx_purge_dead_letters(g)) > 0 AS purged
   FROM unnest('{dl.billing,dl.once,dl.handled,dl.lost}'::text[]) g;
 SELECT tx_purge_half_dead_letters(msg_ids => ARRAY[:h1]);
 SELECT tx_drop_topic('dl.orders', cascade => true);
-SELECT tx_drop_topic('dl.dead', cascade => true);
 SELECT tx_drop_topic('dl.pay', cascade => true);
+SELECT tx_drop_topic('dl.dead', cascade => true);
 DROP TABLE dl_alerts;
 DROP FUNCTION dl_fail(tx_message.message), dl_alert(tx_message.message);

@@ -41,6 +41,8 @@ SELECT tx_subscribe('fi.orders', 'fi.bad', filter => '$.amount > $limit');
 \echo :SQLSTATE
 SELECT tx_subscribe('fi.orders', 'fi.bad', filter => '$.a == 1 || ($.b like_regex "x" && $.c[$i] == 2)');
 \echo :SQLSTATE
+SELECT tx_subscribe('fi.orders', 'fi.bad', filter => '$.due.datetime() < "2030-01-01".datetime()');
+\echo :SQLSTATE
 SELECT tx_subscribe('fi.orders', 'fi.bad', filter => 'not a path');
 \echo :SQLSTATE
 SELECT count(*) AS not_subscribed FROM tx_message.subscriptions WHERE consumer_group = 'fi.bad';

@@ -209,7 +209,8 @@ subscribed(int32 topic_id, const char *group)
  *
  * Subscribing again updates the options and keeps the position.  The
  * handler runs as the role that named it, and dead letters are sent to the
- * dead-letter topic with the privileges of the role that named that.
+ * dead-letter topic with the privileges of the role that named it last
+ * (who held 'send' on it then).
  */
 Datum
 tx_subscribe(PG_FUNCTION_ARGS)
@@ -232,10 +233,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 		UPSERT_SQL(", dead_letter_topic, dead_letter_owner, filter",
 				   ", $11, CASE WHEN $11 IS NOT NULL THEN $10 END, $12",
 				   "       dead_letter_topic = excluded.dead_letter_topic,"
-				   "       dead_letter_owner = CASE WHEN s.dead_letter_topic"
-				   "                                     IS NOT DISTINCT FROM excluded.dead_letter_topic"
-				   "                                THEN s.dead_letter_owner"
-				   "                                ELSE excluded.dead_letter_owner END,"
+				   "       dead_letter_owner = excluded.dead_letter_owner,"
 				   "       filter = excluded.filter,");
 	static const char *state_sql =
 		"INSERT INTO tx_message.sub_state (sub_id, done_seq, updated_at) VALUES ($1, $2, now())";
@@ -289,6 +287,9 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	txm_sync_ticks(!subscribed(topic_id, group) && !sf.earliest);
 	SPI_connect();
 	txm_lock_topic(topic, false);
+	/* a dead-letter topic is not dropped while we name it */
+	if (v1_1 && nulls[10] == ' ')
+		txm_lock_topic(TextDatumGetCString(values[10]), false);
 	lock_group(values[1]);
 	txm_spi_exec(v1_1 ? upsert_sql : upsert_sql_1_0, v1_1 ? 12 : 10, types, values, nulls, 1);
 	if (DatumGetBool(txm_spi_value(0, 2, &isnull)))

@@ -160,6 +160,9 @@ tx_create_topic(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
+	/* a dead-letter topic is not dropped while we name it */
+	if (v1_1 && nulls[7] == ' ')
+		txm_lock_topic(TextDatumGetCString(values[7]), false);
 	if (txm_spi_exec(v1_1 ? sql_1_1 : sql, v1_1 ? 9 : 7, types, values, nulls, 0) == 0)
 	{
 		if (!PG_GETARG_BOOL(6))
@@ -239,8 +242,7 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 		"UPDATE tx_message.topics"
 		"   SET dead_letter_topic = CASE WHEN $8 IS NULL THEN dead_letter_topic"
 		"                                WHEN $8 = '' THEN NULL ELSE $8 END,"
-		"       dead_letter_owner = CASE WHEN $8 IS NULL OR $8 = dead_letter_topic"
-		"                                THEN dead_letter_owner"
+		"       dead_letter_owner = CASE WHEN $8 IS NULL THEN dead_letter_owner"
 		"                                WHEN $8 = '' THEN NULL ELSE $7 END,"
 		"       notify_channel = CASE WHEN $9 IS NULL THEN notify_channel"
 		"                             WHEN $9 = '' THEN NULL ELSE $9 END"
@@ -273,12 +275,55 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	lock_topic_for_admin(topic);
+	if (v1_1 && nulls[7] == ' ' && VARSIZE_ANY_EXHDR(DatumGetTextPP(values[7])) > 0)
+		txm_lock_topic(TextDatumGetCString(values[7]), false);
 	txm_spi_exec(sql, 7, types, values, nulls, 0);
 	if (v1_1 && (nulls[7] == ' ' || nulls[8] == ' '))
 		txm_spi_exec(sql_1_1, 9, types, values, nulls, 0);
 	SPI_finish();
 	txm_invalidate(txm_catalog()->topics);
 	PG_RETURN_VOID();
+}
+
+/*
+ * A topic that subscriptions or topics name as their dead-letter topic is
+ * dropped only with cascade, which removes it from them: a topic created
+ * again under the name later must not receive their dead letters.  The rows
+ * that name it are locked first (the caller holds the topic's row FOR
+ * UPDATE, so nobody names it meanwhile: naming takes FOR KEY SHARE).  In
+ * the caller's SPI connection.
+ */
+static void
+drop_dead_letter_references(const char *topic, bool cascade)
+{
+	static const char *find_sql =
+		"SELECT string_agg(what, ', ' ORDER BY what) FROM ("
+		"  SELECT 'subscription ' || quote_literal(consumer_group) || ' of topic '"
+		"         || quote_literal(topic) AS what"
+		"    FROM tx_message.subscriptions WHERE dead_letter_topic = $1"
+		"  UNION ALL"
+		"  SELECT 'topic ' || quote_literal(topic) FROM tx_message.topics"
+		"   WHERE dead_letter_topic = $1 AND topic <> $1) x HAVING count(*) > 0";
+	static const char *clear_sql =
+		"WITH s AS (UPDATE tx_message.subscriptions"
+		"              SET dead_letter_topic = NULL, dead_letter_owner = NULL"
+		"            WHERE dead_letter_topic = $1)"
+		" UPDATE tx_message.topics SET dead_letter_topic = NULL, dead_letter_owner = NULL"
+		"  WHERE dead_letter_topic = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(topic);
+	if (txm_spi_exec(find_sql, 1, types, values, NULL, 0) == 0)
+		return;
+	if (!cascade)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop topic \"%s\" because it is a dead-letter topic", topic),
+				 errdetail("It is the dead-letter topic of %s.",
+						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Use cascade => true to drop it and send their dead letters nowhere but to tx_message.dead_letters.")));
+	txm_spi_exec(clear_sql, 1, types, values, NULL, 0);
 }
 
 /*
@@ -344,6 +389,8 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 				 errdetail("Consumer groups subscribed: %s.",
 						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
 				 errhint("Unsubscribe them first, or use cascade => true.")));
+	if (c->v1_1)
+		drop_dead_letter_references(topic, PG_GETARG_BOOL(1));
 	txm_spi_exec(drop_sql, 1, types, values, NULL, 0);
 	SPI_finish();
 	txm_invalidate(c->topics);

@@ -9,9 +9,11 @@
  * as the variables $key and $tags.  It is evaluated silently: a predicate
  * that cannot be evaluated for a message (a strict-mode path that is
  * missing, a comparison of mismatched types) does not match it.  Only a
- * predicate is accepted, so that every evaluation gives a boolean; a
- * variable other than $key and $tags is refused when the filter is named,
- * since jsonb_path_match() raises an error for it even when silent.
+ * predicate is accepted, so that every evaluation gives a boolean.  What
+ * raises an error even when silent is refused when the filter is named: a
+ * variable other than $key and $tags, and .datetime(), whose results
+ * compared across time zones raise one; an error there would fail every
+ * receive of the group, whatever message a sender chose to make it.
  *
  * IDENTIFICATION
  *	  src/base/filter.c
@@ -107,13 +109,13 @@ txm_filter_matches(JsonPath *filter, const Datum *cols, const bool *isnull)
 }
 
 /*
- * Refuse any variable but $key and $tags in a jsonpath item, its arguments
- * and the items that follow it.  Every part is looked at: && and || do not
+ * Refuse any variable but $key and $tags, and .datetime(), in a jsonpath
+ * item, its arguments and the items that follow it.  Every part is looked at: && and || do not
  * evaluate their right side when the left decides, so evaluating the filter
  * once would not find them all.
  */
 static void
-check_variables(JsonPathItem *first)
+check_items(JsonPathItem *first)
 {
 	JsonPathItem item = *first;
 	JsonPathItem a;
@@ -152,9 +154,9 @@ check_variables(JsonPathItem *first)
 			case jpiMod:
 			case jpiStartsWith:
 				jspGetLeftArg(&item, &a);
-				check_variables(&a);
+				check_items(&a);
 				jspGetRightArg(&item, &b);
-				check_variables(&b);
+				check_items(&b);
 				break;
 			case jpiNot:
 			case jpiIsUnknown:
@@ -163,20 +165,27 @@ check_variables(JsonPathItem *first)
 			case jpiMinus:
 			case jpiFilter:
 				jspGetArg(&item, &a);
-				check_variables(&a);
+				check_items(&a);
 				break;
 			case jpiLikeRegex:
 				jspInitByBuffer(&a, item.base, item.content.like_regex.expr);
-				check_variables(&a);
+				check_items(&a);
+				break;
+			case jpiDatetime:
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("filter must not use the .datetime() method"),
+						 errdetail("Comparing its results can raise an error even in silent mode, which would fail every receive of the group."),
+						 errhint("Compare times as strings in ISO 8601 form, or use tags or a key.")));
 				break;
 			case jpiIndexArray:
 				for (int i = 0; i < item.content.array.nelems; i++)
 				{
 					bool		range = jspGetArraySubscript(&item, &a, &b, i);
 
-					check_variables(&a);
+					check_items(&a);
 					if (range)
-						check_variables(&b);
+						check_items(&b);
 				}
 				break;
 			default:
@@ -224,7 +233,7 @@ txm_check_filter(JsonPath *filter)
 					 errdetail("It is evaluated for each message to true or false, as by jsonb_path_match()."),
 					 errhint("For example: '$.region == \"eu\" && $.amount > 100'.")));
 	}
-	check_variables(&item);
+	check_items(&item);
 	memset(cols, 0, sizeof(cols));
 	(void) txm_filter_matches(filter, cols, isnull);
 }

@@ -145,22 +145,22 @@ send_dead_letter_copy(const char *dead_letter_topic, Oid sender, const DeadLette
 					  const Datum *cols, const bool *isnull)
 {
 	TxmTopic   *t = txm_lookup_topic(dead_letter_topic, true);
-	int32		topic_id;
+	int32		topic_id = t ? t->topic_id : 0;
 	Datum		copy[TXM_MSG_NCOLS];
 	bool		copy_null[TXM_MSG_NCOLS];
 
+	/* the privilege check may process invalidations that free *t: not used after it */
 	if (t == NULL || !txm_has_topic_privilege(t, sender, TXM_PRIV_SEND))
 	{
 		const char *name = GetUserNameFromId(sender, true);
 
 		log_warning(psprintf("dead letter " INT64_FORMAT " of topic \"%s\" was not sent to dead-letter topic \"%s\"",
 							 dl->msg_id, dl->topic, dead_letter_topic),
-					t == NULL ? "That topic does not exist." :
+					topic_id == 0 ? "That topic does not exist." :
 					psprintf("Role \"%s\", which named it, no longer holds \"send\" on it.",
 							 name ? name : "?"));
 		return;
 	}
-	topic_id = t->topic_id;
 	memcpy(copy, cols, sizeof(copy));
 	memcpy(copy_null, isnull, sizeof(copy_null));
 	copy[TXM_COL_HEADERS] = dead_letter_headers(dl, cols[TXM_COL_HEADERS],
