@@ -100,7 +100,6 @@ parse_start_from(FunctionCallInfo fcinfo, int argno, StartFrom *sf)
 static void
 check_subscription_options(FunctionCallInfo fcinfo, const char *topic)
 {
-
 	if (!PG_ARGISNULL(2))
 	{
 		ArrayType  *tags = PG_GETARG_ARRAYTYPE_P(2);
