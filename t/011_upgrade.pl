@@ -95,6 +95,37 @@ is($node->safe_psql('old', q{SELECT tx_send('orders', '{}') > max(msg_id) FROM e
 is($node->safe_psql('old', q{SELECT count(*) FROM tx_stats() WHERE topic = 'orders'}), '3',
 	'what 1.1 adds works in the updated database (tx_stats: the topic and its two groups)');
 
+is($node->safe_psql('old', q{
+	SELECT tx_send('orders', '{}', dedup_key => 'k') = tx_send('orders', '{}', dedup_key => 'k')}), 't',
+	'a dedup key works in the updated database');
+is($node->safe_psql('old', q{SELECT tx_seek('pull', 'orders', now() - interval '1 hour') >= 0}), 't',
+	'and so does tx_seek, over the slices made before the update too');
+
+# Functions that gained arguments are made again: what was granted and
+# revoked on the old ones holds for the new ones.
+$node->safe_psql('postgres', q{CREATE DATABASE acl; CREATE ROLE upg_producer; CREATE ROLE upg_nobody});
+$node->safe_psql('acl', q{
+	CREATE EXTENSION tx_message VERSION '1.0';
+	REVOKE EXECUTE ON FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval) FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval) TO upg_producer;
+	GRANT EXECUTE ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
+		TO upg_producer WITH GRANT OPTION;
+	ALTER EXTENSION tx_message UPDATE;
+});
+is($node->safe_psql('acl', q{
+	SELECT has_function_privilege('upg_producer', 'tx_send(text, jsonb, text, text[], jsonb, interval, text)', 'EXECUTE')
+	    || ' ' || has_function_privilege('upg_nobody', 'tx_send(text, jsonb, text, text[], jsonb, interval, text)', 'EXECUTE')
+	    || ' ' || has_function_privilege('upg_producer',
+	              'tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean, text, text)',
+	              'EXECUTE WITH GRANT OPTION')
+	    || ' ' || has_function_privilege('upg_nobody',
+	              'tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean, text, text)', 'EXECUTE')
+	    || ' ' || has_function_privilege('upg_nobody', 'tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath)', 'EXECUTE')}),
+	'true false true false true',
+	'grants and revokes on functions made again by the update are carried over');
+is($node->safe_psql('acl', q{SELECT count(*) FROM pg_proc WHERE proname LIKE '\_old\_%' OR proname = '_carry_privileges'}),
+	'0', 'and nothing of the update\'s scaffolding is left');
+
 # the same catalog as a fresh install
 $node->safe_psql('fresh', q{CREATE EXTENSION tx_message});
 my @catalog_queries = (
