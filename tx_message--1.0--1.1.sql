@@ -243,6 +243,8 @@ UPDATE tx_message.slices s
 ALTER TABLE tx_message.slices
 	ALTER COLUMN created_at SET DEFAULT clock_timestamp(),
 	ALTER COLUMN created_at SET NOT NULL;
+-- tx_seek by time walks it from the time asked for (created_at grows with first_seq)
+CREATE INDEX slices_created ON tx_message.slices (topic_id, created_at);
 
 /*
  * Idempotent sends: the first message sent to a topic with a dedup key.
@@ -256,21 +258,29 @@ CREATE TABLE tx_message.dedup (
 	sent_at timestamptz NOT NULL,
 	PRIMARY KEY (topic_id, dedup_key)
 ) USING heap;
+-- the housekeeping looks only at rows older than the shortest retention
+CREATE INDEX dedup_sent_at ON tx_message.dedup (sent_at);
 REVOKE ALL ON tx_message.dedup FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('tx_message.dedup', '');
 
 /*
  * Functions that gained arguments are made again.  Their privileges (GRANT
- * EXECUTE or REVOKE made on the old ones) are carried over.
+ * EXECUTE or REVOKE made on the old ones) are carried over.  Grants made in
+ * an extension script count as the extension's own (pg_init_privs), which
+ * pg_dump leaves out: the carried ones are the database's, so the initial
+ * privileges are set back to those of a fresh install, and pg_dump dumps
+ * the difference as it did before the update.
  */
 CREATE FUNCTION tx_message._carry_privileges(old_acl aclitem[], fn regprocedure)
 	RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	a record;
+	fresh aclitem[];
 BEGIN
 	IF old_acl IS NULL THEN
 		RETURN;					-- the default: PUBLIC may execute
 	END IF;
+	SELECT proacl INTO fresh FROM pg_proc WHERE oid = fn;
 	EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
 	FOR a IN SELECT * FROM aclexplode(old_acl) LOOP
 		CONTINUE WHEN a.grantee = (SELECT proowner FROM pg_proc WHERE oid = fn);
@@ -279,6 +289,13 @@ BEGIN
 							ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
 					   CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
 	END LOOP;
+	IF fresh IS NULL THEN
+		DELETE FROM pg_init_privs
+		 WHERE classoid = 'pg_proc'::regclass AND objoid = fn AND objsubid = 0;
+	ELSE
+		UPDATE pg_init_privs SET initprivs = fresh
+		 WHERE classoid = 'pg_proc'::regclass AND objoid = fn AND objsubid = 0;
+	END IF;
 END $$;
 ALTER FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
 	RENAME TO _old_tx_create_topic;
@@ -392,13 +409,13 @@ DROP FUNCTION tx_message._carry_privileges(aclitem[], regprocedure);
  */
 CREATE FUNCTION tx_seek(consumer_group text, topic text, target timestamptz)
 	RETURNS bigint
-	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_seek';
 COMMENT ON FUNCTION tx_seek(text, text, timestamptz)
 	IS 'move a consumer group''s position on a topic to the first message committed at or after target; returns how many messages are ahead of it';
 CREATE FUNCTION tx_seek(consumer_group text, topic text, target text)
 	RETURNS bigint
-	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_seek_text';
 COMMENT ON FUNCTION tx_seek(text, text, text)
 	IS 'move a consumer group''s position on a topic to ''earliest'', ''latest'' or a time; returns how many messages are ahead of it';

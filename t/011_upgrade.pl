@@ -123,6 +123,15 @@ is($node->safe_psql('acl', q{
 	    || ' ' || has_function_privilege('upg_nobody', 'tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath)', 'EXECUTE')}),
 	'true false true false true',
 	'grants and revokes on functions made again by the update are carried over');
+# and they are the database's, not the extension's: pg_dump carries them
+my ($dump, $dump_err) = run_command([ $node->installed_command('pg_dump'), '-s', '-d', $node->connstr('acl') ]);
+like($dump, qr/REVOKE ALL ON FUNCTION public\.tx_send\(.*?dedup_key text\) FROM PUBLIC;/,
+	'pg_dump dumps the revoke carried over');
+like($dump, qr/GRANT ALL ON FUNCTION public\.tx_send\(.*?dedup_key text\) TO upg_producer;/,
+	'and the grant');
+like($dump, qr/GRANT ALL ON FUNCTION public\.tx_create_topic\(.*?\) TO upg_producer WITH GRANT OPTION;/,
+	'and the grant on a function the extension keeps from PUBLIC');
+unlike($dump, qr/GRANT ALL ON FUNCTION public\.tx_subscribe/, 'and nothing for a function whose privileges were not changed');
 is($node->safe_psql('acl', q{SELECT count(*) FROM pg_proc WHERE proname LIKE '\_old\_%' OR proname = '_carry_privileges'}),
 	'0', 'and nothing of the update\'s scaffolding is left');
 

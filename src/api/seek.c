@@ -10,8 +10,11 @@
  * to come ('latest').  Everything below it counts as finished, everything
  * from it on is waiting: the group's leases and retries go, and messages
  * it had already acked come again.  The position lock (lease.c) keeps the
- * worker from storing a watermark it computed before the move; a receive
- * still in progress when the move commits keeps what it holds.
+ * worker from storing a watermark it computed before the move; the log
+ * tables are held against truncation while the new position is read and
+ * committed (stream.c).  A receive whose transaction is still open when the
+ * move commits keeps what it holds: its lease rows were not visible to the
+ * move.
  *
  * IDENTIFICATION
  *	  src/api/seek.c
@@ -20,12 +23,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/shmem.h"
@@ -74,6 +79,26 @@ seek_subscription(const char *group, const char *topic_name)
 	return NULL;				/* keep the compiler quiet */
 }
 
+/*
+ * Lock the subscription's row against tx_unsubscribe (which locks it FOR
+ * UPDATE): the one found in the cache may have gone before we took the
+ * position lock.  In the caller's SPI connection.
+ */
+static void
+lock_subscription(int32 sub_id, const char *group, const char *topic)
+{
+	static const char *sql =
+		"SELECT 1 FROM tx_message.subscriptions WHERE sub_id = $1 FOR KEY SHARE";
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	values[0] = Int32GetDatum(sub_id);
+	if (txm_spi_exec(sql, 1, types, values, NULL, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("consumer group \"%s\" is not subscribed to topic \"%s\"", group, topic)));
+}
+
 /* Move the position; returns how many positions are ahead of it. */
 static int64
 seek(FunctionCallInfo fcinfo, SeekKind kind, TimestampTz target)
@@ -96,6 +121,9 @@ seek(FunctionCallInfo fcinfo, SeekKind kind, TimestampTz target)
 	txm_sync_ticks(true);
 	txm_lock_sub_position(sub->sub_id, ExclusiveLock);
 	SPI_connect();
+	/* the topic and the subscription stay while we move it */
+	txm_lock_topic(topic, false);
+	lock_subscription(sub->sub_id, group, topic);
 	if (kind == SEEK_TIME)
 		seq = txm_stream_seq_at(sub->topic_id, target);
 	else
@@ -108,11 +136,23 @@ seek(FunctionCallInfo fcinfo, SeekKind kind, TimestampTz target)
 	return Max(head - seq, 0);
 }
 
+/* The arguments of both forms: none may be NULL. */
+static void
+require_args(FunctionCallInfo fcinfo)
+{
+	txm_require_arg(fcinfo, 0, "consumer_group");
+	txm_require_arg(fcinfo, 1, "topic");
+	txm_require_arg(fcinfo, 2, "target");
+}
+
 /* tx_seek(consumer_group text, topic text, target timestamptz) RETURNS bigint */
 Datum
 tx_seek(PG_FUNCTION_ARGS)
 {
-	TimestampTz target = PG_GETARG_TIMESTAMPTZ(2);
+	TimestampTz target;
+
+	require_args(fcinfo);
+	target = PG_GETARG_TIMESTAMPTZ(2);
 
 	if (TIMESTAMP_IS_NOBEGIN(target))
 		PG_RETURN_INT64(seek(fcinfo, SEEK_EARLIEST, 0));
@@ -130,8 +170,11 @@ tx_seek(PG_FUNCTION_ARGS)
 Datum
 tx_seek_text(PG_FUNCTION_ARGS)
 {
-	char	   *target = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *target;
 	TimestampTz t;
+
+	require_args(fcinfo);
+	target = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
 	if (strcmp(target, "earliest") == 0)
 		PG_RETURN_INT64(seek(fcinfo, SEEK_EARLIEST, 0));

@@ -79,14 +79,22 @@ parse_start_from(FunctionCallInfo fcinfo, int argno, StartFrom *sf)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start_from must be 'now', 'earliest' or a timestamp"),
 				 errdetail("The value given is \"%s\".", value)));
+	if (!txm_catalog()->v1_1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("start_from as a time needs version 1.1 of the extension tx_message"),
+				 errhint("Run ALTER EXTENSION tx_message UPDATE.")));
 	sf->at_time = true;
 	sf->time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
 													   ObjectIdGetDatum(InvalidOid),
 													   Int32GetDatum(-1)));
-	if (TIMESTAMP_NOT_FINITE(sf->time))
+	/* stored as ISO 8601 text, which the table's check wants to begin with a year */
+	if (sf->time < (TimestampTz) (date2j(1970, 1, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY ||
+		sf->time >= (TimestampTz) (date2j(10000, 1, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("start_from must be a finite timestamp")));
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("start_from must be a time from 1970 to 9999"),
+				 errdetail("The value given is \"%s\".", value)));
 	{
 		char		buf[MAXDATELEN + 1];
 		int			utc = 0;

@@ -253,6 +253,7 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n'};
 	char	   *topic;
 	bool		v1_1 = PG_NARGS() > 7;
+	char	   *dead_letter;
 
 	txm_check_can_change("tx_alter_topic()");
 	txm_require_arg(fcinfo, 0, "topic");
@@ -274,9 +275,18 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
+	/*
+	 * The dead-letter topic is not dropped while we name it.  Two topics
+	 * naming each other at once lock their rows in name order, not in
+	 * opposite orders.
+	 */
+	dead_letter = v1_1 && nulls[7] == ' ' && VARSIZE_ANY_EXHDR(DatumGetTextPP(values[7])) > 0 ?
+		TextDatumGetCString(values[7]) : NULL;
+	if (dead_letter && strcmp(dead_letter, topic) < 0)
+		txm_lock_topic(dead_letter, false);
 	lock_topic_for_admin(topic);
-	if (v1_1 && nulls[7] == ' ' && VARSIZE_ANY_EXHDR(DatumGetTextPP(values[7])) > 0)
-		txm_lock_topic(TextDatumGetCString(values[7]), false);
+	if (dead_letter && strcmp(dead_letter, topic) > 0)
+		txm_lock_topic(dead_letter, false);
 	txm_spi_exec(sql, 7, types, values, nulls, 0);
 	if (v1_1 && (nulls[7] == ' ' || nulls[8] == ' '))
 		txm_spi_exec(sql_1_1, 9, types, values, nulls, 0);
@@ -286,44 +296,58 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 }
 
 /*
- * A topic that subscriptions or topics name as their dead-letter topic is
- * dropped only with cascade, which removes it from them: a topic created
- * again under the name later must not receive their dead letters.  The rows
- * that name it are locked first (the caller holds the topic's row FOR
- * UPDATE, so nobody names it meanwhile: naming takes FOR KEY SHARE).  In
- * the caller's SPI connection.
+ * What tx_drop_topic removes that 1.1 added.  A topic that subscriptions or
+ * topics name as their dead-letter topic is dropped only with cascade,
+ * which removes it from them: a topic created again under the name later
+ * must not receive their dead letters.  Naming one locks its row FOR KEY
+ * SHARE and the caller holds it FOR UPDATE, so those that name it are
+ * found with a fresh snapshot; under REPEATABLE READ one named after our
+ * snapshot cannot be updated, and is a serialization failure.  The topic's
+ * dedup keys go too.  In the caller's SPI connection.
  */
 static void
-drop_dead_letter_references(const char *topic, bool cascade)
+drop_rows_1_1(const char *topic, bool cascade)
 {
 	static const char *find_sql =
-		"SELECT string_agg(what, ', ' ORDER BY what) FROM ("
-		"  SELECT 'subscription ' || quote_literal(consumer_group) || ' of topic '"
-		"         || quote_literal(topic) AS what"
-		"    FROM tx_message.subscriptions WHERE dead_letter_topic = $1"
-		"  UNION ALL"
-		"  SELECT 'topic ' || quote_literal(topic) FROM tx_message.topics"
-		"   WHERE dead_letter_topic = $1 AND topic <> $1) x HAVING count(*) > 0";
+		"SELECT (SELECT count(*) FROM tx_message.subscriptions WHERE dead_letter_topic = $1),"
+		"       (SELECT count(*) FROM tx_message.topics WHERE dead_letter_topic = $1 AND topic <> $1)";
 	static const char *clear_sql =
 		"WITH s AS (UPDATE tx_message.subscriptions"
 		"              SET dead_letter_topic = NULL, dead_letter_owner = NULL"
-		"            WHERE dead_letter_topic = $1)"
-		" UPDATE tx_message.topics SET dead_letter_topic = NULL, dead_letter_owner = NULL"
-		"  WHERE dead_letter_topic = $1";
+		"            WHERE dead_letter_topic = $1 RETURNING 1),"
+		" t AS (UPDATE tx_message.topics SET dead_letter_topic = NULL, dead_letter_owner = NULL"
+		"        WHERE dead_letter_topic = $1 RETURNING 1)"
+		" SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
+	static const char *dedup_sql =
+		"DELETE FROM tx_message.dedup WHERE topic_id = (SELECT topic_id FROM tx_message.topics WHERE topic = $1)";
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
+	bool		isnull;
+	int64		subs;
+	int64		topics;
 
 	values[0] = CStringGetTextDatum(topic);
-	if (txm_spi_exec(find_sql, 1, types, values, NULL, 0) == 0)
+	txm_spi_exec(dedup_sql, 1, types, values, NULL, 0);
+	txm_spi_exec_latest(find_sql, 1, types, values, NULL, 1);
+	subs = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	topics = DatumGetInt64(txm_spi_value(0, 2, &isnull));
+	if (subs + topics == 0)
 		return;
 	if (!cascade)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot drop topic \"%s\" because it is a dead-letter topic", topic),
-				 errdetail("It is the dead-letter topic of %s.",
-						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errdetail("It is the dead-letter topic of %lld subscription(s) and %lld topic(s).",
+						   (long long) subs, (long long) topics),
 				 errhint("Use cascade => true to drop it and send their dead letters nowhere but to tx_message.dead_letters.")));
-	txm_spi_exec(clear_sql, 1, types, values, NULL, 0);
+	txm_spi_exec(clear_sql, 1, types, values, NULL, 1);
+	if (DatumGetInt64(txm_spi_value(0, 1, &isnull)) != subs ||
+		DatumGetInt64(txm_spi_value(0, 2, &isnull)) != topics)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent change of topic \"%s\"", topic),
+				 errdetail("It was named as a dead-letter topic after this transaction's snapshot."),
+				 errhint("The transaction might succeed if retried.")));
 }
 
 /*
@@ -390,7 +414,7 @@ tx_drop_topic(PG_FUNCTION_ARGS)
 						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
 				 errhint("Unsubscribe them first, or use cascade => true.")));
 	if (c->v1_1)
-		drop_dead_letter_references(topic, PG_GETARG_BOOL(1));
+		drop_rows_1_1(topic, PG_GETARG_BOOL(1));
 	txm_spi_exec(drop_sql, 1, types, values, NULL, 0);
 	SPI_finish();
 	txm_invalidate(c->topics);

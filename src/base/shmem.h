@@ -148,8 +148,8 @@ extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms);
 extern void txm_wait_cancel(void);
 
 /* shmem_claims.c: claim hints */
-extern int64 txm_hint_claim_from(int32 sub_id);
-extern void txm_hint_after_claim(int32 sub_id, int64 hint_read, int64 next_free);
+extern int64 txm_hint_claim_from(int32 sub_id, uint32 *epoch);
+extern void txm_hint_after_claim(int32 sub_id, int64 hint_read, uint32 epoch, int64 next_free);
 extern void txm_hint_expiry_min(int32 sub_id, TimestampTz t);
 extern void txm_hint_expiry_set(int32 sub_id, TimestampTz t);
 extern bool txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints);

@@ -72,6 +72,7 @@ shmem_hints_clear(TxmDbSlot *slot)
 {
 	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
 	memset(slot->hints, 0, sizeof(slot->hints));
+	slot->hints_epoch++;
 	LWLockRelease(slot->hint_lock);
 }
 
@@ -96,24 +97,39 @@ read_hint(TxmDbSlot *slot, int32 sub_id, TxmHint *copy)
 	return h != NULL;
 }
 
-/* The lowest position of a subscription's stream that may be unclaimed. */
+/*
+ * The lowest position of a subscription's stream that may be unclaimed, and
+ * the epoch of the hints it was read in.
+ */
 int64
-txm_hint_claim_from(int32 sub_id)
+txm_hint_claim_from(int32 sub_id, uint32 *epoch)
 {
 	TxmDbSlot  *slot = txm_my_slot();
-	TxmHint		h;
+	TxmHint    *h;
+	int64		claim_from = 0;
 
-	return slot && read_hint(slot, sub_id, &h) ? h.claim_from : 0;
+	*epoch = 0;
+	if (slot == NULL)
+		return 0;
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	h = hint_for(slot, sub_id, false);
+	if (h)
+		claim_from = h->claim_from;
+	*epoch = slot->hints_epoch;
+	LWLockRelease(slot->hint_lock);
+	return claim_from;
 }
 
 /*
- * A claimer read the hint as hint_read and found every position from there
- * (or from the watermark, if higher) up to next_free claimed.  Move the hint
- * to next_free, unless it was lowered meanwhile: a receive that aborted
- * lowers it to the positions it gave back.
+ * A claimer read the hint as hint_read in epoch and found every position
+ * from there (or from the watermark, if higher) up to next_free claimed.
+ * Move the hint to next_free, unless it was lowered meanwhile (a receive
+ * that aborted lowers it to the positions it gave back) or every hint was
+ * voided since (a position that went back: what the claimer found claimed
+ * may be free again).
  */
 void
-txm_hint_after_claim(int32 sub_id, int64 hint_read, int64 next_free)
+txm_hint_after_claim(int32 sub_id, int64 hint_read, uint32 epoch, int64 next_free)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	TxmHint    *h;
@@ -121,9 +137,12 @@ txm_hint_after_claim(int32 sub_id, int64 hint_read, int64 next_free)
 	if (slot == NULL)
 		return;
 	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
-	h = hint_for(slot, sub_id, true);
-	if (h && h->claim_from >= hint_read && h->claim_from < next_free)
-		h->claim_from = next_free;
+	if (slot->hints_epoch == epoch)
+	{
+		h = hint_for(slot, sub_id, true);
+		if (h && h->claim_from >= hint_read && h->claim_from < next_free)
+			h->claim_from = next_free;
+	}
 	LWLockRelease(slot->hint_lock);
 }
 

@@ -129,6 +129,7 @@ struct TxmDbSlot
 
 	LWLock	   *hint_lock;		/* protects hints */
 	TxmHint		hints[TXM_HINTS];
+	uint32		hints_epoch;	/* bumped when every hint is voided; under hint_lock */
 	pg_atomic_uint32 retry_version; /* bumped by every commit that wrote retries */
 
 	LWLock	   *claim_lock;		/* protects this slot's claim registry */

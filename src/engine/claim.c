@@ -416,7 +416,8 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 	TxmLeaseRels rels;
 	BlockClaim	bc;
 	Snapshot	snap;
-	int64		hint_read = txm_hint_claim_from(sub->sub_id);
+	uint32		epoch;
+	int64		hint_read = txm_hint_claim_from(sub->sub_id, &epoch);
 	int64		done_seq;
 	int64		block;
 	int			got = 0;
@@ -445,7 +446,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			if (!bc.bs.full)
 				break;
 			if (look == LOOK_ALL_TAKEN)
-				txm_hint_after_claim(sub->sub_id, hint_read, bc.start + TXM_BLOCK);
+				txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + TXM_BLOCK);
 			block++;
 			continue;
 		}
@@ -458,7 +459,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		record_claim(sub, &bc, (Datum) 0, true, lease_until, *out);
 		if (next_free >= 0)
 		{
-			txm_hint_after_claim(sub->sub_id, hint_read, bc.start + next_free);
+			txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + next_free);
 			/* free positions we did not read yet, or others took ours: look again */
 			if (got < need && retries_left-- > 0)
 				continue;
@@ -466,7 +467,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		}
 		if (!bc.bs.full)
 			break;
-		txm_hint_after_claim(sub->sub_id, hint_read, bc.start + TXM_BLOCK);
+		txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + TXM_BLOCK);
 		block++;
 	}
 	block_claim_free(&bc);

@@ -470,20 +470,23 @@ txm_remove_orphans(void)
 		"                     WHERE d.consumer_group IS NULL AND d.msg_id = x.msg_id) RETURNING 1)"
 		" SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM c)";
 	/*
-	 * Since 1.1: dedup keys of messages no longer stored.  A message stays
-	 * at least its topic's retention: younger rows are not looked at.
+	 * Since 1.1: dedup keys of messages no longer stored, and of topics
+	 * dropped while a send was in progress.  A message stays at least its
+	 * topic's retention: rows younger than the shortest are not looked at
+	 * (dedup_sent_at).
 	 */
 	static const char *dedup_sql =
 		"DELETE FROM tx_message.dedup WHERE ctid IN (SELECT x.ctid FROM tx_message.dedup x"
 		"  LEFT JOIN tx_message.topics t ON t.topic_id = x.topic_id"
-		"  WHERE t.topic_id IS NULL"
+		"  WHERE x.sent_at < now() - (SELECT coalesce(min(retention), '0') FROM tx_message.topics)"
+		"    AND (t.topic_id IS NULL"
 		"     OR (x.sent_at < now() - t.retention"
 		"    AND NOT EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = x.msg_id)"
 		"    AND NOT EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = x.msg_id)"
 		"    AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = x.msg_id)"
 		"    AND NOT EXISTS (SELECT FROM tx_message.moved m WHERE m.msg_id = x.msg_id)"
 		"    AND NOT EXISTS (SELECT FROM tx_message.half_messages h WHERE h.msg_id = x.msg_id)"
-		"    AND NOT EXISTS (SELECT FROM tx_message.delayed d WHERE d.msg_id = x.msg_id))"
+		"    AND NOT EXISTS (SELECT FROM tx_message.delayed d WHERE d.msg_id = x.msg_id)))"
 		"  LIMIT 10000 FOR UPDATE OF x SKIP LOCKED)";
 	bool		isnull;
 	int64		n;

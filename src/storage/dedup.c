@@ -10,9 +10,10 @@
  * still in progress waits for it, and then finds its row (it committed) or
  * inserts its own (it rolled back).  Under REPEATABLE READ, a key held by a
  * transaction that committed after the snapshot is a serialization failure,
- * as for any INSERT ... ON CONFLICT.  A half message that was rolled back
- * gives its key up to the next sender.  The housekeeping step of the worker
- * removes the rows of messages no longer stored (engine/housekeeping.c).
+ * as for any INSERT ... ON CONFLICT.  A half message that was rolled back,
+ * or a message no longer stored, gives its key up to the next sender; the
+ * housekeeping step of the worker removes such rows (engine/housekeeping.c).
+ * Plain and half messages of a topic share its keys.
  * Sends without a key never come here.
  *
  * IDENTIFICATION
@@ -40,11 +41,21 @@ txm_dedup_claim(int32 topic_id, Datum key, int64 msg_id, TimestampTz sent_at)
 	static const char *insert_sql =
 		"INSERT INTO tx_message.dedup (topic_id, dedup_key, msg_id, sent_at)"
 		" VALUES ($1, $2, $3, $4) ON CONFLICT (topic_id, dedup_key) DO NOTHING";
+	/*
+	 * The holder, and whether it is still stored: a half message rolled
+	 * back, or a message retention removed before the housekeeping removed
+	 * its key, holds the key no longer.
+	 */
 	static const char *find_sql =
-		"SELECT d.msg_id, h.state = 'rolled_back'"
-		"  FROM tx_message.dedup d LEFT JOIN tx_message.half_messages h USING (msg_id)"
-		" WHERE d.topic_id = $1 AND d.dedup_key = $2";
-	/* a rolled-back half message holds its key no longer */
+		"SELECT d.msg_id,"
+		"       NOT (EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = d.msg_id)"
+		"         OR EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = d.msg_id)"
+		"         OR EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = d.msg_id)"
+		"         OR EXISTS (SELECT FROM tx_message.moved m WHERE m.msg_id = d.msg_id)"
+		"         OR EXISTS (SELECT FROM tx_message.delayed x WHERE x.msg_id = d.msg_id)"
+		"         OR EXISTS (SELECT FROM tx_message.half_messages h"
+		"                     WHERE h.msg_id = d.msg_id AND h.state <> 'rolled_back'))"
+		"  FROM tx_message.dedup d WHERE d.topic_id = $1 AND d.dedup_key = $2";
 	static const char *take_sql =
 		"UPDATE tx_message.dedup SET msg_id = $3, sent_at = $4"
 		" WHERE topic_id = $1 AND dedup_key = $2 AND msg_id = $5";
@@ -71,10 +82,10 @@ txm_dedup_claim(int32 topic_id, Datum key, int64 msg_id, TimestampTz sent_at)
 		/* the holder committed (or was ours): read it as it is now */
 		if (txm_spi_exec_latest(find_sql, 2, types, values, NULL, 1) == 1)
 		{
-			bool		rolled_back = DatumGetBool(txm_spi_value(0, 2, &isnull)) && !isnull;
+			bool		gone = DatumGetBool(txm_spi_value(0, 2, &isnull));
 
 			holder = DatumGetInt64(txm_spi_value(0, 1, &isnull));
-			if (!rolled_back)
+			if (!gone)
 				break;
 			values[4] = Int64GetDatum(holder);
 			holder = 0;

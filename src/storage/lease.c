@@ -322,5 +322,8 @@ txm_reset_position(int32 sub_id, int64 seq)
 	/* one statement each: the retries an expiry moves leases to while we wait are seen */
 	txm_spi_exec(leases_sql, 1, types, values, NULL, 0);
 	txm_spi_exec(retries_sql, 1, types, values, NULL, 0);
-	txm_spi_exec(state_sql, 2, types, values, NULL, 0);
+	if (txm_spi_exec(state_sql, 2, types, values, NULL, 0) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("subscription %d has no watermark in tx_message.sub_state", sub_id)));
 }

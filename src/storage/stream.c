@@ -23,6 +23,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -304,9 +305,27 @@ txm_stream_head(int32 topic_id, Snapshot snap)
 }
 
 /*
- * Where a new subscription starts, as the current transaction sees the
- * stream: at the topic's head ('now'), or at the oldest position still
- * retained ('earliest').  The caller has done SPI_connect().
+ * A watermark about to be set from the slices read now must not point below
+ * what retention keeps when it commits: hold every log table in
+ * AccessShareLock to the end of the transaction (retention truncates one
+ * only with a conditional AccessExclusiveLock, and looks at the watermarks
+ * again at its next pass), and read the slices with a fresh snapshot, so
+ * that a truncation that committed before is seen whatever the isolation
+ * level.
+ */
+static void
+hold_retention(void)
+{
+	const TxmCatalog *c = txm_catalog();
+
+	for (int i = 0; i < TXM_LOG_SLOTS; i++)
+		LockRelationOid(c->log[i], AccessShareLock);
+}
+
+/*
+ * Where a new subscription starts, or a seek goes: at the topic's head
+ * ('now'), or at the oldest position still retained ('earliest').  The
+ * caller has done SPI_connect().
  */
 int64
 txm_stream_start(int32 topic_id, bool earliest)
@@ -323,28 +342,30 @@ txm_stream_start(int32 topic_id, bool earliest)
 	Datum		values[1];
 	bool		isnull;
 
+	hold_retention();
 	values[0] = Int32GetDatum(topic_id);
-	if (txm_spi_exec(earliest ? oldest_sql : head_sql, 1, types, values, NULL, 1) == 0)
+	if (txm_spi_exec_latest(earliest ? oldest_sql : head_sql, 1, types, values, NULL, 1) == 0)
 		return 0;
 	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 }
 
 /*
  * The first position of a topic's stream committed at or after t: the
- * first slice the ticker made at or after t (slices.created_at, since 1.1),
- * or the head if none was.  A time before what retention keeps gives the
- * oldest position kept.  The caller has done SPI_connect().
+ * first slice the ticker made at or after t (slices.created_at, since 1.1;
+ * it grows with first_seq, ticks being serialized), or the head if none
+ * was.  A time before what retention keeps gives the oldest position kept.
+ * The caller has done SPI_connect().
  */
 int64
 txm_stream_seq_at(int32 topic_id, TimestampTz t)
 {
 	static const char *sql =
-		"SELECT coalesce((SELECT first_seq FROM tx_message.slices"
-		"                  WHERE topic_id = $1 AND created_at >= $2"
-		"                  ORDER BY first_seq LIMIT 1),"
-		"                (SELECT first_seq + cardinality(positions) FROM tx_message.slices"
-		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1),"
-		"                retired_seq)"
+		"SELECT greatest(coalesce((SELECT first_seq FROM tx_message.slices"
+		"                           WHERE topic_id = $1 AND created_at >= $2"
+		"                           ORDER BY created_at, first_seq LIMIT 1),"
+		"                         (SELECT first_seq + cardinality(positions) FROM tx_message.slices"
+		"                           WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1),"
+		"                         retired_seq), retired_seq)"
 		"  FROM tx_message.topics WHERE topic_id = $1";
 	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
 	Datum		values[2];
@@ -355,9 +376,10 @@ txm_stream_seq_at(int32 topic_id, TimestampTz t)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("positions by time need version 1.1 of the extension tx_message"),
 				 errhint("Run ALTER EXTENSION tx_message UPDATE.")));
+	hold_retention();
 	values[0] = Int32GetDatum(topic_id);
 	values[1] = TimestampTzGetDatum(t);
-	if (txm_spi_exec(sql, 2, types, values, NULL, 1) == 0)
+	if (txm_spi_exec_latest(sql, 2, types, values, NULL, 1) == 0)
 		return 0;
 	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 }
