@@ -166,6 +166,18 @@ COMMENT ON FUNCTION tx_find(text, text, timestamptz, integer)
 	IS 'the stored messages of a topic with a key, sent since a time, newest first (needs receive)';
 
 /*
+ * The latest messages of a topic, newest first in the order consumers get
+ * them, paged with skip: from the stream's last slices, whatever the
+ * backlog (a sort of tx_message.messages would read all of it).
+ */
+CREATE FUNCTION tx_recent(topic text, max integer DEFAULT 20, skip bigint DEFAULT 0)
+	RETURNS SETOF tx_message.messages
+	LANGUAGE C STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_recent';
+COMMENT ON FUNCTION tx_recent(text, integer, bigint)
+	IS 'the latest committed messages of a topic, newest first, after skipping the skip newest (needs receive)';
+
+/*
  * Message trace (tx_trace).  half_checks: every check-back of a half message
  * and its answer (half_messages.checks counts only the unknown ones).
  * moved: where in the log a message that was a half or delayed message went

@@ -237,6 +237,12 @@ SELECT format('| drain a backlog, one consumer, without / with a header filter h
 						/ pg_temp.med('parity', 'drain_plain', 'txm', 'msgs_per_s'), 2))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'parity' AND variant = 'drain_plain');
 
+SELECT E'\n## Console page loads (100 groups)\n\n| page | median ms | worst of 5 ms |\n|---|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'console');
+SELECT format('| `%s` | %s | %s |', v, pg_temp.n(pg_temp.med('console', v, 'txm', 'ms'), 1),
+			  pg_temp.n(pg_temp.med('console', v, 'txm', 'worst_ms'), 1))
+  FROM pg_temp.variants('console') v;
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');

@@ -43,22 +43,22 @@ full)
 	BACKLOG=200000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
-	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity" ;;
+	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000 CONSOLE_BACKLOG=1000000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
-	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity" ;;
+	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000 CONSOLE_BACKLOG=1000000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
-	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity" ;;
+	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000 CONSOLE_BACKLOG=2000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
@@ -79,13 +79,14 @@ SERVER_SETTINGS=(
 )
 
 HOLDER_PID=
+CONSOLE_PID=
 BG_PIDS=()
 CONS_PIDS=()
 on_exit()
 {
 	local status=$?
 	[ -z "${WORK:-}" ] || as_user touch "$WORK/soak_stop_producers" "$WORK/soak_stop_consumers" 2>/dev/null
-	for pid in "${BG_PIDS[@]}" "${CONS_PIDS[@]}" $HOLDER_PID; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${BG_PIDS[@]}" "${CONS_PIDS[@]}" $HOLDER_PID $CONSOLE_PID; do kill "$pid" 2>/dev/null || true; done
 	if [ $status -ne 0 ] && [ -f "${WORK:-/nonexistent}/server.log" ]; then
 		echo "---- server log (tail)"
 		tail -n 30 "$WORK/server.log"
@@ -766,11 +767,48 @@ scenario_parity()
 	done
 }
 
+# console: page load times of the web console (console/) with
+# CONSOLE_BACKLOG messages waiting for each of 100 groups, 100 dead letters
+# and 100 half messages: the server's answer to each page, as a browser's
+# request for its HTML, 5 times each (median and worst).
+scenario_console()
+{
+	local port=$((PGPORT + 7)) line page ms worst bytes id
+	command -v node >/dev/null || { echo "   console: no Node.js, skipped"; return 0; }
+	reset_systems 100
+	wait_worker
+	fill txm "$CONSOLE_BACKLOG" 1000
+	sql "SELECT tx_subscribe('bench', 'g0', max_retries => 0)" >/dev/null
+	sql "SELECT count(tx_nack('g0', msg_id, 'bench')) FROM tx_receive('g0', 100)" >/dev/null
+	sql "SELECT count(tx_send_half('bench', '{\"half\": true}')) FROM generate_series(1, 100)" >/dev/null
+	id=$(sql "SELECT max(msg_id) FROM tx_message.dead_letters")
+	as_user mkdir -p "$WORK/console"
+	as_user cp -r "$WORK/src/console/." "$WORK/console/"
+	as_user bash -c "cd '$WORK/console' && rm -rf node_modules && npm ci --omit=dev --no-audit --no-fund --silent" >/dev/null 2>&1 ||
+		{ echo "   console: npm ci failed" >&2; return 1; }
+	# the pid of node itself (as_user's would not pass a signal on): exec in a shell that wrote its own
+	as_user bash -c 'echo $$ >"$1"; exec node "$2/console/server.mjs" --db "$3" --port "$4"' _ \
+		"$WORK/console.pid" "$WORK" "postgres:///bench?host=$PGHOST&port=$PGPORT" "$port" >"$WORK/console.log" 2>&1 &
+	sleep 2
+	CONSOLE_PID=$(cat "$WORK/console.pid")
+	as_user env CONSOLE_URL="http://127.0.0.1:$port/" LOAD_USER=postgres ROUNDS=5 \
+		PAGES="/ /topic?name=bench /group?name=g0 /dead-letters /half /message?id=$id" \
+		node "$WORK/console/test/loadtime.mjs" >"$WORK/console_load.out" 2>&1 ||
+		{ cat "$WORK/console_load.out" "$WORK/console.log"; kill "$CONSOLE_PID"; return 1; }
+	kill "$CONSOLE_PID"
+	CONSOLE_PID=
+	while read -r page ms worst bytes; do
+		record console "${page%%\?*}" txm 1 ms "$ms"
+		record console "${page%%\?*}" txm 1 worst_ms "$worst"
+		echo "   console $page: $ms ms (worst $worst ms, $bytes bytes), $CONSOLE_BACKLOG messages waiting for each of 100 groups"
+	done <"$WORK/console_load.out"
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"

@@ -53,7 +53,7 @@ make_workdir()
 	chmod 755 "$WORK"
 	mkdir -p "$WORK/src" "$WORK/tmp"
 	tar -C "$REPO" --exclude=.git --exclude='tmp_check*' --exclude=results \
-		--exclude=output_iso --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude=output_iso --exclude='*.o' --exclude='*.so' --exclude='*.bc' --exclude=node_modules \
 		-cf - . | tar -C "$WORK/src" -xf -
 	if [ "$(id -u)" = 0 ]; then
 		chown -R postgres:postgres "$WORK"

@@ -595,7 +595,15 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_seek('bi.nosuch', 'bi.topic', 'latest')$$),
 	($$tx_seek('bi.group', 'bi.topic', 'oldest')$$),
 	($$tx_seek('bi.group', 'bi.topic', '')$$),
-	($$tx_seek('bi.group', 'bi.topic', '2026-13-45')$$)
+	($$tx_seek('bi.group', 'bi.topic', '2026-13-45')$$),
+	($$tx_recent(NULL)$$),
+	($$tx_recent('bi.topic', NULL)$$),
+	($$tx_recent('bi.topic', 20, NULL)$$),
+	($$tx_recent('')$$),
+	($$tx_recent('bi.nosuch')$$),
+	($$tx_recent('bi.topic', 0)$$),
+	($$tx_recent('bi.topic', 1001)$$),
+	($$tx_recent('bi.topic', 20, -1)$$)
 ) AS c(call);
 
 -- the internal functions: tx_message._may (STRICT) and the trigger function

@@ -32,5 +32,35 @@ SELECT tx_grant('f.orders', 'f_stranger', 'receive');
 SET ROLE f_stranger;
 SELECT count(*) AS allowed FROM tx_find('f.orders', 'order-1');
 RESET ROLE;
+
+-- tx_recent: the latest messages of a topic, newest first in commit order,
+-- paged with skip; delayed and half messages once they are in the stream
+SELECT tx_create_topic('f.recent');
+SELECT count(tx_send('f.recent', jsonb_build_object('n', i))) AS sent FROM generate_series(1, 600) i;
+BEGIN;
+SELECT tx_send('f.recent', '{"n": "late"}', key => 'late') AS late \gset
+SELECT tx_send_half('f.recent', '{"n": "half"}') AS half \gset
+SELECT tx_commit_half(:half);
+COMMIT;
+SELECT tx_run_maintenance() IS NOT NULL AS ticked;
+SELECT array_agg(payload->>'n' ORDER BY ord) AS newest
+  FROM tx_recent('f.recent', 5) WITH ORDINALITY AS r(msg_id, topic, key, tags, headers, payload, state, sent_at, deliver_at, ord);
+SELECT msg_id = :half AS half_keeps_its_id, state, deliver_at IS NULL AS no_deliver_at
+  FROM tx_recent('f.recent', 1);
+-- pages across blocks of 256 positions
+SELECT array_agg(payload->>'n' ORDER BY ord) AS page_3
+  FROM tx_recent('f.recent', 4, 300) WITH ORDINALITY AS r(msg_id, topic, key, tags, headers, payload, state, sent_at, deliver_at, ord);
+SELECT count(*) AS all_of_them FROM tx_recent('f.recent', 1000);
+SELECT count(*) AS past_the_end FROM tx_recent('f.recent', 10, 602);
+SELECT * FROM tx_recent('f.recent', 0);
+SELECT * FROM tx_recent('f.recent', 1001);
+SELECT * FROM tx_recent('f.recent', 10, -1);
+SELECT * FROM tx_recent('f.recent', NULL);
+SELECT * FROM tx_recent('f.nope');
+SET ROLE f_stranger;
+SELECT count(*) FROM tx_recent('f.recent');
+RESET ROLE;
+SELECT tx_drop_topic('f.recent');
+
 SELECT tx_drop_topic('f.orders');
 DROP ROLE f_stranger;

@@ -197,6 +197,7 @@ for my $call (@writing_calls)
 }
 # the functions that only read work on the standby
 for my $call (q{SELECT count(*) FROM tx_stats()}, q{SELECT count(*) FROM tx_find('orders', 'k')},
+	q{SELECT count(*) FROM tx_recent('orders')},
 	qq{SELECT count(*) FROM tx_trace($msg_id)})
 {
 	$tried{$1} = 1 if $call =~ /(tx_\w+)\(/;

@@ -2,7 +2,8 @@
  *
  * find.c
  *	  Where is my message: tx_find, the stored messages of a topic with a
- *	  given key.
+ *	  given key; tx_recent, the latest ones of a topic; tx_trace, where one
+ *	  is for each consumer group.
  *
  * Keys are not indexed: an index would cost every tx_send of every topic
  * (the log is written with direct heap and index inserts), and most topics
@@ -21,17 +22,21 @@
 #include "access/htup_details.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
+#include "src/storage/stream.h"
 
 PG_FUNCTION_INFO_V1(tx_find);
+PG_FUNCTION_INFO_V1(tx_recent);
 PG_FUNCTION_INFO_V1(tx_trace);
 
 #define TXM_MAX_FIND 10000
+#define TXM_MAX_RECENT 1000
 
 /*
  * tx_find(topic text, key text, since timestamptz, max integer)
@@ -90,6 +95,102 @@ tx_find(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
 	}
 	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * Up to max positions of a topic's stream, newest first, after skipping
+ * the skip newest ones: read block by block from the head down, as the
+ * slices of each block give them.  Returns how many; *slots gets the log
+ * tables that hold them.
+ */
+static int
+recent_positions(int32 topic_id, int64 skip, int max, Snapshot snap, TxmMsg *msgs, int16 *slots)
+{
+	int64		head = txm_stream_head(topic_id, snap);
+	int			n = 0;
+
+	*slots = 0;
+	if (skip >= head)
+		return 0;
+	for (int64 block = (head - 1 - skip) / TXM_BLOCK; block >= 0 && n < max; block--)
+	{
+		TxmBlockSlices bs;
+
+		if (!txm_read_block_slices(topic_id, block, snap, &bs))
+			break;				/* retention dropped what comes before */
+		*slots |= bs.slots;
+		for (int off = TXM_BLOCK - 1; off >= 0 && n < max; off--)
+		{
+			if (!txm_bit_get(&bs.avail, off) || block * TXM_BLOCK + off >= head - skip)
+				continue;
+			msgs[n++].pos = bs.pos[off];
+		}
+	}
+	return n;
+}
+
+/*
+ * tx_recent(topic text, max integer, skip bigint)
+ *	RETURNS SETOF tx_message.messages
+ *
+ * The latest messages of a topic in the order consumers get them (commit
+ * order), newest first, skipping the skip newest: what an operator looks
+ * at, paged.  It reads the stream's last slices and their log rows by
+ * position, a few index probes whatever the backlog.  deliver_at is not
+ * kept in the stream: NULL.
+ */
+Datum
+tx_recent(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char		name[TXM_NAME_MAX + 1];
+	int32		topic_id;
+	int32		max;
+	int64		skip;
+	TxmMsg	   *msgs;
+	int16		slots;
+	int			n;
+	Snapshot	snap;
+
+	txm_require_arg(fcinfo, 0, "topic");
+	txm_require_arg(fcinfo, 1, "max");
+	txm_require_arg(fcinfo, 2, "skip");
+	txm_name_arg(PG_GETARG_TEXT_PP(0), "topic", name);
+	max = PG_GETARG_INT32(1);
+	skip = PG_GETARG_INT64(2);
+	txm_check_int_range("max", max, 1, TXM_MAX_RECENT);
+	txm_check_int_range("skip", skip, 0, PG_INT64_MAX / 2);
+	topic_id = txm_topic_id_for(name, TXM_PRIV_RECEIVE);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	msgs = palloc0(sizeof(TxmMsg) * max);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	/* the stream's head may need a statement; the rows are copied outside SPI's memory */
+	SPI_connect();
+	n = recent_positions(topic_id, skip, max, snap, msgs, &slots);
+	SPI_finish();
+	txm_fetch_messages(msgs, n, slots, snap);
+	UnregisterSnapshot(snap);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		row[9];
+		bool		nulls[9] = {false, false, false, false, false, false, false, false, true};
+
+		if (!msgs[i].found)
+			continue;
+		row[0] = Int64GetDatum(msgs[i].msg_id);
+		row[1] = CStringGetTextDatum(name);
+		for (int k = 0; k < TXM_MSG_NCOLS; k++)
+		{
+			row[2 + k] = msgs[i].cols[k];
+			nulls[2 + k] = msgs[i].isnull[k];
+		}
+		row[6] = CStringGetTextDatum("committed");
+		row[7] = TimestampTzGetDatum(msgs[i].sent_at);
+		row[8] = (Datum) 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+	}
 	return (Datum) 0;
 }
 

@@ -1,0 +1,77 @@
+// The console's samples of tx_message.stats: every few seconds while a
+// session is logged in, kept in memory for the last hour, for the charts of
+// send, ack and lag rates.  Nothing is written to the database for them.
+// Each session samples with its own connection, so it keeps only what its
+// role may monitor.
+
+const KEEP_MS = 60 * 60 * 1000;
+
+export class Sampler {
+  constructor(pool, everyMs = 5000) {
+    this.pool = pool;
+    this.everyMs = everyMs;
+    this.samples = [];	// { t, rows: Map(key -> row) }
+    this.timer = null;
+  }
+
+  start() {
+    const tick = async () => {
+      try {
+        await this.sample();
+      } catch {
+        // a failed sample (the server restarting, say) leaves a gap in the chart
+      }
+      this.timer = setTimeout(tick, this.everyMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  async sample() {
+    const { rows } = await this.pool.query(
+      `SELECT topic, consumer_group, backlog, delivered_total, acked_total, sent_total
+         FROM tx_message.stats`);
+    const t = Date.now();
+    const m = new Map();
+    for (const r of rows)
+      m.set(key(r.topic, r.consumer_group), r);
+    this.samples.push({ t, rows: m });
+    while (this.samples.length > 0 && this.samples[0].t < t - KEEP_MS)
+      this.samples.shift();
+  }
+
+  // [[t, value], ...] of a column of one row (topic, group or null).
+  series(topic, group, column) {
+    const k = key(topic, group);
+    return this.samples
+      .filter((s) => s.rows.has(k) && s.rows.get(k)[column] !== null)
+      .map((s) => [s.t, Number(s.rows.get(k)[column])]);
+  }
+
+  // Per-second rates of a counter column: [[t, rate], ...].
+  rates(topic, group, column) {
+    const pts = this.series(topic, group, column);
+    const out = [];
+    for (let i = 1; i < pts.length; i++) {
+      const dt = (pts[i][0] - pts[i - 1][0]) / 1000;
+      if (dt > 0)
+        out.push([pts[i][0], Math.max(0, (pts[i][1] - pts[i - 1][1]) / dt)]);
+    }
+    return out;
+  }
+
+  // The latest rate of a counter, or null before two samples.
+  lastRate(topic, group, column) {
+    const r = this.rates(topic, group, column);
+    return r.length ? r[r.length - 1][1] : null;
+  }
+}
+
+function key(topic, group) {
+  return `${topic}\u0000${group ?? ''}`;
+}
