@@ -204,6 +204,16 @@ REVOKE ALL ON tx_message.half_checks, tx_message.moved FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('tx_message.half_checks', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.moved', '');
 
+-- the check-backs of the half messages of the topics the current user may receive from
+CREATE VIEW tx_message.half_check_history WITH (security_barrier) AS
+	SELECT c.msg_id, t.topic, c.checked_at, c.answer, c.detail
+	  FROM tx_message.half_checks c
+	  JOIN tx_message.half_messages h USING (msg_id)
+	  JOIN tx_message.topics t ON t.topic_id OPERATOR(pg_catalog.=) h.topic_id
+	 WHERE tx_message._may(h.topic_id, 'receive');
+COMMENT ON VIEW tx_message.half_check_history IS 'every check-back of the half messages of the topics the current user may receive from, and its answer';
+GRANT SELECT ON tx_message.half_check_history TO PUBLIC;
+
 CREATE FUNCTION tx_trace(msg_id bigint)
 	RETURNS TABLE (consumer_group text, state text, attempts integer, lease_pid integer,
 				   lease_until timestamptz, last_error text, sent_at timestamptz,

@@ -782,6 +782,11 @@ scenario_console()
 	sql "SELECT count(tx_nack('g0', msg_id, 'bench')) FROM tx_receive('g0', 100)" >/dev/null
 	sql "SELECT count(tx_send_half('bench', '{\"half\": true}')) FROM generate_series(1, 100)" >/dev/null
 	id=$(sql "SELECT max(msg_id) FROM tx_message.dead_letters")
+	# the console lets in only roles whose password the server checks
+	sql "DROP ROLE IF EXISTS console_bench; CREATE ROLE console_bench SUPERUSER LOGIN PASSWORD 'console-bench'" >/dev/null
+	as_user bash -c "{ echo 'local all console_bench scram-sha-256'; cat '$WORK/data/pg_hba.conf'; } >'$WORK/hba.new' &&
+		mv '$WORK/hba.new' '$WORK/data/pg_hba.conf'"
+	sql "SELECT pg_reload_conf()" >/dev/null
 	as_user mkdir -p "$WORK/console"
 	as_user cp -r "$WORK/src/console/." "$WORK/console/"
 	as_user bash -c "cd '$WORK/console' && rm -rf node_modules && npm ci --omit=dev --no-audit --no-fund --silent" >/dev/null 2>&1 ||
@@ -791,7 +796,7 @@ scenario_console()
 		"$WORK/console.pid" "$WORK" "postgres:///bench?host=$PGHOST&port=$PGPORT" "$port" >"$WORK/console.log" 2>&1 &
 	sleep 2
 	CONSOLE_PID=$(cat "$WORK/console.pid")
-	as_user env CONSOLE_URL="http://127.0.0.1:$port/" LOAD_USER=postgres ROUNDS=5 \
+	as_user env CONSOLE_URL="http://127.0.0.1:$port/" LOAD_USER=console_bench LOAD_PASSWORD=console-bench ROUNDS=5 \
 		PAGES="/ /topic?name=bench /group?name=g0 /dead-letters /half /message?id=$id" \
 		node "$WORK/console/test/loadtime.mjs" >"$WORK/console_load.out" 2>&1 ||
 		{ cat "$WORK/console_load.out" "$WORK/console.log"; kill "$CONSOLE_PID"; return 1; }

@@ -1,15 +1,19 @@
 // tx_message console: a small web application for operators.
 //
 //   node server.mjs --db 'postgres://host:5432/dbname' [--listen 127.0.0.1] [--port 8432]
+//                   [--origin https://console.example.com]
 //
 // It connects to one database as the PostgreSQL role the operator logs in
 // with (no users of its own), so every page shows and every action does
-// only what that role's tx_message privileges allow.  It listens on
-// localhost unless told otherwise.  Sessions live in memory: a random
-// HttpOnly, SameSite=Strict cookie; every POST carries the session's CSRF
-// token and, when the browser sends one, an Origin of this console.  The
-// log has the method, path, status and role of each request, never a
-// password or a query string.
+// only what that role's tx_message privileges allow.  A login counts only
+// if the server checked the password: a role that trust or peer
+// authentication lets in without one is refused.  It listens on localhost
+// unless told otherwise, and answers only requests addressed to it (the
+// Host header: no DNS rebinding).  Sessions live in memory, a few at most,
+// for 8 hours at most: a random HttpOnly, SameSite=Strict cookie; every
+// POST carries the session's CSRF token and, when the browser sends one,
+// an Origin of this console.  The log has the method, path, status and
+// role of each request, never a password, a query string or a payload.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -24,7 +28,7 @@ import { Sampler } from './lib/sampler.mjs';
 import { overview } from './lib/pages/overview.mjs';
 import { topic } from './lib/pages/topic.mjs';
 import { group } from './lib/pages/group.mjs';
-import { confirmPage, deadLetter, deadLetters, parseItems, runAction } from './lib/pages/deadletters.mjs';
+import { backTo, confirmPage, deadLetter, deadLetters, parseItems, runAction } from './lib/pages/deadletters.mjs';
 import { half, halfAction, halfConfirmPage } from './lib/pages/half.mjs';
 import { message } from './lib/pages/message.mjs';
 import { login } from './lib/pages/login.mjs';
@@ -37,6 +41,7 @@ const { values: opts } = parseArgs({
     listen: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '8432' },
     'sample-every': { type: 'string', default: '5' },
+    origin: { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
   },
 });
@@ -45,7 +50,9 @@ if (opts.help) {
   --db      the database (no credentials: the operator logs in with a PostgreSQL role);
             postgres:///DBNAME?host=/var/run/postgresql for a Unix socket; default: PGHOST, PGPORT, PGDATABASE
   --listen  the address to listen on (default 127.0.0.1: this machine only)
-  --port    the port (default 8432)`);
+  --port    the port (default 8432)
+  --origin  the address browsers use when it is not this one, e.g. behind a TLS proxy
+            (https://console.example.com; https makes the cookies Secure); may be repeated`);
   process.exit(0);
 }
 
@@ -61,22 +68,67 @@ const dbConfig = {
   database: base.database ?? process.env.PGDATABASE ?? 'postgres',
   ssl: base.ssl,
 };
-const SAMPLE_MS = Math.max(1, Number(opts['sample-every'])) * 1000;
-const IDLE_MS = 8 * 60 * 60 * 1000;
-const sessions = new Map();	// sid -> { user, pool, csrf, sampler, seen }
+if (!/^\d{1,4}$/.test(opts['sample-every']) || Number(opts['sample-every']) < 1 || Number(opts['sample-every']) > 3600) {
+  console.error('console: --sample-every must be 1 to 3600 seconds');
+  process.exit(2);
+}
+const SAMPLE_MS = Number(opts['sample-every']) * 1000;
+const IDLE_MS = 30 * 60 * 1000;			// a session unused this long ends
+const LIFETIME_MS = 8 * 60 * 60 * 1000;	// and any session after this
+const MAX_SESSIONS = 32;
+const sessions = new Map();	// sid -> { user, pool, csrf, sampler, seen, born }
+
+// The origins browsers may use: this address (and localhost for a local one), and --origin.
+const origins = new Set(opts.origin.map((o) => new URL(o).origin));
+const SECURE = [...origins].some((o) => o.startsWith('https:'));
+const SESSION_COOKIE = SECURE ? '__Host-txm_session' : 'txm_session';
+function allowedHost(host) {
+  const port = Number(opts.port);
+  const local = ['127.0.0.1', 'localhost', '[::1]'].map((h) => `${h}:${port}`);
+  const bound = opts.listen.includes(':') ? `[${opts.listen}]:${port}` : `${opts.listen}:${port}`;
+  return host === bound || local.includes(host) || [...origins].some((o) => new URL(o).host === host);
+}
+
+// A role name as the log shows it: printable, short, quoted.
+function logName(user) {
+  if (user === undefined || user === null)
+    return '-';
+  return JSON.stringify(String(user).replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 64));
+}
 
 function log(req, status, user) {
-  console.log(`${new Date().toISOString()} ${req.method} ${req.url.split('?')[0]} ${status} ${user ?? '-'}`);
+  console.log(`${new Date().toISOString()} ${req.method} ${req.url.split('?')[0]} ${status} ${logName(user)}`);
 }
 
 function cookies(req) {
   const out = {};
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0)
+    if (i <= 0)
+      continue;
+    try {
       out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      // another application's cookie for this host, not ours
+    }
   }
   return out;
+}
+
+// Failed logins per client address: at most 5 a minute.
+const failures = new Map();
+function throttled(req) {
+  const key = req.socket.remoteAddress;
+  const now = Date.now();
+  const recent = (failures.get(key) ?? []).filter((t) => now - t < 60000);
+  failures.set(key, recent);
+  return recent.length >= 5;
+}
+function failed(req) {
+  const key = req.socket.remoteAddress;
+  if (!failures.has(key))
+    failures.set(key, []);
+  failures.get(key).push(Date.now());
 }
 
 function sameToken(a, b) {
@@ -86,13 +138,15 @@ function sameToken(a, b) {
 }
 
 async function readForm(req) {
-  let body = '';
+  const chunks = [];
+  let size = 0;
   for await (const chunk of req) {
-    body += chunk;
-    if (body.length > 1e6)
+    size += chunk.length;
+    if (size > 1e6)
       throw Object.assign(new Error('request too large'), { status: 413 });
+    chunks.push(chunk);
   }
-  return new URLSearchParams(body);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
 const HEADERS = {
@@ -114,7 +168,7 @@ function redirect(res, to, extra = {}) {
 }
 
 function endSession(sid) {
-  const s = sessions.get(sid);
+  const s = sid ? sessions.get(sid) : undefined;
   if (!s)
     return;
   sessions.delete(sid);
@@ -123,43 +177,80 @@ function endSession(sid) {
 }
 
 setInterval(() => {
+  const now = Date.now();
   for (const [sid, s] of sessions)
-    if (Date.now() - s.seen > IDLE_MS)
+    if (now - s.seen > IDLE_MS || now - s.born > LIFETIME_MS)
       endSession(sid);
-}, 60000).unref();
+    else if (now - s.viewed > 10 * 60 * 1000)
+      s.sampler.stop();		// nobody has looked for 10 minutes: no more samples until someone does
+}, 30000).unref();
 
-// Log in: connect as the role, check that tx_message is there, make a session.
+function cookie(name, value, path, maxAge) {
+  return `${name}=${value}; HttpOnly; SameSite=Strict; Path=${path}${SECURE ? '; Secure' : ''}${maxAge !== undefined ? `; Max-Age=${maxAge}` : ''}`;
+}
+
+// Log in: connect as the role, with a password the server must have asked
+// for, check that tx_message is there, and make a session (ending the one
+// this browser had).
 async function doLogin(req, res) {
   const form = await readForm(req);
   const c = cookies(req);
   const token = crypto.randomBytes(16).toString('hex');
+  const user = form.get('user') ?? '';
+  const password = form.get('password') ?? '';
   const again = (error, status = 200) => {
-    send(res, status, login({ error, user: form.get('user'), token, database: dbConfig.database }),
-      { 'Set-Cookie': `txm_login=${token}; HttpOnly; SameSite=Strict; Path=/login` });
-    log(req, status, form.get('user'));
+    send(res, status, login({ error, user: user.slice(0, 128), token, database: dbConfig.database }),
+      { 'Set-Cookie': cookie('txm_login', token, '/login') });
+    log(req, status, user);
   };
   if (!sameToken(form.get('token'), c.txm_login))
     return again('Your login form expired; log in again.', 400);
-  const user = form.get('user') ?? '';
-  const pool = new pg.Pool({ ...dbConfig, user, password: form.get('password') ?? '', max: 3,
-                             application_name: 'tx_message console', idleTimeoutMillis: 60000 });
+  if (throttled(req))
+    return again('Too many failed logins from here; wait a minute.', 429);
+  if (user === '' || password === '' || user.length > 63) {
+    failed(req);
+    return again('Give a role and its password.', 401);
+  }
+  let asked = false;
+  const pool = new pg.Pool({
+    ...dbConfig, user, max: 3, application_name: 'tx_message console',
+    // a function, so that we learn whether the server asked for it at all
+    password: async () => { asked = true; return password; },
+    idleTimeoutMillis: 60000, connectionTimeoutMillis: 10000,
+    statement_timeout: 30000,
+  });
   pool.on('error', () => {});
+  let problem = null;
   try {
-    const r = await pool.query(
-      "SELECT extversion FROM pg_extension WHERE extname = 'tx_message'");
-    if (r.rows.length === 0)
-      throw new Error(`tx_message is not installed in database ${dbConfig.database}`);
+    const r = await pool.query("SELECT extversion FROM pg_extension WHERE extname = 'tx_message'");
+    if (!asked)
+      problem = 'The server let this role in without checking a password (trust or peer authentication); the console needs one that does (scram-sha-256 or md5 in pg_hba.conf).';
+    else if (r.rows.length === 0)
+      problem = 'tx_message is not installed in this database.';
   } catch (e) {
+    // no detail for a visitor not logged in: which of role, password or pg_hba refused is the server's log's to say
+    problem = e.code === '28P01' || e.code === '28000'
+      ? 'Wrong role or password, or this role may not connect.'
+      : `The database did not accept the connection (${/^[0-9A-Z]{5}$/.test(e.code ?? '') ? e.code : 'no answer'}).`;
+  }
+  if (problem) {
     await pool.end().catch(() => {});
-    // the server's own words, which never include the password
-    return again(`Could not log in: ${e.message}`, 401);
+    failed(req);
+    return again(problem, 401);
+  }
+  endSession(c[SESSION_COOKIE]);
+  if (sessions.size >= MAX_SESSIONS) {
+    // the least recently used one makes room
+    const oldest = [...sessions.entries()].sort((a, b) => a[1].seen - b[1].seen)[0];
+    endSession(oldest[0]);
   }
   const sid = crypto.randomBytes(32).toString('hex');
   const sampler = new Sampler(pool, SAMPLE_MS);
   sampler.start();
-  sessions.set(sid, { user, pool, csrf: crypto.randomBytes(32).toString('hex'), sampler, seen: Date.now() });
+  const now = Date.now();
+  sessions.set(sid, { user, pool, csrf: crypto.randomBytes(32).toString('hex'), sampler, seen: now, born: now, viewed: now });
   log(req, 303, user);
-  redirect(res, '/', { 'Set-Cookie': `txm_session=${sid}; HttpOnly; SameSite=Strict; Path=/` });
+  redirect(res, '/', { 'Set-Cookie': cookie(SESSION_COOKIE, sid, '/') });
 }
 
 // A page's context: the session's pool, the query, the layout's fields.
@@ -184,9 +275,9 @@ const GET = {
 
 // POST handlers: (ctx, form) -> { html } or { redirect, flash }.
 const POST = {
-  '/dead-letters/confirm': async (ctx, form) => ({ html: confirmPage(ctx, form.get('action'), parseItems(form.getAll('item'))) }),
+  '/dead-letters/confirm': async (ctx, form) => ({ html: confirmPage(ctx, form.get('action'), parseItems(form.getAll('item')), form) }),
   '/dead-letters/do': async (ctx, form) => ({
-    redirect: '/dead-letters', flash: await runAction(ctx, form.get('action'), parseItems(form.getAll('item'))),
+    redirect: backTo(form), flash: await runAction(ctx, form.get('action'), parseItems(form.getAll('item'))),
   }),
   '/half/confirm': async (ctx, form) => ({ html: halfConfirmPage(ctx, form.get('action'), form.get('id')) }),
   '/half/do': async (ctx, form) => ({ redirect: '/half', flash: await halfAction(ctx, form.get('action'), form.get('id')) }),
@@ -201,13 +292,20 @@ function sameOrigin(req) {
   if (!origin)
     return true;
   try {
-    return new URL(origin).host === req.headers.host;
+    const o = new URL(origin);
+    return origins.has(o.origin) || (o.protocol === 'http:' && o.host === req.headers.host);
   } catch {
     return false;
   }
 }
 
 async function handle(req, res) {
+  // a request for another name is one a rebinding DNS sent here
+  if (!allowedHost(req.headers.host ?? '')) {
+    res.writeHead(421, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('This console does not answer for that host name (see --origin).\n');
+    return log(req, 421);
+  }
   const url = new URL(req.url, 'http://console.invalid');
   if (req.method === 'GET' && url.pathname === '/style.css') {
     res.writeHead(200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'max-age=3600', 'X-Content-Type-Options': 'nosniff' });
@@ -222,7 +320,7 @@ async function handle(req, res) {
     const prior = cookies(req).txm_login;
     const token = /^[0-9a-f]{32}$/.test(prior ?? '') ? prior : crypto.randomBytes(16).toString('hex');
     send(res, 200, login({ token, database: dbConfig.database }),
-      { 'Set-Cookie': `txm_login=${token}; HttpOnly; SameSite=Strict; Path=/login` });
+      { 'Set-Cookie': cookie('txm_login', token, '/login') });
     return log(req, 200);
   }
   if (req.method === 'POST' && url.pathname === '/login') {
@@ -231,13 +329,17 @@ async function handle(req, res) {
     return doLogin(req, res);
   }
 
-  const sid = cookies(req).txm_session;
+  const sid = cookies(req)[SESSION_COOKIE];
   const session = sid ? sessions.get(sid) : undefined;
   if (!session) {
     log(req, 303);
     return redirect(res, '/login');
   }
   session.seen = Date.now();
+  if (req.method === 'GET') {
+    session.viewed = session.seen;
+    session.sampler.resume();
+  }
   const flash = session.flash;
   session.flash = null;
   const ctx = context(session, url, flash);
@@ -255,7 +357,7 @@ async function handle(req, res) {
       if (url.pathname === '/logout') {
         endSession(sid);
         log(req, 303, session.user);
-        return redirect(res, '/login', { 'Set-Cookie': 'txm_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0' });
+        return redirect(res, '/login', { 'Set-Cookie': cookie(SESSION_COOKIE, '', '/', 0) });
       }
       if (POST[url.pathname]) {
         const out = await POST[url.pathname](ctx, form);
@@ -275,7 +377,7 @@ async function handle(req, res) {
     const status = e.status ?? 400;
     send(res, status, page({
       ...ctx.layout, title: 'Refused',
-      body: `<p class="flash error">${e.code ? `${e.code}: ` : ''}${escapeText(e.message)}</p><p><a href="/">Overview</a></p>`,
+      body: `<p class="flash error">${e.code ? `${escapeText(e.code)}: ` : ''}${escapeText(e.message)}</p><p><a href="/">Overview</a></p>`,
     }));
     log(req, status, session.user);
   }

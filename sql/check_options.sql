@@ -20,6 +20,16 @@ BEGIN
 END $$;
 SELECT key, checks > 0 AS checked FROM tx_message.half_messages
  WHERE topic_id = (SELECT topic_id FROM tx_message.topics WHERE topic = 'co.pay') ORDER BY key;
+-- every check and its answer, for roles that may receive from the topic
+SELECT msg_id = :h1 AS h1, topic, answer, detail FROM tx_message.half_check_history
+ WHERE topic = 'co.pay' ORDER BY checked_at LIMIT 1;
+CREATE ROLE co_stranger;
+SELECT tx_grant('co.pay', 'co_stranger', 'monitor');
+SET ROLE co_stranger;
+SELECT count(*) AS hidden FROM tx_message.half_check_history;
+RESET ROLE;
+SELECT tx_revoke('co.pay', 'co_stranger', 'monitor');
+DROP ROLE co_stranger;
 SELECT tx_commit_half(:h1);
 
 -- the channel can be changed and removed; bounds

@@ -10,6 +10,7 @@ use warnings;
 use FindBin;
 use IO::Socket::INET;
 use IPC::Run;
+use HTTP::Tiny;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -18,7 +19,11 @@ use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('console');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'tx_message'\n");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'tx_message'\nlisten_addresses = '127.0.0.1'\n");
+# the console's connections (TCP) need a password; the test's own (the socket) do not
+open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
+print $hba "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+close $hba;
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION tx_message;
@@ -39,19 +44,21 @@ $node->safe_psql('postgres', q{
 						dead_letter_topic => 'orders-dlq');
 	SELECT tx_subscribe('orders', 'pull');
 	SELECT tx_subscribe('secret', 'vault');
-	CREATE ROLE viewer LOGIN;
+	CREATE ROLE console_admin SUPERUSER LOGIN PASSWORD 'admin-secret-1';
+	CREATE ROLE viewer LOGIN PASSWORD 'viewer-secret-1';
 	SELECT tx_grant('orders', 'viewer', 'receive');
 	SELECT tx_grant('orders', 'viewer', 'monitor');
 	SELECT tx_grant('secret', 'viewer', 'monitor');
 	SELECT count(tx_send('orders', jsonb_build_object('n', i))) FROM generate_series(1, 20) i;
 	SELECT tx_send('orders', '{"n": 99, "fail": true}');
+	SELECT tx_send('orders', '{"n": 98, "html": "<script>alert(1)</script>"}', key => '<img src=x onerror=alert(2)>');
 	SELECT tx_send_half('orders', '{"n": 100}', key => 'half-1');
 });
 my $secret_id = $node->safe_psql('postgres',
 	q{SELECT tx_send('secret', '{"code": "TOP-SECRET-42"}', key => 'vault-key')});
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM tx_message.dead_letters WHERE consumer_group = 'billing'}),
 	'the handler dead-letters the failing message');
-ok($node->poll_query_until('postgres', q{SELECT count(*) = 20 FROM effects}), 'and handles the others');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 21 FROM effects}), 'and handles the others');
 # the fault is fixed: a redrive now succeeds
 $node->safe_psql('postgres', 'UPDATE switch SET fail = false');
 
@@ -62,7 +69,7 @@ system("rm -rf '$work/console/node_modules'");
 is(system("cd '$work/console' && npm ci --no-audit --no-fund --silent >npm.log 2>&1"), 0,
 	'npm ci installs the console and puppeteer-core') or diag(slurp_file("$work/console/npm.log"));
 my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $db = sprintf('postgres:///postgres?host=%s&port=%d', $node->host, $node->port);
+my $db = sprintf('postgres://127.0.0.1:%d/postgres', $node->port);
 my $console = IPC::Run::start([ 'node', "$work/console/server.mjs", '--db', $db, '--port', $port,
 								'--sample-every', '1' ],
 	'>', "$work/console.log", '2>&1');
@@ -80,7 +87,8 @@ like(slurp_file("$work/console.log"), qr{console for database postgres: http://1
 my $shots = "$PostgreSQL::Test::Utils::log_path/console_screenshots";
 my %env = (
 	CONSOLE_URL => "http://127.0.0.1:$port/", OUT_DIR => $shots,
-	ADMIN_USER => scalar getpwuid($<), VIEWER_USER => 'viewer', VIEWER_PASSWORD => 'any',
+	ADMIN_USER => 'console_admin', ADMIN_PASSWORD => 'admin-secret-1',
+	VIEWER_USER => 'viewer', VIEWER_PASSWORD => 'viewer-secret-1',
 	MAIN_TOPIC => 'orders', MAIN_GROUP => 'billing',
 	SECRET_TOPIC => 'secret', SECRET_MARKER => 'TOP-SECRET-42', SECRET_ID => $secret_id, SECRET_KEY => 'vault-key',
 );
@@ -124,6 +132,31 @@ ok(%viewer && !grep({ $viewer{$_}{secret} } keys %viewer), 'the viewer sees no p
   or diag(explain(\%viewer));
 ok($viewer{'viewer-main-topic'}{main_payloads}, 'but the payloads of the topic it may receive from');
 like($r->{viewer_landing} // '', qr{/$}, 'the viewer logged in');
+ok(!$r->{raw_markup}, 'a key and a payload holding markup are shown as text, not markup');
+is($r->{wrong_password}, 401, 'a wrong password is refused');
+is($r->{empty_password}, 401, 'and so is an empty one');
+is($r->{other_host}, 421, 'a request for another host name (DNS rebinding) is refused');
+
+# a console whose connections need no password (trust) lets nobody in
+my $port2 = PostgreSQL::Test::Cluster::get_free_port();
+my $trusting = IPC::Run::start([ 'node', "$work/console/server.mjs", '--port', $port2, '--db',
+								 sprintf('postgres:///postgres?host=%s&port=%d', $node->host, $node->port) ],
+	'>', "$work/console2.log", '2>&1');
+my $http = HTTP::Tiny->new(max_redirect => 0);
+my $form;
+for (1 .. 100)
+{
+	$form = $http->get("http://127.0.0.1:$port2/login");
+	last if $form->{status} == 200;
+	usleep(100_000);
+}
+my ($token) = ($form->{content} // '') =~ /name="token" value="([0-9a-f]+)"/;
+my ($cookie) = ($form->{headers}{'set-cookie'} // '') =~ /^(txm_login=[0-9a-f]+)/;
+my $trust = $http->post_form("http://127.0.0.1:$port2/login",
+	{ token => $token // '', user => 'viewer', password => 'anything' }, { headers => { Cookie => $cookie // '' } });
+is($trust->{status}, 401, 'a role that trust authentication lets in without a password is refused');
+like($trust->{content} // '', qr/without checking a password/, 'saying why');
+$trusting->kill_kill;
 
 my @missing = grep { !-s "$shots/$_.png" } qw(overview topic group half message dead-letters dead-letter
 	redrive-confirm viewer-overview viewer-topic);

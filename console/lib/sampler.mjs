@@ -5,29 +5,42 @@
 // role may monitor.
 
 const KEEP_MS = 60 * 60 * 1000;
+const COLUMNS = ['backlog', 'delivered_total', 'acked_total', 'sent_total'];
 
 export class Sampler {
   constructor(pool, everyMs = 5000) {
     this.pool = pool;
     this.everyMs = everyMs;
-    this.samples = [];	// { t, rows: Map(key -> row) }
+    this.samples = [];	// { t, rows: Map(key -> [backlog, delivered, acked, sent]) }
     this.timer = null;
+    this.running = false;
   }
 
   start() {
+    if (this.running)
+      return;
+    this.running = true;
     const tick = async () => {
       try {
         await this.sample();
       } catch {
         // a failed sample (the server restarting, say) leaves a gap in the chart
       }
+      if (!this.running)
+        return;			// stopped while the sample was under way
       this.timer = setTimeout(tick, this.everyMs);
       this.timer.unref();
     };
     tick();
   }
 
+  // Sampling again after a pause: the charts show a gap.
+  resume() {
+    this.start();
+  }
+
   stop() {
+    this.running = false;
     clearTimeout(this.timer);
     this.timer = null;
   }
@@ -38,8 +51,9 @@ export class Sampler {
          FROM tx_message.stats`);
     const t = Date.now();
     const m = new Map();
+    // the counters only, as numbers: an hour of samples of many groups stays small
     for (const r of rows)
-      m.set(key(r.topic, r.consumer_group), r);
+      m.set(key(r.topic, r.consumer_group), COLUMNS.map((c) => (r[c] === null ? null : Number(r[c]))));
     this.samples.push({ t, rows: m });
     while (this.samples.length > 0 && this.samples[0].t < t - KEEP_MS)
       this.samples.shift();
@@ -48,9 +62,10 @@ export class Sampler {
   // [[t, value], ...] of a column of one row (topic, group or null).
   series(topic, group, column) {
     const k = key(topic, group);
+    const i = COLUMNS.indexOf(column);
     return this.samples
-      .filter((s) => s.rows.has(k) && s.rows.get(k)[column] !== null)
-      .map((s) => [s.t, Number(s.rows.get(k)[column])]);
+      .filter((s) => s.rows.has(k) && s.rows.get(k)[i] !== null)
+      .map((s) => [s.t, s.rows.get(k)[i]]);
   }
 
   // Per-second rates of a counter column: [[t, rate], ...].

@@ -12,6 +12,7 @@
 //
 // It prints one JSON object: what the pages showed.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
 
@@ -53,8 +54,20 @@ try {
   }
   const text = () => tab.evaluate(() => document.body.innerText);
 
+  // refused logins
+  await logIn(process.env.ADMIN_USER, 'not-the-password');
+  report.wrong_password = (await text()).includes('Wrong role or password') ? 401 : 0;
+  await logIn(process.env.ADMIN_USER, '');
+  report.empty_password = (await text()).includes('Give a role and its password') ? 401 : 0;
+  // a request addressed to another name, as a rebinding DNS would send it
+  report.other_host = await new Promise((resolve, reject) => {
+    const u = new URL(url);
+    http.get({ host: u.hostname, port: u.port, path: '/login', headers: { Host: `evil.example:${u.port}` } },
+      (res) => { res.resume(); resolve(res.statusCode); }).on('error', reject);
+  });
+
   // as the administrator: every page, and a redrive
-  report.admin_landing = await logIn(process.env.ADMIN_USER, '');
+  report.admin_landing = await logIn(process.env.ADMIN_USER, process.env.ADMIN_PASSWORD);
   await go('/');
   report.backlogs = await tab.$$eval('#groups span.backlog', (els) =>
     els.map((e) => ({ topic: e.dataset.topic, group: e.dataset.group, backlog: e.textContent.trim() })));
@@ -130,6 +143,8 @@ try {
     const status = await go(p);
     const html = await tab.content();
     seen[name] = { status, secret: html.includes(process.env.SECRET_MARKER), main_payloads: html.includes('&quot;n&quot;') || html.includes('"n"') };
+    if (html.includes('<script>alert') || html.includes('<img src=x'))
+      report.raw_markup = true;
     await shot(name);
   }
   report.viewer = seen;

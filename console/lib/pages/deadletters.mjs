@@ -6,6 +6,22 @@
 // dead letters), which the functions check.
 import { csrfField, esc, href, json, link, number, page, table, time } from '../html.mjs';
 
+const LIST = 500;
+
+// The filter fields of the list, carried through the confirmation and back.
+function filterFields(topic, group, reason) {
+  return ['topic', 'group', 'reason'].map((k, i) => [k, [topic, group, reason][i]])
+    .filter(([, v]) => v)
+    .map(([k, v]) => `<input type="hidden" name="back_${k}" value="${esc(v)}">`).join('');
+}
+
+// Where an action goes back to: the list with the filter it was chosen under.
+export function backTo(form) {
+  return href('/dead-letters', {
+    topic: form.get('back_topic'), group: form.get('back_group'), reason: form.get('back_reason'),
+  });
+}
+
 export async function deadLetters(ctx) {
   const topic = ctx.query.get('topic') || null;
   const group = ctx.query.get('group') || null;
@@ -15,7 +31,7 @@ export async function deadLetters(ctx) {
        FROM tx_message.dead_letters
       WHERE ($1::text IS NULL OR topic = $1) AND ($2::text IS NULL OR consumer_group = $2)
         AND ($3::text IS NULL OR reason = $3)
-      ORDER BY dead_at DESC, msg_id LIMIT 500`, [topic, group, reason]);
+      ORDER BY dead_at DESC, msg_id LIMIT ${LIST}`, [topic, group, reason]);
   const filter = `<form method="get" action="/dead-letters" class="filter">
 <label>Topic <input name="topic" value="${esc(topic ?? '')}"></label>
 <label>Group <input name="group" value="${esc(group ?? '')}"></label>
@@ -32,8 +48,10 @@ export async function deadLetters(ctx) {
     ['last error', (r) => esc(r.last_error ?? '')],
     ['dead at', (r) => esc(time(r.dead_at))],
   ], rows, { id: 'dead-letters', empty: 'No dead letters (of the topics you may receive from).' });
-  const body = rows.length === 0 ? `${filter}\n${list}` : `${filter}
-<form method="post" action="/dead-letters/confirm">${csrfField(ctx.session.csrf)}
+  const more = rows.length === LIST
+    ? `<p class="hint">The newest ${LIST} are shown: narrow the filter to see others.</p>` : '';
+  const body = rows.length === 0 ? `${filter}\n${list}` : `${filter}${more}
+<form method="post" action="/dead-letters/confirm">${csrfField(ctx.session.csrf)}${filterFields(topic, group, reason)}
 ${list}
 <p class="actions"><button type="submit" name="action" value="redrive">Redrive selected…</button>
 <button type="submit" name="action" value="purge" class="danger">Purge selected…</button></p></form>`;
@@ -94,8 +112,8 @@ export function parseItems(values) {
 const VERB = { redrive: 'Redrive', purge: 'Purge' };
 
 // The confirmation page of an action on dead letters.
-export function confirmPage(ctx, action, items) {
-  if (!VERB[action] || items.length === 0)
+export function confirmPage(ctx, action, items, form) {
+  if (!Object.hasOwn(VERB, action) || items.length === 0)
     return page({ ...ctx.layout, title: 'Dead letters', body: '<p class="empty">Select dead letters and an action first.</p><p><a href="/dead-letters">Back</a></p>' });
   const hidden = items.map((i) => `<input type="hidden" name="item" value="${esc(`${i.group ?? ''}:${i.id}`)}">`).join('\n');
   const list = items.map((i) => `<li>${esc(i.id)} (${esc(i.group ?? 'check-back')})</li>`).join('');
@@ -107,15 +125,17 @@ export function confirmPage(ctx, action, items) {
     body: `<p>${esc(what)}</p><ul>${list}</ul>
 <form method="post" action="/dead-letters/do">${csrfField(ctx.session.csrf)}
 <input type="hidden" name="action" value="${esc(action)}">
+${filterFields(form.get('back_topic'), form.get('back_group'), form.get('back_reason'))}
 ${hidden}
 <button type="submit" id="confirm" class="${action === 'purge' ? 'danger' : ''}">${esc(VERB[action])}</button>
 <a href="/dead-letters">Cancel</a></form>`,
   });
 }
 
-// Run a confirmed action, group by group; returns a message for the next page.
+// Run a confirmed action, group by group, in one transaction (all or
+// nothing); returns a message for the next page.
 export async function runAction(ctx, action, items) {
-  if (!VERB[action] || items.length === 0)
+  if (!Object.hasOwn(VERB, action) || items.length === 0)
     return 'Nothing was selected.';
   const byGroup = new Map();
   for (const i of items) {
@@ -124,20 +144,30 @@ export async function runAction(ctx, action, items) {
       byGroup.set(k, []);
     byGroup.get(k).push(i.id);
   }
+  // [check-back dead letters (ids), a group's (group, ids)]
+  const sql = {
+    redrive: ['SELECT tx_redrive_half($1::bigint[]) AS n', 'SELECT tx_redrive($1, $2::bigint[]) AS n'],
+    purge: ["SELECT tx_purge_half_dead_letters('0', $1::bigint[]) AS n",
+            "SELECT tx_purge_dead_letters($1, '0', $2::bigint[]) AS n"],
+  }[action];
   let done = 0;
-  for (const [g, ids] of byGroup) {
-    let res;
-    if (g === '')
-      res = action === 'redrive'
-        ? await ctx.db.query('SELECT tx_redrive_half($1::bigint[]) AS n', [ids])
-        : await ctx.db.query("SELECT tx_purge_half_dead_letters('0', $1::bigint[]) AS n", [ids]);
-    else
-      res = action === 'redrive'
-        ? await ctx.db.query('SELECT tx_redrive($1, $2::bigint[]) AS n', [g, ids])
-        : await ctx.db.query("SELECT tx_purge_dead_letters($1, '0', $2::bigint[]) AS n", [g, ids]);
-    done += Number(res.rows[0].n);
+  const client = await ctx.db.connect();
+  try {
+    await client.query('BEGIN');
+    for (const [g, ids] of byGroup) {
+      const res = g === ''
+        ? await client.query(sql[0], [ids])
+        : await client.query(sql[1], [g, ids]);
+      done += Number(res.rows[0].n);
+    }
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    client.release();
   }
-  return `${VERB[action] === 'Purge' ? 'Purged' : 'Redriven'}: ${done} dead letter(s).`;
+  return `${action === 'purge' ? 'Purged' : 'Redriven'}: ${done} dead letter(s).`;
 }
 
 export { href };

@@ -6,6 +6,10 @@ import { esc, interval, link, number, page, table } from '../html.mjs';
 
 export async function overview(ctx) {
   const { rows } = await ctx.db.query('SELECT * FROM tx_stats()');
+  // check-back dead letters belong to no group (those of topics the role may receive from)
+  const half = await ctx.db.query(
+    'SELECT topic, count(*) AS n FROM tx_message.dead_letters WHERE consumer_group IS NULL GROUP BY topic');
+  const halfDead = new Map(half.rows.map((r) => [r.topic, Number(r.n)]));
   const topics = rows.filter((r) => r.consumer_group === null);
   const groups = rows.filter((r) => r.consumer_group !== null);
   const s = ctx.session.sampler;
@@ -18,7 +22,7 @@ export async function overview(ctx) {
     ['oldest half', (r) => interval(r.oldest_half_age)],
     ['delayed', (r) => number(r.delayed_pending)],
     ['dead letters', (r) => number(groups.filter((g) => g.topic === r.topic)
-      .reduce((a, g) => a + Number(g.dead_letters), 0))],
+      .reduce((a, g) => a + Number(g.dead_letters), halfDead.get(r.topic) ?? 0))],
   ], topics, { id: 'topics', empty: 'No topic you may monitor.' });
 
   const groupTable = table([
