@@ -46,7 +46,7 @@ const { values: opts } = parseArgs({
   },
 });
 if (opts.help) {
-  console.log(`usage: node server.mjs --db postgres://HOST:PORT/DBNAME [--listen ADDRESS] [--port PORT] [--sample-every SECONDS]
+  console.log(`usage: node server.mjs --db postgres://HOST:PORT/DBNAME [--listen ADDRESS] [--port PORT] [--origin URL] [--sample-every SECONDS]
   --db      the database (no credentials: the operator logs in with a PostgreSQL role);
             postgres:///DBNAME?host=/var/run/postgresql for a Unix socket; default: PGHOST, PGPORT, PGDATABASE
   --listen  the address to listen on (default 127.0.0.1: this machine only)
