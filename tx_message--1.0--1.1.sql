@@ -442,5 +442,25 @@ CREATE FUNCTION tx_seek(consumer_group text, topic text, target text)
 COMMENT ON FUNCTION tx_seek(text, text, text)
 	IS 'move a consumer group''s position on a topic to ''earliest'', ''latest'' or a time; returns how many messages are ahead of it';
 
+/*
+ * Change data capture (docs/cdc.md): with it on, every message that enters
+ * the log is also a transactional logical decoding message with the prefix
+ * 'tx_message'.  A setting of this database, like the rest of instance: not
+ * dumped.
+ */
+ALTER TABLE tx_message.instance ADD COLUMN cdc boolean NOT NULL DEFAULT false;
+CREATE FUNCTION tx_cdc_enable() RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_cdc_enable';
+COMMENT ON FUNCTION tx_cdc_enable()
+	IS 'from now on, write every message that enters the log as a logical decoding message too (needs wal_level = logical)';
+REVOKE ALL ON FUNCTION tx_cdc_enable() FROM PUBLIC;
+CREATE FUNCTION tx_cdc_disable() RETURNS void
+	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'tx_cdc_disable';
+COMMENT ON FUNCTION tx_cdc_disable()
+	IS 'stop writing messages as logical decoding messages';
+REVOKE ALL ON FUNCTION tx_cdc_disable() FROM PUBLIC;
+
 -- backends that cached the 1.0 catalog look again (a change of pg_namespace)
 GRANT USAGE ON SCHEMA tx_message TO PUBLIC;

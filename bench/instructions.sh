@@ -17,6 +17,9 @@
 #
 #   produce: SELECT tx_send(topic, payload) in autocommit (one transaction)
 #   consume: one statement that receives 100 and acks them (per batch)
+#
+# BENCH_CDC=1 runs the server with wal_level = logical and tx_cdc_enable():
+# what change data capture adds to each operation.
 
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
@@ -50,6 +53,7 @@ as_user "$BINDIR/initdb" -D "$WORK/data" -U postgres -A trust --no-sync >"$WORK/
 	echo "tx_message.enabled = off"
 	echo "autovacuum = off"
 	echo "fsync = off"
+	if [ "${BENCH_CDC:-0}" = 1 ]; then echo "wal_level = logical"; fi
 } | as_user tee -a "$WORK/data/postgresql.conf" >/dev/null
 mkdir -p "$WORK/cg"
 chmod 777 "$WORK/cg"
@@ -70,6 +74,9 @@ for i in $(seq 300); do
 done
 sleep 3
 sql -c "CREATE EXTENSION tx_message" -c "SELECT tx_create_topic('t')" -c "SELECT tx_subscribe('t', 'g')" >/dev/null
+if [ "${BENCH_CDC:-0}" = 1 ]; then
+	sql -c "SELECT tx_cdc_enable()" >/dev/null
+fi
 
 PAYLOAD='{"event": "order.created", "order_id": 123456789, "customer_id": 4242, "amount": {"value": 129.90, "currency": "EUR"}, "items": [{"sku": "SKU-1001", "qty": 2}, {"sku": "SKU-2002", "qty": 1}], "channel": "web"}'
 

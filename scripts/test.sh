@@ -26,10 +26,11 @@ trap on_signal INT TERM HUP
 trap 'cleanup_workdir' EXIT
 
 # t/012 runs the exporter and promtool of Debian, t/013 the example consumers, t/014 pgbouncer,
-# t/015 the console in Debian's chromium (and Node.js, Debian's if there is none)
+# t/015 the console in Debian's chromium (and Node.js, Debian's if there is none), t/016 wal2json
 node_pkgs=()
 command -v node >/dev/null && command -v npm >/dev/null || node_pkgs=(nodejs npm)
 ensure_deps prometheus-postgres-exporter prometheus python3-psycopg libpq-dev pgbouncer chromium \
+	postgresql-15-wal2json \
 	"${node_pkgs[@]}" || exit 1
 make_workdir tx_message-test
 # warnings are errors here (the build of scripts/demo.sh only reports them)

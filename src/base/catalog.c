@@ -105,7 +105,7 @@ static const RelSpec rel_specs[] = {
 	TABLE("leases", leases, Natts_leases),
 	INDEX("leases_pkey", leases_pkey, 3),
 	TABLE("retries_data", retries, Natts_retries),
-	TABLE("instance", instance, Natts_instance),
+	TABLE_GREW("instance", instance, Natts_instance, Natts_instance_1_0),
 	TABLE("lineage", lineage, Natts_lineage),
 	TABLE_1_1("totals", totals, Natts_totals),
 	TABLE_1_1("half_checks", half_checks, Natts_half_checks),
@@ -608,6 +608,13 @@ txm_instance(void)
 		if (!isnull)
 			text_to_cstring_buffer(DatumGetTextPP(problem), instance.restore_problem,
 								   sizeof(instance.restore_problem));
+		instance.cdc = false;
+		if (RelationGetDescr(rel)->natts >= Anum_instance_cdc)
+		{
+			Datum		cdc = heap_getattr(tup, Anum_instance_cdc, RelationGetDescr(rel), &isnull);
+
+			instance.cdc = !isnull && DatumGetBool(cdc);
+		}
 		found = true;
 	}
 	table_endscan(scan);

@@ -127,12 +127,14 @@
 #define Anum_leases_pkey_first_off	3
 
 /* tx_message.instance (one row) and tx_message.lineage (written by SQL) */
-#define Natts_instance				6
+#define Natts_instance				7
+#define Natts_instance_1_0			6
 #define Anum_instance_token			2
 #define Anum_instance_id_base		3
 #define Anum_instance_id_floor		4
 #define Anum_instance_restored_at	5
 #define Anum_instance_restore_problem 6
+#define Anum_instance_cdc			7
 #define Natts_lineage				4
 #define Anum_lineage_token			1
 
@@ -217,6 +219,7 @@ typedef struct TxmInstance
 	bool		restore_pending;
 	bool		restored;		/* a dump was taken over */
 	char		restore_problem[128];	/* what it lacked ("": nothing) */
+	bool		cdc;			/* every message is also a logical decoding message */
 } TxmInstance;
 
 extern void txm_catalog_init(void);

@@ -30,8 +30,13 @@
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "replication/message.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -177,6 +182,71 @@ log_row(Datum *values, bool *nulls, int64 pos, int32 topic_id, int64 msg_id,
 }
 
 /*
+ * With change data capture on (tx_cdc_enable), every message that enters
+ * the log is also a transactional logical decoding message with the prefix
+ * "tx_message": decoders get it once, when and only if its transaction
+ * commits, in commit order, as JSON {"id" (a string: ids exceed 2^53),
+ * "topic", "key", "tags", "headers", "payload", "sent_at"}.  Off, it costs
+ * a test of the cached instance row.
+ */
+static void
+emit_cdc(int64 id, int32 topic_id, TimestampTz sent_at, const Datum *cols, const bool *isnull)
+{
+	StringInfoData buf;
+	const char *topic = txm_topic_name(topic_id);
+	char		ts[MAXDATELEN + 1];
+	int			utc = 0;
+	Jsonb	   *jb;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"id\": \"" INT64_FORMAT "\", \"topic\": ", id);
+	escape_json(&buf, topic ? topic : "");
+	appendStringInfoString(&buf, ", \"key\": ");
+	if (isnull[TXM_COL_KEY])
+		appendStringInfoString(&buf, "null");
+	else
+		escape_json(&buf, TextDatumGetCString(cols[TXM_COL_KEY]));
+	appendStringInfoString(&buf, ", \"tags\": ");
+	if (isnull[TXM_COL_TAGS])
+		appendStringInfoString(&buf, "null");
+	else
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(cols[TXM_COL_TAGS]), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		appendStringInfoChar(&buf, '[');
+		for (int i = 0; i < n; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			if (nulls[i])
+				appendStringInfoString(&buf, "null");
+			else
+				escape_json(&buf, TextDatumGetCString(elems[i]));
+		}
+		appendStringInfoChar(&buf, ']');
+	}
+	appendStringInfoString(&buf, ", \"headers\": ");
+	if (isnull[TXM_COL_HEADERS])
+		appendStringInfoString(&buf, "null");
+	else
+	{
+		jb = DatumGetJsonbP(cols[TXM_COL_HEADERS]);
+		(void) JsonbToCString(&buf, &jb->root, VARSIZE(jb));
+	}
+	appendStringInfoString(&buf, ", \"payload\": ");
+	jb = DatumGetJsonbP(cols[TXM_COL_PAYLOAD]);
+	(void) JsonbToCString(&buf, &jb->root, VARSIZE(jb));
+	JsonEncodeDateTime(ts, TimestampTzGetDatum(sent_at), TIMESTAMPTZOID, &utc);
+	appendStringInfo(&buf, ", \"sent_at\": \"%s\"}", ts);
+	LogLogicalMessage(TXM_CDC_PREFIX, buf.data, buf.len, true);
+	pfree(buf.data);
+}
+
+/*
  * A half or delayed message moved into the log keeps its id, which is not
  * its position there: say where it went, for tx_trace (a database at 1.0
  * has no table for it).  Off the success path of tx_send.
@@ -240,6 +310,8 @@ txm_log_insert_at(int64 pos, int32 topic_id, int64 msg_id, TimestampTz sent_at,
 	heap_freetuple(tup);
 	if (msg_id != 0)
 		record_moved(msg_id, pos);
+	if (txm_instance()->cdc)
+		emit_cdc(msg_id != 0 ? msg_id : pos, topic_id, sent_at, cols, isnull);
 	return pos;
 }
 
@@ -260,6 +332,7 @@ txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *key
 	TupleTableSlot **slots;
 	int			nslots = Min(n, TXM_MULTI_INSERT_CHUNK);
 	CommandId	cid = GetCurrentCommandId(true);
+	bool		cdc = txm_instance()->cdc;
 
 	rel = open_current_log(&slot, &index);
 	desc = RelationGetDescr(rel);
@@ -289,6 +362,8 @@ txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *key
 			isnull[TXM_COL_PAYLOAD] = false;
 			log_row(values, nulls, positions[done + i], topic_id, 0, sent_at, 0, cols, isnull);
 			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
+			if (cdc)
+				emit_cdc(positions[done + i], topic_id, sent_at, cols, isnull);
 		}
 		table_multi_insert(rel, slots, k, cid, 0, NULL);
 		for (int i = 0; i < k; i++)

@@ -14,6 +14,9 @@
 
 #include "utils/timestamp.h"
 
+/* the prefix of the logical decoding messages of change data capture */
+#define TXM_CDC_PREFIX "tx_message"
+
 extern int64 txm_next_pos(void);
 extern void txm_forget_pos(void);
 extern int64 txm_log_insert(int32 topic_id, int64 msg_id, TimestampTz sent_at,
