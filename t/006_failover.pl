@@ -182,6 +182,8 @@ my @writing_calls = (
 	q{SELECT tx_redrive_half()},
 	qq{SELECT tx_purge_half_dead_letters(msg_ids => ARRAY[$half_dead]::bigint[])},
 	q{SELECT tx_seek('pull', 'orders', 'earliest')},
+	q{SELECT tx_cdc_enable()},
+	q{SELECT tx_cdc_disable()},
 	q{SELECT tx_send('orders', '{"on": "standby"}', dedup_key => 'd')},
 	q{SELECT tx_run_maintenance()},
 	q{CALL tx_maintenance_loop('0 s')},
