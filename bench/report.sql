@@ -243,6 +243,16 @@ SELECT format('| `%s` | %s | %s |', v, pg_temp.n(pg_temp.med('console', v, 'txm'
 			  pg_temp.n(pg_temp.med('console', v, 'txm', 'worst_ms'), 1))
   FROM pg_temp.variants('console') v;
 
+SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n| loop | 1 consumer | 2 consumers | c2 / c1 |\n|---|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');
+SELECT format('| %s | %s | %s | %s |', l,
+			  pg_temp.n(pg_temp.med('loops', l || '_c1', s, 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('loops', l || '_c2', s, 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('loops', l || '_c2', s, 'msgs_per_s') / pg_temp.med('loops', l || '_c1', s, 'msgs_per_s'), 2))
+  FROM (VALUES ('outbox_tx', 'outbox', 1), ('txm_tx', 'txm', 2), ('txm_auto', 'txm', 3), ('txm_cte', 'txm', 4)) v(l, s, o)
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops')
+ ORDER BY o;
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');

@@ -44,21 +44,21 @@ full)
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
 	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000 CONSOLE_BACKLOG=1000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console" ;;
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
 	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000 CONSOLE_BACKLOG=1000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console" ;;
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
 	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000 CONSOLE_BACKLOG=2000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console" ;;
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
@@ -809,11 +809,47 @@ scenario_console()
 	done <"$WORK/console_load.out"
 }
 
+# loops: the consumer loops side by side, 1 and 2 consumers draining BACKLOG
+# messages of one group: the outbox in one transaction; tx_message's loop
+# of the README (receive, ack and commit in one transaction), receive and
+# ack as two autocommit statements (the consume scenario), and receive and
+# ack in one CTE statement.  Rows go to the client; tx_message's ids ride on
+# the last row only.
+scenario_loops()
+{
+	local rep loop clients system per_client out tps txns consumed left rate
+	for rep in $(seq 1 "$REPS"); do
+		for clients in 1 2; do
+			for loop in $(in_turn "$rep" outbox_tx txm_tx txm_auto txm_cte); do
+				system=txm
+				[ "$loop" = outbox_tx ] && system=outbox
+				reset_systems 1
+				wait_worker
+				fill "$system" "$BACKLOG"
+				checkpoint
+				per_client=$((BACKLOG / 100 / clients))
+				out=$WORK/loops.out
+				case $loop in
+				txm_auto) pgb -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/consume_txm.sql" >"$out" 2>&1 ;;
+				*) pgb -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/loop_$loop.sql" >"$out" 2>&1 ;;
+				esac || { cat "$out"; return 1; }
+				txns=$(txns_of "$out")
+				tps=$(tps_of "$out")
+				left=$(remaining "$system" 1)
+				consumed=$((BACKLOG - left))
+				rate=$(div "$consumed" "$(div "$txns" "$tps")")
+				record loops "${loop}_c$clients" "$system" "$rep" msgs_per_s "$rate"
+				echo "   loops rep $rep, $loop, $clients consumer(s): $rate messages/s ($left left over)"
+			done
+		done
+	done
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console | loops) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"
