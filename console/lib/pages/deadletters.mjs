@@ -169,4 +169,3 @@ export async function runAction(ctx, action, items) {
   }
   return `${action === 'purge' ? 'Purged' : 'Redriven'}: ${done} dead letter(s).`;
 }
-
