@@ -11,9 +11,12 @@ CREATE TABLE orders (
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The hand-rolled outbox everyone writes.
+-- The hand-rolled outbox everyone writes, carrying what a message carries:
+-- the topic to route by and when it was written.
 CREATE TABLE outbox (
 	id bigserial PRIMARY KEY,
+	topic text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
 	payload jsonb NOT NULL
 );
 
@@ -60,7 +63,7 @@ DECLARE
 	done bigint := 0;
 BEGIN
 	WHILE done < total LOOP
-		INSERT INTO outbox (payload) SELECT payload FROM generate_series(1, least(per_txn, total - done));
+		INSERT INTO outbox (topic, payload) SELECT 'bench', payload FROM generate_series(1, least(per_txn, total - done));
 		done := done + least(per_txn, total - done);
 		COMMIT;
 	END LOOP;

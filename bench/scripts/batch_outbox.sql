@@ -3,5 +3,5 @@
 \set amount random(1, 100000)
 BEGIN;
 INSERT INTO orders (customer_id, amount) VALUES (:customer_id, :amount);
-INSERT INTO outbox (payload) SELECT :payload::jsonb FROM generate_series(1, 100);
+INSERT INTO outbox (topic, payload) SELECT 'bench', :payload::jsonb FROM generate_series(1, 100);
 COMMIT;
