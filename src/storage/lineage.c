@@ -259,12 +259,62 @@ record_take_over(uint64 base, uint64 floor, Datum slots, bool slots_null, const 
 	txm_invalidate(txm_catalog()->instance);
 }
 
+/* What take_over_begin found. */
+typedef enum TakeOverStart
+{
+	TAKE_OVER_GO,				/* locks held, a dump to take over */
+	TAKE_OVER_DONE,				/* nothing to do (any more) */
+	TAKE_OVER_BUSY				/* a producer or a restore in the way: later */
+} TakeOverStart;
+
+/*
+ * The locks of a take-over (txm_take_over_restore), and whether there is
+ * one to do.  Unless it answers TAKE_OVER_GO, it holds no lock it took.
+ */
+static TakeOverStart
+take_over_begin(const TxmCatalog *c, bool holding_ticks)
+{
+	TakeOverStart result = TAKE_OVER_GO;
+
+	if (holding_ticks)
+	{
+		if (!ConditionalLockRelationOid(c->instance, ExclusiveLock))
+			return TAKE_OVER_BUSY;
+	}
+	else
+	{
+		LockRelationOid(c->instance, ExclusiveLock);
+		LockRelationOid(c->ticks, ExclusiveLock);
+	}
+	txm_forget_instance();
+	if (!txm_instance()->restore_pending)
+		result = TAKE_OVER_DONE;	/* taken over meanwhile */
+
+	/*
+	 * A restoring session marks itself before its first COPY commits, so
+	 * one whose rows we see is marked by now, even if it was not when the
+	 * caller looked: its dump is still loading, and taking it over now
+	 * would tick under the ticks it has yet to load.
+	 */
+	else if (txm_restore_in_progress())
+		result = TAKE_OVER_BUSY;
+	if (result != TAKE_OVER_GO)
+	{
+		/* hold up no producer until this transaction ends */
+		UnlockRelationOid(c->instance, ExclusiveLock);
+		if (!holding_ticks)
+			UnlockRelationOid(c->ticks, ExclusiveLock);
+	}
+	return result;
+}
+
 /*
  * Take over a restored dump, in the current transaction.  The locks are
  * taken in the order producers take them (instance, then ticks); a caller
  * that holds the tick lock already (a tick) passes holding_ticks and only
  * tries instance, and gets false back if a producer holds it: it ticks
- * later.  Concurrent callers wait for the first and find nothing to do.
+ * later.  Any caller gets false back while a restore is still loading.
+ * Concurrent callers wait for the first and find nothing to do.
  * Reads use the latest snapshot, whatever the isolation level: a restore
  * may have committed after the transaction's snapshot was taken.
  */
@@ -282,7 +332,6 @@ txm_take_over_restore(bool holding_ticks)
 	static const char *xmin_sql =
 		"SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint";
 	const TxmCatalog *c = txm_catalog();
-	const TxmInstance *inst;
 	Datum		slots;
 	bool		slots_null;
 	bool		isnull;
@@ -293,25 +342,14 @@ txm_take_over_restore(bool holding_ticks)
 	int64		missing;
 	char	   *problem = NULL;
 
-	if (holding_ticks)
+	switch (take_over_begin(c, holding_ticks))
 	{
-		if (!ConditionalLockRelationOid(c->instance, ExclusiveLock))
+		case TAKE_OVER_BUSY:
 			return false;
-	}
-	else
-	{
-		LockRelationOid(c->instance, ExclusiveLock);
-		LockRelationOid(c->ticks, ExclusiveLock);
-	}
-	txm_forget_instance();
-	inst = txm_instance();
-	if (!inst->restore_pending)
-	{
-		/* taken over meanwhile: hold up no producer until this transaction ends */
-		UnlockRelationOid(c->instance, ExclusiveLock);
-		if (!holding_ticks)
-			UnlockRelationOid(c->ticks, ExclusiveLock);
-		return true;
+		case TAKE_OVER_DONE:
+			return true;
+		case TAKE_OVER_GO:
+			break;
 	}
 
 	SPI_connect();
@@ -331,7 +369,7 @@ txm_take_over_restore(bool holding_ticks)
 	high = dump_high_water();
 	txm_spi_exec(xmin_sql, 0, NULL, NULL, NULL, 1);
 	xmin = (uint64) DatumGetInt64(txm_spi_value(0, 1, &isnull));
-	base = inst->id_base;
+	base = txm_instance()->id_base;
 	if (high > xmin + base)
 		base = high - xmin;
 
@@ -383,5 +421,10 @@ txm_take_over_if_restored(void)
 				 errmsg("a restore of this database is still loading tx_message's tables"),
 				 errdetail("The restored messages are taken over once every session that loads them has ended."),
 				 errhint("Try again when the restore has finished.")));
-	(void) txm_take_over_restore(false);
+	if (!txm_take_over_restore(false))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a restore of this database is still loading tx_message's tables"),
+				 errdetail("The restored messages are taken over once every session that loads them has ended."),
+				 errhint("Try again when the restore has finished.")));
 }

@@ -332,7 +332,6 @@ txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *key
 	TupleTableSlot **slots;
 	int			nslots = Min(n, TXM_MULTI_INSERT_CHUNK);
 	CommandId	cid = GetCurrentCommandId(true);
-	bool		cdc = txm_instance()->cdc;
 
 	rel = open_current_log(&slot, &index);
 	desc = RelationGetDescr(rel);
@@ -362,7 +361,8 @@ txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *key
 			isnull[TXM_COL_PAYLOAD] = false;
 			log_row(values, nulls, positions[done + i], topic_id, 0, sent_at, 0, cols, isnull);
 			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
-			if (cdc)
+			/* read after txm_next_pos() locked instance: the setting holds to our commit */
+			if (txm_instance()->cdc)
 				emit_cdc(positions[done + i], topic_id, sent_at, cols, isnull);
 		}
 		table_multi_insert(rel, slots, k, cid, 0, NULL);
