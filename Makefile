@@ -10,6 +10,7 @@ OBJS = \
 	src/base/spi.o \
 	src/base/subcache.o \
 	src/base/filter.o \
+	src/base/msgjson.o \
 	src/base/shmem.o \
 	src/base/shmem_ring.o \
 	src/base/shmem_claims.o \

@@ -22,18 +22,15 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "lib/stringinfo.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "src/base/filter.h"
 #include "src/base/layout.h"
+#include "src/base/msgjson.h"
 
 /* The variables of a message: {"key": ..., "tags": [...]}, nulls as null. */
 static Datum
@@ -43,34 +40,8 @@ filter_vars(const Datum *cols, const bool *isnull)
 	Datum		vars;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"key\": ");
-	if (isnull[TXM_COL_KEY])
-		appendStringInfoString(&buf, "null");
-	else
-		escape_json(&buf, TextDatumGetCString(cols[TXM_COL_KEY]));
-	appendStringInfoString(&buf, ", \"tags\": ");
-	if (isnull[TXM_COL_TAGS])
-		appendStringInfoString(&buf, "null");
-	else
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypeP(cols[TXM_COL_TAGS]), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		appendStringInfoChar(&buf, '[');
-		for (int i = 0; i < n; i++)
-		{
-			if (i > 0)
-				appendStringInfoString(&buf, ", ");
-			if (nulls[i])
-				appendStringInfoString(&buf, "null");
-			else
-				escape_json(&buf, TextDatumGetCString(elems[i]));
-		}
-		appendStringInfoChar(&buf, ']');
-	}
+	appendStringInfoChar(&buf, '{');
+	txm_json_key_and_tags(&buf, cols, isnull);
 	appendStringInfoChar(&buf, '}');
 	vars = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 	pfree(buf.data);

@@ -32,6 +32,7 @@
 
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
+#include "src/base/msgjson.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/engine/checkback.h"
@@ -241,10 +242,7 @@ notify_check(const DueHalf *h)
 	appendStringInfoString(&buf, "{\"topic\": ");
 	escape_json(&buf, h->topic);
 	appendStringInfo(&buf, ", \"msg_id\": " INT64_FORMAT ", \"key\": ", h->msg_id);
-	if (h->key)
-		escape_json(&buf, h->key);
-	else
-		appendStringInfoString(&buf, "null");
+	txm_json_string_or_null(&buf, h->key);
 	appendStringInfo(&buf, ", \"checks\": %d}", h->checks + 1);
 	Async_Notify("tx_message_check", buf.data);
 	/* and the topic's own channel, for a producer that listens to its topics only */

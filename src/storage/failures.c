@@ -34,6 +34,7 @@
 
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
+#include "src/base/msgjson.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/storage/failures.h"
@@ -114,18 +115,12 @@ dead_letter_headers(const DeadLetterInfo *dl, Datum headers, bool headers_null)
 	appendStringInfoString(&buf, "{\"dead_letter\": {\"topic\": ");
 	escape_json(&buf, dl->topic);
 	appendStringInfoString(&buf, ", \"consumer_group\": ");
-	if (dl->consumer_group)
-		escape_json(&buf, dl->consumer_group);
-	else
-		appendStringInfoString(&buf, "null");
+	txm_json_string_or_null(&buf, dl->consumer_group);
 	appendStringInfo(&buf, ", \"msg_id\": \"" INT64_FORMAT "\", \"attempts\": %d, \"reason\": ",
 					 dl->msg_id, dl->attempts);
 	escape_json(&buf, dl->reason);
 	appendStringInfoString(&buf, ", \"last_error\": ");
-	if (dl->last_error)
-		escape_json(&buf, dl->last_error);
-	else
-		appendStringInfoString(&buf, "null");
+	txm_json_string_or_null(&buf, dl->last_error);
 	appendStringInfoString(&buf, "}}");
 	added = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 	pfree(buf.data);
@@ -186,15 +181,9 @@ notify_dead_letter(const char *topic, const char *consumer_group,
 	appendStringInfoString(&buf, "{\"topic\": ");
 	escape_json(&buf, topic);
 	appendStringInfoString(&buf, ", \"consumer_group\": ");
-	if (consumer_group)
-		escape_json(&buf, consumer_group);
-	else
-		appendStringInfoString(&buf, "null");
+	txm_json_string_or_null(&buf, consumer_group);
 	appendStringInfo(&buf, ", \"msg_id\": " INT64_FORMAT ", \"key\": ", msg_id);
-	if (key)
-		escape_json(&buf, key);
-	else
-		appendStringInfoString(&buf, "null");
+	txm_json_string_or_null(&buf, key);
 	appendStringInfoString(&buf, ", \"reason\": ");
 	escape_json(&buf, reason);
 	appendStringInfoChar(&buf, '}');

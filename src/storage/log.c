@@ -32,7 +32,6 @@
 #include "executor/tuptable.h"
 #include "replication/message.h"
 #include "storage/lmgr.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
@@ -42,6 +41,7 @@
 #include "utils/resowner.h"
 
 #include "src/base/catalog.h"
+#include "src/base/msgjson.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/storage/log.h"
@@ -201,34 +201,8 @@ emit_cdc(int64 id, int32 topic_id, TimestampTz sent_at, const Datum *cols, const
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"id\": \"" INT64_FORMAT "\", \"topic\": ", id);
 	escape_json(&buf, topic ? topic : "");
-	appendStringInfoString(&buf, ", \"key\": ");
-	if (isnull[TXM_COL_KEY])
-		appendStringInfoString(&buf, "null");
-	else
-		escape_json(&buf, TextDatumGetCString(cols[TXM_COL_KEY]));
-	appendStringInfoString(&buf, ", \"tags\": ");
-	if (isnull[TXM_COL_TAGS])
-		appendStringInfoString(&buf, "null");
-	else
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypeP(cols[TXM_COL_TAGS]), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		appendStringInfoChar(&buf, '[');
-		for (int i = 0; i < n; i++)
-		{
-			if (i > 0)
-				appendStringInfoString(&buf, ", ");
-			if (nulls[i])
-				appendStringInfoString(&buf, "null");
-			else
-				escape_json(&buf, TextDatumGetCString(elems[i]));
-		}
-		appendStringInfoChar(&buf, ']');
-	}
+	appendStringInfoString(&buf, ", ");
+	txm_json_key_and_tags(&buf, cols, isnull);
 	appendStringInfoString(&buf, ", \"headers\": ");
 	if (isnull[TXM_COL_HEADERS])
 		appendStringInfoString(&buf, "null");
