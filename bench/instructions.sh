@@ -16,7 +16,13 @@
 # pid of each session (<kind>-<n>.pid), for callgrind_annotate.
 #
 #   produce: SELECT tx_send(topic, payload) in autocommit (one transaction)
-#   consume: one statement that receives 100 and acks them (per batch)
+#   consume, per batch of 100, rows to the client:
+#     cte:  one statement that receives and acks them
+#     loop: the README's loop: BEGIN; receive; ack; COMMIT
+#     auto: receive and ack as two autocommit statements
+# The loop and auto forms take the ids back from the client as text, as a
+# driver does.  Everything the consume sessions take is sent and ticked
+# before the first of them, so that no session pays for a tick.
 #
 # BENCH_CDC=1 runs the server with wal_level = logical and tx_cdc_enable():
 # what change data capture adds to each operation.
@@ -80,20 +86,44 @@ fi
 
 PAYLOAD='{"event": "order.created", "order_id": 123456789, "customer_id": 4242, "amount": {"value": 129.90, "currency": "EUR"}, "items": [{"sku": "SKU-1001", "qty": 2}, {"sku": "SKU-2002", "qty": 1}], "channel": "web"}'
 
-# Run n operations of a kind in one session; print that backend's instructions.
+# Run n operations of a kind in one session (pgbench, prepared statements,
+# rows to the client); print that backend's instructions.
 session()
 {
-	local kind=$1 n=$2 f=$WORK/$1-$2.sql pid
+	local kind=$1 n=$2 f=$WORK/$1-$2.sql pid txns=$2
 	case $kind in
-	produce) for _ in $(seq "$n"); do echo "SELECT tx_send('t', '$PAYLOAD');"; done ;;
-	consume) for _ in $(seq $((n / 100))); do
-			echo "WITH r AS (SELECT msg_id FROM tx_receive('g', 100)) SELECT tx_ack('g', array_agg(msg_id)) FROM r;"
-		done ;;
-	esac >"$f"
-	echo "SELECT pg_backend_pid();" >>"$f"
+	produce) echo "SELECT tx_send('t', :payload);" >"$f" ;;
+	cte) txns=$((n / 100))
+		{
+			echo "WITH r AS (SELECT msg_id, payload FROM tx_receive('g', 100)),"
+			echo "     a AS (SELECT tx_ack('g', array_agg(msg_id)) AS acked FROM r)"
+			echo "SELECT r.msg_id, r.payload, a.acked FROM r, a;"
+		} >"$f" ;;
+	loop | auto) txns=$((n / 100))
+		{
+			[ "$kind" = loop ] && echo "BEGIN;"
+			echo "SELECT msg_id, payload, CASE WHEN row_number() OVER () = count(*) OVER ()"
+			echo "       THEN array_agg(msg_id) OVER () END AS ids FROM tx_receive('g', 100) \\aset"
+			echo "SELECT tx_ack('g', :ids::bigint[]);"
+			[ "$kind" = loop ] && echo "COMMIT;"
+		} >"$f" ;;
+	esac
+	# the first transaction writes down the backend's pid (and pays one
+	# statement more, which the two sessions' difference cancels)
+	{
+		echo "\\if :pid_saved = 0"
+		echo "SELECT pg_backend_pid() AS backend \\gset"
+		echo "\\shell echo :backend > $WORK/$kind-$n.pid"
+		echo "\\set pid_saved 1"
+		echo "\\endif"
+		cat "$f"
+	} >"$f.tmp"
+	mv "$f.tmp" "$f"
 	chmod 644 "$f"
-	pid=$(sql -f "$f" | tail -n 1)
-	echo "$pid" >"$WORK/$kind-$n.pid"
+	as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres PGDATABASE=postgres \
+		"$BINDIR/pgbench" -n -M prepared -c 1 -t "$txns" -D "payload=$PAYLOAD" -D ids='{}' -D pid_saved=0 \
+		-f "$f" >"$WORK/$kind-$n.out" 2>&1 </dev/null || { cat "$WORK/$kind-$n.out" >&2; return 1; }
+	pid=$(cat "$WORK/$kind-$n.pid")
 	# the backend writes its counts when it exits
 	for _ in $(seq 120); do
 		grep -q '^summary:' "$WORK/cg/cg.$pid" 2>/dev/null && break
@@ -102,15 +132,27 @@ session()
 	grep '^summary:' "$WORK/cg/cg.$pid" | awk '{ print $2 }'
 }
 
+describe()
+{
+	case $1 in
+	produce) echo 'tx_send, one transaction' ;;
+	cte) echo 'receive 100 + ack, one statement' ;;
+	loop) echo 'receive 100 + ack, the README loop (BEGIN; receive; ack; COMMIT)' ;;
+	auto) echo 'receive 100 + ack, two autocommit statements' ;;
+	esac
+}
+
 printf '| operation | instructions per operation | first use of a session |\n|---|--:|--:|\n'
-for kind in produce consume; do
+for kind in produce cte loop auto; do
 	unit=$OPS
-	[ $kind = consume ] && unit=$((OPS / 100))
-	# the two produce sessions leave the 4 n messages the consume sessions take
+	if [ $kind = cte ]; then
+		# the produce sessions sent 4 n; each consume kind takes 4 n
+		sql -c "SELECT count(*) FROM tx_send_batch('t', array_fill('$PAYLOAD'::jsonb, ARRAY[$((8 * OPS))]))" \
+			-c "SELECT tx_run_maintenance()" >/dev/null
+	fi
+	[ $kind != produce ] && unit=$((OPS / 100))
 	one=$(session $kind "$OPS")
 	three=$(session $kind $((3 * OPS)))
 	per=$(( (three - one) / (2 * unit) ))
-	printf '| %s | %s | %s |\n' \
-		"$([ $kind = produce ] && echo 'tx_send, one transaction' || echo 'receive 100 + ack, one statement')" \
-		"$per" "$(( one - unit * per ))"
+	printf '| %s | %s | %s |\n' "$(describe $kind)" "$per" "$(( one - unit * per ))"
 done

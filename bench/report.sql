@@ -243,15 +243,61 @@ SELECT format('| `%s` | %s | %s |', v, pg_temp.n(pg_temp.med('console', v, 'txm'
 			  pg_temp.n(pg_temp.med('console', v, 'txm', 'worst_ms'), 1))
   FROM pg_temp.variants('console') v;
 
-SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n| loop | 1 consumer | 2 consumers | c2 / c1 |\n|---|--:|--:|--:|'
+-- median over repetitions of (loop a / loop b), whatever their systems
+CREATE FUNCTION pg_temp.lratio(a text, b text) RETURNS float8
+LANGUAGE sql STABLE AS $$
+	SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x.value / y.value)
+	  FROM results x JOIN results y USING (scenario, rep, metric)
+	 WHERE x.scenario = 'loops' AND x.variant = a AND y.variant = b AND x.metric = 'msgs_per_s'
+	   AND y.value <> 0 AND x.value <> 'NaN' AND y.value <> 'NaN'
+$$;
+
+SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n| loop | round trips | 1 consumer | 2 consumers | c2 / c1 | / CTE, c1 | / CTE, c2 | / outbox loop, c1 | / outbox loop, c2 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');
-SELECT format('| %s | %s | %s | %s |', l,
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
 			  pg_temp.n(pg_temp.med('loops', l || '_c1', s, 'msgs_per_s')),
 			  pg_temp.n(pg_temp.med('loops', l || '_c2', s, 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('loops', l || '_c2', s, 'msgs_per_s') / pg_temp.med('loops', l || '_c1', s, 'msgs_per_s'), 2))
-  FROM (VALUES ('outbox_tx', 'outbox', 1), ('txm_tx', 'txm', 2), ('txm_auto', 'txm', 3), ('txm_cte', 'txm', 4)) v(l, s, o)
+			  pg_temp.x(pg_temp.lratio(l || '_c2', l || '_c1')),
+			  pg_temp.x(pg_temp.lratio(l || '_c1', 'txm_cte_c1')),
+			  pg_temp.x(pg_temp.lratio(l || '_c2', 'txm_cte_c2')),
+			  pg_temp.x(pg_temp.lratio(l || '_c1', 'outbox_tx_c1')),
+			  pg_temp.x(pg_temp.lratio(l || '_c2', 'outbox_tx_c2')))
+  FROM (VALUES ('outbox_tx', 'outbox', 3, 1), ('outbox_auto', 'outbox', 1, 2), ('txm_tx', 'txm', 4, 3),
+			   ('txm_tx2', 'txm', 2, 4), ('txm_ids_every_row', 'txm', 4, 5), ('txm_auto', 'txm', 2, 6),
+			   ('txm_cte', 'txm', 1, 7)) v(l, s, rt, o)
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops')
  ORDER BY o;
+SELECT E'\nA round trip that does nothing (`SELECT 1`, one client): ' || pg_temp.n(pg_temp.med('loops', 'roundtrip', 'none', 'ms'), 3) || ' ms.'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');
+
+-- scenarios "topics" and "groups": one figure per setting, for n = few and many
+CREATE FUNCTION pg_temp.scale_rows(sc text, few text, many text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+	SELECT format('| %s | %s | %s | %s |', label,
+				  pg_temp.n(pg_temp.med(sc, va || '_' || few, 'txm', me), digits),
+				  pg_temp.n(pg_temp.med(sc, va || '_' || many, 'txm', me), digits),
+				  pg_temp.x(pg_temp.vratio(sc, va || '_' || many, va || '_' || few, 'txm', me)))
+	  FROM (VALUES (1, 'produce', 'tps', 'produce, 8 clients (TPS)', 0),
+				   (2, 'produce', 'wal_per_txn', 'WAL per produce transaction (bytes)', 0),
+				   (3, 'drain', 'msgs_per_s', 'one group drains its topic (messages/s)', 0),
+				   (4, 'drain', 'deliveries_per_s', '4 consumers drain every group (deliveries/s)', 0),
+				   (5, 'idle', 'cpu_ms_per_s', 'idle launcher and worker (CPU ms/s)', 2),
+				   (6, 'idle', 'worker_rss_kb', 'idle worker, private memory (kB)', 0)) v(o, va, me, label, digits)
+	 WHERE EXISTS (SELECT FROM results WHERE scenario = sc AND variant = va || '_' || few AND metric = me)
+	 ORDER BY o
+$$;
+
+SELECT E'\n## Many topics\n\n| | 1 topic | ' || (SELECT max(substring(variant FROM 'idle_(\d+)')::int) FROM results WHERE scenario = 'topics')
+	   || E' topics | many / one |\n|---|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'topics');
+SELECT pg_temp.scale_rows('topics', '1', (SELECT max(substring(variant FROM 'idle_(\d+)')::int)::text FROM results WHERE scenario = 'topics'))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'topics');
+
+SELECT E'\n## Many groups on one topic\n\n| | 4 groups | ' || (SELECT max(substring(variant FROM 'idle_(\d+)')::int) FROM results WHERE scenario = 'groups')
+	   || E' groups | many / 4 |\n|---|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'groups');
+SELECT pg_temp.scale_rows('groups', '4', (SELECT max(substring(variant FROM 'idle_(\d+)')::int)::text FROM results WHERE scenario = 'groups'))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'groups');
 
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))

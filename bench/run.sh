@@ -11,7 +11,8 @@
 #   bash bench/run.sh --smoke      # a few seconds per scenario: do all scripts work?
 #
 # Options: --reps N, --only "produce batch consume held latency backlog
-# steady hold handler idle soak stats", --out DIR (default bench/out).  Installs PgQ
+# steady hold handler idle soak stats parity console loops topics groups",
+# --out DIR (default bench/out).  Installs PgQ
 # (postgresql-15-pgq3) if it is missing, and builds and installs tx_message
 # unless BENCH_INSTALLED=1.
 
@@ -44,21 +45,24 @@ full)
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
 	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000 CONSOLE_BACKLOG=1000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops" ;;
+	TOPICS=10000 DRAIN_MSGS=100000 NGROUPS=1000 GROUP_DELIVERIES=400000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
 	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000 CONSOLE_BACKLOG=1000000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops" ;;
+	TOPICS=10000 DRAIN_MSGS=100000 NGROUPS=1000 GROUP_DELIVERIES=200000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
 	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000 CONSOLE_BACKLOG=2000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops" ;;
+	TOPICS=20 DRAIN_MSGS=1000 NGROUPS=8 GROUP_DELIVERIES=8000
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups" ;;
 esac
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
@@ -486,7 +490,9 @@ scenario_steady()
 {
 	local system rate out_p out_c produced consumed t0 now elapsed a
 	for system in txm outbox; do
-		local consume=consume_$system.sql
+		# autocommit consumers, as in the runs before the consume scenario
+		# moved to the loop in one transaction (bench/RESULTS.md, run 11)
+		local consume=consume_txm_auto.sql
 		[ "$system" = outbox ] && consume=consume_outbox_cte.sql
 		out_p=$WORK/steady_p.out
 		out_c=$WORK/steady_c.out
@@ -606,7 +612,7 @@ scenario_hold()
 	checkpoint
 	echo "   hold: 300 messages/s for $total s, a snapshot held from $before s to $((before + during)) s"
 	PGOPTIONS_RUN="-c statement_timeout=60s" pgb -c 1 -R 4 -T $((total + 2)) \
-		-f "$BENCH/scripts/consume_txm.sql" >"$WORK/hold_c.out" 2>&1 &
+		-f "$BENCH/scripts/consume_txm_auto.sql" >"$WORK/hold_c.out" 2>&1 &
 	BG_PIDS=($!)
 	pgb -c 4 -j 4 -R 300 -T "$total" -f "$BENCH/scripts/produce_txm.sql" >"$WORK/hold_p.out" 2>&1 &
 	BG_PIDS+=($!)
@@ -810,29 +816,41 @@ scenario_console()
 }
 
 # loops: the consumer loops side by side, 1 and 2 consumers draining BACKLOG
-# messages of one group: the outbox in one transaction; tx_message's loop
-# of the README (receive, ack and commit in one transaction), receive and
-# ack as two autocommit statements (the consume scenario), and receive and
-# ack in one CTE statement.  Rows go to the client; tx_message's ids ride on
-# the last row only.
+# messages of one group.  The outbox in one transaction (the consume
+# scenario's) and as one autocommit DELETE; tx_message's loop of the README
+# (receive, ack and commit in one transaction: the consume scenario's), the
+# same in two round trips (BEGIN sent with the receive, the ack with COMMIT),
+# the same with the id array on every row, receive and ack as two autocommit
+# statements, and both in one CTE statement.  Rows go to the client,
+# tx_message's ids on the last row only (but in ids_every_row).  Each
+# repetition also times a round trip that does nothing (SELECT 1), the cost
+# that the loops differ by.
 scenario_loops()
 {
-	local rep loop clients system per_client out tps txns consumed left rate
+	local rep loop clients system script mode per_client out tps txns consumed left rate
 	for rep in $(seq 1 "$REPS"); do
+		out=$WORK/loops.out
+		pgb -c 1 -T "$PRODUCE_SECS" -f "$BENCH/scripts/roundtrip.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+		record loops roundtrip none "$rep" ms "$(div 1000 "$(tps_of "$out")")"
+		echo "   loops rep $rep: a round trip takes $(div 1000 "$(tps_of "$out")") ms"
 		for clients in 1 2; do
-			for loop in $(in_turn "$rep" outbox_tx txm_tx txm_auto txm_cte); do
-				system=txm
-				[ "$loop" = outbox_tx ] && system=outbox
+			for loop in $(in_turn "$rep" outbox_tx outbox_auto txm_tx txm_tx2 txm_ids_every_row txm_auto txm_cte); do
+				system=txm mode=prepared
+				case $loop in
+				outbox_tx) system=outbox script=consume_outbox.sql ;;
+				outbox_auto) system=outbox script=consume_outbox_auto.sql ;;
+				txm_tx) script=consume_txm.sql ;;
+				txm_tx2) script=loop_txm_tx2.sql mode=simple ;;
+				txm_auto) script=consume_txm_auto.sql ;;
+				*) script=loop_$loop.sql ;;
+				esac
 				reset_systems 1
 				wait_worker
 				fill "$system" "$BACKLOG"
 				checkpoint
 				per_client=$((BACKLOG / 100 / clients))
-				out=$WORK/loops.out
-				case $loop in
-				txm_auto) pgb -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/consume_txm.sql" >"$out" 2>&1 ;;
-				*) pgb -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/loop_$loop.sql" >"$out" 2>&1 ;;
-				esac || { cat "$out"; return 1; }
+				pgb -M "$mode" -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/$script" >"$out" 2>&1 ||
+					{ cat "$out"; return 1; }
 				txns=$(txns_of "$out")
 				tps=$(tps_of "$out")
 				left=$(remaining "$system" 1)
@@ -845,11 +863,134 @@ scenario_loops()
 	done
 }
 
+# The worker's (and launcher's) CPU in ms per second over IDLE_SECS, and the
+# private memory of the database worker in kB, as "cpu rss".
+worker_idle()
+{
+	local pids worker before after
+	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'")
+	worker=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = 'bench'")
+	cpu_ticks() { local p s=0; for p in $pids; do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $s; }
+	before=$(cpu_ticks)
+	sleep "$IDLE_SECS"
+	after=$(cpu_ticks)
+	echo "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')" \
+		"$(awk '/^RssAnon:/ { print $2 }' "/proc/$worker/status")"
+}
+
+# Wait until topic $1 has $2 positions in its stream.
+wait_ticked_topic()
+{
+	local topic=$1 want=$2 i
+	for i in $(seq 1 6000); do
+		[ "$(sql "SELECT coalesce(sum(cardinality(s.positions)), 0) >= $want FROM tx_message.slices s
+		           JOIN tx_message.topics t USING (topic_id) WHERE t.topic = '$topic'")" = t ] && return 0
+		sleep 0.05
+	done
+	echo "messages were not made deliverable in time" >&2
+	return 1
+}
+
+# topics (issue 15, target 4): n topics t0.. with one group g<i> each, for
+# n = 1 and TOPICS.  Per n: the idle worker's CPU and memory; 8 producers
+# sending to a topic picked at random (TPS and WAL per transaction); then
+# group g0 drains DRAIN_MSGS messages of t0 while the other topics keep what
+# they were sent (messages/s).
+scenario_topics()
+{
+	local rep n out a wal txns idle cpu rss base rate left
+	for rep in $(seq 1 "$REPS"); do
+		for n in $(in_turn "$rep" 1 "$TOPICS"); do
+			psql_in <<-EOF
+				TRUNCATE orders RESTART IDENTITY;
+				SET client_min_messages = warning;
+				DROP EXTENSION IF EXISTS tx_message CASCADE;
+				CREATE EXTENSION tx_message;
+				SELECT count(tx_create_topic('t' || i)) FROM generate_series(0, $n - 1) i;
+				SELECT count(tx_subscribe('t' || i, 'g' || i)) FROM generate_series(0, $n - 1) i;
+			EOF
+			wait_worker
+			sleep 2
+			read -r cpu rss <<<"$(worker_idle)"
+			record topics "idle_$n" txm "$rep" cpu_ms_per_s "$cpu"
+			record topics "idle_$n" txm "$rep" worker_rss_kb "$rss"
+			checkpoint
+			out=$WORK/topics_p.out
+			a=$(lsn)
+			pgb -c 8 -j 8 -T "$PRODUCE_SECS" -D ntopics="$n" -f "$BENCH/scripts/produce_txm_topics.sql" >"$out" 2>&1 ||
+				{ cat "$out"; return 1; }
+			wal=$(wal_since "$a")
+			txns=$(txns_of "$out")
+			record topics "produce_$n" txm "$rep" tps "$(tps_of "$out")"
+			out=$WORK/topics.out
+			record topics "produce_$n" txm "$rep" wal_per_txn "$(div "$wal" "$txns")"
+			# g0 first takes what the producers sent to t0
+			while [ "$(sql "SELECT count(*) FROM tx_receive('g0', 100000)")" -gt 0 ]; do :; done
+			base=$(sql "SELECT coalesce(sum(cardinality(s.positions)), 0) FROM tx_message.slices s
+			            JOIN tx_message.topics t USING (topic_id) WHERE t.topic = 't0'")
+			sql "CALL fill_txm('t0', $DRAIN_MSGS, 100, '$PAYLOAD')"
+			wait_ticked_topic t0 $((base + DRAIN_MSGS))
+			checkpoint
+			pgb -c 1 -t $((DRAIN_MSGS / 100)) -D group=g0 -f "$BENCH/scripts/consume_txm_group.sql" >"$out" 2>&1 ||
+				{ cat "$out"; return 1; }
+			left=$(sql "SELECT count(*) FROM tx_receive('g0', 100000)")
+			rate=$(div $((DRAIN_MSGS - left)) "$(div "$(txns_of "$out")" "$(tps_of "$out")")")
+			record topics "drain_$n" txm "$rep" msgs_per_s "$rate"
+			echo "   topics rep $rep, $n topic(s): idle worker $cpu ms/s CPU, $rss kB private;" \
+				"$(tps_of "$WORK/topics_p.out") TPS, $(div "$wal" "$txns") WAL bytes/txn; g0 drains $rate messages/s ($left left over)"
+		done
+	done
+}
+
+# groups (issue 15, target 5): one topic with n groups, n = 4 and NGROUPS.
+# Per n: WAL per produced message (8 producers), then 4 consumers drain
+# GROUP_DELIVERIES deliveries in all (GROUP_DELIVERIES / n messages), each
+# serving n / 4 groups in turn, one batch per transaction (deliveries/s),
+# and the idle worker's CPU.
+scenario_groups()
+{
+	local rep n out a wal txns msgs per_client rate left cpu rss base
+	for rep in $(seq 1 "$REPS"); do
+		for n in $(in_turn "$rep" 4 "$NGROUPS"); do
+			reset_systems "$n"
+			wait_worker
+			sleep 2
+			read -r cpu rss <<<"$(worker_idle)"
+			record groups "idle_$n" txm "$rep" cpu_ms_per_s "$cpu"
+			record groups "idle_$n" txm "$rep" worker_rss_kb "$rss"
+			checkpoint
+			out=$WORK/groups.out
+			a=$(lsn)
+			pgb -c 8 -j 8 -T "$PRODUCE_SECS" -f "$BENCH/scripts/produce_txm.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+			wal=$(wal_since "$a")
+			txns=$(txns_of "$out")
+			record groups "produce_$n" txm "$rep" tps "$(tps_of "$out")"
+			record groups "produce_$n" txm "$rep" wal_per_txn "$(div "$wal" "$txns")"
+			# the groups skip what the producers sent
+			base=$(sql "SELECT coalesce(sum(cardinality(positions)), 0) FROM tx_message.slices")
+			wait_ticked_topic bench "$base"
+			sql "SELECT tx_seek('g' || i, 'bench', 'now') FROM generate_series(0, $n - 1) i" >/dev/null
+			msgs=$((GROUP_DELIVERIES / n))
+			sql "CALL fill_txm('bench', $msgs, 100, '$PAYLOAD')"
+			wait_ticked_topic bench $((base + msgs))
+			checkpoint
+			per_client=$((msgs / 100 * n / 4))
+			pgb -c 4 -j 4 -t "$per_client" -D ngroups="$n" -D nclients=4 -D k=0 \
+				-f "$BENCH/scripts/consume_txm_groups.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
+			left=$(remaining txm "$n")
+			rate=$(div $((msgs * n - left)) "$(div "$(txns_of "$out")" "$(tps_of "$out")")")
+			record groups "drain_$n" txm "$rep" deliveries_per_s "$rate"
+			echo "   groups rep $rep, $n groups: idle worker $cpu ms/s CPU, $rss kB private; $(div "$wal" "$txns") WAL bytes/txn;" \
+				"$rate deliveries/s ($left left over)"
+		done
+	done
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console | loops) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console | loops | topics | groups) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"

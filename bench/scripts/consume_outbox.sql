@@ -1,4 +1,7 @@
--- outbox: take 100 rows, return them to the client, delete them
-DELETE FROM outbox
- WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
-RETURNING id, payload;
+-- outbox, the consumer loop in one transaction: take 100 rows, return them
+-- to the client (the effects would be written here), delete them, commit
+BEGIN;
+WITH batch AS (SELECT id FROM outbox ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+DELETE FROM outbox o USING batch WHERE o.id = batch.id
+RETURNING o.id, o.payload;
+COMMIT;
