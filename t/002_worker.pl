@@ -115,6 +115,19 @@ like(slurp_file($node->logfile, $log_offset), qr/checkpoint complete: wrote 0 bu
 my $ticks = ($stat2[13] + $stat2[14]) - ($stat1[13] + $stat1[14]);
 cmp_ok($ticks, '<=', 10, "and uses next to no CPU ($ticks clock ticks in 3 s)");
 
+# Idle consumer groups cost an idle worker nothing either: housekeeping
+# looks only at groups with lease rows (it once ran a transaction per group
+# and cycle, and ten thousand groups kept a core busy).
+$node->safe_psql('db1', q{SELECT count(tx_subscribe('life', 'idle_' || i, start_from => 'earliest'))
+	FROM generate_series(1, 4000) i});
+sleep 2;
+@stat1 = split / /, slurp_file("/proc/$pid/stat");
+sleep 3;
+@stat2 = split / /, slurp_file("/proc/$pid/stat");
+$ticks = ($stat2[13] + $stat2[14]) - ($stat1[13] + $stat1[14]);
+cmp_ok($ticks, '<=', 10, "4000 idle groups: still next to no CPU ($ticks clock ticks in 3 s)");
+$node->safe_psql('db1', q{SELECT count(tx_unsubscribe('life', 'idle_' || i)) FROM generate_series(1, 4000) i});
+
 # DROP EXTENSION ends the worker; DROP DATABASE neither hangs nor fails.
 $node->safe_psql('db2', 'DROP EXTENSION tx_message');
 ok($node->poll_query_until('postgres', sprintf($workers_q, 'db2'), '0'), 'DROP EXTENSION ends the worker');

@@ -154,6 +154,8 @@ extern void txm_hint_expiry_min(int32 sub_id, TimestampTz t);
 extern void txm_hint_expiry_set(int32 sub_id, TimestampTz t);
 extern bool txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints);
 extern TimestampTz txm_hint_next_expiry(int32 sub_id);
+extern int	txm_hint_subs_with_deadline(int32 *sub_ids, int max);
+#define TXM_MAX_HINTED_SUBS 256	/* no more than the hints a slot holds */
 extern bool txm_hint_retries_possible(const int32 *sub_ids, int n, TimestampTz now,
 									  uint32 *version);
 extern void txm_hint_retry_set(int32 sub_id, uint32 version, TimestampTz due);

@@ -217,6 +217,31 @@ txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints)
 	return !read_hint(slot, sub_id, &h) || h.next_expiry == 0 || h.next_expiry <= now;
 }
 
+/*
+ * The subscriptions whose hint holds a lease deadline (neither unknown nor
+ * DT_NOEND), at most max of them, into sub_ids; returns how many.
+ */
+int
+txm_hint_subs_with_deadline(int32 *sub_ids, int max)
+{
+	TxmDbSlot  *slot = txm_my_slot();
+	int			n = 0;
+
+	StaticAssertStmt(TXM_MAX_HINTED_SUBS >= TXM_HINTS, "every hinted subscription fits");
+	if (slot == NULL)
+		return 0;
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	for (int i = 0; i < TXM_HINTS && n < max; i++)
+	{
+		const TxmHint *h = &slot->hints[i];
+
+		if (h->sub_id != 0 && h->next_expiry != 0 && h->next_expiry != DT_NOEND)
+			sub_ids[n++] = h->sub_id;
+	}
+	LWLockRelease(slot->hint_lock);
+	return n;
+}
+
 /* The earliest lease deadline of a subscription, or 0 if unknown. */
 TimestampTz
 txm_hint_next_expiry(int32 sub_id)

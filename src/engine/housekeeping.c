@@ -248,17 +248,36 @@ txm_advance_watermark(const TxmSub *sub)
 }
 
 /*
- * The consumer groups of this database, in one order for every process (so
- * that their row locks cannot deadlock), allocated in cxt.
+ * The consumer groups of this database that have housekeeping to do, in one
+ * order for every process (so that their row locks cannot deadlock),
+ * allocated in cxt.  Only a subscription with lease rows has a lease that
+ * may expire or a watermark that may move (every position a watermark
+ * passes is covered by a lease row until then), so groups without any are
+ * left alone, and a database with thousands of idle groups costs a cycle
+ * one query.  A subscription whose hint still holds a lease deadline is
+ * looked at all the same: the deadline may be a receive's that rolled back,
+ * which its housekeeping clears.
  */
 char	  **
 txm_group_names(MemoryContext cxt, int *ngroups)
 {
-	static const char *sql = "SELECT DISTINCT consumer_group FROM tx_message.subscriptions ORDER BY 1";
+	static const char *sql =
+		"SELECT DISTINCT s.consumer_group FROM tx_message.subscriptions s"
+		" WHERE s.sub_id = ANY ($1)"
+		"    OR EXISTS (SELECT FROM tx_message.leases l WHERE l.sub_id = s.sub_id)"
+		" ORDER BY 1";
+	Oid			types[1] = {INT4ARRAYOID};
+	Datum		values[1];
+	int32		hinted[TXM_MAX_HINTED_SUBS];
+	Datum		ids[TXM_MAX_HINTED_SUBS];
+	int			nhinted = txm_hint_subs_with_deadline(hinted, TXM_MAX_HINTED_SUBS);
 	char	  **names;
 
+	for (int i = 0; i < nhinted; i++)
+		ids[i] = Int32GetDatum(hinted[i]);
+	values[0] = PointerGetDatum(construct_array(ids, nhinted, INT4OID, 4, true, TYPALIGN_INT));
 	SPI_connect();
-	*ngroups = txm_spi_exec(sql, 0, NULL, NULL, NULL, 0);
+	*ngroups = txm_spi_exec(sql, 1, types, values, NULL, 0);
 	names = MemoryContextAlloc(cxt, sizeof(char *) * Max(*ngroups, 1));
 	for (int i = 0; i < *ngroups; i++)
 		names[i] = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[i],
