@@ -135,15 +135,18 @@ SELECT format('| %s | %s | %s | %s | %s |', replace(v, 'rate_', ''),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'max_ms'), 2))
   FROM pg_temp.variants('latency') v;
 
-SELECT E'\n## Backlog: one receive of 100 + ack, with n messages waiting (ms per transaction)\n\n| waiting | outbox p50 | outbox p99 | tx_message p50 | tx_message p99 | tx_message p50 / at 1 000 |\n|--:|--:|--:|--:|--:|--:|'
+SELECT E'\n## Backlog: one receive of 100 + ack, with n messages waiting (ms per transaction)\n\n| waiting | outbox p50 | outbox p99 | tx_message p50 | tx_message p99 | tx_message p50 / at 1 000 | bytes per waiting message: outbox | tx_message | tx_message / outbox |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'backlog');
-SELECT format('| %s | %s | %s | %s | %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8),
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', pg_temp.n(replace(v, 'n_', '')::float8),
 			  pg_temp.n(pg_temp.med('backlog', v, 'outbox', 'p50_ms'), 3),
 			  pg_temp.n(pg_temp.med('backlog', v, 'outbox', 'p99_ms'), 3),
 			  pg_temp.n(pg_temp.med('backlog', v, 'txm', 'p50_ms'), 3),
 			  pg_temp.n(pg_temp.med('backlog', v, 'txm', 'p99_ms'), 3),
 			  pg_temp.x(pg_temp.med('backlog', v, 'txm', 'p50_ms') /
-						nullif(pg_temp.med('backlog', 'n_1000', 'txm', 'p50_ms'), 0)))
+						nullif(pg_temp.med('backlog', 'n_1000', 'txm', 'p50_ms'), 0)),
+			  pg_temp.n(pg_temp.med('backlog', v, 'outbox', 'bytes_per_msg')),
+			  pg_temp.n(pg_temp.med('backlog', v, 'txm', 'bytes_per_msg')),
+			  pg_temp.x(pg_temp.ratio('backlog', v, 'txm', 'outbox', 'bytes_per_msg')))
   FROM pg_temp.variants('backlog') v;
 
 SELECT E'\n## Steady state: produce + consume at 80 % of the sustainable rate\n\nSampled every few seconds; "early" is 20-30 % into the run (minute 2-3 of 10), "late" the last 10 %. Sizes and dead tuples are the peaks in each window (retention makes them a sawtooth), WAL the mean.\n\n| system | rate (msg/s) | size MB early | late | late / early | dead tuples early | late | WAL B/msg early | late |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
@@ -299,9 +302,19 @@ SELECT E'\n## Many groups on one topic\n\n| | 4 groups | ' || (SELECT max(substr
 SELECT pg_temp.scale_rows('groups', '4', (SELECT max(substring(variant FROM 'idle_(\d+)')::int)::text FROM results WHERE scenario = 'groups'))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'groups');
 
+SELECT E'\n## Many databases\n\n| databases | served within 10 s | idle cluster CPU (ms/s) |\n|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'databases');
+SELECT format('| %s | %s | %s |', replace(v, 'n_', ''), pg_temp.n(pg_temp.med('databases', v, 'txm', 'served')),
+			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'idle_cpu_ms_per_s'), 2))
+  FROM pg_temp.variants('databases') v;
+
 SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
 SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
+SELECT format('| the same, two handler groups, %s executor(s) running handlers | %s |', e,
+			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_s')))
+  FROM generate_series(1, 2) e
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e);
 
 SELECT E'\n## Idle\n\nCPU used by the idle launcher and worker: ' || pg_temp.n(pg_temp.med('idle', 'workers', 'txm', 'cpu_ms_per_s'), 2) || ' ms per second.'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'idle');

@@ -9,9 +9,11 @@
 #   bash bench/run.sh              # full run, about an hour
 #   bash bench/run.sh --quick      # shorter runs; no 10 M backlog, 3-minute steady state
 #   bash bench/run.sh --smoke      # a few seconds per scenario: do all scripts work?
+#   bash bench/run.sh --scale --only "databases backlog"   # 100 databases, a 30 M backlog
 #
 # Options: --reps N, --only "produce batch consume held latency backlog
-# steady hold handler idle soak stats parity console loops topics groups",
+# steady hold handler idle soak stats parity console loops topics groups
+# databases",
 # --out DIR (default bench/out).  Installs PgQ
 # (postgresql-15-pgq3) if it is missing, and builds and installs tx_message
 # unless BENCH_INSTALLED=1.
@@ -21,6 +23,7 @@
 MODE=full
 REPS=
 ONLY=
+SCALE=0
 OUT=$REPO/bench/out
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -29,8 +32,9 @@ while [ $# -gt 0 ]; do
 	--full) MODE=full ;;
 	--reps) REPS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
+	--scale) SCALE=1 ;;
 	--out) OUT=$2; shift ;;
-	*) echo "usage: bench/run.sh [--smoke|--quick|--full] [--reps N] [--only \"scenario ...\"] [--out DIR]" >&2
+	*) echo "usage: bench/run.sh [--smoke|--quick|--full] [--scale] [--reps N] [--only \"scenario ...\"] [--out DIR]" >&2
 	   exit 2 ;;
 	esac
 	shift
@@ -45,25 +49,30 @@ full)
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
 	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000 CONSOLE_BACKLOG=1000000
-	TOPICS=10000 DRAIN_MSGS=100000 NGROUPS=1000 GROUP_DELIVERIES=400000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups" ;;
+	TOPICS=10000 DRAIN_MSGS=100000 NGROUPS=1000 GROUP_DELIVERIES=400000 DATABASES=20
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups databases" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
 	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
 	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000 CONSOLE_BACKLOG=1000000
-	TOPICS=10000 DRAIN_MSGS=100000 NGROUPS=1000 GROUP_DELIVERIES=200000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups" ;;
+	TOPICS=10000 DRAIN_MSGS=100000 NGROUPS=1000 GROUP_DELIVERIES=200000 DATABASES=20
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups databases" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
 	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
 	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000 CONSOLE_BACKLOG=2000
-	TOPICS=20 DRAIN_MSGS=1000 NGROUPS=8 GROUP_DELIVERIES=8000
-	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups" ;;
+	TOPICS=20 DRAIN_MSGS=1000 NGROUPS=8 GROUP_DELIVERIES=8000 DATABASES=3
+	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups databases" ;;
 esac
+# --scale: 100 databases (issue 15, target 6), and the largest backlog is
+# 30 M messages (target 7).  Check
+# the disk first: 30 M times the bytes_per_msg a 1 M run reports, for each
+# system in turn (the systems are reset between them).
+[ "$SCALE" = 1 ] && BACKLOG_SIZES="1000 1000000 30000000" DATABASES=100
 SCENARIOS=${ONLY:-$SCENARIOS}
 # narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
 PRODUCE_CLIENTS=${BENCH_CLIENTS:-$PRODUCE_CLIENTS}
@@ -450,6 +459,8 @@ backlog_probe()
 	wait_worker
 	fill "$system" "$n" 10000
 	checkpoint
+	# what a waiting message takes on disk, indexes and side tables included
+	record backlog "n_$n" $system "$rep" bytes_per_msg "$(div "$(total_size $system)" "$n")"
 	logdir=$WORK/backlog_log
 	as_user rm -rf "$logdir"
 	as_user mkdir -p "$logdir"
@@ -578,7 +589,49 @@ scenario_handler()
 		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
 		record handler noop txm "$rep" msgs_per_s "$rate"
 		echo "   handler rep $rep: $n messages in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, $rate messages/s"
+		handler_executors "$rep"
 	done
+}
+
+# Handlers against executors (issue 15, target 8): two handler groups of the
+# trivial handler on topic "bench", with 1 and 2 executors running handlers
+# (tx_message.executors 2 and 3): both groups' backlog handled, in
+# handled messages/s.
+handler_executors()
+{
+	local rep=$1 ex i n t0 t1 rate handled0
+	for ex in 2 3; do
+		sql "ALTER SYSTEM SET tx_message.executors = $ex" >/dev/null
+		sql "SELECT pg_reload_conf()" >/dev/null
+		reset_systems 0
+		wait_worker
+		psql_in <<-EOF
+			CREATE FUNCTION bench_noop(m tx_message.message) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
+			SELECT tx_create_topic('elsewhere');
+			SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)');
+		EOF
+		sql "CALL fill_txm('bench', $((HANDLER_MSGS / 2)), 10000, '$PAYLOAD')" >/dev/null
+		wait_ticked $((HANDLER_MSGS / 2))
+		for i in $(seq 1 100); do
+			[ "$(sql "SELECT cardinality(executor_pids) >= $ex FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
+			sleep 0.1
+		done
+		handled0=$(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'")
+		t0=$(date +%s.%N)
+		sql "SELECT tx_subscribe('bench', 'handled' || i, handler => 'bench_noop(tx_message.message)', start_from => 'earliest')
+		       FROM generate_series(1, 2) i" >/dev/null
+		for i in $(seq 1 60000); do
+			n=$(($(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'") - handled0))
+			[ "$n" -ge "$HANDLER_MSGS" ] && break
+			sleep 0.02
+		done
+		t1=$(date +%s.%N)
+		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
+		record handler "executors_$((ex - 1))" txm "$rep" msgs_per_s "$rate"
+		echo "   handler rep $rep, $((ex - 1)) executor(s) running handlers, 2 handler groups: $rate messages/s"
+	done
+	sql "ALTER SYSTEM RESET tx_message.executors" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
 }
 
 # No busy polling: CPU used by the idle launcher and worker, in ms per second.
@@ -986,11 +1039,53 @@ scenario_groups()
 	done
 }
 
+# databases (issue 15, target 6): DATABASES databases db_1.. that each have
+# the extension, a topic and a handler subscription writing to a table.
+# One message is sent in each; after 10 s, how many databases had it
+# handled (served); then the CPU of the whole idle cluster, in ms per
+# second, over IDLE_SECS.
+scenario_databases()
+{
+	local i served cpu before after pids
+	for i in $(seq 1 "$DATABASES"); do
+		as_user "$BINDIR/createdb" "db_$i"
+		as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
+			"$BINDIR/psql" -X -v ON_ERROR_STOP=1 -d "db_$i" -q >/dev/null <<-EOF
+			CREATE EXTENSION tx_message;
+			CREATE TABLE handled (at timestamptz NOT NULL DEFAULT clock_timestamp());
+			CREATE FUNCTION note(m tx_message.message) RETURNS void LANGUAGE sql AS 'INSERT INTO handled DEFAULT VALUES';
+			SELECT tx_create_topic('t');
+			SELECT tx_subscribe('t', 'h', handler => 'note(tx_message.message)');
+		EOF
+	done
+	for i in $(seq 1 "$DATABASES"); do
+		psql_run -d "db_$i" -Atq -c "SELECT tx_send('t', '{}')" >/dev/null
+	done
+	sleep 10
+	served=0
+	for i in $(seq 1 "$DATABASES"); do
+		[ "$(psql_run -d "db_$i" -Atq -c "SELECT count(*) FROM handled")" -gt 0 ] && served=$((served + 1))
+	done
+	record databases "n_$DATABASES" txm 1 served "$served"
+	# every process of the cluster: the postmaster's children and itself
+	pids="$(head -n 1 "$WORK/data/postmaster.pid") $(pgrep -P "$(head -n 1 "$WORK/data/postmaster.pid")" | tr '\n' ' ')"
+	cpu_ticks() { local p s=0; for p in $pids; do [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $s; }
+	before=$(cpu_ticks)
+	sleep "$IDLE_SECS"
+	after=$(cpu_ticks)
+	cpu=$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')
+	record databases "n_$DATABASES" txm 1 idle_cpu_ms_per_s "$cpu"
+	echo "   databases: $served of $DATABASES served within 10 s; the idle cluster used $cpu ms of CPU per second"
+	for i in $(seq 1 "$DATABASES"); do
+		as_user "$BINDIR/dropdb" --force "db_$i"
+	done
+}
+
 #----------------------------------------------------------------------
 
 for s in $SCENARIOS; do
 	case $s in
-	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console | loops | topics | groups) ;;
+	produce | batch | consume | held | latency | backlog | steady | hold | handler | idle | soak | stats | parity | console | loops | topics | groups | databases) ;;
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 	echo "== $s"
