@@ -261,23 +261,35 @@ txm_advance_watermark(const TxmSub *sub)
 char	  **
 txm_group_names(MemoryContext cxt, int *ngroups)
 {
-	static const char *sql =
-		"SELECT DISTINCT s.consumer_group FROM tx_message.subscriptions s"
-		" WHERE s.sub_id = ANY ($1)"
-		"    OR EXISTS (SELECT FROM tx_message.leases l WHERE l.sub_id = s.sub_id)"
-		" ORDER BY 1";
+	static const char *leased_sql = "SELECT DISTINCT sub_id FROM tx_message.leases";
+	static const char *groups_sql =
+		"SELECT DISTINCT consumer_group FROM tx_message.subscriptions WHERE sub_id = ANY ($1) ORDER BY 1";
 	Oid			types[1] = {INT4ARRAYOID};
 	Datum		values[1];
 	int32		hinted[TXM_MAX_HINTED_SUBS];
-	Datum		ids[TXM_MAX_HINTED_SUBS];
 	int			nhinted = txm_hint_subs_with_deadline(hinted, TXM_MAX_HINTED_SUBS);
+	Datum	   *ids;
+	int			nids;
 	char	  **names;
 
-	for (int i = 0; i < nhinted; i++)
-		ids[i] = Int32GetDatum(hinted[i]);
-	values[0] = PointerGetDatum(construct_array(ids, nhinted, INT4OID, 4, true, TYPALIGN_INT));
 	SPI_connect();
-	*ngroups = txm_spi_exec(sql, 1, types, values, NULL, 0);
+	nids = txm_spi_exec(leased_sql, 0, NULL, NULL, NULL, 0);
+	ids = palloc(sizeof(Datum) * (nids + nhinted + 1));
+	for (int i = 0; i < nids; i++)
+	{
+		bool		isnull;
+
+		ids[i] = txm_spi_value(i, 1, &isnull);
+	}
+	for (int i = 0; i < nhinted; i++)
+		ids[nids++] = Int32GetDatum(hinted[i]);
+	/* the idle case: no subscription to look up */
+	*ngroups = 0;
+	if (nids > 0)
+	{
+		values[0] = PointerGetDatum(construct_array(ids, nids, INT4OID, 4, true, TYPALIGN_INT));
+		*ngroups = txm_spi_exec(groups_sql, 1, types, values, NULL, 0);
+	}
 	names = MemoryContextAlloc(cxt, sizeof(char *) * Max(*ngroups, 1));
 	for (int i = 0; i < *ngroups; i++)
 		names[i] = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[i],
