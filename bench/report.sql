@@ -89,7 +89,7 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(
 			  pg_temp.n(pg_temp.med('batch', v, 'txm', 'wal_per_msg')))
   FROM pg_temp.variants('batch') v;
 
-SELECT E'\n## Consume: drain a backlog in batches of 100 (messages/s)\n\nc1: one consumer; c2: two competing consumers of one group; fanout4: four groups, one consumer each (deliveries/s); held_c1: c1 while another session holds a snapshot; fresh_c1: c1 again right before each held_c1 run, the baseline of its ratio.\n\n| variant | outbox | PgQ | tx_message | tx_message / outbox | tx_message / PgQ | WAL B/msg outbox | PgQ | tx_message |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+SELECT E'\n## Consume: drain a backlog in batches of 100 (messages/s)\n\nc1: one consumer; c2, c4: two and four competing consumers of one group; fanout4: four groups, one consumer each (deliveries/s); held_c1: c1 while another session holds a snapshot; fresh_c1: c1 again right before each held_c1 run, the baseline of its ratio.\n\n| variant | outbox | PgQ | tx_message | tx_message / outbox | tx_message / PgQ | WAL B/msg outbox | PgQ | tx_message |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume');
 SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', v,
 			  pg_temp.n(pg_temp.med('consume', v, 'outbox', 'msgs_per_s')),
@@ -109,7 +109,8 @@ SELECT format('| %s | %s | %s | %s |', label,
 			  pg_temp.x(pg_temp.vratio('consume', a, b, 'pgq', 'msgs_per_s')),
 			  pg_temp.x(pg_temp.vratio('consume', a, b, 'txm', 'msgs_per_s')))
   FROM (VALUES (1, 'two consumers / one (c2 / c1)', 'c2', 'c1'),
-			   (2, 'held snapshot / fresh (held_c1 / fresh_c1)', 'held_c1', 'fresh_c1')) AS t(o, label, a, b)
+			   (2, 'four consumers / two (c4 / c2)', 'c4', 'c2'),
+			   (3, 'held snapshot / fresh (held_c1 / fresh_c1)', 'held_c1', 'fresh_c1')) AS t(o, label, a, b)
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'consume' AND variant = a)
  ORDER BY o;
 SELECT format('| tx_message held / outbox held | | | %s |', pg_temp.x(pg_temp.ratio('consume', 'held_c1', 'txm', 'outbox', 'msgs_per_s')))

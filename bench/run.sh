@@ -335,7 +335,8 @@ scenario_batch()
 }
 
 # Drain a backlog of $BACKLOG messages with 100 per batch; variant is one of
-# c1 (one consumer), c2 (two competing consumers of one group), fanout4
+# c1 (one consumer), c2 and c4 (two and four competing consumers of one
+# group), fanout4
 # (four groups, one consumer each), held_c1 (c1 while a snapshot is held).
 drain()
 {
@@ -344,6 +345,7 @@ drain()
 	case $variant in
 	c1 | fresh_c1 | held_c1) clients=1 groups=1 ;;
 	c2) clients=2 groups=1 ;;
+	c4) clients=4 groups=1 ;;
 	fanout4) clients=4 groups=4 ;;
 	esac
 	reset_systems "$groups"
@@ -383,10 +385,10 @@ scenario_consume()
 {
 	local rep variant system systems
 	for rep in $(seq 1 "$REPS"); do
-		for variant in c1 c2 fanout4; do
+		for variant in c1 c2 c4 fanout4; do
 			case $variant in
 			c1) systems="outbox pgq txm" ;;
-			c2) systems="outbox txm" ;;		# PgQ has no competing consumers within a group
+			c2 | c4) systems="outbox txm" ;;	# PgQ has no competing consumers within a group
 			fanout4) systems="pgq txm" ;;	# the outbox has one group
 			esac
 			for system in $(in_turn "$rep" $systems); do
