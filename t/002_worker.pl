@@ -128,6 +128,19 @@ $ticks = ($stat2[13] + $stat2[14]) - ($stat1[13] + $stat1[14]);
 cmp_ok($ticks, '<=', 10, "4000 idle groups: still next to no CPU ($ticks clock ticks in 3 s)");
 $node->safe_psql('db1', q{SELECT count(tx_unsubscribe('life', 'idle_' || i)) FROM generate_series(1, 4000) i});
 
+# The worker keeps what user code the database has between cycles; a new
+# handler subscription is seen at once all the same (its invalidation), not
+# when what was kept gets old (a minute).
+$node->safe_psql('db1', q{CREATE FUNCTION noop(m tx_message.message) RETURNS void LANGUAGE sql AS 'SELECT'});
+sleep 2;
+my $t0 = time();
+$node->safe_psql('db1', q{SELECT tx_subscribe('life', 'handled', handler => 'noop(tx_message.message)')});
+ok($node->poll_query_until('db1', q{SELECT cardinality(executor_pids) > 0 FROM tx_worker_status()
+	WHERE database = 'db1'}), 'a new handler subscription gets executors');
+my $waited = time() - $t0;
+cmp_ok($waited, '<', 15, "within seconds ($waited s)");
+$node->safe_psql('db1', q{SELECT tx_unsubscribe('life', 'handled')});
+
 # DROP EXTENSION ends the worker; DROP DATABASE neither hangs nor fails.
 $node->safe_psql('db2', 'DROP EXTENSION tx_message');
 ok($node->poll_query_until('postgres', sprintf($workers_q, 'db2'), '0'), 'DROP EXTENSION ends the worker');

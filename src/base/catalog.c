@@ -121,6 +121,7 @@ StaticAssertDecl(lengthof(rel_specs) <= 64, "rel_specs must fit a uint64 bitmap"
 static TxmCatalog cat;
 static bool cat_valid = false;
 static uint64 recheck = 0;		/* rel_specs invalidated since they were checked */
+static uint64 catalog_changes = 0;	/* invalidations processed: txm_catalog_changes() */
 static HTAB *topics_by_name = NULL;
 static HTAB *topic_names_by_id = NULL;
 static int	current_slot = -1;
@@ -163,6 +164,7 @@ forget_everything(void)
 static void
 txm_relcache_callback(Datum arg, Oid relid)
 {
+	catalog_changes++;
 	if (!cat_valid)
 		return;
 	if (relid == InvalidOid)
@@ -187,7 +189,22 @@ txm_relcache_callback(Datum arg, Oid relid)
 static void
 txm_namespace_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
+	catalog_changes++;
 	forget_everything();
+}
+
+/*
+ * A counter of the relcache and schema invalidations this backend has
+ * processed, of any relation: what a caller derived from our tables (not
+ * through this module's caches) needs reading again only when it moved.
+ * The functions that change a table send an invalidation for it; data
+ * loaded otherwise (a restore's COPY, a superuser's own UPDATE) is not
+ * announced, so such callers also read again after a while.
+ */
+uint64
+txm_catalog_changes(void)
+{
+	return catalog_changes;
 }
 
 void

@@ -226,6 +226,7 @@ extern void txm_catalog_init(void);
 extern const TxmCatalog *txm_catalog(void);
 extern const TxmCatalog *txm_catalog_if_installed(void);
 extern void txm_invalidate(Oid relid);
+extern uint64 txm_catalog_changes(void);
 extern TxmTopic *txm_lookup_topic(const char *name, bool missing_ok);
 extern const char *txm_topic_name(int32 topic_id);
 extern TxmTopic *txm_lookup_topic_by_id(int32 topic_id);

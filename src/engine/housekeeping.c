@@ -39,6 +39,9 @@
 /* gids of prepared transactions already warned about, in this process */
 static List *warned_gids = NIL;
 
+/* how long txm_user_code() trusts what it read without an invalidation */
+#define TXM_USER_CODE_REREAD_MS 60000
+
 /* A due delayed message, and where its row is among the statement's results. */
 typedef struct DueDelayed
 {
@@ -641,12 +644,9 @@ txm_next_deadline(void)
 	return next;
 }
 
-/*
- * The user code of the database: whether a topic has a check function, and
- * how many subscriptions have a handler.
- */
-void
-txm_user_code(bool *checks, int *handlers)
+/* Read what txm_user_code() answers. */
+static void
+read_user_code(bool *checks, int *handlers)
 {
 	static const char *sql =
 		"SELECT EXISTS (SELECT 1 FROM tx_message.topics WHERE check_function IS NOT NULL),"
@@ -659,3 +659,35 @@ txm_user_code(bool *checks, int *handlers)
 	*handlers = DatumGetInt32(txm_spi_value(0, 2, &isnull));
 	SPI_finish();
 }
+
+/*
+ * The user code of the database: whether a topic has a check function, and
+ * how many subscriptions have a handler.  Both scan their tables, which the
+ * worker asks about every cycle: the answer is kept until an invalidation
+ * was processed (tx_create_topic, tx_alter_topic, tx_subscribe and the
+ * other functions that change them send one) or a minute has passed.
+ */
+void
+txm_user_code(bool *checks, int *handlers)
+{
+	static uint64 read_at_changes = 0;
+	static TimestampTz read_at = 0;
+	static bool last_checks;
+	static int	last_handlers;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (read_at != 0 && read_at_changes == txm_catalog_changes() &&
+		!TimestampDifferenceExceeds(read_at, now, TXM_USER_CODE_REREAD_MS))
+	{
+		*checks = last_checks;
+		*handlers = last_handlers;
+		return;
+	}
+	/* counted before reading: an invalidation met while reading makes the next call read again */
+	read_at_changes = txm_catalog_changes();
+	read_user_code(checks, handlers);
+	read_at = now;
+	last_checks = *checks;
+	last_handlers = *handlers;
+}
+

@@ -219,12 +219,15 @@ rotate(SlotState *slots, int n)
 	next = (cur + 1) % TXM_LOG_SLOTS;
 	if (slots[next].open || slots[next].closed)
 		return false;			/* the next table still holds rows */
+	/* an empty table is not rotated: looked at first, as it costs one page */
+	if (!log_has_rows(cur))
+		return false;
 	txm_spi_exec(period_sql, 0, NULL, NULL, NULL, 1);
 	d = txm_spi_value(0, 1, &isnull);
 	if (isnull)
 		return false;			/* no topics */
 	period = DatumGetFloat8(d);
-	if (slots[cur].open_secs < period || !log_has_rows(cur))
+	if (slots[cur].open_secs < period)
 		return false;
 	txm_spi_exec(heads_sql, 0, NULL, NULL, NULL, 1);
 	values[1] = SPI_datumTransfer(txm_spi_value(0, 1, &isnull), false, -1);
@@ -271,10 +274,12 @@ truncate_if_empty(Oid relid, const char *name)
 int
 txm_retention(bool *rotated)
 {
+	/* a topic's retention looked up per decided half message, not per topic */
 	static const char *half_sql =
-		"DELETE FROM tx_message.half_messages h USING tx_message.topics t"
-		" WHERE h.topic_id = t.topic_id AND h.state <> 'half'"
-		"   AND h.resolved_at < clock_timestamp() - t.retention";
+		"DELETE FROM tx_message.half_messages h"
+		" WHERE h.state <> 'half'"
+		"   AND h.resolved_at < clock_timestamp() - (SELECT t.retention FROM tx_message.topics t"
+		"                                             WHERE t.topic_id = h.topic_id)";
 	SlotState	slots[TXM_LOG_SLOTS];
 	int			n;
 	int			truncated = 0;
