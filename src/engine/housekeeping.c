@@ -690,4 +690,3 @@ txm_user_code(bool *checks, int *handlers)
 	last_checks = *checks;
 	last_handlers = *handlers;
 }
-
