@@ -557,83 +557,62 @@ scenario_steady()
 	done
 }
 
-# 7. in-database handlers: a trivial handler draining a backlog
+# 7. in-database handlers: a trivial handler draining a backlog of
+# HANDLER_MSGS messages: one handler group with the default executors, then
+# (issue 15, target 8) two handler groups of HANDLER_MSGS / 2 each with 1
+# and 2 executors running handlers (tx_message.executors 2 and 3).
 scenario_handler()
 {
-	local rep i n t0 t1 rate handled0
+	local rep ex
 	for rep in $(seq 1 "$REPS"); do
-		reset_systems 0
-		wait_worker
-		# a handler subscription elsewhere keeps the executor running
-		psql_in <<-EOF
-			CREATE FUNCTION bench_noop(m tx_message.message) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
-			SELECT tx_create_topic('elsewhere');
-			SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)');
-		EOF
-		sql "CALL fill_txm('bench', $HANDLER_MSGS, 10000, '$PAYLOAD')" >/dev/null
-		wait_ticked "$HANDLER_MSGS"
-		for i in $(seq 1 100); do
-			[ "$(sql "SELECT cardinality(executor_pids) > 0 FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
-			sleep 0.1
+		handler_drain "$rep" noop 1 1
+		for ex in 2 3; do
+			sql "ALTER SYSTEM SET tx_message.executors = $ex" >/dev/null
+			sql "SELECT pg_reload_conf()" >/dev/null
+			handler_drain "$rep" "executors_$((ex - 1))" 2 "$ex"
 		done
-		# the worker's counter counts since it started, and it outlives the
-		# DROP EXTENSION of reset_systems: take the difference
-		handled0=$(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'")
-		# the backlog is handled from the moment the subscription exists
-		t0=$(date +%s.%N)
-		sql "SELECT tx_subscribe('bench', 'handled', handler => 'bench_noop(tx_message.message)', start_from => 'earliest')" >/dev/null
-		for i in $(seq 1 60000); do
-			n=$(($(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'") - handled0))
-			[ "$n" -ge "$HANDLER_MSGS" ] && break
-			sleep 0.02
-		done
-		t1=$(date +%s.%N)
-		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
-		record handler noop txm "$rep" msgs_per_s "$rate"
-		echo "   handler rep $rep: $n messages in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, $rate messages/s"
-		handler_executors "$rep"
+		sql "ALTER SYSTEM RESET tx_message.executors" >/dev/null
+		sql "SELECT pg_reload_conf()" >/dev/null
 	done
 }
 
-# Handlers against executors (issue 15, target 8): two handler groups of the
-# trivial handler on topic "bench", with 1 and 2 executors running handlers
-# (tx_message.executors 2 and 3): both groups' backlog handled, in
-# handled messages/s.
-handler_executors()
+# One handler drain: $3 handler groups (handled1..) subscribed from the
+# earliest message to a backlog of HANDLER_MSGS / $3 on topic "bench", once
+# $4 executors run; handled messages/s recorded as variant $2.
+handler_drain()
 {
-	local rep=$1 ex i n t0 t1 rate handled0
-	for ex in 2 3; do
-		sql "ALTER SYSTEM SET tx_message.executors = $ex" >/dev/null
-		sql "SELECT pg_reload_conf()" >/dev/null
-		reset_systems 0
-		wait_worker
-		psql_in <<-EOF
-			CREATE FUNCTION bench_noop(m tx_message.message) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
-			SELECT tx_create_topic('elsewhere');
-			SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)');
-		EOF
-		sql "CALL fill_txm('bench', $((HANDLER_MSGS / 2)), 10000, '$PAYLOAD')" >/dev/null
-		wait_ticked $((HANDLER_MSGS / 2))
-		for i in $(seq 1 100); do
-			[ "$(sql "SELECT cardinality(executor_pids) >= $ex FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
-			sleep 0.1
-		done
-		handled0=$(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'")
-		t0=$(date +%s.%N)
-		sql "SELECT tx_subscribe('bench', 'handled' || i, handler => 'bench_noop(tx_message.message)', start_from => 'earliest')
-		       FROM generate_series(1, 2) i" >/dev/null
-		for i in $(seq 1 60000); do
-			n=$(($(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'") - handled0))
-			[ "$n" -ge "$HANDLER_MSGS" ] && break
-			sleep 0.02
-		done
-		t1=$(date +%s.%N)
-		rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
-		record handler "executors_$((ex - 1))" txm "$rep" msgs_per_s "$rate"
-		echo "   handler rep $rep, $((ex - 1)) executor(s) running handlers, 2 handler groups: $rate messages/s"
+	local rep=$1 variant=$2 groups=$3 executors=$4 i n t0 t1 rate handled0
+	reset_systems 0
+	wait_worker
+	# a handler subscription elsewhere keeps the executors running
+	psql_in <<-EOF
+		CREATE FUNCTION bench_noop(m tx_message.message) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
+		SELECT tx_create_topic('elsewhere');
+		SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)');
+	EOF
+	sql "CALL fill_txm('bench', $((HANDLER_MSGS / groups)), 10000, '$PAYLOAD')" >/dev/null
+	wait_ticked $((HANDLER_MSGS / groups))
+	for i in $(seq 1 100); do
+		[ "$(sql "SELECT cardinality(executor_pids) >= $executors FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
+		sleep 0.1
 	done
-	sql "ALTER SYSTEM RESET tx_message.executors" >/dev/null
-	sql "SELECT pg_reload_conf()" >/dev/null
+	# the worker's counter counts since it started, and it outlives the
+	# DROP EXTENSION of reset_systems: take the difference
+	handled0=$(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'")
+	# the backlog is handled from the moment the subscriptions exist
+	t0=$(date +%s.%N)
+	sql "SELECT tx_subscribe('bench', 'handled' || i, handler => 'bench_noop(tx_message.message)', start_from => 'earliest')
+	       FROM generate_series(1, $groups) i" >/dev/null
+	for i in $(seq 1 60000); do
+		n=$(($(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'") - handled0))
+		[ "$n" -ge "$HANDLER_MSGS" ] && break
+		sleep 0.02
+	done
+	t1=$(date +%s.%N)
+	rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
+	record handler "$variant" txm "$rep" msgs_per_s "$rate"
+	echo "   handler rep $rep, $variant: $groups handler group(s), $n messages in" \
+		"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, $rate messages/s"
 }
 
 # No busy polling: CPU used by the idle launcher and worker, in ms per second.
