@@ -13,6 +13,7 @@ OBJS = \
 	src/base/msgjson.o \
 	src/base/shmem.o \
 	src/base/shmem_ring.o \
+	src/base/shmem_pool.o \
 	src/base/shmem_claims.o \
 	src/base/shmem_totals.o \
 	src/base/shmem_xact.o \

@@ -54,10 +54,10 @@ static void
 define_postmaster_settings(void)
 {
 	DefineCustomIntVariable("tx_message.max_databases",
-							"Most databases served by tx_message background workers.",
-							"Each served database has a worker, and an executor while it has check functions or handlers.",
+							"Most databases with the extension that tx_message serves.",
+							"Each has a slot in shared memory (about 100 kB); tx_message.max_workers bounds the workers that serve them.",
 							&txm_max_databases,
-							8, 1, 1024,
+							128, 1, 1024,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
 }
@@ -92,6 +92,20 @@ define_settings(void)
 							&txm_executors,
 							3, 1, TXM_MAX_EXECUTORS,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.max_workers",
+							"Most tx_message database workers running at once.",
+							"Databases without work have no worker; one is started when a commit, a waiting consumer or a deadline needs it.  Each also runs executors while it has check functions or handlers.",
+							&txm_max_workers,
+							3, 1, 1024,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_message.worker_idle_timeout",
+							"How long a database worker with nothing to do stays before it leaves.",
+							"-1 keeps a worker in every database.",
+							&txm_worker_idle_timeout,
+							60000, -1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.batch_size",
 							"Most delayed messages released, or check-backs made, per cycle.",

@@ -1021,42 +1021,95 @@ scenario_groups()
 }
 
 # databases (issue 15, target 6): DATABASES databases db_1.. that each have
-# the extension, a topic and a handler subscription writing to a table.
-# One message is sent in each; after 10 s, how many databases had it
-# handled (served); then the CPU of the whole idle cluster, in ms per
-# second, over IDLE_SECS.
+# the extension, a topic with a handler subscription writing to a table, and
+# a pull group.  Workers leave after 2 s without work here (the default is
+# a minute), so that the run sees databases whose worker left.
+#  - served: one message is sent in each; how many databases had it handled
+#    within 10 s, and how long after its send a handler ran (p50, in a
+#    database without a worker: worker and executor start included);
+#  - idle CPU: once every worker has left, the CPU of the whole cluster
+#    (the postmaster, its children, and the children it reaped meanwhile),
+#    in ms per second over IDLE_SECS;
+#  - wait latency: in up to 20 databases whose worker had left, a consumer
+#    waits in tx_receive(wait => ...) and a message is sent 0.3 s later:
+#    commit -> consumer, p50 / p99 / max in ms.
+cluster_cpu_ticks()
+{
+	local pm p s
+	pm=$(head -n 1 "$WORK/data/postmaster.pid")
+	s=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+	for p in $(pgrep -P "$pm"); do
+		[ -r "/proc/$p/stat" ] && s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$s"
+}
+
 scenario_databases()
 {
-	local i served cpu before after pids
+	local i served cpu before after k lat rows n
 	for i in $(seq 1 "$DATABASES"); do
 		as_user "$BINDIR/createdb" "db_$i"
 		as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
 			"$BINDIR/psql" -X -v ON_ERROR_STOP=1 -d "db_$i" -q >/dev/null <<-EOF
 			CREATE EXTENSION tx_message;
-			CREATE TABLE handled (at timestamptz NOT NULL DEFAULT clock_timestamp());
-			CREATE FUNCTION note(m tx_message.message) RETURNS void LANGUAGE sql AS 'INSERT INTO handled DEFAULT VALUES';
+			CREATE TABLE handled (at timestamptz NOT NULL DEFAULT clock_timestamp(), sent_at timestamptz);
+			CREATE FUNCTION note(m tx_message.message) RETURNS void LANGUAGE sql
+				AS 'INSERT INTO handled (sent_at) VALUES (m.sent_at)';
 			SELECT tx_create_topic('t');
 			SELECT tx_subscribe('t', 'h', handler => 'note(tx_message.message)');
+			SELECT tx_create_topic('w');
+			SELECT tx_subscribe('w', 'g');
 		EOF
 	done
+	sql "ALTER SYSTEM SET tx_message.worker_idle_timeout = '2s'" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
+	wait_no_workers() {
+		for k in $(seq 1 600); do
+			[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type IN ('tx_message worker', 'tx_message executor')")" = 0 ] && return 0
+			sleep 0.1
+		done
+		return 1
+	}
+	wait_no_workers || echo "   databases: workers still running after 60 s"
 	for i in $(seq 1 "$DATABASES"); do
 		psql_run -d "db_$i" -Atq -c "SELECT tx_send('t', '{}')" >/dev/null
 	done
 	sleep 10
 	served=0
+	rows=""
 	for i in $(seq 1 "$DATABASES"); do
-		[ "$(psql_run -d "db_$i" -Atq -c "SELECT count(*) FROM handled")" -gt 0 ] && served=$((served + 1))
+		n=$(psql_run -d "db_$i" -Atq -c "SELECT count(*) || ' ' || coalesce(min(extract(epoch FROM at - sent_at) * 1000)::numeric(10,1)::text, '') FROM handled")
+		[ "${n%% *}" -gt 0 ] && { served=$((served + 1)); rows="$rows ${n#* }"; }
 	done
 	record databases "n_$DATABASES" txm 1 served "$served"
-	# every process of the cluster: the postmaster's children and itself
-	pids="$(head -n 1 "$WORK/data/postmaster.pid") $(pgrep -P "$(head -n 1 "$WORK/data/postmaster.pid")" | tr '\n' ' ')"
-	cpu_ticks() { local p s=0; for p in $pids; do [ -r "/proc/$p/stat" ] && s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $s; }
-	before=$(cpu_ticks)
+	record databases "n_$DATABASES" txm 1 handler_p50_ms "$(echo $rows | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "NaN" }')"
+
+	wait_no_workers || echo "   databases: workers still running after 60 s"
+	before=$(cluster_cpu_ticks)
 	sleep "$IDLE_SECS"
-	after=$(cpu_ticks)
+	after=$(cluster_cpu_ticks)
 	cpu=$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')
 	record databases "n_$DATABASES" txm 1 idle_cpu_ms_per_s "$cpu"
-	echo "   databases: $served of $DATABASES served within 10 s; the idle cluster used $cpu ms of CPU per second"
+
+	lat=""
+	for i in $(seq 1 "$(( DATABASES < 20 ? DATABASES : 20 ))"); do
+		wait_no_workers >/dev/null
+		psql_run -d "db_$i" -Atq -c "SELECT round(extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz) * 1000, 2)
+			FROM tx_receive('g', 1, wait => '10 s')" > "$WORK/wait_$i.out" &
+		k=$!
+		sleep 0.3
+		psql_run -d "db_$i" -Atq -c "SELECT tx_send('w', jsonb_build_object('at', clock_timestamp()))" >/dev/null
+		wait "$k"
+		lat="$lat $(cat "$WORK/wait_$i.out")"
+	done
+	read -r n p50 p99 pmax <<<"$(echo $lat | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (!NR) print "0 NaN NaN NaN"; else print NR, v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.999)], v[NR] }')"
+	record databases "n_$DATABASES" txm 1 wait_p50_ms "$p50"
+	record databases "n_$DATABASES" txm 1 wait_p99_ms "$p99"
+	record databases "n_$DATABASES" txm 1 wait_max_ms "$pmax"
+	sql "ALTER SYSTEM RESET tx_message.worker_idle_timeout" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
+	echo "   databases: $served of $DATABASES served within 10 s; the idle cluster used $cpu ms of CPU per second;" \
+		"commit -> waiting consumer in a database without a worker: p50 $p50 p99 $p99 max $pmax ms ($n)"
 	for i in $(seq 1 "$DATABASES"); do
 		as_user "$BINDIR/dropdb" --force "db_$i"
 	done

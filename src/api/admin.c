@@ -128,12 +128,15 @@ tx_worker_status(PG_FUNCTION_ARGS)
 		char	   *dbname = get_database_name(rows[i].dboid);
 
 		memset(nulls, 0, sizeof(nulls));
+		/* a database whose worker left for want of work: no process */
 		values[0] = Int32GetDatum(rows[i].pid);
+		nulls[0] = rows[i].pid == 0;
 		if (dbname)
 			values[1] = DirectFunctionCall1(namein, CStringGetDatum(dbname));
 		else
 			nulls[1] = true;
 		values[2] = TimestampTzGetDatum(rows[i].started_at);
+		nulls[2] = rows[i].started_at == 0;
 		values[3] = TimestampTzGetDatum(rows[i].last_cycle_at);
 		nulls[3] = rows[i].last_cycle_at == 0;
 		for (int k = 0; k < lengthof(columns); k++)

@@ -172,26 +172,50 @@ sleep_time(const TxmSub *subs, int nsubs, const bool *pull, TimestampTz now,
  * Claim for the group until something is delivered or the deadline passes.
  * With a worker to wake it, the receiver sleeps on the database's condition
  * variable (registered before looking, so that no wake-up is missed);
- * without one, it looks again ten times a second.
+ * without one, it looks again ten times a second, until the worker it asked
+ * for is there.
  */
+/*
+ * Should a waiting receiver leave the ticks to the worker?  A database whose
+ * worker left for want of work gets one back: wait a little for it rather
+ * than tick here, since a tick of ours would hold the tick lock, and keep
+ * the worker from ticking, until we commit.  After such a tick, we go on
+ * ticking ourselves.
+ */
+static bool
+worker_ticks(TxmDbSlot *slot, TimestampTz deadline)
+{
+	if (txm_tick_lock_held())
+		return false;
+	if (!txm_worker_running(slot) && txm_request_worker(slot))
+		(void) txm_wait_for_worker(slot, Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline),
+											 TXM_WORKER_ARRIVAL_MS));
+	return txm_worker_running(slot);
+}
+
 static List *
 receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 			  Interval *lease, TimestampTz deadline)
 {
 	TxmDbSlot  *slot = txm_my_slot();
+	bool		waits = slot != NULL && deadline > GetCurrentTimestamp();
 	bool		sleeping = false;
 	List	   *out;
 
-	if (deadline > GetCurrentTimestamp() && slot && txm_worker_running(slot))
-	{
-		txm_wait_prepare(slot);
-		sleeping = true;
-	}
 	for (;;)
 	{
 		TimestampTz now;
 		long		timeout;
+		bool		by_worker = waits && worker_ticks(slot, deadline);
 
+		if (by_worker != sleeping)
+		{
+			if (by_worker)
+				txm_wait_prepare(slot);
+			else
+				txm_wait_cancel();
+			sleeping = by_worker;
+		}
 		txm_sync_ticks(false);
 		/* waiting for ticks used the condition variable: register again */
 		if (sleeping)

@@ -112,6 +112,8 @@ shmem_startup(void)
 			ConditionVariableInit(&slot->cv);
 			pg_atomic_init_u64(&slot->last_cycle_at, 0);
 			pg_atomic_init_u32(&slot->stale_prepared, 0);
+			pg_atomic_init_u64(&slot->executor_work_at, 0);
+			pg_atomic_init_u32(&slot->executors_busy, 0);
 			for (int c = 0; c < TXM_NCOUNTERS; c++)
 				pg_atomic_init_u64(&slot->counters[c], 0);
 			for (int r = 0; r < TXM_RING_SIZE; r++)
@@ -188,7 +190,10 @@ txm_count(TxmCounter counter, uint64 n)
 		pg_atomic_fetch_add_u64(&slot->counters[counter], n);
 }
 
-/* The running database workers of the cluster; rows has txm_nslots() entries. */
+/*
+ * The databases served: those whose worker runs, and those whose worker left
+ * for want of work (pid 0).  rows has txm_nslots() entries.
+ */
 int
 txm_worker_statuses(TxmWorkerStatus *rows)
 {
@@ -201,11 +206,13 @@ txm_worker_statuses(TxmWorkerStatus *rows)
 	{
 		TxmDbSlot  *slot = &txm_shared->slots[i];
 
-		if (slot->worker_pid == 0 || slot->state != TXM_DB_RUNNING)
+		bool		idle = slot->state == TXM_DB_IDLE && slot->served;
+
+		if (!idle && (slot->worker_pid == 0 || slot->state != TXM_DB_RUNNING))
 			continue;
-		rows[n].pid = slot->worker_pid;
+		rows[n].pid = idle ? 0 : slot->worker_pid;
 		rows[n].dboid = slot->dboid;
-		rows[n].started_at = slot->started_at;
+		rows[n].started_at = idle ? 0 : slot->started_at;
 		rows[n].last_cycle_at = (TimestampTz) pg_atomic_read_u64(&slot->last_cycle_at);
 		for (int c = 0; c < TXM_NCOUNTERS; c++)
 			rows[n].counters[c] = pg_atomic_read_u64(&slot->counters[c]);
@@ -225,8 +232,9 @@ txm_worker_statuses(TxmWorkerStatus *rows)
  *----------
  */
 
-static void
-set_launcher_latch(void)
+/* Wake the launcher: a database asked for a worker, or a worker ended. */
+void
+shmem_wake_launcher(void)
 {
 	Latch	   *latch;
 
@@ -341,12 +349,20 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 	slot->waiters = 0;
 	slot->tick_requested = false;
 	slot->restore_state[0] = '\0';
+	slot->on_demand = false;
+	slot->demand = false;
 	SpinLockRelease(&slot->mutex);
+	pg_atomic_write_u64(&slot->executor_work_at, 0);
+	pg_atomic_write_u32(&slot->executors_busy, 0);
 	slot->dboid = dboid;
 	slot->state = TXM_DB_STOPPED;
 	slot->stop_requested = false;
 	slot->executors_wanted = 0;
 	slot->restart_after = 0;
+	slot->wake_at = 0;
+	slot->wanted_since = 0;
+	slot->yield_requested = false;
+	slot->served = false;
 }
 
 /*
@@ -390,36 +406,6 @@ txm_launcher_reconcile(const TxmDatabase *dbs, int n)
 }
 
 /*
- * The slots whose worker should be started now: their indexes and
- * databases.  *next_ms is lowered to the time until the next restart that
- * is not due yet.
- */
-int
-txm_launcher_due(TimestampTz now, int *indexes, Oid *dboids, long *next_ms)
-{
-	int			n = 0;
-
-	LWLockAcquire(txm_shared->lock, LW_SHARED);
-	for (int i = 0; i < txm_shared->nslots; i++)
-	{
-		TxmDbSlot  *slot = &txm_shared->slots[i];
-
-		if (slot->state != TXM_DB_STOPPED || slot->stop_requested || slot->worker_pid != 0)
-			continue;
-		if (slot->restart_after > now)
-		{
-			*next_ms = Min(*next_ms, TimestampDifferenceMilliseconds(now, slot->restart_after) + 1);
-			continue;
-		}
-		indexes[n] = i;
-		dboids[n] = slot->dboid;
-		n++;
-	}
-	LWLockRelease(txm_shared->lock);
-	return n;
-}
-
-/*
  * The launcher registered a worker for slot index, or failed to (no free
  * background worker slot): then it tries again later.  Returns the time
  * until that retry, 0 if the worker was registered.
@@ -431,12 +417,18 @@ txm_launcher_started(int index, Oid dboid, bool registered, TimestampTz now)
 	long		retry_ms = registered ? 0 : 5 * TXM_RESTART_DELAY_MS;
 
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
-	if (slot->dboid == dboid && slot->state == TXM_DB_STOPPED)
+	if (slot->dboid == dboid && (slot->state == TXM_DB_STOPPED || slot->state == TXM_DB_IDLE))
 	{
 		if (registered)
+		{
 			slot->state = TXM_DB_STARTING;
+			slot->wanted_since = 0;
+		}
 		else
+		{
+			slot->state = TXM_DB_STOPPED;
 			slot->restart_after = TimestampTzPlusMilliseconds(now, retry_ms);
+		}
 	}
 	LWLockRelease(txm_shared->lock);
 	return retry_ms;
@@ -493,7 +485,8 @@ shmem_request_worker(Oid dboid)
 	if (slot)
 	{
 		shmem_hints_clear(slot);
-		if (slot->state == TXM_DB_ABSENT)
+		/* idle: the worker may not have seen a DROP EXTENSION before this CREATE */
+		if (slot->state == TXM_DB_ABSENT || slot->state == TXM_DB_IDLE)
 		{
 			slot->state = TXM_DB_STOPPED;
 			slot->restart_after = 0;
@@ -501,7 +494,7 @@ shmem_request_worker(Oid dboid)
 	}
 	txm_shared->rescan = true;
 	LWLockRelease(txm_shared->lock);
-	set_launcher_latch();
+	shmem_wake_launcher();
 }
 
 /*----------
@@ -524,11 +517,17 @@ process_detach(int code, Datum arg)
 		slot->worker_latch = NULL;
 	SpinLockRelease(&slot->mutex);
 	if (executor >= 0 && slot->executor_pids[executor] == MyProcPid)
+	{
 		slot->executor_pids[executor] = 0;
+		/* a batch that ended with this process ended */
+		pg_atomic_fetch_and_u32(&slot->executors_busy, ~(((uint32) 1) << executor));
+	}
 	else if (executor < 0 && slot->worker_pid == MyProcPid)
 	{
 		slot->worker_pid = 0;
-		if (slot->state != TXM_DB_ABSENT)
+		slot->yield_requested = false;
+		/* a worker that left for want of work is started on demand */
+		if (slot->state != TXM_DB_ABSENT && slot->state != TXM_DB_IDLE)
 		{
 			slot->state = TXM_DB_STOPPED;
 			slot->restart_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -536,7 +535,7 @@ process_detach(int code, Datum arg)
 		}
 	}
 	LWLockRelease(txm_shared->lock);
-	set_launcher_latch();
+	shmem_wake_launcher();
 	/* receivers waiting for a tick must not wait for us */
 	shmem_broadcast(slot);
 }
@@ -568,6 +567,7 @@ txm_process_attach(int index, Oid dboid, int executor)
 		{
 			slot->worker_pid = MyProcPid;
 			slot->started_at = GetCurrentTimestamp();
+			slot->yield_requested = false;
 		}
 	}
 	LWLockRelease(txm_shared->lock);
@@ -590,12 +590,15 @@ txm_process_ready(int executor)
 	{
 		attached->worker_latch = MyLatch;
 		attached->wake_on_commit = true;
+		attached->on_demand = false;
+		attached->demand = false;
 	}
 	SpinLockRelease(&attached->mutex);
 	if (executor < 0)
 	{
 		LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 		attached->state = TXM_DB_RUNNING;
+		attached->served = true;
 		LWLockRelease(txm_shared->lock);
 	}
 }
@@ -607,6 +610,7 @@ txm_process_absent(void)
 	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	attached->state = TXM_DB_ABSENT;
+	attached->served = false;
 	LWLockRelease(txm_shared->lock);
 }
 
@@ -638,6 +642,7 @@ txm_worker_extension_dropped(void)
 	Assert(attached != NULL);
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	attached->state = TXM_DB_ABSENT;
+	attached->served = false;
 	attached->executors_wanted = 0;
 	LWLockRelease(txm_shared->lock);
 	txm_wake_executor();
@@ -858,5 +863,5 @@ txm_database_resume(Oid dboid)
 	}
 	txm_shared->rescan = true;
 	LWLockRelease(txm_shared->lock);
-	set_launcher_latch();
+	shmem_wake_launcher();
 }

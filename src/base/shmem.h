@@ -102,7 +102,6 @@ extern int	txm_worker_statuses(TxmWorkerStatus *rows);
 extern void txm_launcher_attach(void);
 extern bool txm_launcher_take_rescan(void);
 extern bool txm_launcher_reconcile(const TxmDatabase *dbs, int n);
-extern int	txm_launcher_due(TimestampTz now, int *indexes, Oid *dboids, long *next_ms);
 extern long txm_launcher_started(int index, Oid dboid, bool registered, TimestampTz now);
 extern bool txm_launcher_awaits_attach(int index);
 extern void txm_launcher_start_failed(int index, TimestampTz now);
@@ -117,6 +116,18 @@ extern void txm_worker_extension_dropped(void);
 extern uint32 txm_worker_want_executors(uint32 wanted);
 extern void txm_worker_note_cycle(TimestampTz now);
 extern void txm_worker_note_stale_prepared(int n);
+
+/* shmem_pool.c: the pool of database workers */
+extern int	txm_launcher_due(TimestampTz now, int max_workers, int *indexes, Oid *dboids,
+							 long *next_ms);
+extern bool txm_request_worker(TxmDbSlot *slot);
+extern bool txm_wait_for_worker(TxmDbSlot *slot, long timeout_ms);
+#define TXM_WORKER_ARRIVAL_MS 1000	/* how long a receiver waits for a worker it asked for */
+extern bool txm_worker_yield_requested(void);
+extern bool txm_worker_leave(TimestampTz wake_at, bool with_work);
+extern bool txm_executor_batch_begin(int executor);
+extern void txm_executor_batch_end(int executor, bool worked);
+extern TimestampTz txm_worker_executor_work_at(void);
 
 /* shmem_totals.c: totals waiting to be moved into tx_message.totals */
 extern int	txm_totals_take(TxmTotalDelta *out, int max);

@@ -58,6 +58,7 @@ typedef enum TxmDbState
 	TXM_DB_STARTING,			/* worker registered, not yet connected */
 	TXM_DB_RUNNING,
 	TXM_DB_STOPPED,				/* worker gone; the launcher restarts it */
+	TXM_DB_IDLE,				/* worker left for want of work (shmem_pool.c) */
 	TXM_DB_ABSENT				/* extension not installed there */
 } TxmDbState;
 
@@ -107,11 +108,19 @@ struct TxmDbSlot
 	pid_t		executor_pids[TXM_MAX_EXECUTORS];
 	TimestampTz started_at;
 	TimestampTz restart_after;
+	TimestampTz wake_at;		/* TXM_DB_IDLE: start a worker then at the latest */
+	TimestampTz wanted_since;	/* waiting for a place in the pool since (0: not) */
+	bool		yield_requested;	/* others wait for a place in the pool */
+	bool		served;			/* a worker found the extension here */
 
 	/* written by the worker alone */
 	pg_atomic_uint64 last_cycle_at;
 	pg_atomic_uint32 stale_prepared;
 	pg_atomic_uint64 counters[TXM_NCOUNTERS];
+
+	/* written by the handler executors */
+	pg_atomic_uint64 executor_work_at;	/* when one last handled a message */
+	pg_atomic_uint32 executors_busy;	/* bit i: executor i runs a handler batch */
 
 	slock_t		mutex;			/* protects the fields up to ring */
 	bool		maintenance_requested;	/* a new deadline: delayed or half sent */
@@ -123,6 +132,8 @@ struct TxmDbSlot
 	bool		tick_requested; /* a receiver waits for unticked commits */
 	char		restore_state[TXM_RESTORE_STATE_LEN];	/* tx_worker_status().restore_state */
 	bool		wake_on_commit; /* the worker sleeps with everything ticked */
+	bool		on_demand;		/* idle: commits and receivers ask the launcher */
+	bool		demand;			/* ... and one did */
 	pg_atomic_uint64 ring[TXM_RING_SIZE];
 
 	ConditionVariable cv;		/* broadcast when something became deliverable */
@@ -162,6 +173,10 @@ extern TxmShared *txm_shared;
 
 /* shmem.c */
 extern void shmem_request_worker(Oid dboid);
+extern void shmem_wake_launcher(void);
+
+/* shmem_pool.c */
+extern bool shmem_demand_locked(TxmDbSlot *slot);
 
 /* shmem_ring.c */
 extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64);

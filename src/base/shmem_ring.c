@@ -34,12 +34,14 @@
  * The worker is woken only when it sleeps with everything ticked, or when a
  * receiver waits: otherwise it is already due to tick within
  * tx_message.tick_interval, and a wake-up per commit would only cost both
- * sides a system call.
+ * sides a system call.  When the worker left for want of work, the first
+ * commit asks the launcher for one (shmem_pool.c).
  */
 void
 shmem_ring_append(TxmDbSlot *slot, uint64 xid64)
 {
 	Latch	   *latch = NULL;
+	bool		wake_launcher;
 
 	SpinLockAcquire(&slot->mutex);
 	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
@@ -49,9 +51,12 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64)
 		slot->wake_on_commit = false;
 		latch = slot->worker_latch;
 	}
+	wake_launcher = shmem_demand_locked(slot);
 	SpinLockRelease(&slot->mutex);
 	if (latch)
 		SetLatch(latch);
+	if (wake_launcher)
+		shmem_wake_launcher();
 }
 
 /* The prepared transaction committed by COMMIT PREPARED is visible now: tick it. */
@@ -117,13 +122,17 @@ void
 shmem_request_maintenance(TxmDbSlot *slot)
 {
 	Latch	   *latch;
+	bool		wake_launcher;
 
 	SpinLockAcquire(&slot->mutex);
 	slot->maintenance_requested = true;
 	latch = slot->worker_latch;
+	wake_launcher = shmem_demand_locked(slot);
 	SpinLockRelease(&slot->mutex);
 	if (latch)
 		SetLatch(latch);
+	if (wake_launcher)
+		shmem_wake_launcher();
 }
 
 /* Something may have become deliverable: wake the waiting receivers. */
@@ -302,6 +311,7 @@ waiter_enter(TxmDbSlot *slot)
 {
 	static bool registered = false;
 	Latch	   *latch = NULL;
+	bool		wake_launcher;
 
 	if (!registered)
 	{
@@ -316,9 +326,12 @@ waiter_enter(TxmDbSlot *slot)
 		slot->tick_requested = true;
 		latch = slot->worker_latch;
 	}
+	wake_launcher = shmem_demand_locked(slot);
 	SpinLockRelease(&slot->mutex);
 	if (latch)
 		SetLatch(latch);
+	if (wake_launcher)
+		shmem_wake_launcher();
 }
 
 /*

@@ -644,6 +644,44 @@ txm_next_deadline(void)
 	return next;
 }
 
+/*
+ * When a worker that leaves the database must be back at the latest: the
+ * next delayed message or check-back, or lease or retry falling due (0:
+ * none).  Asked only when the worker is about to leave, so the scans of the
+ * (small) lease and retry tables are paid once per departure.
+ */
+TimestampTz
+txm_next_wakeup(void)
+{
+	/*
+	 * Only what falls due later counts: what is due already was done in this
+	 * cycle, or cannot be (a retry of a pull consumer waits for a receiver),
+	 * and must not bring the worker straight back.
+	 */
+	static const char *sql =
+		"SELECT least((SELECT min(lease_until) FROM tx_message.leases WHERE lease_until > now()),"
+		"             (SELECT min(r.due_at) FROM tx_message.retries_data r"
+		"               WHERE r.due_at > now()"
+		"                 AND (r.state = 'leased' OR r.sub_id IN (SELECT sub_id FROM tx_message.subscriptions"
+		"                                                          WHERE handler IS NOT NULL))))";
+	TimestampTz next = txm_next_deadline();
+	bool		isnull;
+
+	if (next <= GetCurrentTransactionStartTimestamp())
+		next = 0;
+
+	SPI_connect();
+	if (txm_spi_exec(sql, 0, NULL, NULL, NULL, 1) == 1)
+	{
+		Datum		d = txm_spi_value(0, 1, &isnull);
+
+		if (!isnull && (next == 0 || DatumGetTimestampTz(d) < next))
+			next = DatumGetTimestampTz(d);
+	}
+	SPI_finish();
+	return next;
+}
+
 /* Read what txm_user_code() answers. */
 static void
 read_user_code(bool *checks, int *handlers)

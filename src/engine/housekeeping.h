@@ -30,6 +30,7 @@ extern int64 txm_remove_orphans(void);
 extern void txm_restore_check(void);
 extern int	txm_store_totals(void);
 extern TimestampTz txm_next_deadline(void);
+extern TimestampTz txm_next_wakeup(void);
 extern void txm_user_code(bool *checks, int *handlers);
 
 #endif							/* TXM_HOUSEKEEPING_H */

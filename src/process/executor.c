@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 
 #include "src/base/catalog.h"
+#include "src/base/shmem.h"
 #include "src/base/subcache.h"
 #include "src/engine/handlers.h"
 #include "src/process/unit.h"
@@ -98,9 +99,16 @@ run_handlers(MemoryContext cxt)
 
 		do
 		{
+			bool		ran;
+
 			txm_process_checkpoint(true);
+			/* counted busy meanwhile: the worker does not leave under a batch */
+			if (!txm_executor_batch_begin(txm_my_executor()))
+				break;
 			u.processed = 0;
-			if (!txm_run_in_transaction(handler_batch_unit, &u, "running a handler"))
+			ran = txm_run_in_transaction(handler_batch_unit, &u, "running a handler");
+			txm_executor_batch_end(txm_my_executor(), ran && u.processed > 0);
+			if (!ran)
 				break;
 		} while (u.processed >= txm_handler_batch_size && GetCurrentTimestamp() < until);
 		if (u.processed >= txm_handler_batch_size)
@@ -116,7 +124,7 @@ txm_executor_main(Datum main_arg)
 	MemoryContext cxt;
 
 	txm_attach_to_database(main_arg, true);
-	ereport(LOG, (errmsg("tx_message executor started")));
+	ereport(DEBUG1, (errmsg("tx_message executor started")));
 	cxt = AllocSetContextCreate(TopMemoryContext, "tx_message executor", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
@@ -125,8 +133,9 @@ txm_executor_main(Datum main_arg)
 		int			me = txm_my_executor();
 
 		txm_process_checkpoint(true);
-		if (me == 0)
-			txm_run_due_checks(true, true);
+		/* counted busy meanwhile: the worker does not leave under a check-back */
+		if (me == 0 && txm_executor_batch_begin(me))
+			txm_executor_batch_end(me, txm_run_due_checks(true, true) > 0);
 		if (me > 0 || txm_executors == 1)
 			more = run_handlers(cxt);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.c
- *	  The launcher: one database worker for every database that has the
- *	  extension.  And the utility hook that lets DROP DATABASE and the like
- *	  have a database to themselves.
+ *	  The launcher: database workers, from a pool, for the databases that
+ *	  have the extension.  And the utility hook that lets DROP DATABASE and
+ *	  the like have a database to themselves.
  *
  * The launcher is a static background worker, started with the server once
  * recovery is over.  It connects to no database: it reads pg_database, gives
@@ -12,6 +12,9 @@
  * CREATE EXTENSION tells it at commit (tx_message._installed()); databases
  * created from a template that has the extension are found by a rescan
  * every few seconds.  A worker that ends is started again after a second.
+ * At most tx_message.max_workers run at once: a worker leaves a database
+ * that has nothing for it to do, and the launcher starts one again when a
+ * commit, a waiting receiver or a deadline asks for it (shmem_pool.c).
  *
  * DROP DATABASE, ALTER DATABASE ... RENAME/SET TABLESPACE and CREATE
  * DATABASE ... TEMPLATE need the database free of other sessions: the
@@ -134,7 +137,7 @@ launcher_start_workers(BackgroundWorkerHandle **handles)
 		return next;
 	due = palloc(sizeof(int) * nslots);
 	dboids = palloc(sizeof(Oid) * nslots);
-	ndue = txm_launcher_due(now, due, dboids, &next);
+	ndue = txm_launcher_due(now, txm_max_workers, due, dboids, &next);
 	for (int k = 0; k < ndue; k++)
 	{
 		int			i = due[k];
@@ -290,6 +293,22 @@ loads_extension_table(Node *parsetree)
 		strcmp(copy->relation->schemaname, "tx_message") == 0;
 }
 
+/* DROP EXTENSION tx_message, which an idle database's worker is not there to see. */
+static bool
+drops_extension(Node *parsetree)
+{
+	DropStmt   *drop;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, DropStmt) || ((DropStmt *) parsetree)->removeType != OBJECT_EXTENSION)
+		return false;
+	drop = (DropStmt *) parsetree;
+	foreach(lc, drop->objects)
+		if (strcmp(strVal(lfirst(lc)), "tx_message") == 0)
+			return true;
+	return false;
+}
+
 static void
 txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				   ProcessUtilityContext context, ParamListInfo params,
@@ -299,10 +318,13 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	volatile Oid paused = InvalidOid;
 	volatile bool commit_prepared = false;
 	volatile bool loads = false;
+	volatile bool drops = false;
+	TxmDbSlot  *slot;
 
 	if (txm_shmem_available())
 	{
 		loads = loads_extension_table(parsetree);
+		drops = drops_extension(parsetree);
 		paused = database_needing_exclusive_access(parsetree);
 		if (OidIsValid(paused))
 			pause_database(paused);
@@ -335,6 +357,13 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	/* the prepared transaction's messages are visible now: tick them */
 	if (commit_prepared)
 		txm_ring_note_commit_prepared();
+
+	/*
+	 * A worker comes to find the extension gone (it waits for this
+	 * transaction's lock on it) and stops serving the database.
+	 */
+	if (drops && (slot = txm_my_slot()) != NULL)
+		(void) txm_request_worker(slot);
 }
 
 /* Called from _PG_init while the postmaster preloads the library. */

@@ -46,6 +46,8 @@ bool		txm_enabled = true;
 int			txm_naptime = 1000;
 int			txm_tick_interval = 10;
 int			txm_executors = 3;
+int			txm_max_workers = 3;
+int			txm_worker_idle_timeout = 60000;
 
 /* this process's executor number, or -1 for the database worker */
 static int	my_executor = -1;
@@ -245,8 +247,9 @@ check_unit(void *arg)
 /*
  * Run the due check-backs of one kind, each in its own transaction: those
  * with a check function in the executor, NOTIFY ones in the worker.
+ * Returns how many were due.
  */
-void
+int
 txm_run_due_checks(bool with_functions, bool executor)
 {
 	DueUnit		due = {with_functions, 0, NULL};
@@ -254,7 +257,7 @@ txm_run_due_checks(bool with_functions, bool executor)
 
 	memset(&stats, 0, sizeof(stats));
 	if (!txm_run_in_transaction(due_unit, &due, "finding due check-backs"))
-		return;
+		return 0;
 	for (int i = 0; i < due.n; i++)
 	{
 		CheckUnit	unit = {due.ids[i], with_functions, &stats};
@@ -264,4 +267,5 @@ txm_run_due_checks(bool with_functions, bool executor)
 	}
 	if (due.ids)
 		pfree(due.ids);
+	return due.n;
 }

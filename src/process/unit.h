@@ -15,11 +15,13 @@
 
 #include "postmaster/bgworker.h"
 
-/* tx_message.enabled, .naptime, .tick_interval, .executors */
+/* tx_message.enabled, .naptime, .tick_interval, .executors, .max_workers, .worker_idle_timeout */
 extern bool txm_enabled;
 extern int	txm_naptime;
 extern int	txm_tick_interval;
 extern int	txm_executors;
+extern int	txm_max_workers;
+extern int	txm_worker_idle_timeout;
 
 extern BackgroundWorkerHandle *txm_start_worker(const char *function, const char *type,
 												int slot_index, int executor, Oid dboid,
@@ -29,6 +31,6 @@ extern void txm_attach_to_database(Datum main_arg, bool executor);
 extern void txm_process_checkpoint(bool executor);
 extern bool txm_run_in_transaction(void (*fn) (void *), void *arg, const char *activity);
 extern bool txm_lock_extension(void);
-extern void txm_run_due_checks(bool with_functions, bool executor);
+extern int	txm_run_due_checks(bool with_functions, bool executor);
 
 #endif							/* TXM_UNIT_H */

@@ -3,16 +3,17 @@
  * worker.c
  *	  The database worker: ticks, maintenance, NOTIFY check-backs.
  *
- * One database worker runs per database that has the extension (the
- * launcher starts it).  It ticks whenever commits wait to be ticked: at
+ * A database worker serves one database that has the extension while it
+ * has work (the launcher starts it, from a pool).  It ticks whenever commits wait to be ticked: at
  * once when a receiver waits, otherwise at most every
  * tx_message.tick_interval, since a tick costs a transaction and a few rows
  * however many commits it covers.  On a timer bounded by the next deadline
  * (a delayed message or a check-back falling due) it runs the housekeeping
  * steps of the maintenance cycle and the NOTIFY check-backs, and starts the
  * executor (executor.c) while the database has user code to run.  It exits
- * when the extension is dropped; the launcher restarts it after anything
- * else.
+ * when the extension is dropped, and leaves when the database has had no
+ * work for it for a while (leave_now); the launcher restarts it after
+ * anything else, and when work comes.
  *
  * IDENTIFICATION
  *	  src/process/worker.c
@@ -241,18 +242,25 @@ next_tick_at(TimestampTz last_tick_at, bool urgent)
 	return TimestampTzPlusMilliseconds(last_tick_at, gap);
 }
 
-/* Tick now; returns false if the tick failed or was skipped (then retry a little later). */
+/*
+ * Tick now; returns false if the tick failed or was skipped (then retry a
+ * little later).  *worked: it made messages deliverable.
+ */
 static bool
-tick_now(void)
+tick_now(bool *worked)
 {
 	TickUnit	tick;
 
 	txm_worker_clear_tick_request();
+	*worked = false;
 	if (!txm_run_in_transaction(tick_unit, &tick, "ticking"))
 		return false;
 	/* handlers may have work now */
 	if (tick.ticked > 0)
+	{
 		txm_wake_executor();
+		*worked = true;
+	}
 	return tick.ticked >= 0;
 }
 
@@ -261,7 +269,7 @@ tick_now(void)
  * extension was dropped.
  */
 static TimestampTz
-maintain(void)
+maintain(bool *executors_missing)
 {
 	MaintenanceUnit m;
 	TimestampTz next;
@@ -285,6 +293,7 @@ maintain(void)
 				txm_start_worker("txm_executor_main", "tx_message executor",
 								 txm_process_slot_index(), i, MyDatabaseId, 0) == NULL)
 				failed++;
+		*executors_missing = failed > 0;
 		/* tried again every cycle; said once a minute */
 		if (failed > 0 && TimestampDifferenceExceeds(warned_at, GetCurrentTimestamp(), 60000))
 		{
@@ -327,14 +336,92 @@ sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_bac
 	return timeout;
 }
 
+/*
+ * Leaving the database (shmem_pool.c).  A worker asked to make room in the
+ * pool leaves once it has had nothing to do for TXM_YIELD_IDLE_MS, or,
+ * busy, once it has run for TXM_POOL_TURN_MS (then it asks to come back).
+ * Otherwise it leaves after tx_message.worker_idle_timeout without work,
+ * unless a deadline falls due sooner; it is started again by then at the
+ * latest, and at least every TXM_IDLE_REVISIT_MS for the housekeeping
+ * that has no deadline (retention, totals, orphans).
+ */
+#define TXM_POOL_TURN_MS		10000
+#define TXM_YIELD_IDLE_MS		100
+#define TXM_IDLE_REVISIT_MS		(5 * 60 * 1000)
+
+typedef struct WakeupUnit
+{
+	bool		installed;
+	TimestampTz at;
+} WakeupUnit;
+
+static void
+wakeup_unit(void *arg)
+{
+	WakeupUnit *u = arg;
+
+	u->installed = txm_lock_extension();
+	if (u->installed)
+		u->at = txm_next_wakeup();
+}
+
+/*
+ * Should the worker leave now?  busy_at: when it last had work; *next_try
+ * keeps it from asking the tables again before a deadline it found.
+ */
+static bool
+leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz started_at, TimestampTz *next_try)
+{
+	bool		yield;
+	WakeupUnit	u;
+	TimestampTz wake_at;
+
+	if (now < *next_try)
+		return false;
+	busy_at = Max(busy_at, txm_worker_executor_work_at());
+	yield = txm_worker_yield_requested();
+	if (yield && !TimestampDifferenceExceeds(busy_at, now, TXM_YIELD_IDLE_MS))
+		return TimestampDifferenceExceeds(started_at, now, TXM_POOL_TURN_MS) &&
+			txm_worker_leave(now, true);
+	if (!yield && (txm_worker_idle_timeout < 0 ||
+				   !TimestampDifferenceExceeds(busy_at, now, txm_worker_idle_timeout)))
+		return false;
+
+	memset(&u, 0, sizeof(u));
+	if (!txm_run_in_transaction(wakeup_unit, &u, "looking for deadlines") || !u.installed)
+	{
+		*next_try = TimestampTzPlusMilliseconds(now, txm_naptime);
+		return false;
+	}
+	wake_at = TimestampTzPlusMilliseconds(now, TXM_IDLE_REVISIT_MS);
+	if (u.at != 0 && u.at < wake_at)
+		wake_at = Max(u.at, now);
+	/* something falls due soon: stay for it, unless others need the place */
+	if (!yield && !TimestampDifferenceExceeds(now, wake_at, txm_worker_idle_timeout))
+	{
+		*next_try = wake_at;
+		return false;
+	}
+	if (txm_worker_leave(wake_at, false))
+		return true;
+	/* a commit or a receiver came in meanwhile */
+	*next_try = TimestampTzPlusMilliseconds(now, txm_naptime);
+	return false;
+}
+
 void
 txm_worker_main(Datum main_arg)
 {
 	TimestampTz next_maintenance = 0;
 	TimestampTz last_tick_at = 0;
 	bool		tick_backoff = false;
+	bool		executors_missing = false;
+	TimestampTz started_at;
+	TimestampTz busy_at;
+	TimestampTz next_leave_try = 0;
 
 	txm_attach_to_database(main_arg, false);
+	started_at = busy_at = GetCurrentTimestamp();
 
 	/*
 	 * The worker's own transactions (ticks, releases) can commit
@@ -342,7 +429,7 @@ txm_worker_main(Datum main_arg)
 	 * and a tick lost in a crash is simply made again.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	ereport(LOG, (errmsg("tx_message worker started")));
+	ereport(DEBUG1, (errmsg("tx_message worker started")));
 
 	for (;;)
 	{
@@ -372,19 +459,37 @@ txm_worker_main(Datum main_arg)
 		}
 
 		unticked = txm_worker_tick_due(&urgent);
+		/* a waiting receiver, a commit or a new deadline is work */
+		if (unticked || urgent)
+			busy_at = now;
 		if (unticked && now < next_tick_at(last_tick_at, urgent))
 			unticked = false;	/* not yet */
 		tick_backoff = false;
 		if (unticked || now >= next_maintenance)
 		{
+			bool		worked;
+
 			last_tick_at = now;
-			tick_backoff = !tick_now();
+			tick_backoff = !tick_now(&worked);
+			if (worked)
+				busy_at = now;
 		}
 		if (now >= next_maintenance)
-			next_maintenance = maintain();
+			next_maintenance = maintain(&executors_missing);
 		txm_worker_note_cycle(now);
 		if (txm_worker_take_maintenance_request())
+		{
 			next_maintenance = 0;
+			busy_at = now;
+			next_leave_try = 0;
+		}
+		if (executors_missing)
+			busy_at = now;
+		if (leave_now(now, busy_at, started_at, &next_leave_try))
+		{
+			ereport(DEBUG1, (errmsg("tx_message worker leaving: the database has no work for it")));
+			proc_exit(0);
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(sleep_time(next_maintenance, last_tick_at, tick_backoff), 0),

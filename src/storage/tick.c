@@ -44,6 +44,7 @@
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
@@ -692,6 +693,19 @@ txm_tick(bool wait)
 }
 
 /*
+ * Did this transaction tick?  It then holds the tick lock until it ends,
+ * and nobody else can tick meanwhile.
+ */
+bool
+txm_tick_lock_held(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, txm_catalog()->ticks);
+	return LockHeldByMe(&tag, ExclusiveLock);
+}
+
+/*
  * Make everything committed before now deliverable: wait for the worker's
  * tick, or, with no worker serving this database, tick in this transaction
  * (unless someone else is ticking).  strict makes sure of it, for
@@ -706,7 +720,8 @@ txm_sync_ticks(bool strict)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 
-	if (slot && txm_worker_running(slot))
+	/* after a tick of our own, the worker cannot tick before we commit */
+	if (slot && txm_worker_running(slot) && !txm_tick_lock_held())
 	{
 		if (txm_wait_for_ticks(strict ? 10000 : 1000) || !strict)
 			return;

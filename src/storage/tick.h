@@ -15,6 +15,7 @@
 
 extern int64 txm_tick(bool wait);
 extern void txm_sync_ticks(bool strict);
+extern bool txm_tick_lock_held(void);
 extern void txm_tick_xact_callback(XactEvent event);
 extern void txm_tick_subxact_callback(SubXactEvent event);
 
