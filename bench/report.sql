@@ -303,11 +303,13 @@ SELECT E'\n## Many groups on one topic\n\n| | 4 groups | ' || (SELECT max(substr
 SELECT pg_temp.scale_rows('groups', '4', (SELECT max(substring(variant FROM 'idle_(\d+)')::int)::text FROM results WHERE scenario = 'groups'))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'groups');
 
-SELECT E'\n## Many databases\n\n| databases | served within 10 s | handler after send, no worker (ms, p50) | idle cluster CPU (ms/s) | commit → waiting consumer, no worker (ms: p50 / p99 / max) |\n|--:|--:|--:|--:|--:|'
+SELECT E'\n## Many databases\n\n| databases | served within 10 s | all served after (s) | handler after send, no worker (ms, p50) | idle cluster CPU (ms/s; without autovacuum) | commit → waiting consumer, no worker (ms: p50 / p99 / max) |\n|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'databases');
-SELECT format('| %s | %s | %s | %s | %s / %s / %s |', replace(v, 'n_', ''), pg_temp.n(pg_temp.med('databases', v, 'txm', 'served')),
+SELECT format('| %s | %s | %s | %s | %s; %s | %s / %s / %s |', replace(v, 'n_', ''), pg_temp.n(pg_temp.med('databases', v, 'txm', 'served')),
+			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'served_all_s'), 1),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'handler_p50_ms'), 1),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'idle_cpu_ms_per_s'), 2),
+			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'idle_cpu_noav_ms_per_s'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_p50_ms'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_p99_ms'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_max_ms'), 2))

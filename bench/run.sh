@@ -1025,11 +1025,14 @@ scenario_groups()
 # a pull group.  Workers leave after 2 s without work here (the default is
 # a minute), so that the run sees databases whose worker left.
 #  - served: one message is sent in each; how many databases had it handled
-#    within 10 s, and how long after its send a handler ran (p50, in a
-#    database without a worker: worker and executor start included);
+#    within 10 s, how long until all had, and how long after its send a
+#    handler ran (p50, in a database without a worker: worker and executor
+#    start included);
 #  - idle CPU: once every worker has left, the CPU of the whole cluster
 #    (the postmaster, its children, and the children it reaped meanwhile),
-#    in ms per second over IDLE_SECS;
+#    in ms per second over IDLE_SECS, and again with autovacuum off (its
+#    visit to each database every autovacuum_naptime is PostgreSQL's own
+#    idle cost, whatever the extensions);
 #  - wait latency: in up to 20 databases whose worker had left, a consumer
 #    waits in tx_receive(wait => ...) and a message is sent 0.3 s later:
 #    commit -> consumer, p50 / p99 / max in ms.
@@ -1046,7 +1049,7 @@ cluster_cpu_ticks()
 
 scenario_databases()
 {
-	local i served cpu before after k lat rows n
+	local i served all_s t0 now cpu cpu_noav k lat rows n p50 p99 pmax
 	for i in $(seq 1 "$DATABASES"); do
 		as_user "$BINDIR/createdb" "db_$i"
 		as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
@@ -1074,22 +1077,42 @@ scenario_databases()
 	for i in $(seq 1 "$DATABASES"); do
 		psql_run -d "db_$i" -Atq -c "SELECT tx_send('t', '{}')" >/dev/null
 	done
-	sleep 10
-	served=0
+	# tx_worker_status() counts each database's handled messages
+	t0=$(date +%s.%N)
+	served=0 all_s=NaN
+	for k in $(seq 1 600); do
+		n=$(sql "SELECT count(*) FROM tx_worker_status() WHERE database::text LIKE 'db\_%' AND handled > 0")
+		now=$(date +%s.%N)
+		[ "$(awk -v a="$now" -v b="$t0" 'BEGIN { print (a - b <= 10) }')" = 1 ] && served=$n
+		if [ "$n" = "$DATABASES" ]; then all_s=$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.1f\n", a - b }'); break; fi
+		sleep 0.1
+	done
 	rows=""
 	for i in $(seq 1 "$DATABASES"); do
-		n=$(psql_run -d "db_$i" -Atq -c "SELECT count(*) || ' ' || coalesce(min(extract(epoch FROM at - sent_at) * 1000)::numeric(10,1)::text, '') FROM handled")
-		[ "${n%% *}" -gt 0 ] && { served=$((served + 1)); rows="$rows ${n#* }"; }
+		rows="$rows $(psql_run -d "db_$i" -Atq -c "SELECT min(extract(epoch FROM at - sent_at) * 1000)::numeric(10,1) FROM handled")"
 	done
 	record databases "n_$DATABASES" txm 1 served "$served"
+	record databases "n_$DATABASES" txm 1 served_all_s "$all_s"
 	record databases "n_$DATABASES" txm 1 handler_p50_ms "$(echo $rows | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "NaN" }')"
 
 	wait_no_workers || echo "   databases: workers still running after 60 s"
-	before=$(cluster_cpu_ticks)
-	sleep "$IDLE_SECS"
-	after=$(cluster_cpu_ticks)
-	cpu=$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')
+	idle_cpu() {
+		local before after
+		before=$(cluster_cpu_ticks)
+		sleep "$IDLE_SECS"
+		after=$(cluster_cpu_ticks)
+		awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }'
+	}
+	cpu=$(idle_cpu)
 	record databases "n_$DATABASES" txm 1 idle_cpu_ms_per_s "$cpu"
+	# what autovacuum's visits (one per database and autovacuum_naptime) take of it
+	sql "ALTER SYSTEM SET autovacuum = off" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+	cpu_noav=$(idle_cpu)
+	record databases "n_$DATABASES" txm 1 idle_cpu_noav_ms_per_s "$cpu_noav"
+	sql "ALTER SYSTEM RESET autovacuum" >/dev/null
+	sql "SELECT pg_reload_conf()" >/dev/null
 
 	lat=""
 	for i in $(seq 1 "$(( DATABASES < 20 ? DATABASES : 20 ))"); do
@@ -1108,7 +1131,7 @@ scenario_databases()
 	record databases "n_$DATABASES" txm 1 wait_max_ms "$pmax"
 	sql "ALTER SYSTEM RESET tx_message.worker_idle_timeout" >/dev/null
 	sql "SELECT pg_reload_conf()" >/dev/null
-	echo "   databases: $served of $DATABASES served within 10 s; the idle cluster used $cpu ms of CPU per second;" \
+	echo "   databases: $served of $DATABASES served within 10 s, all in $all_s s; the idle cluster used $cpu ms of CPU per second ($cpu_noav without autovacuum);" \
 		"commit -> waiting consumer in a database without a worker: p50 $p50 p99 $p99 max $pmax ms ($n)"
 	for i in $(seq 1 "$DATABASES"); do
 		as_user "$BINDIR/dropdb" --force "db_$i"

@@ -347,7 +347,7 @@ sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_bac
  */
 #define TXM_POOL_TURN_MS		10000
 #define TXM_YIELD_IDLE_MS		100
-#define TXM_IDLE_REVISIT_MS		(5 * 60 * 1000)
+#define TXM_IDLE_REVISIT_MS		(30 * 60 * 1000)
 
 typedef struct WakeupUnit
 {
@@ -370,16 +370,20 @@ wakeup_unit(void *arg)
  * keeps it from asking the tables again before a deadline it found.
  */
 static bool
-leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz started_at, TimestampTz *next_try)
+leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz started_at, TimestampTz *next_try,
+		  bool *yielding)
 {
 	bool		yield;
 	WakeupUnit	u;
 	TimestampTz wake_at;
 
+	*yielding = false;
 	if (now < *next_try)
 		return false;
 	busy_at = Max(busy_at, txm_worker_executor_work_at());
 	yield = txm_worker_yield_requested();
+	/* asked to yield but busy: look again soon rather than after naptime */
+	*yielding = yield;
 	if (yield && !TimestampDifferenceExceeds(busy_at, now, TXM_YIELD_IDLE_MS))
 		return TimestampDifferenceExceeds(started_at, now, TXM_POOL_TURN_MS) &&
 			txm_worker_leave(now, true);
@@ -419,6 +423,7 @@ txm_worker_main(Datum main_arg)
 	TimestampTz started_at;
 	TimestampTz busy_at;
 	TimestampTz next_leave_try = 0;
+	bool		yielding = false;
 
 	txm_attach_to_database(main_arg, false);
 	started_at = busy_at = GetCurrentTimestamp();
@@ -485,14 +490,15 @@ txm_worker_main(Datum main_arg)
 		}
 		if (executors_missing)
 			busy_at = now;
-		if (leave_now(now, busy_at, started_at, &next_leave_try))
+		if (leave_now(now, busy_at, started_at, &next_leave_try, &yielding))
 		{
 			ereport(DEBUG1, (errmsg("tx_message worker leaving: the database has no work for it")));
 			proc_exit(0);
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(sleep_time(next_maintenance, last_tick_at, tick_backoff), 0),
+						 Max(Min(sleep_time(next_maintenance, last_tick_at, tick_backoff),
+								 yielding ? TXM_YIELD_IDLE_MS : LONG_MAX), 0),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
