@@ -114,6 +114,7 @@ shmem_startup(void)
 			pg_atomic_init_u32(&slot->stale_prepared, 0);
 			pg_atomic_init_u64(&slot->executor_work_at, 0);
 			pg_atomic_init_u32(&slot->executors_busy, 0);
+			pg_atomic_init_u64(&slot->handlers_dry_at, 0);
 			for (int c = 0; c < TXM_NCOUNTERS; c++)
 				pg_atomic_init_u64(&slot->counters[c], 0);
 			for (int r = 0; r < TXM_RING_SIZE; r++)
@@ -354,6 +355,7 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 	SpinLockRelease(&slot->mutex);
 	pg_atomic_write_u64(&slot->executor_work_at, 0);
 	pg_atomic_write_u32(&slot->executors_busy, 0);
+	pg_atomic_write_u64(&slot->handlers_dry_at, 0);
 	slot->dboid = dboid;
 	slot->state = TXM_DB_STOPPED;
 	slot->stop_requested = false;
@@ -414,7 +416,7 @@ long
 txm_launcher_started(int index, Oid dboid, bool registered, TimestampTz now)
 {
 	TxmDbSlot  *slot = &txm_shared->slots[index];
-	long		retry_ms = registered ? 0 : 5 * TXM_RESTART_DELAY_MS;
+	long		retry_ms = registered ? 0 : TXM_REGISTER_RETRY_MS;
 
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	if (slot->dboid == dboid && (slot->state == TXM_DB_STOPPED || slot->state == TXM_DB_IDLE))

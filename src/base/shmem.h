@@ -128,6 +128,8 @@ extern bool txm_worker_leave(TimestampTz wake_at, bool with_work);
 extern bool txm_executor_batch_begin(int executor);
 extern void txm_executor_batch_end(int executor, bool worked);
 extern TimestampTz txm_worker_executor_work_at(void);
+extern void txm_executor_handlers_dry(TimestampTz started);
+extern TimestampTz txm_worker_handlers_dry_at(void);
 
 /* shmem_totals.c: totals waiting to be moved into tx_message.totals */
 extern int	txm_totals_take(TxmTotalDelta *out, int max);

@@ -52,6 +52,12 @@
 /* how soon the launcher starts a database's worker again after it ended */
 #define TXM_RESTART_DELAY_MS 1000
 
+/*
+ * How soon it tries again when no background worker slot was free: the
+ * postmaster frees the slots of workers that just left as it reaps them.
+ */
+#define TXM_REGISTER_RETRY_MS 250
+
 typedef enum TxmDbState
 {
 	TXM_DB_FREE = 0,
@@ -121,6 +127,7 @@ struct TxmDbSlot
 	/* written by the handler executors */
 	pg_atomic_uint64 executor_work_at;	/* when one last handled a message */
 	pg_atomic_uint32 executors_busy;	/* bit i: executor i runs a handler batch */
+	pg_atomic_uint64 handlers_dry_at;	/* start of the last round that found no work */
 
 	slock_t		mutex;			/* protects the fields up to ring */
 	bool		maintenance_requested;	/* a new deadline: delayed or half sent */

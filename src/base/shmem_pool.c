@@ -286,6 +286,23 @@ txm_executor_batch_end(int executor, bool worked)
 	pg_atomic_fetch_and_u32(&slot->executors_busy, ~(((uint32) 1) << executor));
 }
 
+/*
+ * A handler executor went over every handler subscription, in a round
+ * begun at started, and found no more work.
+ */
+void
+txm_executor_handlers_dry(TimestampTz started)
+{
+	pg_atomic_write_u64(&txm_my_slot()->handlers_dry_at, (uint64) started);
+}
+
+/* When the last round that found the handlers without work began (0: never). */
+TimestampTz
+txm_worker_handlers_dry_at(void)
+{
+	return (TimestampTz) pg_atomic_read_u64(&txm_my_slot()->handlers_dry_at);
+}
+
 /* When a handler executor of this database last handled messages (0: never). */
 TimestampTz
 txm_worker_executor_work_at(void)

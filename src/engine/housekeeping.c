@@ -654,9 +654,10 @@ TimestampTz
 txm_next_wakeup(void)
 {
 	/*
-	 * Only what falls due later counts: what is due already was done in this
-	 * cycle, or cannot be (a retry of a pull consumer waits for a receiver),
-	 * and must not bring the worker straight back.
+	 * Of the leases and retries, only what falls due later counts: what is
+	 * due already was expired in this cycle, or waits for a receiver (a retry
+	 * of a pull consumer), and must not keep the worker.  A delayed message
+	 * or check-back due already is still to be done: it keeps the worker.
 	 */
 	static const char *sql =
 		"SELECT least((SELECT min(lease_until) FROM tx_message.leases WHERE lease_until > now()),"
@@ -666,9 +667,6 @@ txm_next_wakeup(void)
 		"                                                          WHERE handler IS NOT NULL))))";
 	TimestampTz next = txm_next_deadline();
 	bool		isnull;
-
-	if (next <= GetCurrentTransactionStartTimestamp())
-		next = 0;
 
 	SPI_connect();
 	if (txm_spi_exec(sql, 0, NULL, NULL, NULL, 1) == 1)

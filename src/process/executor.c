@@ -85,6 +85,7 @@ run_handlers(MemoryContext cxt)
 	static uint32 round = 0;
 	HandlerUnit u;
 	bool		more = false;
+	TimestampTz started = GetCurrentTimestamp();
 
 	memset(&u, 0, sizeof(u));
 	u.cxt = cxt;
@@ -115,6 +116,9 @@ run_handlers(MemoryContext cxt)
 			more = true;
 	}
 	MemoryContextReset(cxt);
+	/* what was deliverable when the round began is handled: the worker may leave */
+	if (!more)
+		txm_executor_handlers_dry(started);
 	return more;
 }
 

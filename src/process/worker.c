@@ -126,6 +126,8 @@ typedef struct MaintenanceUnit
  * one, it runs everything; with more, the first runs check functions and
  * the others handlers, as many as there are handler subscriptions.
  */
+static bool has_handlers = false;
+
 static uint32
 executors_wanted(void)
 {
@@ -134,6 +136,7 @@ executors_wanted(void)
 	uint32		wanted = 0;
 
 	txm_user_code(&checks, &handlers);
+	has_handlers = handlers > 0;
 	if (txm_executors == 1)
 		return (checks || handlers > 0) ? 1 : 0;
 	if (checks)
@@ -306,7 +309,8 @@ maintain(bool *executors_missing)
 		}
 	}
 	txm_run_due_checks(false, false);
-	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), txm_naptime);
+	/* no background worker slot was free: the postmaster frees them as it reaps */
+	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *executors_missing ? Min(txm_naptime, 250) : txm_naptime);
 	if (m.deadline != 0 && m.deadline < next)
 		next = Max(m.deadline, GetCurrentTimestamp());
 	txm_wake_executor();
@@ -370,8 +374,8 @@ wakeup_unit(void *arg)
  * keeps it from asking the tables again before a deadline it found.
  */
 static bool
-leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz started_at, TimestampTz *next_try,
-		  bool *yielding)
+leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz delivered_at, TimestampTz started_at,
+		  TimestampTz *next_try, bool *yielding)
 {
 	bool		yield;
 	WakeupUnit	u;
@@ -380,6 +384,9 @@ leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz started_at, Timestam
 	*yielding = false;
 	if (now < *next_try)
 		return false;
+	/* the handlers have not been over what the last ticks delivered */
+	if (has_handlers && txm_worker_handlers_dry_at() <= delivered_at)
+		busy_at = now;
 	busy_at = Max(busy_at, txm_worker_executor_work_at());
 	yield = txm_worker_yield_requested();
 	/* asked to yield but busy: look again soon rather than after naptime */
@@ -403,7 +410,7 @@ leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz started_at, Timestam
 	/* something falls due soon: stay for it, unless others need the place */
 	if (!yield && !TimestampDifferenceExceeds(now, wake_at, txm_worker_idle_timeout))
 	{
-		*next_try = wake_at;
+		*next_try = Max(wake_at, TimestampTzPlusMilliseconds(now, txm_naptime));
 		return false;
 	}
 	if (txm_worker_leave(wake_at, false))
@@ -423,10 +430,13 @@ txm_worker_main(Datum main_arg)
 	TimestampTz started_at;
 	TimestampTz busy_at;
 	TimestampTz next_leave_try = 0;
+	TimestampTz delivered_at;
 	bool		yielding = false;
 
 	txm_attach_to_database(main_arg, false);
 	started_at = busy_at = GetCurrentTimestamp();
+	/* what was committed before we came may wait for the handlers */
+	delivered_at = started_at;
 
 	/*
 	 * The worker's own transactions (ticks, releases) can commit
@@ -477,7 +487,7 @@ txm_worker_main(Datum main_arg)
 			last_tick_at = now;
 			tick_backoff = !tick_now(&worked);
 			if (worked)
-				busy_at = now;
+				busy_at = delivered_at = now;
 		}
 		if (now >= next_maintenance)
 			next_maintenance = maintain(&executors_missing);
@@ -490,7 +500,7 @@ txm_worker_main(Datum main_arg)
 		}
 		if (executors_missing)
 			busy_at = now;
-		if (leave_now(now, busy_at, started_at, &next_leave_try, &yielding))
+		if (leave_now(now, busy_at, delivered_at, started_at, &next_leave_try, &yielding))
 		{
 			ereport(DEBUG1, (errmsg("tx_message worker leaving: the database has no work for it")));
 			proc_exit(0);
