@@ -1081,7 +1081,7 @@ scenario_databases()
 	t0=$(date +%s.%N)
 	served=0 all_s=NaN
 	for k in $(seq 1 600); do
-		n=$(sql "SELECT count(*) FROM tx_worker_status() WHERE database::text LIKE 'db\_%' AND handled > 0")
+		n=$(psql_run -d db_1 -Atq -c "SELECT count(*) FROM tx_worker_status() WHERE database::text LIKE 'db\_%' AND handled > 0")
 		now=$(date +%s.%N)
 		[ "$(awk -v a="$now" -v b="$t0" 'BEGIN { print (a - b <= 10) }')" = 1 ] && served=$n
 		if [ "$n" = "$DATABASES" ]; then all_s=$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.1f\n", a - b }'); break; fi
