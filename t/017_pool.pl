@@ -161,5 +161,25 @@ ok($node->poll_query_until('postgres', $ours, '2'),
 sleep 3;
 is($node->safe_psql('postgres', $ours), '2', 'and are still there seconds later');
 
+# A new handler subscription is served at its commit, not at the
+# executor's next round (naptime, 10 s here): its backlog is handled within
+# seconds.
+$node->append_conf('postgresql.conf', "tx_message.naptime = '10s'\n");
+$node->reload;
+$node->safe_psql('pool1', q{
+	SELECT tx_create_topic('late');
+	SELECT tx_send_batch('late', array_fill('{}'::jsonb, ARRAY[50]));
+	CREATE TABLE late_handled (msg_id bigint);
+	CREATE FUNCTION late_handle(m tx_message.message) RETURNS void LANGUAGE sql
+		AS 'INSERT INTO public.late_handled VALUES (m.msg_id)';
+});
+sleep 1;
+my $t0 = time();
+$node->safe_psql('pool1', q{SELECT tx_subscribe('late', 'lg', handler => 'late_handle(tx_message.message)',
+										  start_from => 'earliest')});
+ok($node->poll_query_until('pool1', q{SELECT count(*) = 50 FROM late_handled}), 'the new subscription is handled');
+my $took = time() - $t0;
+cmp_ok($took, '<', 5, sprintf('within seconds of its commit (%.2f s, naptime 10 s)', $took));
+
 $node->stop;
 done_testing();

@@ -29,6 +29,7 @@
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
 #include "src/base/filter.h"
+#include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/base/subcache.h"
 #include "src/base/validate.h"
@@ -313,6 +314,9 @@ tx_subscribe(PG_FUNCTION_ARGS)
 		report_start_kept(topic, group, &sf, TextDatumGetCString(txm_spi_value(0, 3, &isnull)));
 	SPI_finish();
 	txm_invalidate(txm_catalog()->subscriptions);
+	/* the worker starts or wakes the executors at our commit, not after naptime */
+	if (!PG_ARGISNULL(3))
+		txm_at_commit_request_maintenance();
 	PG_RETURN_VOID();
 }
 

@@ -27,6 +27,7 @@
 #include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
+#include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
 #include "src/storage/lineage.h"
@@ -176,6 +177,9 @@ tx_create_topic(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	txm_invalidate(txm_catalog()->topics);
+	/* a check function: the worker starts its executor at our commit */
+	if (!PG_ARGISNULL(2))
+		txm_at_commit_request_maintenance();
 	PG_RETURN_VOID();
 }
 
@@ -292,6 +296,9 @@ tx_alter_topic(PG_FUNCTION_ARGS)
 		txm_spi_exec(sql_1_1, 9, types, values, nulls, 0);
 	SPI_finish();
 	txm_invalidate(txm_catalog()->topics);
+	/* a check function: the worker starts its executor at our commit */
+	if (!PG_ARGISNULL(2))
+		txm_at_commit_request_maintenance();
 	PG_RETURN_VOID();
 }
 

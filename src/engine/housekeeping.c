@@ -656,11 +656,14 @@ txm_next_wakeup(void)
 	/*
 	 * Of the leases and retries, only what falls due later counts: what is
 	 * due already was expired in this cycle, or waits for a receiver (a retry
-	 * of a pull consumer), and must not keep the worker.  A delayed message
+	 * of a pull consumer), and must not keep the worker.  A lease whose
+	 * messages are all acked (kept until its block is complete) has nothing
+	 * left to expire.  A delayed message
 	 * or check-back due already is still to be done: it keeps the worker.
 	 */
 	static const char *sql =
-		"SELECT least((SELECT min(lease_until) FROM tx_message.leases WHERE lease_until > now()),"
+		"SELECT least((SELECT min(lease_until) FROM tx_message.leases"
+		"               WHERE lease_until > now() AND done <> covered),"
 		"             (SELECT min(r.due_at) FROM tx_message.retries_data r"
 		"               WHERE r.due_at > now()"
 		"                 AND (r.state = 'leased' OR r.sub_id IN (SELECT sub_id FROM tx_message.subscriptions"
