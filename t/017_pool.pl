@@ -146,6 +146,39 @@ is($node->safe_psql('pool7', q{SELECT payload->>'n' FROM tx_receive('g', 10, wai
 ok($node->poll_query_until('pool1', q{SELECT count(*) = 1 FROM tx_worker_status() WHERE database = 'pool7'}),
 	'and listed');
 
+# tx_seek on a handler subscription where no worker is: one comes, and the
+# executor replays.
+$node->safe_psql('pool2', q{
+	CREATE TABLE seek_seen (msg_id bigint);
+	CREATE FUNCTION seek_handle(m tx_message.message) RETURNS void LANGUAGE sql
+		AS 'INSERT INTO public.seek_seen VALUES (m.msg_id)';
+	SELECT tx_subscribe('handled', 'seekg', handler => 'seek_handle(tx_message.message)', start_from => 'earliest');
+});
+ok($node->poll_query_until('pool2', q{SELECT count(*) = 20 FROM seek_seen}), 'a new handler group handles the backlog');
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = 'pool2'}),
+	'and the worker leaves');
+$node->safe_psql('pool2', q{SELECT tx_seek('seekg', 'handled', 'earliest')});
+ok($node->poll_query_until('pool2', q{SELECT count(*) = 40 FROM seek_seen}),
+	'tx_seek of a handler group in a database without a worker replays at once');
+
+# tx_message.enabled = off: no worker comes, and a waiting receive does not
+# wait for one before it ticks for itself.
+$node->append_conf('postgresql.conf', "tx_message.enabled = off\n");
+$node->reload;
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
+	'tx_message.enabled = off: no worker');
+sleep 1;
+$node->safe_psql('pool8', q{SELECT tx_send('pulled', '{"n": "off"}')});
+my $t_off = time();
+is($node->safe_psql('pool8', q{SELECT payload->>'n' FROM tx_receive('g', 10, wait => '5 s')}), 'off',
+	'a waiting receive gets the message without a worker');
+my $took_off = time() - $t_off;
+cmp_ok($took_off, '<', 0.5, sprintf('at once (%.3f s)', $took_off));
+$node->append_conf('postgresql.conf', "tx_message.enabled = on\n");
+$node->reload;
+
 sample_workers();
 cmp_ok($most, '<=', 2, "never more than tx_message.max_workers workers at once (most seen: $most)");
 

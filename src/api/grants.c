@@ -24,6 +24,7 @@
 #include "src/api/topics.h"
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
+#include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
 
@@ -91,6 +92,8 @@ tx_grant(PG_FUNCTION_ARGS)
 	txm_lock_topic(topic, false);
 	change_grants(sql, 4, topic, grantee, mask);
 	SPI_finish();
+	/* a handler that was stopped for want of 'receive' may run again */
+	txm_at_commit_request_maintenance();
 	PG_RETURN_VOID();
 }
 

@@ -133,6 +133,8 @@ seek(FunctionCallInfo fcinfo, SeekKind kind, TimestampTz target)
 	SPI_finish();
 	txm_at_commit_positions_moved();
 	txm_at_commit_broadcast();
+	/* a handler subscription's executor replays at once, worker or not */
+	txm_at_commit_request_maintenance();
 	return Max(head - seq, 0);
 }
 

@@ -192,8 +192,9 @@ txm_count(TxmCounter counter, uint64 n)
 }
 
 /*
- * The databases served: those whose worker runs, and those whose worker left
- * for want of work (pid 0).  rows has txm_nslots() entries.
+ * The databases served: those whose worker runs, and those without one for
+ * now (pid 0: it left for want of work, or is on its way).  rows has
+ * txm_nslots() entries.
  */
 int
 txm_worker_statuses(TxmWorkerStatus *rows)
@@ -207,9 +208,10 @@ txm_worker_statuses(TxmWorkerStatus *rows)
 	{
 		TxmDbSlot  *slot = &txm_shared->slots[i];
 
-		bool		idle = slot->state == TXM_DB_IDLE && slot->served;
+		/* a worker found the extension there: listed until one finds it gone */
+		bool		idle = slot->state != TXM_DB_RUNNING;
 
-		if (!idle && (slot->worker_pid == 0 || slot->state != TXM_DB_RUNNING))
+		if (!slot->served)
 			continue;
 		rows[n].pid = idle ? 0 : slot->worker_pid;
 		rows[n].dboid = slot->dboid;

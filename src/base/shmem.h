@@ -123,8 +123,9 @@ extern int	txm_launcher_due(TimestampTz now, int max_workers, int *indexes, Oid 
 extern bool txm_request_worker(TxmDbSlot *slot);
 extern bool txm_wait_for_worker(TxmDbSlot *slot, long timeout_ms);
 #define TXM_WORKER_ARRIVAL_MS 1000	/* how long a receiver waits for a worker it asked for */
+extern void txm_launcher_pool_off(void);
 extern bool txm_worker_yield_requested(void);
-extern bool txm_worker_leave(TimestampTz wake_at, bool with_work);
+extern bool txm_worker_leave(TimestampTz wake_at, bool with_work, TimestampTz seen_work_at);
 extern bool txm_executor_batch_begin(int executor);
 extern void txm_executor_batch_end(int executor, bool worked);
 extern TimestampTz txm_worker_executor_work_at(void);

@@ -202,6 +202,31 @@ txm_launcher_due(TimestampTz now, int max_workers, int *indexes, Oid *dboids, lo
 	return n;
 }
 
+/*
+ * tx_message.enabled is off: no worker comes, so nothing may wait for one.
+ * The databases whose worker had left are started again (once) when it is
+ * on again, and meanwhile ask for nothing.
+ */
+void
+txm_launcher_pool_off(void)
+{
+	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < txm_shared->nslots; i++)
+	{
+		TxmDbSlot  *slot = &txm_shared->slots[i];
+
+		if (slot->state != TXM_DB_IDLE)
+			continue;
+		slot->state = TXM_DB_STOPPED;
+		slot->restart_after = 0;
+		SpinLockAcquire(&slot->mutex);
+		slot->on_demand = false;
+		slot->demand = false;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(txm_shared->lock);
+}
+
 /* Did the launcher ask this worker to make room in the pool? */
 bool
 txm_worker_yield_requested(void)
@@ -219,18 +244,23 @@ txm_worker_yield_requested(void)
  * The worker leaves its database until wake_at, or until a commit or a
  * receiver asks for a worker.  Without with_work, only if the database has
  * nothing for it: no commit waiting to be ticked, no receiver waiting, no
- * new deadline, no handler batch running; with it (yielding its place in
- * the pool), at once, and it asks to come back.  Returns whether it left;
+ * new deadline, no handler batch running, and none ended since the caller
+ * read seen_work_at; with it (yielding its place in the pool), at once,
+ * and it asks to come back.  Returns whether it left;
  * the caller then exits.  Its executors leave after their batch.
  */
 bool
-txm_worker_leave(TimestampTz wake_at, bool with_work)
+txm_worker_leave(TimestampTz wake_at, bool with_work, TimestampTz seen_work_at)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	bool		left;
 
 	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
 	left = with_work || pg_atomic_read_u32(&slot->executors_busy) == 0;
+	/* a batch that ended since the caller looked may have written a retry */
+	pg_memory_barrier();
+	left = left && (with_work ||
+					(TimestampTz) pg_atomic_read_u64(&slot->executor_work_at) <= seen_work_at);
 	SpinLockAcquire(&slot->mutex);
 	if (!with_work)
 		left = left && slot->ring_head == slot->ring_ticked && slot->waiters == 0 &&

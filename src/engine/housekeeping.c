@@ -654,20 +654,21 @@ TimestampTz
 txm_next_wakeup(void)
 {
 	/*
-	 * Of the leases and retries, only what falls due later counts: what is
-	 * due already was expired in this cycle, or waits for a receiver (a retry
-	 * of a pull consumer), and must not keep the worker.  A lease whose
-	 * messages are all acked (kept until its block is complete) has nothing
-	 * left to expire.  A delayed message
+	 * Of the leases and the retries of pull consumers, only what falls due
+	 * later counts: what is due already was expired in this cycle, or waits
+	 * for a receiver, and must not keep the worker.  A lease whose messages
+	 * are all acked (kept until its block is complete) has nothing left to
+	 * expire.  A handler's retry is taken by an executor: one already due
+	 * keeps the worker, as does a delayed message or check-back already due.  A delayed message
 	 * or check-back due already is still to be done: it keeps the worker.
 	 */
 	static const char *sql =
 		"SELECT least((SELECT min(lease_until) FROM tx_message.leases"
 		"               WHERE lease_until > now() AND done <> covered),"
 		"             (SELECT min(r.due_at) FROM tx_message.retries_data r"
-		"               WHERE r.due_at > now()"
-		"                 AND (r.state = 'leased' OR r.sub_id IN (SELECT sub_id FROM tx_message.subscriptions"
-		"                                                          WHERE handler IS NOT NULL))))";
+		"               WHERE (r.due_at > now() AND r.state = 'leased')"
+		"                  OR r.sub_id IN (SELECT sub_id FROM tx_message.subscriptions"
+		"                                   WHERE handler IS NOT NULL)))";
 	TimestampTz next = txm_next_deadline();
 	bool		isnull;
 

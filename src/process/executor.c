@@ -85,6 +85,7 @@ run_handlers(MemoryContext cxt)
 	static uint32 round = 0;
 	HandlerUnit u;
 	bool		more = false;
+	bool		failed = false;
 	TimestampTz started = GetCurrentTimestamp();
 
 	memset(&u, 0, sizeof(u));
@@ -110,14 +111,20 @@ run_handlers(MemoryContext cxt)
 			ran = txm_run_in_transaction(handler_batch_unit, &u, "running a handler");
 			txm_executor_batch_end(txm_my_executor(), ran && u.processed > 0);
 			if (!ran)
+			{
+				failed = true;
 				break;
+			}
 		} while (u.processed >= txm_handler_batch_size && GetCurrentTimestamp() < until);
 		if (u.processed >= txm_handler_batch_size)
 			more = true;
 	}
 	MemoryContextReset(cxt);
-	/* what was deliverable when the round began is handled: the worker may leave */
-	if (!more)
+	/*
+	 * What was deliverable when the round began is handled: the worker may
+	 * leave.  Not after a batch that failed as a whole: it is tried again.
+	 */
+	if (!more && !failed)
 		txm_executor_handlers_dry(started);
 	return more;
 }

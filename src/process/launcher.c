@@ -134,7 +134,10 @@ launcher_start_workers(BackgroundWorkerHandle **handles)
 			txm_launcher_start_failed(i, now);
 	}
 	if (!txm_enabled)
+	{
+		txm_launcher_pool_off();
 		return next;
+	}
 	due = palloc(sizeof(int) * nslots);
 	dboids = palloc(sizeof(Oid) * nslots);
 	ndue = txm_launcher_due(now, txm_max_workers, due, dboids, &next);

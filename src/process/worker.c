@@ -380,20 +380,21 @@ leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz delivered_at, Timest
 	bool		yield;
 	WakeupUnit	u;
 	TimestampTz wake_at;
+	TimestampTz seen_work_at;
 
-	*yielding = false;
-	if (now < *next_try)
+	/* others wait for a place in the pool: look now, whatever next_try says */
+	yield = txm_worker_yield_requested();
+	*yielding = yield;
+	if (now < *next_try && !yield)
 		return false;
 	/* the handlers have not been over what the last ticks delivered */
 	if (has_handlers && txm_worker_handlers_dry_at() <= delivered_at)
 		busy_at = now;
-	busy_at = Max(busy_at, txm_worker_executor_work_at());
-	yield = txm_worker_yield_requested();
-	/* asked to yield but busy: look again soon rather than after naptime */
-	*yielding = yield;
+	seen_work_at = txm_worker_executor_work_at();
+	busy_at = Max(busy_at, seen_work_at);
 	if (yield && !TimestampDifferenceExceeds(busy_at, now, TXM_YIELD_IDLE_MS))
 		return TimestampDifferenceExceeds(started_at, now, TXM_POOL_TURN_MS) &&
-			txm_worker_leave(now, true);
+			txm_worker_leave(now, true, seen_work_at);
 	if (!yield && (txm_worker_idle_timeout < 0 ||
 				   !TimestampDifferenceExceeds(busy_at, now, txm_worker_idle_timeout)))
 		return false;
@@ -413,7 +414,7 @@ leave_now(TimestampTz now, TimestampTz busy_at, TimestampTz delivered_at, Timest
 		*next_try = Max(wake_at, TimestampTzPlusMilliseconds(now, txm_naptime));
 		return false;
 	}
-	if (txm_worker_leave(wake_at, false))
+	if (txm_worker_leave(wake_at, false, seen_work_at))
 		return true;
 	/* a commit or a receiver came in meanwhile */
 	*next_try = TimestampTzPlusMilliseconds(now, txm_naptime);
