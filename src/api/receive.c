@@ -188,8 +188,11 @@ worker_ticks(TxmDbSlot *slot, TimestampTz deadline)
 	if (txm_tick_lock_held())
 		return false;
 	if (!txm_worker_running(slot) && txm_request_worker(slot))
-		(void) txm_wait_for_worker(slot, Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline),
-											 TXM_WORKER_ARRIVAL_MS));
+	{
+		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		(void) txm_wait_for_worker(slot, Min(remaining, TXM_WORKER_ARRIVAL_MS));
+	}
 	return txm_worker_running(slot);
 }
 

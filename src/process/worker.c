@@ -4,8 +4,9 @@
  *	  The database worker: ticks, maintenance, NOTIFY check-backs.
  *
  * A database worker serves one database that has the extension while it
- * has work (the launcher starts it, from a pool).  It ticks whenever commits wait to be ticked: at
- * once when a receiver waits, otherwise at most every
+ * has work (the launcher starts it, from a pool).  It ticks whenever
+ * commits wait to be ticked: at once when a receiver waits, otherwise at
+ * most every
  * tx_message.tick_interval, since a tick costs a transaction and a few rows
  * however many commits it covers.  On a timer bounded by the next deadline
  * (a delayed message or a check-back falling due) it runs the housekeeping
@@ -310,7 +311,8 @@ maintain(bool *executors_missing)
 	}
 	txm_run_due_checks(false, false);
 	/* no background worker slot was free: the postmaster frees them as it reaps */
-	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *executors_missing ? Min(txm_naptime, 250) : txm_naptime);
+	next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									   *executors_missing ? Min(txm_naptime, 250) : txm_naptime);
 	if (m.deadline != 0 && m.deadline < next)
 		next = Max(m.deadline, GetCurrentTimestamp());
 	txm_wake_executor();
