@@ -45,7 +45,8 @@ export async function overview(ctx) {
               stale_prepared, executor_pids, restore_state
          FROM tx_worker_status() WHERE database = current_database()`);
     workers = table([
-      ['pid', (r) => esc(r.pid)],
+      // NULL: the worker left for want of work, and comes back when there is some
+      ['pid', (r) => esc(r.pid ?? 'none (idle)')],
       ['last cycle', (r) => esc(r.last_cycle_at?.toISOString?.() ?? '–')],
       ['delivered', (r) => number(r.delivered)],
       ['check-backs', (r) => number(r.checks)],
