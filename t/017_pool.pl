@@ -51,6 +51,15 @@ sub sample_workers
 	return $n;
 }
 
+# Waits until no database worker runs (in $db, or anywhere), as one test.
+sub no_worker
+{
+	my ($label, $db) = @_;
+	my $where = defined $db ? " AND datname = '$db'" : '';
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'$where"), $label);
+}
+
 # Every database is served, by at most two workers at a time.
 $node->safe_psql($_, q{SELECT tx_send_batch('handled', array_fill('{}'::jsonb, ARRAY[20]))})
   for @dbs;
@@ -86,9 +95,7 @@ ok($node->poll_query_until('pool3', q{SELECT count(*) = 1 FROM tx_message.slices
 sample_workers();
 
 # A consumer that waits in a database without a worker is woken by the next commit.
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
-	'the worker left again');
+no_worker('the worker left again');
 my $waiter = $node->background_psql('pool4');
 $waiter->query_until(qr/waiting/, q{
 	\echo waiting
@@ -105,26 +112,18 @@ cmp_ok($ms // 99999, '<', 1000, "within a second of its commit ($ms ms)");
 $waiter->quit;
 
 # A delayed message falls due in a database without a worker.
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
-	'no worker runs');
+no_worker('no worker runs');
 $node->safe_psql('pool5', q{SELECT tx_send('pulled', '{"n": "later"}', delay => '3 s')});
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
-	'the worker leaves before the delay has passed');
+no_worker('the worker leaves before the delay has passed');
 is($node->safe_psql('pool5', 'SELECT count(*) FROM tx_message.delayed'), '1', 'the delayed message waits');
 ok($node->poll_query_until('pool5', q{SELECT count(*) = 0 FROM tx_message.delayed}),
 	'a worker comes back to release the delayed message when it falls due');
 is($node->safe_psql('pool5', q{SELECT payload->>'n' FROM tx_receive('g', 10)}), 'later', 'and it is delivered');
 
 # A half message nobody decides is checked back (by the check function) when due.
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
-	'no worker runs');
+no_worker('no worker runs');
 $node->safe_psql('pool6', q{SELECT tx_send_half('checked', '{"n": "half"}', check_after => '4 s')});
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
-	'the worker leaves before the check-back is due');
+no_worker('the worker leaves before the check-back is due');
 is($node->safe_psql('pool6', q{SELECT count(*) FROM tx_receive('cg', 10)}), '0', 'the half message is not deliverable');
 ok($node->poll_query_until('pool6', q{SELECT count(*) = 0 FROM tx_message.half_messages WHERE state = 'half'}),
 	'a worker comes back for the check-back when it is due');
@@ -133,9 +132,7 @@ is($node->safe_psql('pool6', q{SELECT payload->>'n' FROM tx_receive('cg', 10)}),
 
 # DROP EXTENSION where no worker is: one comes to see it, and the database
 # is no longer listed; CREATE EXTENSION again serves it again.
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = 'pool7'}),
-	'no worker in pool7');
+no_worker('no worker in pool7', 'pool7');
 $node->safe_psql('pool7', 'DROP EXTENSION tx_message CASCADE');
 ok($node->poll_query_until('pool1', q{SELECT count(*) = 0 FROM tx_worker_status() WHERE database = 'pool7'}),
 	'a DROP EXTENSION in a database without a worker ends its row in tx_worker_status');
@@ -155,9 +152,7 @@ $node->safe_psql('pool2', q{
 	SELECT tx_subscribe('handled', 'seekg', handler => 'seek_handle(tx_message.message)', start_from => 'earliest');
 });
 ok($node->poll_query_until('pool2', q{SELECT count(*) = 20 FROM seek_seen}), 'a new handler group handles the backlog');
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = 'pool2'}),
-	'and the worker leaves');
+no_worker('and the worker leaves', 'pool2');
 $node->safe_psql('pool2', q{SELECT tx_seek('seekg', 'handled', 'earliest')});
 ok($node->poll_query_until('pool2', q{SELECT count(*) = 40 FROM seek_seen}),
 	'tx_seek of a handler group in a database without a worker replays at once');
@@ -166,9 +161,7 @@ ok($node->poll_query_until('pool2', q{SELECT count(*) = 40 FROM seek_seen}),
 # wait for one before it ticks for itself.
 $node->append_conf('postgresql.conf', "tx_message.enabled = off\n");
 $node->reload;
-ok($node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'}),
-	'tx_message.enabled = off: no worker');
+no_worker('tx_message.enabled = off: no worker');
 sleep 1;
 $node->safe_psql('pool8', q{SELECT tx_send('pulled', '{"n": "off"}')});
 my $t_off = time();
