@@ -60,6 +60,15 @@ sub no_worker
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker'$where"), $label);
 }
 
+# Waits until a database worker runs in $db, as one test.
+sub some_worker
+{
+	my ($label, $db) = @_;
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = '$db'"),
+		$label);
+}
+
 # Every database is served, by at most two workers at a time.
 $node->safe_psql($_, q{SELECT tx_send_batch('handled', array_fill('{}'::jsonb, ARRAY[20]))})
   for @dbs;
@@ -113,8 +122,14 @@ $waiter->quit;
 
 # A delayed message falls due in a database without a worker.
 no_worker('no worker runs');
-$node->safe_psql('pool5', q{SELECT tx_send('pulled', '{"n": "later"}', delay => '3 s')});
-no_worker('the worker leaves before the delay has passed');
+# The send brings a worker, which leaves; the delay gives it seconds to do so
+# (it stays for a deadline within tx_message.worker_idle_timeout) on a
+# loaded machine.
+my $t_sent = time();
+$node->safe_psql('pool5', q{SELECT tx_send('pulled', '{"n": "later"}', delay => '8 s')});
+some_worker('a delayed message brings a worker', 'pool5');
+no_worker('the worker leaves before the delay has passed', 'pool5');
+note(sprintf('the worker left %.2f s after the send', time() - $t_sent));
 is($node->safe_psql('pool5', 'SELECT count(*) FROM tx_message.delayed'), '1', 'the delayed message waits');
 ok($node->poll_query_until('pool5', q{SELECT count(*) = 0 FROM tx_message.delayed}),
 	'a worker comes back to release the delayed message when it falls due');
@@ -122,8 +137,11 @@ is($node->safe_psql('pool5', q{SELECT payload->>'n' FROM tx_receive('g', 10)}), 
 
 # A half message nobody decides is checked back (by the check function) when due.
 no_worker('no worker runs');
-$node->safe_psql('pool6', q{SELECT tx_send_half('checked', '{"n": "half"}', check_after => '4 s')});
-no_worker('the worker leaves before the check-back is due');
+my $t_half = time();
+$node->safe_psql('pool6', q{SELECT tx_send_half('checked', '{"n": "half"}', check_after => '8 s')});
+some_worker('a half message brings a worker', 'pool6');
+no_worker('the worker leaves before the check-back is due', 'pool6');
+note(sprintf('the worker left %.2f s after the send', time() - $t_half));
 is($node->safe_psql('pool6', q{SELECT count(*) FROM tx_receive('cg', 10)}), '0', 'the half message is not deliverable');
 ok($node->poll_query_until('pool6', q{SELECT count(*) = 0 FROM tx_message.half_messages WHERE state = 'half'}),
 	'a worker comes back for the check-back when it is due');
