@@ -133,7 +133,7 @@ $node->safe_psql('db1', q{SELECT count(tx_unsubscribe('life', 'idle_' || i)) FRO
 # when what was kept gets old (a minute).
 $node->safe_psql('db1', q{CREATE FUNCTION noop(m tx_message.message) RETURNS void LANGUAGE sql AS 'SELECT'});
 sleep 2;
-my $t0 = time();
+$t0 = time();
 $node->safe_psql('db1', q{SELECT tx_subscribe('life', 'handled', handler => 'noop(tx_message.message)')});
 ok($node->poll_query_until('db1', q{SELECT cardinality(executor_pids) > 0 FROM tx_worker_status()
 	WHERE database = 'db1'}), 'a new handler subscription gets executors');
@@ -265,6 +265,31 @@ $node->safe_psql('db1', q{SELECT tx_send('life', jsonb_build_object('at', clock_
 $waiter->finish;
 chomp $out;
 cmp_ok($out, '<', 1, "the waiting receiver got the message at once ($out s), not after 3 s") or diag $err;
+
+# ... but a receiver waiting for another topic does not hurry the ticks: the
+# commits into 'life', 20 ms apart, are still gathered, and a commit into its
+# own topic is ticked at once.
+$node->safe_psql('db1', q{SELECT tx_create_topic('quiet'); SELECT tx_subscribe('quiet', 'quietg')});
+($out, $err) = ('', '');
+$waiter = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c',
+	  q{SELECT extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz)
+	      FROM tx_receive('quietg', 10, wait => '30 s')} ],
+	'>', \$out, '2>', \$err);
+ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE '%wait => ''30 s''%' AND wait_event = 'Extension'}), 'a receiver waits for another topic');
+$ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks});
+$node->safe_psql('db1', q{DO $$ BEGIN
+	FOR i IN 1..30 LOOP PERFORM tx_send('life', jsonb_build_object('m', i)); COMMIT; PERFORM pg_sleep(0.02); END LOOP;
+END $$});
+ok($node->poll_query_until('db1', q{SELECT count(*) = 30 FROM tx_message.slices s, unnest(s.positions) p
+	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'm'}), 'the commits are delivered');
+$ticks_used = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks}) - $ticks_before;
+cmp_ok($ticks_used, '<=', 6, "and gathered into few ticks ($ticks_used) while a receiver of 'quiet' waits");
+$node->safe_psql('db1', q{SELECT tx_send('quiet', jsonb_build_object('at', clock_timestamp()))});
+$waiter->finish;
+chomp $out;
+cmp_ok($out, '<', 1, "the receiver of 'quiet' got its message at once ($out s)") or diag $err;
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET tx_message.tick_interval});
 $node->reload;
 

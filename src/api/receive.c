@@ -203,8 +203,12 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 	TxmDbSlot  *slot = txm_my_slot();
 	bool		waits = slot != NULL && deadline > GetCurrentTimestamp();
 	bool		sleeping = false;
+	uint64		topics = 0;
 	List	   *out;
 
+	for (int i = 0; i < nsubs; i++)
+		if (pull[i])
+			topics |= txm_topic_bit(subs[i].topic_id);
 	for (;;)
 	{
 		TimestampTz now;
@@ -219,7 +223,7 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 				txm_wait_cancel();
 			sleeping = by_worker;
 		}
-		txm_sync_ticks(false);
+		txm_sync_ticks(false, topics);
 		/* waiting for ticks used the condition variable: register again */
 		if (sleeping)
 			txm_wait_prepare(slot);
@@ -230,7 +234,7 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 
 		timeout = sleep_time(subs, nsubs, pull, now, deadline);
 		if (sleeping)
-			txm_wait_as_receiver(slot, Max(timeout, 1));
+			txm_wait_as_receiver(slot, Max(timeout, 1), topics);
 		else
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

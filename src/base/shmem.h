@@ -29,6 +29,21 @@
 /* Most executor processes per database (tx_message.executors). */
 #define TXM_MAX_EXECUTORS	8
 
+/*
+ * Topics as the commit ring and the waiting receivers see them: one of 64
+ * buckets, a bit of a mask.  Only a commit into a topic someone waits for
+ * needs a tick at once, and only a receiver of a topic with unticked
+ * commits waits for the tick; two topics in one bucket just share that.
+ */
+#define TXM_TOPIC_BUCKETS	64
+#define TXM_ALL_TOPICS		(~UINT64CONST(0))
+
+static inline uint64
+txm_topic_bit(int32 topic_id)
+{
+	return UINT64CONST(1) << ((uint32) topic_id % TXM_TOPIC_BUCKETS);
+}
+
 /* tx_message.max_databases */
 extern int	txm_max_databases;
 
@@ -156,9 +171,9 @@ extern bool txm_worker_tick_due(bool *urgent);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
 extern void txm_wake_executor(void);
-extern bool txm_wait_for_ticks(int timeout_ms);
+extern bool txm_wait_for_ticks(int timeout_ms, uint64 topics);
 extern void txm_wait_prepare(TxmDbSlot *slot);
-extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms);
+extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics);
 extern void txm_wait_cancel(void);
 
 /* shmem_claims.c: claim hints */
@@ -184,7 +199,7 @@ extern bool txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block,
 							   TimestampTz lease_until);
 
 /* shmem_xact.c: what the current transaction asks for at its commit */
-extern void txm_at_commit_ring_append(uint64 xid64);
+extern void txm_at_commit_ring_append(uint64 xid64, int32 topic_id);
 extern void txm_at_commit_ring_ticked(uint64 upto);
 extern void txm_at_commit_request_maintenance(void);
 extern void txm_at_commit_broadcast(void);

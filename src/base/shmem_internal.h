@@ -136,6 +136,11 @@ struct TxmDbSlot
 	uint64		ring_head;		/* ring entries written so far */
 	uint64		ring_ticked;	/* entries below are in committed ticks */
 	int			waiters;		/* receivers blocked until something is deliverable */
+	uint32		topic_waiters[TXM_TOPIC_BUCKETS];	/* ... by topic bucket */
+	uint64		topics_waited;	/* the buckets with waiters */
+	uint64		topics_new;		/* buckets of the ring entries from topics_mark on */
+	uint64		topics_old;		/* ... of the unticked ones below it */
+	uint64		topics_mark;	/* ring_head when the last tick read the ring */
 	bool		tick_requested; /* a receiver waits for unticked commits */
 	char		restore_state[TXM_RESTORE_STATE_LEN];	/* tx_worker_status().restore_state */
 	bool		wake_on_commit; /* the worker sleeps with everything ticked */
@@ -186,7 +191,7 @@ extern void shmem_wake_launcher(void);
 extern bool shmem_demand_locked(TxmDbSlot *slot);
 
 /* shmem_ring.c */
-extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64);
+extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics);
 extern void shmem_ring_ticked(TxmDbSlot *slot, uint64 upto);
 extern void shmem_request_maintenance(TxmDbSlot *slot);
 extern void shmem_broadcast(TxmDbSlot *slot);

@@ -31,14 +31,18 @@
  * visible, so it must not fail.  xid64 0 records "something committed"
  * without an order (COMMIT PREPARED).
  *
- * The worker is woken only when it sleeps with everything ticked, or when a
- * receiver waits: otherwise it is already due to tick within
- * tx_message.tick_interval, and a wake-up per commit would only cost both
- * sides a system call.  When the worker left for want of work, the first
- * commit asks the launcher for one (shmem_pool.c).
+ * topics are the buckets (txm_topic_bit) of the topics it sent to.
+ *
+ * The worker is woken when it sleeps with everything ticked, to tick within
+ * tx_message.tick_interval, and when a receiver waits for one of these
+ * topics, to tick at once.  Otherwise it is already due to tick, and a
+ * wake-up per commit would only cost both sides a system call; nor does a
+ * receiver waiting for another topic make the tick urgent, or every tick
+ * would wake it for nothing.  When the worker left for want of work, the
+ * first commit asks the launcher for one (shmem_pool.c).
  */
 void
-shmem_ring_append(TxmDbSlot *slot, uint64 xid64)
+shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)
 {
 	Latch	   *latch = NULL;
 	bool		wake_launcher;
@@ -46,7 +50,10 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64)
 	SpinLockAcquire(&slot->mutex);
 	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
 	slot->ring_head++;
-	if (slot->wake_on_commit || slot->waiters > 0)
+	slot->topics_new |= topics;
+	if (topics & slot->topics_waited)
+		slot->tick_requested = true;
+	if (slot->wake_on_commit || (topics & slot->topics_waited))
 	{
 		slot->wake_on_commit = false;
 		latch = slot->worker_latch;
@@ -66,7 +73,7 @@ txm_ring_note_commit_prepared(void)
 	TxmDbSlot  *slot = txm_my_slot();
 
 	if (slot)
-		shmem_ring_append(slot, 0);
+		shmem_ring_append(slot, 0, TXM_ALL_TOPICS);
 }
 
 /*
@@ -84,6 +91,10 @@ txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head)
 	SpinLockAcquire(&slot->mutex);
 	from = slot->ring_ticked;
 	*head = slot->ring_head;
+	/* the tick covers what is below head: its topics are old once it commits */
+	slot->topics_old |= slot->topics_new;
+	slot->topics_new = 0;
+	slot->topics_mark = *head;
 	SpinLockRelease(&slot->mutex);
 	if (*head - from > TXM_RING_SIZE)
 		from = *head - TXM_RING_SIZE;
@@ -113,6 +124,9 @@ shmem_ring_ticked(TxmDbSlot *slot, uint64 upto)
 	SpinLockAcquire(&slot->mutex);
 	if (upto > slot->ring_ticked)
 		slot->ring_ticked = upto;
+	/* a tick that read the ring later has not committed yet: keep them */
+	if (upto >= slot->topics_mark)
+		slot->topics_old = 0;
 	SpinLockRelease(&slot->mutex);
 	ConditionVariableBroadcast(&slot->cv);
 }
@@ -156,9 +170,9 @@ txm_worker_running(TxmDbSlot *slot)
 
 /*
  * For the worker: whether commits wait to be ticked, and whether a receiver
- * waits for them (then they are ticked at once rather than after
- * tx_message.tick_interval).  With nothing unticked, the next commit is
- * asked to wake the worker.
+ * waits for one of their topics (then they are ticked at once rather than
+ * after tx_message.tick_interval).  With nothing unticked, the next commit
+ * is asked to wake the worker.
  */
 bool
 txm_worker_tick_due(bool *urgent)
@@ -168,7 +182,7 @@ txm_worker_tick_due(bool *urgent)
 
 	SpinLockAcquire(&slot->mutex);
 	pending = slot->ring_head > slot->ring_ticked;
-	*urgent = slot->tick_requested || slot->waiters > 0;
+	*urgent = slot->tick_requested;
 	slot->wake_on_commit = !pending;
 	SpinLockRelease(&slot->mutex);
 	return pending;
@@ -217,23 +231,28 @@ txm_wake_executor(void)
 }
 
 /*
- * Wait until the worker has ticked everything committed before now, at most
- * timeout_ms.  Receivers call this so that a message whose commit returned
- * before tx_receive() started is always visible to it.
+ * Wait until the worker has ticked everything committed before now into the
+ * given topics, at most timeout_ms.  Receivers call this so that a message
+ * whose commit returned before tx_receive() started is always visible to
+ * it.
  */
 bool
-txm_wait_for_ticks(int timeout_ms)
+txm_wait_for_ticks(int timeout_ms, uint64 topics)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	uint64		target;
 	TimestampTz deadline;
 	bool		done = false;
+	bool		unticked;
 
 	if (slot == NULL || !txm_worker_running(slot))
 		return false;
 	SpinLockAcquire(&slot->mutex);
 	target = slot->ring_head;
+	unticked = ((slot->topics_new | slot->topics_old) & topics) != 0;
 	SpinLockRelease(&slot->mutex);
+	if (!unticked)
+		return true;
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	ConditionVariablePrepareToSleep(&slot->cv);
@@ -279,8 +298,9 @@ txm_wait_cancel(void)
 	ConditionVariableCancelSleep();
 }
 
-/* the slot this backend counts itself a waiter of */
+/* the slot this backend counts itself a waiter of, and for which topics */
 static TxmDbSlot *waiting_in = NULL;
+static uint64 waiting_for = 0;
 
 static void
 waiter_leave(TxmDbSlot *slot)
@@ -290,6 +310,13 @@ waiter_leave(TxmDbSlot *slot)
 	/* never below zero, even if the slot was handed to another database */
 	if (slot->waiters > 0)
 		slot->waiters--;
+	for (int b = 0; b < TXM_TOPIC_BUCKETS; b++)
+	{
+		if (!(waiting_for & (UINT64CONST(1) << b)) || slot->topic_waiters[b] == 0)
+			continue;
+		if (--slot->topic_waiters[b] == 0)
+			slot->topics_waited &= ~(UINT64CONST(1) << b);
+	}
 	SpinLockRelease(&slot->mutex);
 }
 
@@ -302,12 +329,12 @@ waiter_exit(int code, Datum arg)
 }
 
 /*
- * A receiver is about to sleep until something becomes deliverable: from
- * now on commits are ticked at once.  Commits that came in since it last
- * looked are asked for right away.
+ * A receiver is about to sleep until something becomes deliverable in one
+ * of the topics: from now on their commits are ticked at once.  Those that
+ * came in since it last looked are asked for right away.
  */
 static void
-waiter_enter(TxmDbSlot *slot)
+waiter_enter(TxmDbSlot *slot, uint64 topics)
 {
 	static bool registered = false;
 	Latch	   *latch = NULL;
@@ -319,9 +346,14 @@ waiter_enter(TxmDbSlot *slot)
 		registered = true;
 	}
 	waiting_in = slot;
+	waiting_for = topics;
 	SpinLockAcquire(&slot->mutex);
 	slot->waiters++;
-	if (slot->ring_head > slot->ring_ticked)
+	for (int b = 0; b < TXM_TOPIC_BUCKETS; b++)
+		if (topics & (UINT64CONST(1) << b))
+			slot->topic_waiters[b]++;
+	slot->topics_waited |= topics;
+	if ((slot->topics_new | slot->topics_old) & topics)
 	{
 		slot->tick_requested = true;
 		latch = slot->worker_latch;
@@ -335,14 +367,14 @@ waiter_enter(TxmDbSlot *slot)
 }
 
 /*
- * Sleep on the database's condition variable, counted as a waiting
- * receiver, until a broadcast or timeout_ms.  The caller has called
- * txm_wait_prepare().
+ * Sleep on the database's condition variable, counted as a receiver waiting
+ * for the topics (txm_topic_bit), until a broadcast or timeout_ms.  The
+ * caller has called txm_wait_prepare().
  */
 void
-txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms)
+txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics)
 {
-	waiter_enter(slot);
+	waiter_enter(slot, topics);
 	PG_TRY();
 	{
 		(void) ConditionVariableTimedSleep(&slot->cv, timeout_ms, PG_WAIT_EXTENSION);

@@ -29,6 +29,7 @@ static struct
 {
 	bool		sent;			/* inserted into the log: append to the ring */
 	uint64		sent_xid;
+	uint64		sent_topics;	/* the buckets of the topics sent to */
 	bool		request_maintenance;	/* stored delayed or half messages */
 	bool		broadcast;		/* made messages deliverable again (nack, redrive) */
 	bool		register_database;	/* CREATE EXTENSION */
@@ -91,10 +92,11 @@ txm_at_commit_count(int32 topic_id, int32 sub_id, TxmTotalKind kind, uint64 n)
 }
 
 void
-txm_at_commit_ring_append(uint64 xid64)
+txm_at_commit_ring_append(uint64 xid64, int32 topic_id)
 {
 	at_commit.sent = true;
 	at_commit.sent_xid = xid64;
+	at_commit.sent_topics |= txm_topic_bit(topic_id);
 }
 
 void
@@ -162,7 +164,7 @@ at_commit_visible(void)
 		if (at_commit.positions_moved)
 			shmem_hints_clear(slot);
 		if (at_commit.sent)
-			shmem_ring_append(slot, at_commit.sent_xid);
+			shmem_ring_append(slot, at_commit.sent_xid, at_commit.sent_topics);
 		if (at_commit.request_maintenance)
 			shmem_request_maintenance(slot);
 		if (at_commit.ticked)

@@ -39,13 +39,6 @@
 
 PGDLLEXPORT void txm_worker_main(Datum main_arg);
 
-/*
- * A waiting receiver is served at once, but at most one tick per
- * millisecond: at thousands of commits a second, ticking after each would
- * cost the worker a CPU.
- */
-#define TXM_URGENT_TICK_GAP_MS 1
-
 typedef struct TickUnit
 {
 	int64		ticked;			/* messages made deliverable, -1: skipped */
@@ -237,13 +230,19 @@ housekeeping(TxmMaintStats *stats)
 	return true;
 }
 
-/* When the next tick is due. */
+/*
+ * When the next tick is due.  A waiting receiver is served at once: the
+ * commits that arrive while a tick runs go into the next one, so ticks
+ * never outnumber the receivers' own transactions by much, and a gap of
+ * even a millisecond (WaitLatch's unit, so one to two in effect) doubled
+ * the commit -> consumer latency at thousands of commits a second
+ * (bench/RESULTS.md, run 20).
+ */
 static TimestampTz
 next_tick_at(TimestampTz last_tick_at, bool urgent)
 {
-	int			gap = urgent ? Min(txm_tick_interval, TXM_URGENT_TICK_GAP_MS) : txm_tick_interval;
-
-	return TimestampTzPlusMilliseconds(last_tick_at, gap);
+	return urgent ? last_tick_at :
+		TimestampTzPlusMilliseconds(last_tick_at, txm_tick_interval);
 }
 
 /*

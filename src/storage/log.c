@@ -151,12 +151,12 @@ open_current_log(int *slot, Relation *index)
 }
 
 static void
-close_current_log(Relation rel, Relation index)
+close_current_log(Relation rel, Relation index, int32 topic_id)
 {
 	index_close(index, NoLock);
 	table_close(rel, NoLock);
 	/* the commit appends this transaction to the commit ring */
-	txm_at_commit_ring_append(U64FromFullTransactionId(pos_fxid));
+	txm_at_commit_ring_append(U64FromFullTransactionId(pos_fxid), topic_id);
 }
 
 /* Fill a log row's values; msg_id and deliver_at 0 are stored as NULL. */
@@ -280,7 +280,7 @@ txm_log_insert_at(int64 pos, int32 topic_id, int64 msg_id, TimestampTz sent_at,
 	heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
 	index_insert(index, &values[Anum_log_pos - 1], &nulls[Anum_log_pos - 1], &tup->t_self,
 				 rel, UNIQUE_CHECK_NO, false, log_index_info_for(slot, index));
-	close_current_log(rel, index);
+	close_current_log(rel, index, topic_id);
 	heap_freetuple(tup);
 	if (msg_id != 0)
 		record_moved(msg_id, pos);
@@ -353,7 +353,7 @@ txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *key
 	for (int i = 0; i < nslots; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	pfree(slots);
-	close_current_log(rel, index);
+	close_current_log(rel, index, topic_id);
 }
 
 /* Store a committed message that is delivered at deliver_at. */

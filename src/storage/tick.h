@@ -14,7 +14,7 @@
 #include "access/xact.h"
 
 extern int64 txm_tick(bool wait);
-extern void txm_sync_ticks(bool strict);
+extern void txm_sync_ticks(bool strict, uint64 topics);
 extern bool txm_tick_lock_held(void);
 extern void txm_tick_xact_callback(XactEvent event);
 extern void txm_tick_subxact_callback(SubXactEvent event);
