@@ -127,13 +127,16 @@ SELECT format('| messages left over (most of any run) | %s | %s | %s |',
   FROM results WHERE scenario = 'consume' AND metric = 'left_over'
 HAVING count(*) > 0;
 
-SELECT E'\n## Latency: send -> consumer blocked in tx_receive(..., wait => ...)\n\nFrom the clock_timestamp() of the tx_send call (so the commit is included) to the return of tx_receive.\n\n| rate (msg/s) | achieved | p50 ms | p99 ms | max ms |\n|--:|--:|--:|--:|--:|'
+SELECT E'\n## Latency: commit -> consumer blocked in tx_receive(..., wait => ...)\n\ncommit -> consumer: from the return of the producer''s COMMIT (pgbench''s transaction log) to the return of tx_receive; send -> consumer: from the clock_timestamp() of the tx_send call, so the producer''s commit (its WAL flush) is included.\n\n| rate (msg/s) | achieved | commit -> consumer p50 ms | p99 ms | max ms | send -> consumer p50 ms | p99 ms | max ms |\n|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'latency');
-SELECT format('| %s | %s | %s | %s | %s |', replace(v, 'rate_', ''),
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', replace(v, 'rate_', ''),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'achieved_per_s')),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'p50_ms'), 2),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'p99_ms'), 2),
-			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'max_ms'), 2))
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'max_ms'), 2),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_p50_ms'), 2),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_p99_ms'), 2),
+			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_max_ms'), 2))
   FROM pg_temp.variants('latency') v;
 
 SELECT E'\n## Backlog: one receive of 100 + ack, with n messages waiting (ms per transaction)\n\n| waiting | outbox p50 | outbox p99 | tx_message p50 | tx_message p99 | tx_message p50 / at 1 000 | bytes per waiting message: outbox | tx_message | tx_message / outbox |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|'

@@ -170,7 +170,7 @@ reset_systems()
 		CREATE EXTENSION tx_message;
 		SELECT tx_create_topic('bench');
 		SELECT tx_subscribe('bench', 'g' || i) FROM generate_series(0, $groups - 1) i;
-		TRUNCATE latency_samples;
+		TRUNCATE latency_samples, latency_commits;
 	EOF
 }
 
@@ -412,10 +412,16 @@ scenario_held()
 	done
 }
 
-# 4. latency: commit -> a consumer blocked in tx_receive(..., wait => ...)
+# 4. latency: commit -> a consumer blocked in tx_receive(..., wait => ...).
+# A message carries the time of its tx_send and the pgbench client that
+# sent it; pgbench's transaction log (-l) gives the time each of that
+# client's COMMITs returned, its n-th transaction having sent its n-th
+# message.  commit -> consumer runs from that return to tx_receive's;
+# send -> consumer from the tx_send, so it includes the producer's commit
+# (its WAL flush).
 scenario_latency()
 {
-	local rep rate clients consumer out
+	local rep rate clients consumer out logs
 	for rep in $(seq 1 "$REPS"); do
 		for rate in $LATENCY_RATES; do
 			reset_systems 1
@@ -427,22 +433,43 @@ scenario_latency()
 			BG_PIDS=("$consumer")
 			sleep 0.5
 			out=$WORK/latency.out
-			pgb -c "$clients" -j "$clients" -R "$rate" -T "$LATENCY_SECS" -f "$BENCH/scripts/latency_producer.sql" >"$out" 2>&1 ||
+			logs=$WORK/latency_log
+			as_user rm -rf "$logs"
+			as_user mkdir "$logs"
+			pgb -c "$clients" -j "$clients" -R "$rate" -T "$LATENCY_SECS" -l --log-prefix="$logs/tx" \
+				-f "$BENCH/scripts/latency_producer.sql" >"$out" 2>&1 ||
 				{ cat "$out"; return 1; }
 			wait "$consumer"
 			BG_PIDS=()
-			local row
-			row=$(sql "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
-			                  percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
-			             FROM latency_samples WHERE rate = $rate AND rep = $rep")
-			IFS='|' read -r n p50 p99 max <<<"$row"
+			# log lines: client, transaction (from 1), latency, script, epoch s, us
+			cat "$logs"/tx.* | awk -v r="$rate" -v p="$rep" \
+				'{ printf "%s\t%s\t%s\t%s\t%s.%06d\n", r, p, $1, $2, $5, $6 }' |
+				psql_in -c "COPY latency_commits FROM STDIN"
+			# tens of thousands of rows a side: a hash join, not a nested loop
+			sql "ANALYZE latency_samples, latency_commits"
+			local row n p50 p99 max sp50 sp99 smax
+			row=$(sql "WITH s AS (SELECT client, sent, got,
+			                             row_number() OVER (PARTITION BY client ORDER BY sent) AS txn
+			                        FROM latency_samples WHERE rate = $rate AND rep = $rep),
+			                j AS (SELECT (s.got - c.done) * 1000 AS ms, (s.got - s.sent) * 1000 AS send_ms
+			                        FROM s JOIN latency_commits c USING (client, txn)
+			                       WHERE c.rate = $rate AND c.rep = $rep)
+			           SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+			                  percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms),
+			                  percentile_cont(0.5) WITHIN GROUP (ORDER BY send_ms),
+			                  percentile_cont(0.99) WITHIN GROUP (ORDER BY send_ms), max(send_ms)
+			             FROM j")
+			IFS='|' read -r n p50 p99 max sp50 sp99 smax <<<"$row"
 			[ "$n" -gt 0 ] || { echo "no latency samples" >&2; return 1; }
 			record latency "rate_$rate" txm "$rep" p50_ms "$p50"
 			record latency "rate_$rate" txm "$rep" p99_ms "$p99"
 			record latency "rate_$rate" txm "$rep" max_ms "$max"
+			record latency "rate_$rate" txm "$rep" send_p50_ms "$sp50"
+			record latency "rate_$rate" txm "$rep" send_p99_ms "$sp99"
+			record latency "rate_$rate" txm "$rep" send_max_ms "$smax"
 			record latency "rate_$rate" txm "$rep" achieved_per_s "$(div "$n" "$LATENCY_SECS")"
-			printf '   latency rep %s, %s msg/s: %s messages, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n' \
-				"$rep" "$rate" "$n" "$p50" "$p99" "$max"
+			printf '   latency rep %s, %s msg/s: %s messages, commit -> consumer p50 %.2f ms, p99 %.2f ms, max %.2f ms; send -> consumer p50 %.2f ms, p99 %.2f ms\n' \
+				"$rep" "$rate" "$n" "$p50" "$p99" "$max" "$sp50" "$sp99"
 		done
 	done
 }

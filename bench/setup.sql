@@ -20,18 +20,31 @@ CREATE TABLE outbox (
 	payload jsonb NOT NULL
 );
 
--- Latency samples (scenario "latency") and handler progress samples.
+-- Latency samples (scenario "latency"): each message's send, by which
+-- pgbench client, and when the consumer got it (epoch seconds) ...
 CREATE TABLE latency_samples (
 	rate integer NOT NULL,
 	rep integer NOT NULL,
-	ms float8 NOT NULL
+	client integer NOT NULL,
+	sent float8 NOT NULL,
+	got float8 NOT NULL
+);
+
+-- ... and when each producer transaction's COMMIT returned, from pgbench's
+-- transaction log: the n-th transaction of a client sent its n-th message.
+CREATE TABLE latency_commits (
+	rate integer NOT NULL,
+	rep integer NOT NULL,
+	client integer NOT NULL,
+	txn integer NOT NULL,
+	done float8 NOT NULL
 );
 
 /*
  * A consumer blocked in tx_receive(..., wait => ...) for `seconds`: records,
- * for every message, the time from its tx_send (the payload carries
- * clock_timestamp() of that call, so commit time is included) to the moment
- * tx_receive returned it.
+ * for every message, the clock_timestamp() of its tx_send (in the payload,
+ * with the pgbench client that sent it) and the moment tx_receive returned
+ * it.
  */
 CREATE PROCEDURE txm_latency_consumer(consumer_group text, seconds float8, rate integer, rep integer)
 LANGUAGE plpgsql AS $$
@@ -39,21 +52,24 @@ DECLARE
 	deadline timestamptz := clock_timestamp() + seconds * interval '1 s';
 	ids bigint[];
 	sent float8[];
+	clients integer[];
 	got_at float8;
-	samples float8[] := '{}';
 BEGIN
+	-- kept in a temporary table meanwhile: no WAL, no array copied per batch
+	CREATE TEMP TABLE IF NOT EXISTS got (client integer, sent float8, got float8);
+	TRUNCATE got;
 	WHILE clock_timestamp() < deadline LOOP
-		SELECT array_agg(msg_id), array_agg((payload->>'t')::float8),
+		SELECT array_agg(msg_id), array_agg((payload->>'t')::float8), array_agg((payload->>'c')::integer),
 			   extract(epoch FROM max(clock_timestamp()))
-		  INTO ids, sent, got_at
+		  INTO ids, sent, clients, got_at
 		  FROM tx_receive(consumer_group, 1000, wait => '200 ms');
 		IF ids IS NOT NULL THEN
-			samples := samples || ARRAY(SELECT (got_at - s) * 1000 FROM unnest(sent) s);
+			INSERT INTO got SELECT c, s, got_at FROM unnest(clients, sent) AS u(c, s);
 			PERFORM tx_ack(consumer_group, ids);
 		END IF;
 		COMMIT;
 	END LOOP;
-	INSERT INTO latency_samples SELECT rate, rep, unnest(samples);
+	INSERT INTO latency_samples SELECT rate, rep, g.client, g.sent, g.got FROM got g;
 END $$;
 
 -- Fill helpers for the large backlogs: `total` messages, `per_txn` per transaction.
