@@ -22,6 +22,7 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/pg_bitutils.h"
 #include "storage/ipc.h"
 
 #include "src/base/shmem_internal.h"
@@ -310,11 +311,11 @@ waiter_leave(TxmDbSlot *slot)
 	/* never below zero, even if the slot was handed to another database */
 	if (slot->waiters > 0)
 		slot->waiters--;
-	for (int b = 0; b < TXM_TOPIC_BUCKETS; b++)
+	for (uint64 left = waiting_for; left != 0; left &= left - 1)
 	{
-		if (!(waiting_for & (UINT64CONST(1) << b)) || slot->topic_waiters[b] == 0)
-			continue;
-		if (--slot->topic_waiters[b] == 0)
+		int			b = pg_rightmost_one_pos64(left);
+
+		if (slot->topic_waiters[b] > 0 && --slot->topic_waiters[b] == 0)
 			slot->topics_waited &= ~(UINT64CONST(1) << b);
 	}
 	SpinLockRelease(&slot->mutex);
@@ -349,9 +350,8 @@ waiter_enter(TxmDbSlot *slot, uint64 topics)
 	waiting_for = topics;
 	SpinLockAcquire(&slot->mutex);
 	slot->waiters++;
-	for (int b = 0; b < TXM_TOPIC_BUCKETS; b++)
-		if (topics & (UINT64CONST(1) << b))
-			slot->topic_waiters[b]++;
+	for (uint64 left = topics; left != 0; left &= left - 1)
+		slot->topic_waiters[pg_rightmost_one_pos64(left)]++;
 	slot->topics_waited |= topics;
 	if ((slot->topics_new | slot->topics_old) & topics)
 	{
