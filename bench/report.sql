@@ -137,7 +137,15 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', replace(v, 'rate_', '
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_p50_ms'), 2),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_p99_ms'), 2),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_max_ms'), 2))
-  FROM pg_temp.variants('latency') v;
+  FROM pg_temp.variants('latency') v WHERE v LIKE 'rate_%';
+SELECT E'\n8 producers flat out into one topic, while a consumer waits for another topic or not:\n\n| | no consumer waiting | one waiting for another topic | waiting / not |\n|---|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'latency' AND variant = 'elsewhere_1');
+SELECT format('| %s | %s | %s | %s |', l, pg_temp.n(a), pg_temp.n(b), pg_temp.x(pg_temp.vratio('latency', 'elsewhere_1', 'elsewhere_0', 'txm', m)))
+  FROM (SELECT o, l, m, pg_temp.med('latency', 'elsewhere_0', 'txm', m) a, pg_temp.med('latency', 'elsewhere_1', 'txm', m) b
+          FROM (VALUES (1, 'produce (TPS)', 'tps'), (2, 'ticks per second', 'ticks_per_s'),
+                       (3, 'WAL per produce transaction (bytes)', 'wal_per_txn')) x(o, l, m)) t
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'latency' AND variant = 'elsewhere_1')
+ ORDER BY o;
 
 SELECT E'\n## Backlog: one receive of 100 + ack, with n messages waiting (ms per transaction)\n\n| waiting | outbox p50 | outbox p99 | tx_message p50 | tx_message p99 | tx_message p50 / at 1 000 | bytes per waiting message: outbox | tx_message | tx_message / outbox |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'backlog');
@@ -318,11 +326,15 @@ SELECT format('| %s | %s | %s | %s | %s; %s | %s / %s / %s |', replace(v, 'n_', 
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_max_ms'), 2))
   FROM pg_temp.variants('databases') v;
 
-SELECT E'\n## In-database handlers\n\n| handler | messages/s |\n|---|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
-SELECT format('| trivial PL/pgSQL function | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')))
+SELECT E'\n## In-database handlers\n\n| handler | messages/s | cores the machine kept busy | messages per CPU-second of the executors |\n|---|--:|--:|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
+SELECT format('| trivial PL/pgSQL function | %s | %s | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_executor_cpu_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
-SELECT format('| the same, two handler groups, %s executor(s) running handlers | %s |', e,
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_s')))
+SELECT format('| the same, two handler groups, %s executor(s) running handlers | %s | %s | %s |', e,
+			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_executor_cpu_s')))
   FROM generate_series(1, 2) e
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e);
 

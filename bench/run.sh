@@ -412,7 +412,8 @@ scenario_held()
 	done
 }
 
-# 4. latency: commit -> a consumer blocked in tx_receive(..., wait => ...).
+# 4. latency: commit -> a consumer blocked in tx_receive(..., wait => ...),
+# and what a consumer waiting for another topic costs producers.
 # A message carries the time of its tx_send and the pgbench client that
 # sent it; pgbench's transaction log (-l) gives the time each of that
 # client's COMMITs returned, its n-th transaction having sent its n-th
@@ -471,6 +472,45 @@ scenario_latency()
 			printf '   latency rep %s, %s msg/s: %s messages, commit -> consumer p50 %.2f ms, p99 %.2f ms, max %.2f ms; send -> consumer p50 %.2f ms, p99 %.2f ms\n' \
 				"$rep" "$rate" "$n" "$p50" "$p99" "$max" "$sp50" "$sp99"
 		done
+		latency_elsewhere "$rep"
+	done
+}
+
+# What waiting costs the others: 8 producers flat out into one topic, with
+# and without a consumer waiting for another topic (TPS, ticks/s, WAL).
+latency_elsewhere()
+{
+	local rep=$1 waiting out a k txns ticks waiter
+	for waiting in $(in_turn "$rep" 0 1); do
+		reset_systems 1
+		wait_worker
+		sql "SELECT tx_create_topic('quiet'); SELECT tx_subscribe('quiet', 'quiet')" >/dev/null
+		waiter=
+		if [ "$waiting" = 1 ]; then
+			psql_run -d bench -q -c "DO \$\$ BEGIN
+				WHILE clock_timestamp() < now() + interval '$((PRODUCE_SECS + 2)) s' LOOP
+					PERFORM count(*) FROM tx_receive('quiet', 10, wait => '1 s');
+				END LOOP; END \$\$" &
+			waiter=$!
+			BG_PIDS=("$waiter")
+			sleep 0.5
+		fi
+		out=$WORK/elsewhere.out
+		a=$(lsn)
+		k=$(sql "SELECT coalesce(max(tick_id), 0) FROM tx_message.ticks")
+		pgb -c 8 -j 8 -T "$PRODUCE_SECS" -f "$BENCH/scripts/produce_txm.sql" >"$out" 2>&1 ||
+			{ cat "$out"; return 1; }
+		ticks=$(( $(sql "SELECT coalesce(max(tick_id), 0) FROM tx_message.ticks") - k ))
+		txns=$(txns_of "$out")
+		record latency "elsewhere_$waiting" txm "$rep" tps "$(tps_of "$out")"
+		record latency "elsewhere_$waiting" txm "$rep" ticks_per_s "$(div "$ticks" "$PRODUCE_SECS")"
+		record latency "elsewhere_$waiting" txm "$rep" wal_per_txn "$(div "$(wal_since "$a")" "$txns")"
+		if [ -n "$waiter" ]; then
+			wait "$waiter"
+			BG_PIDS=()
+		fi
+		echo "   latency rep $rep, 8 producers, $waiting consumer(s) waiting for another topic:" \
+			"$(tps_of "$out") TPS, $(div "$ticks" "$PRODUCE_SECS") ticks/s"
 	done
 }
 
@@ -603,12 +643,32 @@ scenario_handler()
 	done
 }
 
+# Busy and total CPU time of the whole machine so far (/proc/stat, in ticks).
+machine_cpu()
+{
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
+# CPU ticks used so far by the database's handler executors.
+executor_cpu()
+{
+	local p s=0
+	for p in $(sql "SELECT array_to_string(executor_pids, ' ') FROM tx_worker_status() WHERE database = 'bench'"); do
+		s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$s"
+}
+
 # One handler drain: $3 handler groups (handled1..) subscribed from the
 # earliest message to a backlog of HANDLER_MSGS / $3 on topic "bench", once
-# $4 executors run; handled messages/s recorded as variant $2.
+# $4 executors run; handled messages/s recorded as variant $2, with the
+# cores the machine kept busy meanwhile and the messages per CPU-second of
+# the executors.  One session subscribes and watches the worker's counter
+# (bench_handler_drain in setup.sql): a psql per look would take a good
+# share of a core from the executors.
 handler_drain()
 {
-	local rep=$1 variant=$2 groups=$3 executors=$4 i n t0 t1 rate handled0
+	local rep=$1 variant=$2 groups=$3 executors=$4 i n rate secs m0 m1 e0 e1 busy0 total0 busy1 total1
 	reset_systems 0
 	wait_worker
 	# a handler subscription elsewhere keeps the executors running
@@ -623,23 +683,20 @@ handler_drain()
 		[ "$(sql "SELECT cardinality(executor_pids) >= $executors FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
 		sleep 0.1
 	done
-	# the worker's counter counts since it started, and it outlives the
-	# DROP EXTENSION of reset_systems: take the difference
-	handled0=$(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'")
-	# the backlog is handled from the moment the subscriptions exist
-	t0=$(date +%s.%N)
-	sql "SELECT tx_subscribe('bench', 'handled' || i, handler => 'bench_noop(tx_message.message)', start_from => 'earliest')
-	       FROM generate_series(1, $groups) i" >/dev/null
-	for i in $(seq 1 60000); do
-		n=$(($(sql "SELECT handled FROM tx_worker_status() WHERE database = 'bench'") - handled0))
-		[ "$n" -ge "$HANDLER_MSGS" ] && break
-		sleep 0.02
-	done
-	t1=$(date +%s.%N)
-	rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }')
+	m0=$(machine_cpu)
+	e0=$(executor_cpu)
+	read -r n secs <<<"$(sql "CALL bench_handler_drain($groups, $HANDLER_MSGS, NULL, NULL)" | tr '|' ' ')"
+	e1=$(executor_cpu)
+	m1=$(machine_cpu)
+	rate=$(div "$n" "$secs")
 	record handler "$variant" txm "$rep" msgs_per_s "$rate"
-	echo "   handler rep $rep, $variant: $groups handler group(s), $n messages in" \
-		"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, $rate messages/s"
+	read -r busy0 total0 <<<"$m0"
+	read -r busy1 total1 <<<"$m1"
+	record handler "$variant" txm "$rep" cores_busy "$(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v c="$(nproc)" 'BEGIN { printf "%.2f\n", t ? b / t * c : 0 }')"
+	record handler "$variant" txm "$rep" msgs_per_executor_cpu_s "$(div "$n" "$(div $((e1 - e0)) "$(getconf CLK_TCK)")")"
+	echo "   handler rep $rep, $variant: $groups handler group(s), $n messages in $secs s, $rate messages/s;" \
+		"machine busy $(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v c="$(nproc)" 'BEGIN { printf "%.2f", t ? b / t * c : 0 }') of $(nproc) cores," \
+		"executors $(div $((e1 - e0)) "$(getconf CLK_TCK)") CPU s"
 }
 
 # No busy polling: CPU used by the idle launcher and worker, in ms per second.

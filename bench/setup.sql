@@ -72,6 +72,32 @@ BEGIN
 	INSERT INTO latency_samples SELECT rate, rep, g.client, g.sent, g.got FROM got g;
 END $$;
 
+/*
+ * Subscribe `groups` handler groups to the backlog of topic "bench", commit,
+ * and watch the worker's handled counter until `target` more messages were
+ * handled (it counts since the worker started: take the difference).
+ * Returns how many, and the seconds since the subscriptions committed.
+ */
+CREATE PROCEDURE bench_handler_drain(groups integer, target bigint, INOUT handled bigint, INOUT secs float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+	h0 bigint;
+	t0 timestamptz;
+BEGIN
+	SELECT w.handled INTO h0 FROM tx_worker_status() w WHERE w.database = current_database();
+	PERFORM tx_subscribe('bench', 'handled' || i, handler => 'bench_noop(tx_message.message)',
+						 start_from => 'earliest')
+	   FROM generate_series(1, groups) i;
+	COMMIT;
+	t0 := clock_timestamp();
+	LOOP
+		SELECT w.handled - h0 INTO handled FROM tx_worker_status() w WHERE w.database = current_database();
+		EXIT WHEN handled >= target OR clock_timestamp() > t0 + interval '20 min';
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+	secs := extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
 -- Fill helpers for the large backlogs: `total` messages, `per_txn` per transaction.
 CREATE PROCEDURE fill_outbox(total bigint, per_txn integer, payload jsonb)
 LANGUAGE plpgsql AS $$

@@ -290,6 +290,26 @@ $node->safe_psql('db1', q{SELECT tx_send('quiet', jsonb_build_object('at', clock
 $waiter->finish;
 chomp $out;
 cmp_ok($out, '<', 1, "the receiver of 'quiet' got its message at once ($out s)") or diag $err;
+
+# A receive does not wait for the tick of commits into other topics: right
+# after a commit into 'life', a receive of 'quietg' leaves it unticked (the
+# worker's own tick, every naptime, may come between: three tries).
+my $left_unticked = 0;
+for my $try (1 .. 3)
+{
+	my $r = $node->safe_psql('db1', qq{
+		SELECT tx_send('life', '{"try": $try}');
+		SELECT count(*) FROM tx_receive('quietg', 10);
+		SELECT count(*) FROM tx_message.slices s, unnest(s.positions) p
+		  JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'try' = '$try';});
+	my @lines = split /\n/, $r;
+	if ($lines[-1] eq '0')
+	{
+		$left_unticked = 1;
+		last;
+	}
+}
+ok($left_unticked, 'a receive of another topic does not wait for the tick of a commit');
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET tx_message.tick_interval});
 $node->reload;
 
