@@ -291,6 +291,36 @@ $waiter->finish;
 chomp $out;
 cmp_ok($out, '<', 1, "the receiver of 'quiet' got its message at once ($out s)") or diag $err;
 
+# A receiver that a tick of its topic left with nothing (its tag filter
+# matches none of the messages) waits patiently: the commits it waits for
+# are then ticked at most once a millisecond, not one tick each.
+$node->safe_psql('db1', q{SELECT tx_subscribe('life', 'picky', tags => '{none-such}')});
+($out, $err) = ('', '');
+$waiter = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c',
+	  q{SELECT payload->>'last' FROM tx_receive('picky', 10, wait => '40 s')} ],
+	'>', \$out, '2>', \$err);
+ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE '%wait => ''40 s''%' AND wait_event = 'Extension'}), 'a picky receiver waits');
+$ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks});
+$t0 = time();
+$node->safe_psql('db1', q{DO $$ BEGIN
+	FOR i IN 1..400 LOOP
+		PERFORM tx_send('life', jsonb_build_object('fast', i));
+		COMMIT;
+		PERFORM count(*) FROM generate_series(1, 2000);	-- a few commits a millisecond
+	END LOOP;
+END $$});
+my $sent_ms = (time() - $t0) * 1000;
+ok($node->poll_query_until('db1', q{SELECT count(*) = 400 FROM tx_message.slices s, unnest(s.positions) p
+	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'fast'}), 'the fast commits are delivered');
+$ticks_used = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks}) - $ticks_before;
+cmp_ok($ticks_used, '<=', int($sent_ms) + 2,
+	sprintf('400 commits in %.0f ms made %d ticks: at most one a millisecond', $sent_ms, $ticks_used));
+$node->safe_psql('db1', q{SELECT tx_send('life', '{"last": "picked"}', tags => '{none-such}')});
+$waiter->finish;
+is($out, "picked\n", 'and it still gets its message') or diag $err;
+
 # A receive does not wait for the tick of commits into other topics: right
 # after a commit into 'life', a receive of 'quietg' leaves it unticked (the
 # worker's own tick, every naptime, may come between: three tries).

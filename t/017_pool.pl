@@ -175,6 +175,29 @@ $node->safe_psql('pool2', q{SELECT tx_seek('seekg', 'handled', 'earliest')});
 ok($node->poll_query_until('pool2', q{SELECT count(*) = 40 FROM seek_seen}),
 	'tx_seek of a handler group in a database without a worker replays at once');
 
+# A handler's retry falls due in a database without a worker: the first
+# call fails (the sequence keeps the count through the rollback), the worker
+# leaves while the retry waits out its backoff, and comes back for it.
+$node->safe_psql('pool3', q{
+	CREATE SEQUENCE attempts;
+	CREATE TABLE retried (msg_id bigint);
+	CREATE FUNCTION flaky(m tx_message.message) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		IF nextval('public.attempts') = 1 THEN
+			RAISE EXCEPTION 'the first call fails';
+		END IF;
+		INSERT INTO public.retried VALUES (m.msg_id);
+	END $$;
+	SELECT tx_create_topic('flaky');
+	SELECT tx_subscribe('flaky', 'fg', handler => 'flaky(tx_message.message)', backoff => '{8 s}');
+	SELECT tx_send('flaky', '{}');
+});
+ok($node->poll_query_until('pool3', q{SELECT is_called FROM attempts}), 'the handler was called and failed');
+no_worker('the worker leaves while the retry waits', 'pool3');
+is($node->safe_psql('pool3', 'SELECT count(*) FROM retried'), '0', 'the retry is not made yet');
+ok($node->poll_query_until('pool3', q{SELECT count(*) = 1 FROM retried}),
+	'a worker comes back for the handler\'s retry when it is due');
+
 # tx_message.enabled = off: no worker comes, and a waiting receive does not
 # wait for one before it ticks for itself.
 $node->append_conf('postgresql.conf', "tx_message.enabled = off\n");

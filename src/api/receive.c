@@ -196,6 +196,17 @@ worker_ticks(TxmDbSlot *slot, TimestampTz deadline)
 	return txm_worker_running(slot);
 }
 
+/*
+ * How this backend asks for ticks (TxmWaiterKind): eagerly, until a tick
+ * of its topics since its last claim left it with nothing (another
+ * consumer took the messages, or a tag filter left them out); then
+ * patiently, until it gets something again.  Kept across calls, so that a
+ * consumer that polls or waits in vain does not have a tick made per
+ * commit.
+ */
+static TxmWaiterKind receiver_kind = TXM_WAIT_EAGER;
+static uint64 receiver_ticks_seen = PG_UINT64_MAX;
+
 static List *
 receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 			  Interval *lease, TimestampTz deadline)
@@ -223,18 +234,22 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 				txm_wait_cancel();
 			sleeping = by_worker;
 		}
-		txm_sync_ticks(false, topics);
+		txm_sync_ticks(false, topics, receiver_kind);
 		/* waiting for ticks used the condition variable: register again */
 		if (sleeping)
 			txm_wait_prepare(slot);
 		out = txm_claim(subs, nsubs, pull, max_messages, lease);
+		if (slot != NULL && txm_tick_covered_since(slot, topics, &receiver_ticks_seen) && out == NIL)
+			receiver_kind = TXM_WAIT_PATIENT;
+		else if (out != NIL)
+			receiver_kind = TXM_WAIT_EAGER;
 		now = GetCurrentTimestamp();
 		if (out != NIL || now >= deadline)
 			break;
 
 		timeout = sleep_time(subs, nsubs, pull, now, deadline);
 		if (sleeping)
-			txm_wait_as_receiver(slot, Max(timeout, 1), topics);
+			txm_wait_as_receiver(slot, Max(timeout, 1), topics, receiver_kind);
 		else
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -118,7 +118,7 @@ seek(FunctionCallInfo fcinfo, SeekKind kind, TimestampTz target)
 	sub = seek_subscription(group, topic);
 
 	/* what committed before this call has its place in the stream */
-	txm_sync_ticks(true, TXM_ALL_TOPICS);
+	txm_sync_ticks(true, TXM_ALL_TOPICS, TXM_WAIT_EAGER);
 	txm_lock_sub_position(sub->sub_id, ExclusiveLock);
 	SPI_connect();
 	/* the topic and the subscription stay while we move it */

@@ -292,7 +292,8 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	 * subscription, wait for whoever ticks if need be.  Changing the
 	 * options of one keeps its position, and waits for nothing.
 	 */
-	txm_sync_ticks(!subscribed(topic_id, group) && !sf.earliest, txm_topic_bit(topic_id));
+	txm_sync_ticks(!subscribed(topic_id, group) && !sf.earliest, txm_topic_bit(topic_id),
+				   TXM_WAIT_EAGER);
 	SPI_connect();
 	txm_lock_topic(topic, false);
 	/* a dead-letter topic is not dropped while we name it */

@@ -351,12 +351,13 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 	SpinLockAcquire(&slot->mutex);
 	slot->waiters = 0;
 	memset(slot->topic_waiters, 0, sizeof(slot->topic_waiters));
-	slot->topics_waited = 0;
+	memset(slot->topics_waited, 0, sizeof(slot->topics_waited));
+	slot->topics_ticked = 0;
 	/* whatever the ring holds of the database before is of unknown topics */
 	slot->topics_new = TXM_ALL_TOPICS;
 	slot->topics_old = 0;
 	slot->topics_mark = slot->ring_head;
-	slot->tick_requested = false;
+	slot->urgency = TXM_TICK_PACED;
 	slot->restore_state[0] = '\0';
 	slot->on_demand = false;
 	slot->demand = false;

@@ -44,6 +44,28 @@ txm_topic_bit(int32 topic_id)
 	return UINT64CONST(1) << ((uint32) topic_id % TXM_TOPIC_BUCKETS);
 }
 
+/*
+ * A receiver starts to wait eagerly: a commit into its topics is ticked at
+ * once.  Once a tick of its topics woke it for nothing (another consumer
+ * took the message, or its tag filter left it out), it waits patiently: a
+ * commit is ticked within TXM_PATIENT_TICK_GAP_MS of the last tick, so that
+ * such receivers do not have a tick made per commit.
+ */
+typedef enum TxmWaiterKind
+{
+	TXM_WAIT_EAGER,
+	TXM_WAIT_PATIENT
+} TxmWaiterKind;
+
+typedef enum TxmUrgency
+{
+	TXM_TICK_PACED,				/* within tx_message.tick_interval */
+	TXM_TICK_SOON,				/* within TXM_PATIENT_TICK_GAP_MS */
+	TXM_TICK_NOW
+} TxmUrgency;
+
+#define TXM_PATIENT_TICK_GAP_MS 1
+
 /* tx_message.max_databases */
 extern int	txm_max_databases;
 
@@ -167,13 +189,15 @@ extern void txm_database_resume(Oid dboid);
 extern bool txm_worker_running(TxmDbSlot *slot);
 extern uint64 *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head);
 extern void txm_ring_note_commit_prepared(void);
-extern bool txm_worker_tick_due(bool *urgent);
+extern bool txm_worker_tick_due(TxmUrgency *urgency);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
 extern void txm_wake_executor(void);
-extern bool txm_wait_for_ticks(int timeout_ms, uint64 topics);
+extern bool txm_wait_for_ticks(int timeout_ms, uint64 topics, TxmWaiterKind kind);
 extern void txm_wait_prepare(TxmDbSlot *slot);
-extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics);
+extern void txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics,
+								 TxmWaiterKind kind);
+extern bool txm_tick_covered_since(TxmDbSlot *slot, uint64 topics, uint64 *seen);
 extern void txm_wait_cancel(void);
 
 /* shmem_claims.c: claim hints */

@@ -264,7 +264,7 @@ txm_worker_leave(TimestampTz wake_at, bool with_work, TimestampTz seen_work_at)
 	SpinLockAcquire(&slot->mutex);
 	if (!with_work)
 		left = left && slot->ring_head == slot->ring_ticked && slot->waiters == 0 &&
-			!slot->tick_requested && !slot->maintenance_requested;
+			slot->urgency == TXM_TICK_PACED && !slot->maintenance_requested;
 	if (left)
 	{
 		slot->worker_latch = NULL;

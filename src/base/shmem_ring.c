@@ -36,11 +36,11 @@
  *
  * The worker is woken when it sleeps with everything ticked, to tick within
  * tx_message.tick_interval, and when a receiver waits for one of these
- * topics, to tick at once.  Otherwise it is already due to tick, and a
- * wake-up per commit would only cost both sides a system call; nor does a
- * receiver waiting for another topic make the tick urgent, or every tick
- * would wake it for nothing.  When the worker left for want of work, the
- * first commit asks the launcher for one (shmem_pool.c).
+ * topics, to tick at once or soon (TxmWaiterKind).  Otherwise it is already
+ * due to tick, and a wake-up per commit would only cost both sides a
+ * system call; nor does a receiver waiting for another topic hurry the
+ * tick, or every tick would wake it for nothing.  When the worker left for
+ * want of work, the first commit asks the launcher for one (shmem_pool.c).
  */
 void
 shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)
@@ -52,9 +52,11 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)
 	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
 	slot->ring_head++;
 	slot->topics_new |= topics;
-	if (topics & slot->topics_waited)
-		slot->tick_requested = true;
-	if (slot->wake_on_commit || (topics & slot->topics_waited))
+	if (topics & slot->topics_waited[TXM_WAIT_EAGER])
+		slot->urgency = TXM_TICK_NOW;
+	else if ((topics & slot->topics_waited[TXM_WAIT_PATIENT]) && slot->urgency < TXM_TICK_SOON)
+		slot->urgency = TXM_TICK_SOON;
+	if (slot->wake_on_commit || (topics & (slot->topics_waited[0] | slot->topics_waited[1])))
 	{
 		slot->wake_on_commit = false;
 		latch = slot->worker_latch;
@@ -127,7 +129,11 @@ shmem_ring_ticked(TxmDbSlot *slot, uint64 upto)
 		slot->ring_ticked = upto;
 	/* a tick that read the ring later has not committed yet: keep them */
 	if (upto >= slot->topics_mark)
+	{
+		slot->topics_ticked = slot->topics_old;
 		slot->topics_old = 0;
+		slot->ticks_seen++;
+	}
 	SpinLockRelease(&slot->mutex);
 	ConditionVariableBroadcast(&slot->cv);
 }
@@ -170,20 +176,22 @@ txm_worker_running(TxmDbSlot *slot)
 }
 
 /*
- * For the worker: whether commits wait to be ticked, and whether a receiver
- * waits for one of their topics (then they are ticked at once rather than
- * after tx_message.tick_interval).  With nothing unticked, the next commit
- * is asked to wake the worker.
+ * For the worker: whether commits wait to be ticked, and how soon receivers
+ * want them (TxmUrgency).  With nothing unticked, the next commit is asked
+ * to wake the worker.
  */
 bool
-txm_worker_tick_due(bool *urgent)
+txm_worker_tick_due(TxmUrgency *urgency)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	bool		pending;
 
 	SpinLockAcquire(&slot->mutex);
 	pending = slot->ring_head > slot->ring_ticked;
-	*urgent = slot->tick_requested;
+	/* asked for commits a tick has covered meanwhile */
+	if (!pending)
+		slot->urgency = TXM_TICK_PACED;
+	*urgency = slot->urgency;
 	slot->wake_on_commit = !pending;
 	SpinLockRelease(&slot->mutex);
 	return pending;
@@ -196,7 +204,7 @@ txm_worker_clear_tick_request(void)
 	TxmDbSlot  *slot = txm_my_slot();
 
 	SpinLockAcquire(&slot->mutex);
-	slot->tick_requested = false;
+	slot->urgency = TXM_TICK_PACED;
 	SpinLockRelease(&slot->mutex);
 }
 
@@ -233,13 +241,15 @@ txm_wake_executor(void)
 
 /*
  * Wait until the worker has ticked everything committed before now into the
- * given topics, at most timeout_ms.  Receivers call this so that a message
- * whose commit returned before tx_receive() started is always visible to
- * it.
+ * given topics, at most timeout_ms: if unticked commits touch their
+ * buckets, wait for every commit before now.  Receivers call this so that
+ * a message whose commit returned before tx_receive() started is always
+ * visible to it.
  */
 bool
-txm_wait_for_ticks(int timeout_ms, uint64 topics)
+txm_wait_for_ticks(int timeout_ms, uint64 topics, TxmWaiterKind kind)
 {
+	TxmUrgency	want = kind == TXM_WAIT_EAGER ? TXM_TICK_NOW : TXM_TICK_SOON;
 	TxmDbSlot  *slot = txm_my_slot();
 	uint64		target;
 	TimestampTz deadline;
@@ -265,10 +275,10 @@ txm_wait_for_ticks(int timeout_ms, uint64 topics)
 
 		SpinLockAcquire(&slot->mutex);
 		ticked = slot->ring_ticked;
-		if (ticked < target && !slot->tick_requested)
+		if (ticked < target && slot->urgency < want)
 		{
 			/* do not leave it to tx_message.tick_interval */
-			slot->tick_requested = true;
+			slot->urgency = want;
 			latch = slot->worker_latch;
 		}
 		SpinLockRelease(&slot->mutex);
@@ -299,9 +309,10 @@ txm_wait_cancel(void)
 	ConditionVariableCancelSleep();
 }
 
-/* the slot this backend counts itself a waiter of, and for which topics */
+/* the slot this backend counts itself a waiter of, for which topics, how */
 static TxmDbSlot *waiting_in = NULL;
 static uint64 waiting_for = 0;
+static TxmWaiterKind waiting_kind = TXM_WAIT_EAGER;
 
 static void
 waiter_leave(TxmDbSlot *slot)
@@ -315,8 +326,9 @@ waiter_leave(TxmDbSlot *slot)
 	{
 		int			b = pg_rightmost_one_pos64(left);
 
-		if (slot->topic_waiters[b] > 0 && --slot->topic_waiters[b] == 0)
-			slot->topics_waited &= ~(UINT64CONST(1) << b);
+		if (slot->topic_waiters[waiting_kind][b] > 0 &&
+			--slot->topic_waiters[waiting_kind][b] == 0)
+			slot->topics_waited[waiting_kind] &= ~(UINT64CONST(1) << b);
 	}
 	SpinLockRelease(&slot->mutex);
 }
@@ -331,12 +343,14 @@ waiter_exit(int code, Datum arg)
 
 /*
  * A receiver is about to sleep until something becomes deliverable in one
- * of the topics: from now on their commits are ticked at once.  Those that
- * came in since it last looked are asked for right away.
+ * of the topics: from now on their commits are ticked at once, or soon for
+ * a patient receiver.  Those that came in since it last looked are asked
+ * for right away.
  */
 static void
-waiter_enter(TxmDbSlot *slot, uint64 topics)
+waiter_enter(TxmDbSlot *slot, uint64 topics, TxmWaiterKind kind)
 {
+	TxmUrgency	want = kind == TXM_WAIT_EAGER ? TXM_TICK_NOW : TXM_TICK_SOON;
 	static bool registered = false;
 	Latch	   *latch = NULL;
 	bool		wake_launcher;
@@ -348,14 +362,15 @@ waiter_enter(TxmDbSlot *slot, uint64 topics)
 	}
 	waiting_in = slot;
 	waiting_for = topics;
+	waiting_kind = kind;
 	SpinLockAcquire(&slot->mutex);
 	slot->waiters++;
 	for (uint64 left = topics; left != 0; left &= left - 1)
-		slot->topic_waiters[pg_rightmost_one_pos64(left)]++;
-	slot->topics_waited |= topics;
-	if ((slot->topics_new | slot->topics_old) & topics)
+		slot->topic_waiters[kind][pg_rightmost_one_pos64(left)]++;
+	slot->topics_waited[kind] |= topics;
+	if (((slot->topics_new | slot->topics_old) & topics) && slot->urgency < want)
 	{
-		slot->tick_requested = true;
+		slot->urgency = want;
 		latch = slot->worker_latch;
 	}
 	wake_launcher = shmem_demand_locked(slot);
@@ -372,9 +387,9 @@ waiter_enter(TxmDbSlot *slot, uint64 topics)
  * caller has called txm_wait_prepare().
  */
 void
-txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics)
+txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics, TxmWaiterKind kind)
 {
-	waiter_enter(slot, topics);
+	waiter_enter(slot, topics, kind);
 	PG_TRY();
 	{
 		(void) ConditionVariableTimedSleep(&slot->cv, timeout_ms, PG_WAIT_EXTENSION);
@@ -384,4 +399,23 @@ txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics)
 		waiter_leave(slot);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Has a tick covered any of the topics since the caller last looked (*seen,
+ * updated; PG_UINT64_MAX: never)?  A receiver that finds nothing after such a tick was left out
+ * by it (TxmWaiterKind).  Only the last tick's topics are known: one for
+ * other topics after it hides it, which only delays the caller's patience.
+ */
+bool
+txm_tick_covered_since(TxmDbSlot *slot, uint64 topics, uint64 *seen)
+{
+	bool		covered;
+
+	SpinLockAcquire(&slot->mutex);
+	covered = *seen != PG_UINT64_MAX && slot->ticks_seen != *seen &&
+		(slot->topics_ticked & topics) != 0;
+	*seen = slot->ticks_seen;
+	SpinLockRelease(&slot->mutex);
+	return covered;
 }

@@ -231,18 +231,22 @@ housekeeping(TxmMaintStats *stats)
 }
 
 /*
- * When the next tick is due.  A waiting receiver is served at once: the
- * commits that arrive while a tick runs go into the next one, so ticks
- * never outnumber the receivers' own transactions by much, and a gap of
- * even a millisecond (WaitLatch's unit, so one to two in effect) doubled
- * the commit -> consumer latency at thousands of commits a second
- * (bench/RESULTS.md, run 20).
+ * When the next tick is due (TxmUrgency).  For an eager receiver, at once:
+ * even a millisecond's gap (one to two in effect, WaitLatch's unit)
+ * doubled the commit -> consumer latency at thousands of commits a second
+ * (bench/RESULTS.md, run 20).  For a patient one, a millisecond after the
+ * last tick, which bounds what receivers that wait in vain cost.
  */
 static TimestampTz
-next_tick_at(TimestampTz last_tick_at, bool urgent)
+next_tick_at(TimestampTz last_tick_at, TxmUrgency urgency)
 {
-	return urgent ? last_tick_at :
-		TimestampTzPlusMilliseconds(last_tick_at, txm_tick_interval);
+	int			gap = txm_tick_interval;
+
+	if (urgency == TXM_TICK_NOW)
+		gap = 0;
+	else if (urgency == TXM_TICK_SOON)
+		gap = Min(txm_tick_interval, TXM_PATIENT_TICK_GAP_MS);
+	return TimestampTzPlusMilliseconds(last_tick_at, gap);
 }
 
 /*
@@ -325,12 +329,12 @@ sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_bac
 	TimestampTz now = GetCurrentTimestamp();
 	long		timeout = next_maintenance == 0 ? 0 :
 		TimestampDifferenceMilliseconds(now, next_maintenance);
-	bool		urgent;
+	TxmUrgency	urgency;
 
-	if (txm_worker_tick_due(&urgent))
+	if (txm_worker_tick_due(&urgency))
 	{
 		long		until_tick = 0;
-		TimestampTz tick_due = next_tick_at(last_tick_at, urgent);
+		TimestampTz tick_due = next_tick_at(last_tick_at, urgency);
 
 		if (tick_due > now)
 			until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
@@ -451,7 +455,7 @@ txm_worker_main(Datum main_arg)
 	for (;;)
 	{
 		TimestampTz now;
-		bool		urgent;
+		TxmUrgency	urgency;
 		bool		unticked;
 
 		txm_process_checkpoint(false);
@@ -475,13 +479,15 @@ txm_worker_main(Datum main_arg)
 			continue;
 		}
 
-		unticked = txm_worker_tick_due(&urgent);
+		unticked = txm_worker_tick_due(&urgency);
 		/* a waiting receiver, a commit or a new deadline is work */
-		if (unticked || urgent)
+		if (unticked || urgency != TXM_TICK_PACED)
 			busy_at = now;
-		if (unticked && now < next_tick_at(last_tick_at, urgent))
+		/* after a failed or skipped tick, receivers do not hurry the next */
+		if (tick_backoff)
+			urgency = TXM_TICK_PACED;
+		if (unticked && now < next_tick_at(last_tick_at, urgency))
 			unticked = false;	/* not yet */
-		tick_backoff = false;
 		if (unticked || now >= next_maintenance)
 		{
 			bool		worked;

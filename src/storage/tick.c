@@ -709,7 +709,8 @@ txm_tick_lock_held(void)
  * Make everything committed before now into the topics (their
  * txm_topic_bit, or TXM_ALL_TOPICS) deliverable: wait for the worker's tick
  * (none if nothing is unticked there), or, with no worker serving this
- * database, tick in this transaction (unless someone else is ticking).  strict makes sure of it, for
+ * database, tick in this transaction (unless someone else is ticking);
+ * kind says how soon (TxmWaiterKind).  strict makes sure of it, for
  * tx_subscribe's 'now', which must leave out every message committed before
  * it: it waits longer for the worker (ticking here would hold the tick lock
  * until the caller commits, and stop the worker's ticks meanwhile), and
@@ -717,14 +718,14 @@ txm_tick_lock_held(void)
  * waits for whoever ticks and ticks here after them.
  */
 void
-txm_sync_ticks(bool strict, uint64 topics)
+txm_sync_ticks(bool strict, uint64 topics, TxmWaiterKind kind)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 
 	/* after a tick of our own, the worker cannot tick before we commit */
 	if (slot && txm_worker_running(slot) && !txm_tick_lock_held())
 	{
-		if (txm_wait_for_ticks(strict ? 10000 : 1000, topics) || !strict)
+		if (txm_wait_for_ticks(strict ? 10000 : 1000, topics, kind) || !strict)
 			return;
 	}
 	(void) txm_tick(strict);
