@@ -138,10 +138,12 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', replace(v, 'rate_', '
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_p99_ms'), 2),
 			  pg_temp.n(pg_temp.med('latency', v, 'txm', 'send_max_ms'), 2))
   FROM pg_temp.variants('latency') v WHERE v LIKE 'rate_%';
-SELECT E'\n8 producers flat out into one topic, while a consumer waits for another topic or not:\n\n| | no consumer waiting | one waiting for another topic | waiting / not |\n|---|--:|--:|--:|'
+SELECT E'\n8 producers flat out into one topic, while nobody waits, a consumer waits for another topic, or one waits for this topic with a tag filter that matches none of its messages:\n\n| | nobody waits | one waits for another topic | ratio | one waits in vain | ratio |\n|---|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'latency' AND variant = 'elsewhere_1');
-SELECT format('| %s | %s | %s | %s |', l, pg_temp.n(a), pg_temp.n(b), pg_temp.x(pg_temp.vratio('latency', 'elsewhere_1', 'elsewhere_0', 'txm', m)))
-  FROM (SELECT o, l, m, pg_temp.med('latency', 'elsewhere_0', 'txm', m) a, pg_temp.med('latency', 'elsewhere_1', 'txm', m) b
+SELECT format('| %s | %s | %s | %s | %s | %s |', l, pg_temp.n(a), pg_temp.n(b), pg_temp.x(pg_temp.vratio('latency', 'elsewhere_1', 'elsewhere_0', 'txm', m)),
+			  pg_temp.n(c), pg_temp.x(pg_temp.vratio('latency', 'elsewhere_2', 'elsewhere_0', 'txm', m)))
+  FROM (SELECT o, l, m, pg_temp.med('latency', 'elsewhere_0', 'txm', m) a, pg_temp.med('latency', 'elsewhere_1', 'txm', m) b,
+               pg_temp.med('latency', 'elsewhere_2', 'txm', m) c
           FROM (VALUES (1, 'produce (TPS)', 'tps'), (2, 'ticks per second', 'ticks_per_s'),
                        (3, 'WAL per produce transaction (bytes)', 'wal_per_txn')) x(o, l, m)) t
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'latency' AND variant = 'elsewhere_1')
