@@ -198,11 +198,12 @@ worker_ticks(TxmDbSlot *slot, TimestampTz deadline)
 
 /*
  * How this backend asks for ticks (TxmWaiterKind): eagerly, until a tick
- * of its topics since its last claim left it with nothing (another
- * consumer took the messages, or a tag filter left them out); then
- * patiently, until it gets something again.  Kept across calls, so that a
- * consumer that polls or waits in vain does not have a tick made per
- * commit.
+ * of its topics since it last looked left it nothing (another consumer
+ * took the messages, or a tag filter left them out); then patiently, until
+ * it gets something again.  Kept across calls, so that a consumer that
+ * polls or waits in vain does not have a tick made per commit; it is the
+ * backend's, whatever group it receives for, which costs one that
+ * alternates at most a tick a millisecond.
  */
 static TxmWaiterKind receiver_kind = TXM_WAIT_EAGER;
 static uint64 receiver_ticks_seen = PG_UINT64_MAX;
@@ -224,6 +225,7 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 	{
 		TimestampTz now;
 		long		timeout;
+		bool		covered;
 		bool		by_worker = waits && worker_ticks(slot, deadline);
 
 		if (by_worker != sleeping)
@@ -238,11 +240,13 @@ receive_until(TxmSub *subs, int nsubs, const bool *pull, int max_messages,
 		/* waiting for ticks used the condition variable: register again */
 		if (sleeping)
 			txm_wait_prepare(slot);
+		/* looked at before the claim: a tick during it may have come too late for it */
+		covered = slot != NULL && txm_tick_covered_since(slot, topics, &receiver_ticks_seen);
 		out = txm_claim(subs, nsubs, pull, max_messages, lease);
-		if (slot != NULL && txm_tick_covered_since(slot, topics, &receiver_ticks_seen) && out == NIL)
-			receiver_kind = TXM_WAIT_PATIENT;
-		else if (out != NIL)
+		if (out != NIL)
 			receiver_kind = TXM_WAIT_EAGER;
+		else if (covered)
+			receiver_kind = TXM_WAIT_PATIENT;
 		now = GetCurrentTimestamp();
 		if (out != NIL || now >= deadline)
 			break;

@@ -46,10 +46,11 @@ txm_topic_bit(int32 topic_id)
 
 /*
  * A receiver starts to wait eagerly: a commit into its topics is ticked at
- * once.  Once a tick of its topics woke it for nothing (another consumer
- * took the message, or its tag filter left it out), it waits patiently: a
- * commit is ticked within TXM_PATIENT_TICK_GAP_MS of the last tick, so that
- * such receivers do not have a tick made per commit.
+ * once.  Once a tick of its topics since it last looked left it nothing
+ * (another consumer took the messages, or its tag filter left them out),
+ * it waits patiently: a commit is ticked within TXM_PATIENT_TICK_GAP_MS of
+ * the last tick, so that such receivers do not have a tick made per
+ * commit.
  */
 typedef enum TxmWaiterKind
 {
@@ -57,6 +58,9 @@ typedef enum TxmWaiterKind
 	TXM_WAIT_PATIENT
 } TxmWaiterKind;
 
+#define TXM_WAITER_KINDS 2
+
+/* in increasing order: a request only ever raises it */
 typedef enum TxmUrgency
 {
 	TXM_TICK_PACED,				/* within tx_message.tick_interval */

@@ -136,13 +136,13 @@ struct TxmDbSlot
 	uint64		ring_head;		/* ring entries written so far */
 	uint64		ring_ticked;	/* entries below are in committed ticks */
 	int			waiters;		/* receivers blocked until something is deliverable */
-	uint32		topic_waiters[2][TXM_TOPIC_BUCKETS];	/* ... by TxmWaiterKind and bucket */
-	uint64		topics_waited[2];	/* the buckets with waiters, by kind */
+	uint32		topic_waiters[TXM_WAITER_KINDS][TXM_TOPIC_BUCKETS];	/* ... by kind and bucket */
+	uint64		topics_waited[TXM_WAITER_KINDS];	/* the buckets with waiters, by kind */
 	uint64		topics_new;		/* buckets of the ring entries from topics_mark on */
 	uint64		topics_old;		/* ... of the unticked ones below it */
 	uint64		topics_mark;	/* ring_head when the last tick read the ring */
 	uint64		topics_ticked;	/* the buckets the last committed tick covered */
-	uint64		ticks_seen;		/* committed ticks that covered any */
+	uint64		ticks_seen;		/* committed ticks that covered a topic */
 	TxmUrgency	urgency;		/* how soon to tick, for receivers */
 	char		restore_state[TXM_RESTORE_STATE_LEN];	/* tx_worker_status().restore_state */
 	bool		wake_on_commit; /* the worker sleeps with everything ticked */

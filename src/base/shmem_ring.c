@@ -47,16 +47,23 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)
 {
 	Latch	   *latch = NULL;
 	bool		wake_launcher;
+	TxmUrgency	want;
+	bool		raised;
 
 	SpinLockAcquire(&slot->mutex);
 	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
 	slot->ring_head++;
 	slot->topics_new |= topics;
+	want = TXM_TICK_PACED;
 	if (topics & slot->topics_waited[TXM_WAIT_EAGER])
-		slot->urgency = TXM_TICK_NOW;
-	else if ((topics & slot->topics_waited[TXM_WAIT_PATIENT]) && slot->urgency < TXM_TICK_SOON)
-		slot->urgency = TXM_TICK_SOON;
-	if (slot->wake_on_commit || (topics & (slot->topics_waited[0] | slot->topics_waited[1])))
+		want = TXM_TICK_NOW;
+	else if (topics & slot->topics_waited[TXM_WAIT_PATIENT])
+		want = TXM_TICK_SOON;
+	/* the worker needs waking only when the tick becomes due sooner */
+	raised = want > slot->urgency;
+	if (raised)
+		slot->urgency = want;
+	if (slot->wake_on_commit || raised)
 	{
 		slot->wake_on_commit = false;
 		latch = slot->worker_latch;
@@ -128,8 +135,9 @@ shmem_ring_ticked(TxmDbSlot *slot, uint64 upto)
 	if (upto > slot->ring_ticked)
 		slot->ring_ticked = upto;
 	/* a tick that read the ring later has not committed yet: keep them */
-	if (upto >= slot->topics_mark)
+	if (upto >= slot->topics_mark && slot->topics_old != 0)
 	{
+		/* a tick that covered nothing leaves the last one's topics known */
 		slot->topics_ticked = slot->topics_old;
 		slot->topics_old = 0;
 		slot->ticks_seen++;
@@ -403,9 +411,10 @@ txm_wait_as_receiver(TxmDbSlot *slot, long timeout_ms, uint64 topics, TxmWaiterK
 
 /*
  * Has a tick covered any of the topics since the caller last looked (*seen,
- * updated; PG_UINT64_MAX: never)?  A receiver that finds nothing after such a tick was left out
- * by it (TxmWaiterKind).  Only the last tick's topics are known: one for
- * other topics after it hides it, which only delays the caller's patience.
+ * updated; PG_UINT64_MAX: never)?  A receiver that then finds nothing was
+ * left out by it (TxmWaiterKind).  Only the last tick's topics are known:
+ * one for other topics after it hides it, which only delays the caller's
+ * patience.
  */
 bool
 txm_tick_covered_since(TxmDbSlot *slot, uint64 topics, uint64 *seen)

@@ -235,10 +235,13 @@ housekeeping(TxmMaintStats *stats)
  * even a millisecond's gap (one to two in effect, WaitLatch's unit)
  * doubled the commit -> consumer latency at thousands of commits a second
  * (bench/RESULTS.md, run 20).  For a patient one, a millisecond after the
- * last tick, which bounds what receivers that wait in vain cost.
+ * last tick, which bounds what receivers that wait in vain cost.  After a
+ * failed or skipped tick (retry), TXM_TICK_RETRY_MS at the soonest.
  */
+#define TXM_TICK_RETRY_MS 10
+
 static TimestampTz
-next_tick_at(TimestampTz last_tick_at, TxmUrgency urgency)
+next_tick_at(TimestampTz last_tick_at, TxmUrgency urgency, bool retry)
 {
 	int			gap = txm_tick_interval;
 
@@ -246,12 +249,15 @@ next_tick_at(TimestampTz last_tick_at, TxmUrgency urgency)
 		gap = 0;
 	else if (urgency == TXM_TICK_SOON)
 		gap = Min(txm_tick_interval, TXM_PATIENT_TICK_GAP_MS);
+	if (retry)
+		gap = Max(gap, TXM_TICK_RETRY_MS);
 	return TimestampTzPlusMilliseconds(last_tick_at, gap);
 }
 
 /*
- * Tick now; returns false if the tick failed or was skipped (then retry a
- * little later).  *worked: it made messages deliverable.
+ * Tick now; returns false if the tick failed or was skipped (then retry
+ * after TXM_TICK_RETRY_MS at the soonest).  *worked: it made messages
+ * deliverable.
  */
 static bool
 tick_now(bool *worked)
@@ -334,12 +340,10 @@ sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_bac
 	if (txm_worker_tick_due(&urgency))
 	{
 		long		until_tick = 0;
-		TimestampTz tick_due = next_tick_at(last_tick_at, urgency);
+		TimestampTz tick_due = next_tick_at(last_tick_at, urgency, tick_backoff);
 
 		if (tick_due > now)
 			until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
-		if (tick_backoff)
-			until_tick = Max(until_tick, 10);
 		timeout = Min(timeout, until_tick);
 	}
 	return timeout;
@@ -483,10 +487,7 @@ txm_worker_main(Datum main_arg)
 		/* a waiting receiver, a commit or a new deadline is work */
 		if (unticked || urgency != TXM_TICK_PACED)
 			busy_at = now;
-		/* after a failed or skipped tick, receivers do not hurry the next */
-		if (tick_backoff)
-			urgency = TXM_TICK_PACED;
-		if (unticked && now < next_tick_at(last_tick_at, urgency))
+		if (unticked && now < next_tick_at(last_tick_at, urgency, tick_backoff))
 			unticked = false;	/* not yet */
 		if (unticked || now >= next_maintenance)
 		{
