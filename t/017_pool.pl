@@ -12,11 +12,14 @@ use Time::HiRes qw(usleep time);
 my $ndb = 8;
 my $node = PostgreSQL::Test::Cluster->new('pool');
 $node->init;
+# Room for every database's worker and three executors: once workers stay
+# (worker_idle_timeout = -1, below), those that came back for a deadline
+# must not take the slots of the executors the last test needs.
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'tx_message'
 tx_message.max_workers = 2
 tx_message.worker_idle_timeout = '1s'
-max_worker_processes = 16
+max_worker_processes = 40
 });
 $node->start;
 
