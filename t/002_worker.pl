@@ -252,15 +252,22 @@ is($node->safe_psql('db1', q{SELECT tx_send('life', '{"now": 1}') > 0;
 	SELECT count(*) FROM tx_receive('pace', 10)}), "t\n1", 'a receive sees what committed before it');
 cmp_ok(time() - $t0, '<', 2, 'without waiting for the tick interval');
 
+# Starts psql with $select, a tx_receive(..., wait => '$wait') into $out and
+# $err, and waits until it is blocked in it, as one test.
+sub start_waiter
+{
+	my ($select, $wait, $label) = @_;
+	($out, $err) = ('', '');
+	my $w = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c', $select ],
+		'>', \$out, '2>', \$err);
+	ok($node->poll_query_until('db1', qq{SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE query LIKE '%wait => ''$wait''%' AND wait_event = 'Extension'}), $label);
+	return $w;
+}
+
 # a receiver blocked in tx_receive(..., wait => ...) gets a tick per commit
-($out, $err) = ('', '');
-my $waiter = IPC::Run::start(
-	[ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c',
-	  q{SELECT extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz)
-	      FROM tx_receive('pace', 10, wait => '20 s')} ],
-	'>', \$out, '2>', \$err);
-ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE query LIKE '%wait => ''20 s''%' AND wait_event = 'Extension'}), 'a receiver waits');
+my $waiter = start_waiter(q{SELECT extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz)
+	FROM tx_receive('pace', 10, wait => '20 s')}, '20 s', 'a receiver waits');
 $node->safe_psql('db1', q{SELECT tx_send('life', jsonb_build_object('at', clock_timestamp()))});
 $waiter->finish;
 chomp $out;
@@ -270,14 +277,8 @@ cmp_ok($out, '<', 1, "the waiting receiver got the message at once ($out s), not
 # commits into 'life', 20 ms apart, are still gathered, and a commit into its
 # own topic is ticked at once.
 $node->safe_psql('db1', q{SELECT tx_create_topic('quiet'); SELECT tx_subscribe('quiet', 'quietg')});
-($out, $err) = ('', '');
-$waiter = IPC::Run::start(
-	[ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c',
-	  q{SELECT extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz)
-	      FROM tx_receive('quietg', 10, wait => '30 s')} ],
-	'>', \$out, '2>', \$err);
-ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE query LIKE '%wait => ''30 s''%' AND wait_event = 'Extension'}), 'a receiver waits for another topic');
+$waiter = start_waiter(q{SELECT extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz)
+	FROM tx_receive('quietg', 10, wait => '30 s')}, '30 s', 'a receiver waits for another topic');
 $ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks});
 $node->safe_psql('db1', q{DO $$ BEGIN
 	FOR i IN 1..30 LOOP PERFORM tx_send('life', jsonb_build_object('m', i)); COMMIT; PERFORM pg_sleep(0.02); END LOOP;
@@ -295,13 +296,8 @@ cmp_ok($out, '<', 1, "the receiver of 'quiet' got its message at once ($out s)")
 # matches none of the messages) waits patiently: the commits it waits for
 # are then ticked at most once a millisecond, not one tick each.
 $node->safe_psql('db1', q{SELECT tx_subscribe('life', 'picky', tags => '{none-such}')});
-($out, $err) = ('', '');
-$waiter = IPC::Run::start(
-	[ 'psql', '-XAtq', '-d', $node->connstr('db1'), '-c',
-	  q{SELECT payload->>'last' FROM tx_receive('picky', 10, wait => '40 s')} ],
-	'>', \$out, '2>', \$err);
-ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE query LIKE '%wait => ''40 s''%' AND wait_event = 'Extension'}), 'a picky receiver waits');
+$waiter = start_waiter(q{SELECT payload->>'last' FROM tx_receive('picky', 10, wait => '40 s')},
+	'40 s', 'a picky receiver waits');
 $ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks});
 $t0 = time();
 $node->safe_psql('db1', q{DO $$ BEGIN
