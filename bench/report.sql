@@ -316,13 +316,14 @@ SELECT E'\n## Many groups on one topic\n\n| | 4 groups | ' || (SELECT max(substr
 SELECT pg_temp.scale_rows('groups', '4', (SELECT max(substring(variant FROM 'idle_(\d+)')::int)::text FROM results WHERE scenario = 'groups'))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'groups');
 
-SELECT E'\n## Many databases\n\n| databases | served within 10 s | all served after (s) | handler after send, no worker (ms, p50) | idle cluster CPU (ms/s; without autovacuum) | commit → waiting consumer, no worker (ms: p50 / p99 / max) |\n|--:|--:|--:|--:|--:|--:|'
+SELECT E'\n## Many databases\n\n| databases | served within 10 s | all served after (s) | handler after send, no worker (ms, p50) | idle cluster CPU (ms/s; without autovacuum; the same databases without the extension) | commit → waiting consumer, no worker (ms: p50 / p99 / max) |\n|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'databases');
-SELECT format('| %s | %s | %s | %s | %s; %s | %s / %s / %s |', replace(v, 'n_', ''), pg_temp.n(pg_temp.med('databases', v, 'txm', 'served')),
+SELECT format('| %s | %s | %s | %s | %s; %s; %s | %s / %s / %s |', replace(v, 'n_', ''), pg_temp.n(pg_temp.med('databases', v, 'txm', 'served')),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'served_all_s'), 1),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'handler_p50_ms'), 1),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'idle_cpu_ms_per_s'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'idle_cpu_noav_ms_per_s'), 2),
+			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'idle_cpu_plain_ms_per_s'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_p50_ms'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_p99_ms'), 2),
 			  pg_temp.n(pg_temp.med('databases', v, 'txm', 'wait_max_ms'), 2))
@@ -339,6 +340,11 @@ SELECT format('| the same, two handler groups, %s executor(s) running handlers |
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_executor_cpu_s')))
   FROM generate_series(1, 2) e
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e);
+SELECT format('| the same, 2 executors, synchronous_commit off (what the WAL flush of each batch costs) | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('handler', 'executors_2_sync_off', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'executors_2_sync_off', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'executors_2_sync_off', 'txm', 'msgs_per_executor_cpu_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_2_sync_off');
 
 SELECT E'\n## Idle\n\nCPU used by the idle launcher and worker: ' || pg_temp.n(pg_temp.med('idle', 'workers', 'txm', 'cpu_ms_per_s'), 2) || ' ms per second.'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'idle');

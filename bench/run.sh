@@ -650,6 +650,12 @@ scenario_handler()
 			sql "SELECT pg_reload_conf()" >/dev/null
 			handler_drain "$rep" "executors_$((ex - 1))" 2 "$ex"
 		done
+		# what bounds the scaling: each batch's commit waits for its WAL
+		# flush; the same two executors with synchronous_commit off
+		sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null
+		sql "SELECT pg_reload_conf()" >/dev/null
+		handler_drain "$rep" executors_2_sync_off 2 3
+		sql "ALTER SYSTEM RESET synchronous_commit" >/dev/null
 		sql "ALTER SYSTEM RESET tx_message.executors" >/dev/null
 		sql "SELECT pg_reload_conf()" >/dev/null
 	done
@@ -1145,7 +1151,7 @@ cluster_cpu_ticks()
 
 scenario_databases()
 {
-	local i served all_s t0 now cpu cpu_noav k lat rows n p50 p99 pmax
+	local i served all_s t0 now cpu cpu_noav cpu_plain k lat rows n p50 p99 pmax
 	for i in $(seq 1 "$DATABASES"); do
 		as_user "$BINDIR/createdb" "db_$i"
 		as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres \
@@ -1227,7 +1233,16 @@ scenario_databases()
 	record databases "n_$DATABASES" txm 1 wait_max_ms "$pmax"
 	sql "ALTER SYSTEM RESET tx_message.worker_idle_timeout" >/dev/null
 	sql "SELECT pg_reload_conf()" >/dev/null
-	echo "   databases: $served of $DATABASES served within 10 s, all in $all_s s; the idle cluster used $cpu ms of CPU per second ($cpu_noav without autovacuum);" \
+	# the same databases without the extension: what autovacuum's visits
+	# cost a cluster of that many databases whatever is installed
+	wait_no_workers >/dev/null
+	for i in $(seq 1 "$DATABASES"); do
+		psql_run -d "db_$i" -Atq -c "DROP EXTENSION tx_message CASCADE" >/dev/null 2>&1
+	done
+	sleep 1
+	cpu_plain=$(idle_cpu)
+	record databases "n_$DATABASES" txm 1 idle_cpu_plain_ms_per_s "$cpu_plain"
+	echo "   databases: $served of $DATABASES served within 10 s, all in $all_s s; the idle cluster used $cpu ms of CPU per second ($cpu_noav without autovacuum, $cpu_plain without the extension);" \
 		"commit -> waiting consumer in a database without a worker: p50 $p50 p99 $p99 max $pmax ms ($n)"
 	for i in $(seq 1 "$DATABASES"); do
 		as_user "$BINDIR/dropdb" --force "db_$i"
