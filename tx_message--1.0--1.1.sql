@@ -181,9 +181,9 @@ COMMENT ON FUNCTION tx_recent(text, integer, bigint)
  * Message trace (tx_trace).  half_checks: every check-back of a half message
  * and its answer (half_messages.checks counts only the unknown ones).
  * moved: where in the log a message that was a half or delayed message went
- * (its id is not its position there).  slices_tick: the slices of a tick,
- * to find a message's position from the tick that first saw its
- * transaction.  None of them is written on the success path of a send or a
+ * (its id is not its position there).  A message's position is found
+ * from the tick that first saw its transaction, through slices_created
+ * below (a tick's slices carry its time).  None of them is written on the success path of a send or a
  * receive; rows of messages the log no longer holds are removed once a
  * minute.
  */
@@ -199,7 +199,6 @@ CREATE TABLE tx_message.moved (
 	msg_id bigint PRIMARY KEY,
 	pos bigint NOT NULL
 ) USING heap;
-CREATE INDEX slices_tick ON tx_message.slices (topic_id, tick_id);
 REVOKE ALL ON tx_message.half_checks, tx_message.moved FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('tx_message.half_checks', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.moved', '');

@@ -96,6 +96,7 @@
 #define Anum_slices_tick_id			3
 #define Anum_slices_slots			4
 #define Anum_slices_positions		5
+#define Anum_slices_created_at		6
 #define Anum_slices_pkey_topic_id	1
 #define Anum_slices_pkey_first_seq	2
 

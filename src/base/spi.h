@@ -44,6 +44,19 @@ txm_spi_null(bool isnull)
 	return isnull ? 'n' : ' ';
 }
 
+/* Rows put straight into one of the extension's tables and its indexes. */
+typedef struct TxmInserter
+{
+	Relation	rel;			/* opened RowExclusiveLock by the caller */
+	int			nindexes;
+	Relation   *indexes;
+	struct IndexInfo **infos;
+	struct TupleTableSlot *slot;
+} TxmInserter;
+
+extern void txm_inserter_open(TxmInserter *ins, Relation rel);
+extern void txm_inserter_insert(TxmInserter *ins, Datum *values, bool *nulls);
+extern void txm_inserter_close(TxmInserter *ins);
 extern void txm_insert_row(Relation rel, Datum *values, bool *nulls);
 extern void txm_update_row(Relation rel, ItemPointer tid, HeapTuple newtup);
 

@@ -89,13 +89,6 @@ typedef struct TickFound
 	int			cap;
 } TickFound;
 
-typedef struct TopicHead
-{
-	int32		topic_id;		/* hash key */
-	int64		next_seq;
-	bool		exists;
-} TopicHead;
-
 typedef struct RingRank
 {
 	uint64		xid;			/* hash key */
@@ -469,12 +462,15 @@ ring_ranks(TxmDbSlot *dbslot, uint64 base, uint64 *ring_head)
 	return ranks;
 }
 
+/* By topic, then in commit order within each topic. */
 static int
 cmp_tick_message(const void *a, const void *b)
 {
 	const TickMessage *x = a;
 	const TickMessage *y = b;
 
+	if (x->topic_id != y->topic_id)
+		return x->topic_id < y->topic_id ? -1 : 1;
 	if (x->rank != y->rank)
 		return x->rank < y->rank ? -1 : 1;
 	return (x->pos > y->pos) - (x->pos < y->pos);
@@ -483,7 +479,9 @@ cmp_tick_message(const void *a, const void *b)
 /*
  * Commit order: the messages of a restored dump not ticked where it was
  * taken (below the id floor) first, by id; then the ringed transactions, in
- * ring order; then the others by xid.
+ * ring order; then the others by xid.  The messages are sorted topic by
+ * topic, each topic's in that order: one sort, whatever the number of
+ * topics a tick sees.
  */
 static void
 order_by_commit(TickMessage *msgs, int n, HTAB *ranks, uint64 floor)
@@ -501,25 +499,41 @@ order_by_commit(TickMessage *msgs, int n, HTAB *ranks, uint64 floor)
 	qsort(msgs, n, sizeof(TickMessage), cmp_tick_message);
 }
 
+/*
+ * A tick's slices rows go straight into the table and its indexes (spi.c's
+ * inserter, opened once per tick): with thousands of busy topics a tick
+ * writes thousands of them, and an INSERT statement each cost several
+ * times the row.
+ */
+typedef struct SliceWriter
+{
+	TxmInserter ins;
+	int64		tick_id;
+	TimestampTz created_at;		/* what tx_seek by time looks up (since 1.1) */
+} SliceWriter;
+
 static void
-insert_slice(int32 topic_id, int64 first_seq, int64 tick_id, int16 slots,
+insert_slice(SliceWriter *w, int32 topic_id, int64 first_seq, int16 slots,
 			 const int64 *positions, int n)
 {
-	static const char *sql =
-		"INSERT INTO tx_message.slices (topic_id, first_seq, tick_id, slots, positions)"
-		" VALUES ($1, $2, $3, $4, $5)";
-	Oid			types[5] = {INT4OID, INT8OID, INT8OID, INT2OID, INT8ARRAYOID};
-	Datum		values[5];
+	Datum		values[Natts_slices];
+	bool		nulls[Natts_slices];
 	Datum	   *elems = palloc(sizeof(Datum) * n);
+	ArrayType  *arr;
 
 	for (int i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(positions[i]);
-	values[0] = Int32GetDatum(topic_id);
-	values[1] = Int64GetDatum(first_seq);
-	values[2] = Int64GetDatum(tick_id);
-	values[3] = Int16GetDatum(slots);
-	values[4] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	txm_spi_exec(sql, 5, types, values, NULL, 0);
+	arr = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	memset(nulls, 0, sizeof(nulls));
+	values[Anum_slices_topic_id - 1] = Int32GetDatum(topic_id);
+	values[Anum_slices_first_seq - 1] = Int64GetDatum(first_seq);
+	values[Anum_slices_tick_id - 1] = Int64GetDatum(w->tick_id);
+	values[Anum_slices_slots - 1] = Int16GetDatum(slots);
+	values[Anum_slices_positions - 1] = PointerGetDatum(arr);
+	/* a database still at 1.0 has no created_at: the row stops before it */
+	values[Anum_slices_created_at - 1] = TimestampTzGetDatum(w->created_at);
+	txm_inserter_insert(&w->ins, values, nulls);
+	pfree(arr);
 	pfree(elems);
 }
 
@@ -529,8 +543,8 @@ insert_slice(int32 topic_id, int64 first_seq, int64 tick_id, int16 slots,
  * slices.
  */
 static void
-append_to_stream(int32 topic_id, int64 *head, int64 tick_id,
-				 TickMessage *msgs, int n)
+append_to_stream(SliceWriter *w, int32 topic_id, int64 *head,
+				 const TickMessage *msgs, int n)
 {
 	int64	   *positions = palloc(sizeof(int64) * TXM_BLOCK);
 	int			i = 0;
@@ -547,7 +561,7 @@ append_to_stream(int32 topic_id, int64 *head, int64 tick_id,
 			positions[j] = msgs[i + j].pos;
 			slots |= (int16) (1 << msgs[i + j].slot);
 		}
-		insert_slice(topic_id, first, tick_id, slots, positions, take);
+		insert_slice(w, topic_id, first, slots, positions, take);
 		*head += take;
 		i += take;
 	}
@@ -555,64 +569,56 @@ append_to_stream(int32 topic_id, int64 *head, int64 tick_id,
 }
 
 /*
- * Append the messages found, in commit order, to their topics' streams,
- * topic by topic.  Messages of a dropped topic are simply never delivered.
+ * Append the messages found (sorted by order_by_commit) to their topics'
+ * streams, topic by topic.  Messages of a dropped topic are simply never
+ * delivered.
  */
 static void
-append_streams(TickMessage *msgs, int nmsgs, int64 tick_id, Snapshot snap)
+append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz tick_at,
+			   Snapshot snap)
 {
-	HASHCTL		ctl;
-	HTAB	   *heads;
-	TickMessage *run = palloc(sizeof(TickMessage) * nmsgs);
+	SliceWriter w;
+	Relation	rel = table_open(txm_catalog()->slices, RowExclusiveLock);
 	int			start = 0;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int32);
-	ctl.entrysize = sizeof(TopicHead);
-	ctl.hcxt = CurrentMemoryContext;
-	heads = hash_create("tx_message topic heads", 16, &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	txm_inserter_open(&w.ins, rel);
+	w.tick_id = tick_id;
+	w.created_at = tick_at;
 	while (start < nmsgs)
 	{
 		int32		topic_id = msgs[start].topic_id;
-		int			rest = start;
-		int			n = 0;
-		TopicHead  *h;
-		bool		found;
+		int			end = start;
 
-		/* this topic's messages from here on, stable in commit order */
-		for (int i = start; i < nmsgs; i++)
-			if (msgs[i].topic_id == topic_id)
-				run[n++] = msgs[i];
-		h = hash_search(heads, &topic_id, HASH_ENTER, &found);
-		if (!found)
+		while (end < nmsgs && msgs[end].topic_id == topic_id)
+			end++;
+		if (txm_topic_name(topic_id) != NULL)
 		{
-			h->exists = txm_topic_name(topic_id) != NULL;
-			h->next_seq = h->exists ? txm_stream_head(topic_id, snap) : 0;
+			int64		head = txm_stream_head(topic_id, snap);
+
+			append_to_stream(&w, topic_id, &head, msgs + start, end - start);
 		}
-		if (h->exists)
-			append_to_stream(topic_id, &h->next_seq, tick_id, run, n);
-		/* drop the handled topic from the rest of the array */
-		for (int i = start; i < nmsgs; i++)
-			if (msgs[i].topic_id != topic_id)
-				msgs[rest++] = msgs[i];
-		nmsgs = rest;
+		start = end;
 	}
-	hash_destroy(heads);
-	pfree(run);
+	txm_inserter_close(&w.ins);
+	table_close(rel, NoLock);
 }
 
+/*
+ * The tick's row carries the time of its slices: tx_trace finds a tick's
+ * slices of a topic by it (index slices_created).
+ */
 static void
-insert_tick(int64 tick_id, PgSnapshotData *snapshot)
+insert_tick(int64 tick_id, PgSnapshotData *snapshot, TimestampTz tick_at)
 {
 	static const char *sql =
-		"INSERT INTO tx_message.ticks (tick_id, snapshot, created_at) VALUES ($1, $2, now())";
-	Oid			types[2] = {INT8OID, PG_SNAPSHOTOID};
-	Datum		values[2];
+		"INSERT INTO tx_message.ticks (tick_id, snapshot, created_at) VALUES ($1, $2, $3)";
+	Oid			types[3] = {INT8OID, PG_SNAPSHOTOID, TIMESTAMPTZOID};
+	Datum		values[3];
 
 	values[0] = Int64GetDatum(tick_id);
 	values[1] = PointerGetDatum(snapshot);
-	txm_spi_exec(sql, 2, types, values, NULL, 0);
+	values[2] = TimestampTzGetDatum(tick_at);
+	txm_spi_exec(sql, 3, types, values, NULL, 0);
 }
 
 /*
@@ -667,10 +673,12 @@ txm_tick(bool wait)
 	collect_committed(snap, prev, now, &found);
 	if (found.n > 0)
 	{
+		TimestampTz tick_at = GetCurrentTimestamp();
+
 		order_by_commit(found.msgs, found.n, ranks, inst->id_floor);
 		SPI_connect();
-		append_streams(found.msgs, found.n, prev_tick + 1, snap);
-		insert_tick(prev_tick + 1, now);
+		append_streams(found.msgs, found.n, prev_tick + 1, tick_at, snap);
+		insert_tick(prev_tick + 1, now, tick_at);
 		SPI_finish();
 		prev_tick++;
 		prev_tick_xmax = now->xmax;
