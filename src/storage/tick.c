@@ -107,6 +107,27 @@ static struct
 } mem_prev = {NULL, -1, 0};
 
 /*
+ * ... and the first free position of each topic this backend's ticks
+ * appended to, as of mem_prev's tick (mem_heads_tick; -1: none known).
+ * While that tick is the last one, they are the topics' heads: only ticks
+ * append slices, and each writes a ticks row; retention removes slices
+ * below the heads only, and leaves retired_seq where the last one it
+ * removed ended; a dropped topic's id is never given again.  A tick then
+ * reads no slice to find where a topic it saw before goes on.  Entries are
+ * only ever for topics that had messages, and at most TXM_HEADS_MAX.
+ */
+typedef struct TopicHead
+{
+	int32		topic_id;		/* hash key */
+	int64		next_seq;
+} TopicHead;
+
+#define TXM_HEADS_MAX 65536
+
+static HTAB *mem_heads = NULL;
+static int64 mem_heads_tick = -1;
+
+/*
  * ... and what becomes of them when the current transaction commits.  A
  * tick made in a subtransaction that rolls back is forgotten with it.
  */
@@ -116,14 +137,61 @@ static struct
 	int64		tick_id;
 	uint64		tick_xmax;
 	int			level;
-} pending = {NULL, -1, 0, 0};
+	TopicHead  *heads;			/* the heads it moved, in TopMemoryContext */
+	int			nheads;
+	int			maxheads;
+} pending = {NULL, -1, 0, 0, NULL, 0, 0};
 
 static void
-forget_pending(void)
+forget_pending_snapshot(void)
 {
 	if (pending.snapshot)
 		pfree(pending.snapshot);
 	pending.snapshot = NULL;
+}
+
+static void
+forget_pending(void)
+{
+	forget_pending_snapshot();
+	pending.nheads = 0;
+}
+
+/* Forget every head known: they may no longer be the last tick's. */
+static void
+forget_heads(void)
+{
+	HASHCTL		ctl;
+
+	if (mem_heads != NULL && hash_get_num_entries(mem_heads) == 0)
+	{
+		mem_heads_tick = -1;
+		return;
+	}
+	if (mem_heads != NULL)
+		hash_destroy(mem_heads);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(TopicHead);
+	ctl.hcxt = TopMemoryContext;
+	mem_heads = hash_create("tx_message topic heads", 256, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	mem_heads_tick = -1;
+}
+
+static void
+adopt_heads(void)
+{
+	if (mem_heads == NULL ||
+		hash_get_num_entries(mem_heads) + pending.nheads > TXM_HEADS_MAX)
+		forget_heads();
+	for (int i = 0; i < pending.nheads; i++)
+	{
+		TopicHead  *h = hash_search(mem_heads, &pending.heads[i].topic_id, HASH_ENTER, NULL);
+
+		h->next_seq = pending.heads[i].next_seq;
+	}
+	mem_heads_tick = pending.tick_id;
 }
 
 void
@@ -137,6 +205,8 @@ txm_tick_xact_callback(XactEvent event)
 		mem_prev.tick_id = pending.tick_id;
 		mem_prev.tick_xmax = pending.tick_xmax;
 		pending.snapshot = NULL;
+		adopt_heads();
+		pending.nheads = 0;
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
 		forget_pending();
@@ -306,11 +376,15 @@ previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id,
 	if (*tick_id >= 0 && *tick_id == mem_prev.tick_id && mem_prev.snapshot != NULL &&
 		durable != NULL && durable->xmax == mem_prev.tick_xmax)
 	{
+		/* the last tick is this backend's: so are the heads it knows */
+		if (mem_heads_tick != *tick_id)
+			forget_heads();
 		pfree(durable);
 		prev = MemoryContextAlloc(TopMemoryContext, VARSIZE(mem_prev.snapshot));
 		memcpy(prev, mem_prev.snapshot, VARSIZE(mem_prev.snapshot));
 		return prev;
 	}
+	forget_heads();
 	if (durable != NULL && durable->xmax <= now->xmax)
 		return durable;
 
@@ -593,9 +667,20 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 			end++;
 		if (txm_topic_name(topic_id) != NULL)
 		{
-			int64		head = txm_stream_head(topic_id, snap);
+			TopicHead  *known = hash_search(mem_heads, &topic_id, HASH_FIND, NULL);
+			int64		head = known ? known->next_seq : txm_stream_head(topic_id, snap);
 
 			append_to_stream(&w, topic_id, &head, msgs + start, end - start);
+			if (pending.nheads == pending.maxheads)
+			{
+				pending.maxheads = Max(64, pending.maxheads * 2);
+				pending.heads = pending.heads
+					? repalloc(pending.heads, sizeof(TopicHead) * pending.maxheads)
+					: MemoryContextAlloc(TopMemoryContext, sizeof(TopicHead) * pending.maxheads);
+			}
+			pending.heads[pending.nheads].topic_id = topic_id;
+			pending.heads[pending.nheads].next_seq = head;
+			pending.nheads++;
 		}
 		start = end;
 	}
@@ -651,12 +736,19 @@ txm_tick(bool wait)
 	 * A restored dump is taken over before its log is ticked in this id
 	 * space; if a producer holds it up, tick later.
 	 */
-	if (txm_instance()->restore_pending && !txm_take_over_restore(true))
+	if (txm_instance()->restore_pending)
 	{
-		UnlockRelationOid(c->ticks, ExclusiveLock);
-		return wait ? 0 : -1;
+		if (!txm_take_over_restore(true))
+		{
+			UnlockRelationOid(c->ticks, ExclusiveLock);
+			return wait ? 0 : -1;
+		}
+		/* the streams are the dump's now */
+		forget_heads();
 	}
 	inst = txm_instance();
+	/* an earlier tick of this transaction is not this one's previous tick */
+	pending.nheads = 0;
 
 	/*
 	 * Read the ring before taking the snapshot: every entry read belongs to
@@ -686,7 +778,7 @@ txm_tick(bool wait)
 	}
 
 	/* adopt the new snapshot, and tell receivers, when this transaction commits */
-	forget_pending();
+	forget_pending_snapshot();
 	pending.snapshot = now;
 	pending.tick_id = prev_tick;
 	pending.tick_xmax = prev_tick_xmax;
