@@ -182,8 +182,8 @@ COMMENT ON FUNCTION tx_recent(text, integer, bigint)
  * and its answer (half_messages.checks counts only the unknown ones).
  * moved: where in the log a message that was a half or delayed message went
  * (its id is not its position there).  A message's position is found
- * from the tick that first saw its transaction, through slices_created
- * below (a tick's slices carry its time).  None of them is written on the success path of a send or a
+ * from the tick that first saw its transaction, by bisection over its
+ * topic's slices (tick ids grow with first_seq).  None of them is written on the success path of a send or a
  * receive; rows of messages the log no longer holds are removed once a
  * minute.
  */
@@ -264,8 +264,7 @@ UPDATE tx_message.slices s
 ALTER TABLE tx_message.slices
 	ALTER COLUMN created_at SET DEFAULT clock_timestamp(),
 	ALTER COLUMN created_at SET NOT NULL;
--- tx_seek by time walks it from the time asked for (created_at grows with first_seq)
-CREATE INDEX slices_created ON tx_message.slices (topic_id, created_at);
+-- tx_seek by time bisects a topic's slices by it (it grows with first_seq): no index
 
 /*
  * Idempotent sends: the first message sent to a topic with a dedup key.

@@ -90,3 +90,33 @@ SELECT tx_seek('sk.g', 'sk.events', 'yesterday-ish');
 SELECT tx_drop_topic('sk.events', cascade => true);
 DROP OWNED BY sk_stranger;
 DROP ROLE sk_stranger;
+
+-- a stream of many slices, one tick each: a seek to any slice's time, or
+-- just before or after it, lands where a scan of the slices says (the
+-- seek bisects the stream), and every message's trace finds its tick
+SELECT tx_create_topic('sk.many');
+SELECT tx_subscribe('sk.many', 'sk.m');
+DO $$
+BEGIN
+	FOR i IN 1..60 LOOP
+		PERFORM tx_send('sk.many', jsonb_build_object('i', i))
+		   FROM generate_series(1, 1 + i % 3);
+		COMMIT;
+		PERFORM tx_run_maintenance();
+		COMMIT;
+	END LOOP;
+END $$;
+CREATE TEMP TABLE sk_slices AS
+	SELECT s.first_seq, s.created_at FROM tx_message.slices s
+	  JOIN tx_message.topics t USING (topic_id) WHERE t.topic = 'sk.many';
+SELECT count(*) >= 20 AS many_slices, count(DISTINCT created_at) = count(*) AS distinct_times
+  FROM sk_slices;
+SELECT count(*) FILTER (WHERE tx_seek('sk.m', 'sk.many', t) =
+						120 - coalesce((SELECT min(first_seq) FROM sk_slices WHERE created_at >= t), 120))
+	   = count(*) AS all_agree
+  FROM (SELECT created_at + d AS t
+		  FROM sk_slices, unnest(ARRAY[interval '-1 microsecond', '0', '1 microsecond']) d) x;
+SELECT count(*) AS messages, count(*) FILTER (WHERE tr.deliverable_at IS NOT NULL) AS traced_to_a_tick
+  FROM tx_message.messages m, tx_trace(m.msg_id) tr
+ WHERE m.topic = 'sk.many' AND tr.consumer_group = 'sk.m';
+SELECT tx_drop_topic('sk.many', cascade => true);

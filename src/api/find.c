@@ -339,10 +339,10 @@ trace_group(TraceRow *r, int32 sub_id, const char *group, int64 msg_id, int64 se
 
 /*
  * The position of a logged message in its topic's stream: from the first
- * tick whose snapshot sees its transaction, the slices of that tick, which
- * carry the tick's time (an index look-up in slices_created); a message
- * whose tick was trimmed is looked for in every slice of the topic.  -1 if
- * it has none yet.  *tick_at: when it became deliverable, if known.
+ * tick whose snapshot sees its transaction, the slices of that tick (found
+ * by bisection over the stream, stream.c); a message whose tick was trimmed
+ * is looked for in every slice of the topic.  -1 if it has none yet.
+ * *tick_at: when it became deliverable, if known.
  */
 static int64
 trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
@@ -351,15 +351,12 @@ trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
 		"SELECT tick_id, created_at FROM tx_message.ticks"
 		" WHERE pg_catalog.pg_visible_in_snapshot(($1::text)::xid8, snapshot)"
 		" ORDER BY tick_id LIMIT 1";
-	static const char *slice_sql =
-		"SELECT first_seq + array_position(positions, $3) - 1 FROM tx_message.slices"
-		" WHERE topic_id = $1 AND created_at = $4 AND tick_id = $2 AND positions @> ARRAY[$3]";
 	static const char *scan_sql =
 		"SELECT first_seq + array_position(positions, $2) - 1 FROM tx_message.slices"
 		" WHERE topic_id = $1 AND positions @> ARRAY[$2]";
 	Oid			ttypes[1] = {INT8OID};
-	Oid			stypes[4] = {INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID};
-	Datum		values[4];
+	Oid			stypes[2] = {INT4OID, INT8OID};
+	Datum		values[2];
 	bool		isnull;
 
 	*tick_null = true;
@@ -367,16 +364,16 @@ trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
 	if (txm_spi_exec_latest(tick_sql, 1, ttypes, values, NULL, 1) == 1)
 	{
 		Datum		at = txm_spi_value(0, 2, &isnull);
+		int64		tick_id = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		int64		seq = txm_stream_seq_in_tick(topic_id, tick_id, pos, snap);
 
-		values[0] = Int32GetDatum(topic_id);
-		values[1] = txm_spi_value(0, 1, &isnull);
-		values[2] = Int64GetDatum(pos);
-		values[3] = at;
-		if (txm_spi_exec_latest(slice_sql, 4, stypes, values, NULL, 1) == 1)
+		UnregisterSnapshot(snap);
+		if (seq >= 0)
 		{
 			*tick_at = at;
 			*tick_null = false;
-			return DatumGetInt64(txm_spi_value(0, 1, &isnull));
+			return seq;
 		}
 	}
 	values[0] = Int32GetDatum(topic_id);

@@ -27,6 +27,7 @@
 #include "utils/array.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/varbit.h"
 
 #include "src/base/catalog.h"
@@ -350,26 +351,201 @@ txm_stream_start(int32 topic_id, bool earliest)
 }
 
 /*
+ * Finding a slice by the tick that made it, or by when: the slices of a
+ * topic are made by serialized ticks, so their tick ids and times grow
+ * with first_seq, and a bisection over first_seq (an index descent per
+ * step, some forty for the longest stream) finds the first slice past a
+ * tick or a time.  That keeps slices with a single index, which every tick
+ * writes to once per topic it saw.
+ */
+typedef struct SliceProbe
+{
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *ts;
+	Snapshot	snap;
+	int32		topic_id;
+	bool		with_time;		/* the database is at 1.1: created_at exists */
+} SliceProbe;
+
+typedef struct SliceInfo
+{
+	int64		first_seq;
+	int64		tick_id;
+	TimestampTz created_at;
+} SliceInfo;
+
+static void
+probe_open(SliceProbe *p, int32 topic_id, Snapshot snap)
+{
+	const TxmCatalog *c = txm_catalog();
+
+	p->rel = table_open(c->slices, AccessShareLock);
+	p->idx = index_open(c->slices_pkey, AccessShareLock);
+	p->ts = table_slot_create(p->rel, NULL);
+	p->snap = snap;
+	p->topic_id = topic_id;
+	p->with_time = c->v1_1;
+}
+
+static void
+probe_close(SliceProbe *p)
+{
+	ExecDropSingleTupleTableSlot(p->ts);
+	index_close(p->idx, AccessShareLock);
+	table_close(p->rel, AccessShareLock);
+}
+
+/*
+ * The topic's first slice with first_seq >= from (forward), or its last
+ * slice (backward, from ignored), left in p->ts.  false if there is none.
+ */
+static bool
+probe_slice(SliceProbe *p, int64 from, ScanDirection dir, SliceInfo *si)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	int			nkeys = 1;
+	bool		found;
+
+	ScanKeyInit(&keys[0], Anum_slices_pkey_topic_id, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(p->topic_id));
+	if (dir == ForwardScanDirection)
+		ScanKeyInit(&keys[nkeys++], Anum_slices_pkey_first_seq, BTGreaterEqualStrategyNumber,
+					F_INT8GE, Int64GetDatum(from));
+	scan = index_beginscan(p->rel, p->idx, p->snap, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	found = index_getnext_slot(scan, dir, p->ts);
+	if (found)
+	{
+		bool		isnull;
+
+		si->first_seq = DatumGetInt64(slot_getattr(p->ts, Anum_slices_first_seq, &isnull));
+		si->tick_id = DatumGetInt64(slot_getattr(p->ts, Anum_slices_tick_id, &isnull));
+		si->created_at = p->with_time
+			? DatumGetTimestampTz(slot_getattr(p->ts, Anum_slices_created_at, &isnull))
+			: DT_NOBEGIN;
+	}
+	index_endscan(scan);
+	return found;
+}
+
+/* Has the stream reached the tick or the time asked for at this slice? */
+typedef struct SliceGoal
+{
+	bool		by_time;
+	int64		tick_id;
+	TimestampTz t;
+} SliceGoal;
+
+static bool
+reached(const SliceGoal *goal, const SliceInfo *si)
+{
+	return goal->by_time ? si->created_at >= goal->t : si->tick_id >= goal->tick_id;
+}
+
+/*
+ * The first slice of the topic at which the goal is reached, left in
+ * p->ts.  false if no slice reaches it.
+ */
+static bool
+first_slice_reaching(SliceProbe *p, const SliceGoal *goal, SliceInfo *si)
+{
+	SliceInfo	first;
+	SliceInfo	last;
+	int64		lo;
+	int64		hi;
+
+	if (!probe_slice(p, PG_INT64_MIN, ForwardScanDirection, &first))
+		return false;
+	if (reached(goal, &first))
+	{
+		*si = first;
+		return true;
+	}
+	if (!probe_slice(p, 0, BackwardScanDirection, &last) || !reached(goal, &last))
+		return false;
+
+	/*
+	 * The smallest x in (first, last] whose first slice at or after x
+	 * reaches the goal: that slice is the one asked for.
+	 */
+	lo = first.first_seq + 1;
+	hi = last.first_seq;
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+		SliceInfo	at;
+
+		if (!probe_slice(p, mid, ForwardScanDirection, &at))
+			elog(ERROR, "slice %lld of topic %d vanished", (long long) hi, p->topic_id);
+		if (reached(goal, &at))
+			hi = mid;
+		else
+			lo = at.first_seq + 1;
+	}
+	if (!probe_slice(p, lo, ForwardScanDirection, si))
+		elog(ERROR, "slice %lld of topic %d vanished", (long long) lo, p->topic_id);
+	return true;
+}
+
+/*
+ * The position in a topic's stream of the log position pos, which the tick
+ * tick_id made deliverable, read with snap.  -1 if that tick gave the topic
+ * no such position (it was trimmed, or pos is not the topic's).
+ */
+int64
+txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap)
+{
+	SliceProbe	p;
+	SliceGoal	goal = {false, tick_id, 0};
+	SliceInfo	si;
+	int64		seq = -1;
+
+	probe_open(&p, topic_id, snap);
+	if (first_slice_reaching(&p, &goal, &si))
+	{
+		while (si.tick_id == tick_id && seq < 0)
+		{
+			bool		isnull;
+			ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(p.ts, Anum_slices_positions, &isnull));
+			int			n = ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
+			const int64 *data = (const int64 *) ARR_DATA_PTR(positions);
+
+			for (int i = 0; i < n; i++)
+				if (data[i] == pos)
+				{
+					seq = si.first_seq + i;
+					break;
+				}
+			if (seq < 0 && !probe_slice(&p, si.first_seq + n, ForwardScanDirection, &si))
+				break;
+		}
+	}
+	probe_close(&p);
+	return seq;
+}
+
+/*
  * The first position of a topic's stream committed at or after t: the
- * first slice the ticker made at or after t (slices.created_at, since 1.1;
- * it grows with first_seq, ticks being serialized), or the head if none
- * was.  A time before what retention keeps gives the oldest position kept.
- * The caller has done SPI_connect().
+ * first slice the ticker made at or after t (slices.created_at, since 1.1),
+ * or the head if none was.  A time before what retention keeps gives the
+ * oldest position kept.  The caller has done SPI_connect().
  */
 int64
 txm_stream_seq_at(int32 topic_id, TimestampTz t)
 {
-	static const char *sql =
-		"SELECT greatest(coalesce((SELECT first_seq FROM tx_message.slices"
-		"                           WHERE topic_id = $1 AND created_at >= $2"
-		"                           ORDER BY created_at, first_seq LIMIT 1),"
-		"                         (SELECT first_seq + cardinality(positions) FROM tx_message.slices"
-		"                           WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1),"
-		"                         retired_seq), retired_seq)"
-		"  FROM tx_message.topics WHERE topic_id = $1";
-	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
-	Datum		values[2];
+	static const char *retired_sql =
+		"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
 	bool		isnull;
+	int64		retired;
+	int64		seq;
+	Snapshot	snap;
+	SliceProbe	p;
+	SliceGoal	goal = {true, 0, t};
+	SliceInfo	si;
 
 	if (!txm_catalog()->v1_1)
 		ereport(ERROR,
@@ -378,8 +554,16 @@ txm_stream_seq_at(int32 topic_id, TimestampTz t)
 				 errhint("Run ALTER EXTENSION tx_message UPDATE.")));
 	hold_retention();
 	values[0] = Int32GetDatum(topic_id);
-	values[1] = TimestampTzGetDatum(t);
-	if (txm_spi_exec_latest(sql, 2, types, values, NULL, 1) == 0)
+	if (txm_spi_exec_latest(retired_sql, 1, types, values, NULL, 1) == 0)
 		return 0;
-	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	retired = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	probe_open(&p, topic_id, snap);
+	if (first_slice_reaching(&p, &goal, &si))
+		seq = si.first_seq;
+	else
+		seq = txm_stream_head(topic_id, snap);
+	probe_close(&p);
+	UnregisterSnapshot(snap);
+	return Max(seq, retired);
 }

@@ -75,5 +75,6 @@ extern void txm_fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap);
 extern int64 txm_stream_head(int32 topic_id, Snapshot snap);
 extern int64 txm_stream_start(int32 topic_id, bool earliest);
 extern int64 txm_stream_seq_at(int32 topic_id, TimestampTz t);
+extern int64 txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap);
 
 #endif							/* TXM_STREAM_H */

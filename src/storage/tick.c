@@ -688,10 +688,7 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 	table_close(rel, NoLock);
 }
 
-/*
- * The tick's row carries the time of its slices: tx_trace finds a tick's
- * slices of a topic by it (index slices_created).
- */
+/* The tick's row carries the time of its slices (what tx_trace shows). */
 static void
 insert_tick(int64 tick_id, PgSnapshotData *snapshot, TimestampTz tick_at)
 {
