@@ -93,7 +93,7 @@ CREATE VIEW tx_message.stats WITH (security_barrier) AS
 	  JOIN tx_message.topics t ON t.topic OPERATOR(pg_catalog.=) s.topic
 	  LEFT JOIN tx_message.sub_state st ON st.sub_id OPERATOR(pg_catalog.=) s.sub_id
 	  CROSS JOIN LATERAL (
-		SELECT coalesce((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
+		SELECT greatest((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
 						   FROM tx_message.slices sl WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
 						  ORDER BY sl.first_seq DESC LIMIT 1), t.retired_seq) AS head) h
 	  LEFT JOIN LATERAL (
@@ -124,7 +124,7 @@ CREATE VIEW tx_message.stats WITH (security_barrier) AS
 		ON tot.topic_id OPERATOR(pg_catalog.=) t.topic_id AND tot.sub_id OPERATOR(pg_catalog.=) s.sub_id
 	UNION ALL
 	SELECT t.topic, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-		   coalesce((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
+		   greatest((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
 					   FROM tx_message.slices sl WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
 					  ORDER BY sl.first_seq DESC LIMIT 1), t.retired_seq),
 		   hm.pending,

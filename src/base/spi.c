@@ -223,11 +223,18 @@ txm_inserter_open(TxmInserter *ins, Relation rel)
 		if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
 			elog(ERROR, "index \"%s\" of an internal table has expressions",
 				 RelationGetRelationName(index));
+		/* as the executor does: an index still being built takes no entries */
+		if (!info->ii_ReadyForInserts)
+		{
+			index_close(index, RowExclusiveLock);
+			continue;
+		}
 		ins->indexes[i] = index;
 		ins->infos[i] = info;
 		i++;
 	}
 	list_free(indexes);
+	ins->nindexes = i;
 	ins->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 }
 

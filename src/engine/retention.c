@@ -103,7 +103,7 @@ log_has_rows(int slot)
 /* {topic_id: first free position} of every topic, as a jsonb datum */
 static const char *heads_sql =
 	"SELECT coalesce(jsonb_object_agg(t.topic_id,"
-	"                                 coalesce((SELECT s.first_seq + cardinality(s.positions)"
+	"                                 greatest((SELECT s.first_seq + cardinality(s.positions)"
 	"                                             FROM tx_message.slices s WHERE s.topic_id = t.topic_id"
 	"                                            ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq)),"
 	"                '{}')"

@@ -261,8 +261,12 @@ txm_fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
 
 /*
  * First free position of a topic's stream, read with snap: the end of its
- * last slice or, once retention truncated every slice, the position it
- * stopped at.  The caller has done SPI_connect().
+ * last slice, or where retention last sealed it (retired_seq) if that is
+ * further: a truncation deletes the slices of its table below the sealed
+ * heads, which may be a topic's last slices while an earlier one, of a
+ * newer table (a transaction that began in the older table committed
+ * after one that began in the newer), stays.  The caller has done
+ * SPI_connect().
  */
 int64
 txm_stream_head(int32 topic_id, Snapshot snap)
@@ -289,14 +293,13 @@ txm_stream_head(int32 topic_id, Snapshot snap)
 		head = DatumGetInt64(slot_getattr(ts, Anum_slices_first_seq, &isnull)) +
 			ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
 	}
-	else
 	{
 		Oid			types[1] = {INT4OID};
 		Datum		values[1];
 
 		values[0] = Int32GetDatum(topic_id);
 		if (txm_spi_exec_latest(retired_sql, 1, types, values, NULL, 1) == 1)
-			head = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+			head = Max(head, DatumGetInt64(txm_spi_value(0, 1, &isnull)));
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(ts);
@@ -332,7 +335,7 @@ int64
 txm_stream_start(int32 topic_id, bool earliest)
 {
 	static const char *head_sql =
-		"SELECT coalesce((SELECT first_seq + cardinality(positions) FROM tx_message.slices"
+		"SELECT greatest((SELECT first_seq + cardinality(positions) FROM tx_message.slices"
 		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1), retired_seq)"
 		"  FROM tx_message.topics WHERE topic_id = $1";
 	static const char *oldest_sql =
@@ -352,11 +355,14 @@ txm_stream_start(int32 topic_id, bool earliest)
 
 /*
  * Finding a slice by the tick that made it, or by when: the slices of a
- * topic are made by serialized ticks, so their tick ids and times grow
- * with first_seq, and a bisection over first_seq (an index descent per
- * step, some forty for the longest stream) finds the first slice past a
- * tick or a time.  That keeps slices with a single index, which every tick
- * writes to once per topic it saw.
+ * topic are made by serialized ticks, so their tick ids grow with
+ * first_seq, and so do their times as long as the clock does not go back
+ * (slices that the update from 1.0 dated after their tick or first message
+ * may not quite); a bisection over first_seq (an index descent per step,
+ * some forty for the longest stream) finds the first slice past a tick or
+ * a time, and lands near it where the times do not grow.  That keeps
+ * slices with a single index, which every tick writes to once per topic it
+ * saw.
  */
 typedef struct SliceProbe
 {
@@ -478,14 +484,14 @@ first_slice_reaching(SliceProbe *p, const SliceGoal *goal, SliceInfo *si)
 		SliceInfo	at;
 
 		if (!probe_slice(p, mid, ForwardScanDirection, &at))
-			elog(ERROR, "slice %lld of topic %d vanished", (long long) hi, p->topic_id);
+			elog(ERROR, "no slice of topic %d from %lld on", p->topic_id, (long long) mid);
 		if (reached(goal, &at))
 			hi = mid;
 		else
 			lo = at.first_seq + 1;
 	}
 	if (!probe_slice(p, lo, ForwardScanDirection, si))
-		elog(ERROR, "slice %lld of topic %d vanished", (long long) lo, p->topic_id);
+		elog(ERROR, "no slice of topic %d from %lld on", p->topic_id, (long long) lo);
 	return true;
 }
 

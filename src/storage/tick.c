@@ -108,17 +108,20 @@ static struct
 
 /*
  * ... and the first free position of each topic this backend's ticks
- * appended to, as of mem_prev's tick (mem_heads_tick; -1: none known).
- * While that tick is the last one, they are the topics' heads: only ticks
- * append slices, and each writes a ticks row; retention removes slices
- * below the heads only, and leaves retired_seq where the last one it
- * removed ended; a dropped topic's id is never given again.  A tick then
- * reads no slice to find where a topic it saw before goes on.  Entries are
- * only ever for topics that had messages, and at most TXM_HEADS_MAX.
+ * appended to, as of mem_prev's tick (mem_heads_tick; -1: none known), in
+ * the slices table mem_heads_rel.  While that tick is the last one, they
+ * are the topics' heads: only ticks append slices, and each writes a ticks
+ * row; retention removes slices below the heads only (and sets
+ * retired_seq to a head it sealed); a dropped topic's id is not given
+ * again by the same tables (a new CREATE EXTENSION makes new ones).  A
+ * tick then reads no slice to find where a topic it saw before goes on.
+ * Entries are only ever for topics that had messages, at most
+ * TXM_HEADS_MAX.
  */
 typedef struct TopicHead
 {
 	int32		topic_id;		/* hash key */
+	bool		known;			/* next_seq is a committed tick's */
 	int64		next_seq;
 } TopicHead;
 
@@ -126,6 +129,25 @@ typedef struct TopicHead
 
 static HTAB *mem_heads = NULL;
 static int64 mem_heads_tick = -1;
+static Oid	mem_heads_rel = InvalidOid;
+
+/*
+ * The heads a tick moved: their entries (made during the tick, where an
+ * error is allowed) and new values, set when its transaction commits,
+ * which must not fail.  The running tick's go to pending's when it ends.
+ */
+typedef struct HeadMoves
+{
+	TopicHead **entries;		/* in mem_heads */
+	int64	   *seqs;
+	int			n;
+	int			max;
+} HeadMoves;
+
+static HeadMoves tick_moves = {NULL, NULL, 0, 0};
+
+/* a tick ran in the current transaction: an abort in it forgets the heads */
+static bool ticked_in_xact = false;
 
 /*
  * ... and what becomes of them when the current transaction commits.  A
@@ -137,10 +159,8 @@ static struct
 	int64		tick_id;
 	uint64		tick_xmax;
 	int			level;
-	TopicHead  *heads;			/* the heads it moved, in TopMemoryContext */
-	int			nheads;
-	int			maxheads;
-} pending = {NULL, -1, 0, 0, NULL, 0, 0};
+	HeadMoves	moves;
+} pending = {NULL, -1, 0, 0, {NULL, NULL, 0, 0}};
 
 static void
 forget_pending_snapshot(void)
@@ -154,43 +174,60 @@ static void
 forget_pending(void)
 {
 	forget_pending_snapshot();
-	pending.nheads = 0;
+	pending.moves.n = 0;
 }
 
-/* Forget every head known: they may no longer be the last tick's. */
+/*
+ * Forget every head known: they may no longer be the last tick's.  Frees
+ * only, so that an abort may call it.
+ */
 static void
 forget_heads(void)
 {
-	HASHCTL		ctl;
-
-	if (mem_heads != NULL && hash_get_num_entries(mem_heads) == 0)
-	{
-		mem_heads_tick = -1;
-		return;
-	}
 	if (mem_heads != NULL)
 		hash_destroy(mem_heads);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int32);
-	ctl.entrysize = sizeof(TopicHead);
-	ctl.hcxt = TopMemoryContext;
-	mem_heads = hash_create("tx_message topic heads", 256, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	mem_heads = NULL;
 	mem_heads_tick = -1;
+	mem_heads_rel = InvalidOid;
+	/* their entries went with the table */
+	pending.moves.n = 0;
+	tick_moves.n = 0;
 }
 
 static void
+remember_move(HeadMoves *m, TopicHead *entry, int64 seq)
+{
+	if (m->n == m->max)
+	{
+		m->max = Max(64, m->max * 2);
+		if (m->entries == NULL)
+		{
+			m->entries = MemoryContextAlloc(TopMemoryContext, sizeof(TopicHead *) * m->max);
+			m->seqs = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * m->max);
+		}
+		else
+		{
+			m->entries = repalloc(m->entries, sizeof(TopicHead *) * m->max);
+			m->seqs = repalloc(m->seqs, sizeof(int64) * m->max);
+		}
+	}
+	m->entries[m->n] = entry;
+	m->seqs[m->n] = seq;
+	m->n++;
+}
+
+/* At commit: allocates nothing. */
+static void
 adopt_heads(void)
 {
-	if (mem_heads == NULL ||
-		hash_get_num_entries(mem_heads) + pending.nheads > TXM_HEADS_MAX)
-		forget_heads();
-	for (int i = 0; i < pending.nheads; i++)
+	if (mem_heads == NULL)
+		return;
+	for (int i = 0; i < pending.moves.n; i++)
 	{
-		TopicHead  *h = hash_search(mem_heads, &pending.heads[i].topic_id, HASH_ENTER, NULL);
-
-		h->next_seq = pending.heads[i].next_seq;
+		pending.moves.entries[i]->next_seq = pending.moves.seqs[i];
+		pending.moves.entries[i]->known = true;
 	}
+	pending.moves.n = 0;
 	mem_heads_tick = pending.tick_id;
 }
 
@@ -206,10 +243,16 @@ txm_tick_xact_callback(XactEvent event)
 		mem_prev.tick_xmax = pending.tick_xmax;
 		pending.snapshot = NULL;
 		adopt_heads();
-		pending.nheads = 0;
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+	{
 		forget_pending();
+		if (ticked_in_xact)
+			forget_heads();
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		ticked_in_xact = false;
 }
 
 void
@@ -217,6 +260,9 @@ txm_tick_subxact_callback(SubXactEvent event)
 {
 	int			level = GetCurrentTransactionNestLevel();
 
+	/* whatever a failed tick did to the heads, they are not trusted again */
+	if (event == SUBXACT_EVENT_ABORT_SUB && ticked_in_xact)
+		forget_heads();
 	if (pending.snapshot == NULL || pending.level < level)
 		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
@@ -377,7 +423,7 @@ previous_snapshot(Snapshot snap, const PgSnapshotData *now, int64 *tick_id,
 		durable != NULL && durable->xmax == mem_prev.tick_xmax)
 	{
 		/* the last tick is this backend's: so are the heads it knows */
-		if (mem_heads_tick != *tick_id)
+		if (mem_heads_tick != *tick_id || mem_heads_rel != txm_catalog()->slices)
 			forget_heads();
 		pfree(durable);
 		prev = MemoryContextAlloc(TopMemoryContext, VARSIZE(mem_prev.snapshot));
@@ -655,6 +701,21 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 	Relation	rel = table_open(txm_catalog()->slices, RowExclusiveLock);
 	int			start = 0;
 
+	/* a tick of more topics than are remembered reads every head */
+	if (mem_heads != NULL && hash_get_num_entries(mem_heads) + nmsgs > TXM_HEADS_MAX)
+		forget_heads();
+	if (mem_heads == NULL && nmsgs <= TXM_HEADS_MAX)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(TopicHead);
+		ctl.hcxt = TopMemoryContext;
+		mem_heads = hash_create("tx_message topic heads", 256, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		mem_heads_rel = RelationGetRelid(rel);
+	}
 	txm_inserter_open(&w.ins, rel);
 	w.tick_id = tick_id;
 	w.created_at = tick_at;
@@ -667,20 +728,21 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 			end++;
 		if (txm_topic_name(topic_id) != NULL)
 		{
-			TopicHead  *known = hash_search(mem_heads, &topic_id, HASH_FIND, NULL);
-			int64		head = known ? known->next_seq : txm_stream_head(topic_id, snap);
+			TopicHead  *entry = NULL;
+			bool		found = false;
+			int64		head;
 
-			append_to_stream(&w, topic_id, &head, msgs + start, end - start);
-			if (pending.nheads == pending.maxheads)
+			if (mem_heads != NULL)
 			{
-				pending.maxheads = Max(64, pending.maxheads * 2);
-				pending.heads = pending.heads
-					? repalloc(pending.heads, sizeof(TopicHead) * pending.maxheads)
-					: MemoryContextAlloc(TopMemoryContext, sizeof(TopicHead) * pending.maxheads);
+				entry = hash_search(mem_heads, &topic_id, HASH_ENTER, &found);
+				if (!found)
+					entry->known = false;
 			}
-			pending.heads[pending.nheads].topic_id = topic_id;
-			pending.heads[pending.nheads].next_seq = head;
-			pending.nheads++;
+			head = entry != NULL && entry->known
+				? entry->next_seq : txm_stream_head(topic_id, snap);
+			append_to_stream(&w, topic_id, &head, msgs + start, end - start);
+			if (entry != NULL)
+				remember_move(&tick_moves, entry, head);
 		}
 		start = end;
 	}
@@ -744,8 +806,8 @@ txm_tick(bool wait)
 		forget_heads();
 	}
 	inst = txm_instance();
-	/* an earlier tick of this transaction is not this one's previous tick */
-	pending.nheads = 0;
+	ticked_in_xact = true;
+	tick_moves.n = 0;
 
 	/*
 	 * Read the ring before taking the snapshot: every entry read belongs to
@@ -774,8 +836,19 @@ txm_tick(bool wait)
 		txm_count(TXM_COUNTER_DELIVERED, (uint64) found.n);
 	}
 
-	/* adopt the new snapshot, and tell receivers, when this transaction commits */
+	/*
+	 * Adopt the new snapshot and heads, and tell receivers, when this
+	 * transaction commits.  An earlier tick of this transaction moved heads
+	 * from a tick that is not this one's previous tick: they go.
+	 */
 	forget_pending_snapshot();
+	{
+		HeadMoves	spare = pending.moves;
+
+		pending.moves = tick_moves;
+		tick_moves = spare;
+		tick_moves.n = 0;
+	}
 	pending.snapshot = now;
 	pending.tick_id = prev_tick;
 	pending.tick_xmax = prev_tick_xmax;
