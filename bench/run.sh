@@ -651,10 +651,13 @@ scenario_handler()
 			handler_drain "$rep" "executors_$((ex - 1))" 2 "$ex"
 		done
 		# what bounds the scaling: each batch's commit waits for its WAL
-		# flush; the same two executors with synchronous_commit off
+		# flush; the same one and two executors with synchronous_commit off
 		sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null
-		sql "SELECT pg_reload_conf()" >/dev/null
-		handler_drain "$rep" executors_2_sync_off 2 3
+		for ex in 2 3; do
+			sql "ALTER SYSTEM SET tx_message.executors = $ex" >/dev/null
+			sql "SELECT pg_reload_conf()" >/dev/null
+			handler_drain "$rep" "executors_$((ex - 1))_sync_off" 2 "$ex"
+		done
 		sql "ALTER SYSTEM RESET synchronous_commit" >/dev/null
 		sql "ALTER SYSTEM RESET tx_message.executors" >/dev/null
 		sql "SELECT pg_reload_conf()" >/dev/null

@@ -146,8 +146,12 @@ typedef struct HeadMoves
 
 static HeadMoves tick_moves = {NULL, NULL, 0, 0};
 
-/* a tick ran in the current transaction: an abort in it forgets the heads */
-static bool ticked_in_xact = false;
+/*
+ * The deepest transaction nest level that ran a tick, 0 if none: the abort
+ * of that level (or of the transaction) forgets every head, whatever the
+ * tick did before it failed.
+ */
+static int	ticked_level = 0;
 
 /*
  * ... and what becomes of them when the current transaction commits.  A
@@ -247,12 +251,12 @@ txm_tick_xact_callback(XactEvent event)
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
 	{
 		forget_pending();
-		if (ticked_in_xact)
+		if (ticked_level > 0)
 			forget_heads();
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE)
-		ticked_in_xact = false;
+		ticked_level = 0;
 }
 
 void
@@ -260,9 +264,14 @@ txm_tick_subxact_callback(SubXactEvent event)
 {
 	int			level = GetCurrentTransactionNestLevel();
 
-	/* whatever a failed tick did to the heads, they are not trusted again */
-	if (event == SUBXACT_EVENT_ABORT_SUB && ticked_in_xact)
-		forget_heads();
+	if (ticked_level >= level &&
+		(event == SUBXACT_EVENT_ABORT_SUB || event == SUBXACT_EVENT_COMMIT_SUB))
+	{
+		/* whatever a failed tick did to the heads, they are not trusted again */
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			forget_heads();
+		ticked_level = level - 1;
+	}
 	if (pending.snapshot == NULL || pending.level < level)
 		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
@@ -701,10 +710,17 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 	Relation	rel = table_open(txm_catalog()->slices, RowExclusiveLock);
 	int			start = 0;
 
-	/* a tick of more topics than are remembered reads every head */
-	if (mem_heads != NULL && hash_get_num_entries(mem_heads) + nmsgs > TXM_HEADS_MAX)
+	int			ntopics = 0;
+
+	/* (sorted by topic) */
+	for (int i = 0; i < nmsgs; i++)
+		if (i == 0 || msgs[i].topic_id != msgs[i - 1].topic_id)
+			ntopics++;
+	/* start afresh rather than remember more than TXM_HEADS_MAX heads */
+	if (mem_heads != NULL && hash_get_num_entries(mem_heads) + ntopics > TXM_HEADS_MAX)
 		forget_heads();
-	if (mem_heads == NULL && nmsgs <= TXM_HEADS_MAX)
+	/* a tick of more topics than that reads every head */
+	if (mem_heads == NULL && ntopics <= TXM_HEADS_MAX)
 	{
 		HASHCTL		ctl;
 
@@ -806,7 +822,7 @@ txm_tick(bool wait)
 		forget_heads();
 	}
 	inst = txm_instance();
-	ticked_in_xact = true;
+	ticked_level = Max(ticked_level, GetCurrentTransactionNestLevel());
 	tick_moves.n = 0;
 
 	/*
