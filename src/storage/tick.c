@@ -709,7 +709,6 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 	SliceWriter w;
 	Relation	rel = table_open(txm_catalog()->slices, RowExclusiveLock);
 	int			start = 0;
-
 	int			ntopics = 0;
 
 	/* (sorted by topic) */
