@@ -1221,7 +1221,7 @@ scenario_databases()
 
 	lat=""
 	for i in $(seq 1 "$(( DATABASES < 20 ? DATABASES : 20 ))"); do
-		wait_no_workers >/dev/null
+		wait_no_workers >/dev/null || echo "   databases: workers still running after 60 s"
 		psql_run -d "db_$i" -Atq -c "SELECT round(extract(epoch FROM clock_timestamp() - (payload->>'at')::timestamptz) * 1000, 2)
 			FROM tx_receive('g', 1, wait => '10 s')" > "$WORK/wait_$i.out" &
 		k=$!
