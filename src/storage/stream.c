@@ -260,55 +260,6 @@ txm_fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
 }
 
 /*
- * First free position of a topic's stream, read with snap: the end of its
- * last slice, or where retention last sealed it (retired_seq) if that is
- * further: a truncation deletes the slices of its table below the sealed
- * heads, which may be a topic's last slices while an earlier one, of a
- * newer table (a transaction that began in the older table committed
- * after one that began in the newer), stays.  The caller has done
- * SPI_connect().
- */
-int64
-txm_stream_head(int32 topic_id, Snapshot snap)
-{
-	static const char *retired_sql =
-		"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
-	const TxmCatalog *c = txm_catalog();
-	Relation	rel = table_open(c->slices, AccessShareLock);
-	Relation	idx = index_open(c->slices_pkey, AccessShareLock);
-	IndexScanDesc scan;
-	ScanKeyData key;
-	TupleTableSlot *ts = table_slot_create(rel, NULL);
-	int64		head = 0;
-	bool		isnull;
-
-	ScanKeyInit(&key, Anum_slices_pkey_topic_id, BTEqualStrategyNumber, F_INT4EQ,
-				Int32GetDatum(topic_id));
-	scan = index_beginscan(rel, idx, snap, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, ts))
-	{
-		ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(ts, Anum_slices_positions, &isnull));
-
-		head = DatumGetInt64(slot_getattr(ts, Anum_slices_first_seq, &isnull)) +
-			ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
-	}
-	{
-		Oid			types[1] = {INT4OID};
-		Datum		values[1];
-
-		values[0] = Int32GetDatum(topic_id);
-		if (txm_spi_exec_latest(retired_sql, 1, types, values, NULL, 1) == 1)
-			head = Max(head, DatumGetInt64(txm_spi_value(0, 1, &isnull)));
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(ts);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return head;
-}
-
-/*
  * A watermark about to be set from the slices read now must not point below
  * what retention keeps when it commits: hold every log table in
  * AccessShareLock to the end of the transaction (retention truncates one
@@ -377,6 +328,7 @@ typedef struct SliceProbe
 typedef struct SliceInfo
 {
 	int64		first_seq;
+	int			npositions;
 	int64		tick_id;
 	TimestampTz created_at;
 } SliceInfo;
@@ -426,7 +378,10 @@ probe_slice(SliceProbe *p, int64 from, ScanDirection dir, SliceInfo *si)
 	{
 		bool		isnull;
 
+		ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(p->ts, Anum_slices_positions, &isnull));
+
 		si->first_seq = DatumGetInt64(slot_getattr(p->ts, Anum_slices_first_seq, &isnull));
+		si->npositions = ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
 		si->tick_id = DatumGetInt64(slot_getattr(p->ts, Anum_slices_tick_id, &isnull));
 		si->created_at = p->with_time
 			? DatumGetTimestampTz(slot_getattr(p->ts, Anum_slices_created_at, &isnull))
@@ -495,6 +450,56 @@ first_slice_reaching(SliceProbe *p, const SliceGoal *goal, SliceInfo *si)
 	return true;
 }
 
+/* The topic's retired_seq (topics), or false if the topic is gone. */
+static bool
+retired_seq(int32 topic_id, int64 *retired)
+{
+	static const char *sql =
+		"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = Int32GetDatum(topic_id);
+	if (txm_spi_exec_latest(sql, 1, types, values, NULL, 1) == 0)
+		return false;
+	*retired = DatumGetInt64(txm_spi_value(0, 1, &isnull));
+	return true;
+}
+
+/* The end of the topic's last slice, read with the probe's snapshot; 0 if none. */
+static int64
+last_slice_end(SliceProbe *p)
+{
+	SliceInfo	last;
+
+	return probe_slice(p, 0, BackwardScanDirection, &last) ? last.first_seq + last.npositions : 0;
+}
+
+/*
+ * First free position of a topic's stream, read with snap: the end of its
+ * last slice, or where retention last sealed it (retired_seq) if that is
+ * further: a truncation deletes the slices of its table below the sealed
+ * heads, which may be a topic's last slices while an earlier one, of a
+ * newer table (a transaction that began in the older table committed
+ * after one that began in the newer), stays.  The caller has done
+ * SPI_connect().
+ */
+int64
+txm_stream_head(int32 topic_id, Snapshot snap)
+{
+	SliceProbe	p;
+	int64		head;
+	int64		retired;
+
+	probe_open(&p, topic_id, snap);
+	head = last_slice_end(&p);
+	probe_close(&p);
+	if (retired_seq(topic_id, &retired))
+		head = Max(head, retired);
+	return head;
+}
+
 /*
  * The position in a topic's stream of the log position pos, which the tick
  * tick_id made deliverable, read with snap.  -1 if that tick gave the topic
@@ -515,16 +520,15 @@ txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap)
 		{
 			bool		isnull;
 			ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(p.ts, Anum_slices_positions, &isnull));
-			int			n = ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
 			const int64 *data = (const int64 *) ARR_DATA_PTR(positions);
 
-			for (int i = 0; i < n; i++)
+			for (int i = 0; i < si.npositions; i++)
 				if (data[i] == pos)
 				{
 					seq = si.first_seq + i;
 					break;
 				}
-			if (seq < 0 && !probe_slice(&p, si.first_seq + n, ForwardScanDirection, &si))
+			if (seq < 0 && !probe_slice(&p, si.first_seq + si.npositions, ForwardScanDirection, &si))
 				break;
 		}
 	}
@@ -541,11 +545,6 @@ txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap)
 int64
 txm_stream_seq_at(int32 topic_id, TimestampTz t)
 {
-	static const char *retired_sql =
-		"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
 	int64		retired;
 	int64		seq;
 	Snapshot	snap;
@@ -559,16 +558,14 @@ txm_stream_seq_at(int32 topic_id, TimestampTz t)
 				 errmsg("positions by time need version 1.1 of the extension tx_message"),
 				 errhint("Run ALTER EXTENSION tx_message UPDATE.")));
 	hold_retention();
-	values[0] = Int32GetDatum(topic_id);
-	if (txm_spi_exec_latest(retired_sql, 1, types, values, NULL, 1) == 0)
+	if (!retired_seq(topic_id, &retired))
 		return 0;
-	retired = DatumGetInt64(txm_spi_value(0, 1, &isnull));
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	probe_open(&p, topic_id, snap);
 	if (first_slice_reaching(&p, &goal, &si))
 		seq = si.first_seq;
 	else
-		seq = txm_stream_head(topic_id, snap);
+		seq = last_slice_end(&p);
 	probe_close(&p);
 	UnregisterSnapshot(snap);
 	return Max(seq, retired);
