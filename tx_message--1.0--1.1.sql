@@ -242,6 +242,9 @@ ALTER TABLE tx_message.subscriptions
 	ADD COLUMN dead_letter_topic text COLLATE "C",
 	ADD COLUMN dead_letter_owner regrole,
 	ADD COLUMN filter jsonpath,			-- on the headers, with $key and $tags
+	-- how many executors may run the handler's batches at once
+	ADD COLUMN handler_executors integer NOT NULL DEFAULT 1,
+	ADD CONSTRAINT subscriptions_handler_executors_check CHECK (handler_executors BETWEEN 1 AND 8),
 	DROP CONSTRAINT subscriptions_start_from_check,
 	ADD CONSTRAINT subscriptions_start_from_check
 		CHECK (start_from IN ('now', 'earliest') OR start_from ~ '^[0-9]{4}-');
@@ -404,11 +407,12 @@ CREATE FUNCTION tx_subscribe(topic text, consumer_group text,
 							 ordered boolean DEFAULT false,
 							 start_from text DEFAULT NULL,
 							 dead_letter_topic text DEFAULT NULL,
-							 filter jsonpath DEFAULT NULL)
+							 filter jsonpath DEFAULT NULL,
+							 handler_executors integer DEFAULT 1)
 	RETURNS void
 	LANGUAGE C VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'tx_subscribe';
-COMMENT ON FUNCTION tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath)
+COMMENT ON FUNCTION tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath, integer)
 	IS 'subscribe a consumer group to a topic, or change its options';
 
 SELECT tx_message._carry_privileges(o.proacl, p.oid::regprocedure)

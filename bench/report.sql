@@ -334,18 +334,33 @@ SELECT format('| trivial PL/pgSQL function | %s | %s | %s |', pg_temp.n(pg_temp.
 			  pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'cores_busy'), 2),
 			  pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_executor_cpu_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
+SELECT format('| the same group with `handler_executors => 2` (two executors run it) | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('handler', 'wide_1', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'wide_1', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'wide_1', 'txm', 'msgs_per_executor_cpu_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_1');
 SELECT format('| the same, two handler groups, %s executor(s) running handlers | %s | %s | %s |', e,
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_s')),
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'cores_busy'), 2),
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_executor_cpu_s')))
   FROM generate_series(1, 2) e
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e);
+SELECT format('| the same, 2 executors, each group with `handler_executors => 2` | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'msgs_per_executor_cpu_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2');
 SELECT format('| the same, %s executor(s), synchronous_commit off (what the WAL flush of each batch costs) | %s | %s | %s |', e,
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'msgs_per_s')),
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'cores_busy'), 2),
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'msgs_per_executor_cpu_s')))
   FROM generate_series(1, 2) e
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e || '_sync_off');
+SELECT format('| the same, 2 executors, `handler_executors => 2`, synchronous_commit off | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('handler', 'wide_2_sync_off', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'wide_2_sync_off', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'wide_2_sync_off', 'txm', 'msgs_per_executor_cpu_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2_sync_off');
 
 SELECT E'\n## Idle\n\nCPU used by the idle launcher and worker: ' || pg_temp.n(pg_temp.med('idle', 'workers', 'txm', 'cpu_ms_per_s'), 2) || ' ms per second.'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'idle');

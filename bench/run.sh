@@ -637,19 +637,23 @@ scenario_steady()
 }
 
 # 7. in-database handlers: a trivial handler draining a backlog of
-# HANDLER_MSGS messages: one handler group with the default executors, then
-# (issue 15, target 8) two handler groups of HANDLER_MSGS / 2 each with 1
-# and 2 executors running handlers (tx_message.executors 2 and 3).
+# HANDLER_MSGS messages: one handler group with the default executors (two
+# run handlers), the same group with handler_executors => 2, then (issue
+# 15, target 8) two handler groups of HANDLER_MSGS / 2 each with 1 and 2
+# executors running handlers (tx_message.executors 2 and 3), and with 2
+# and handler_executors => 2.
 scenario_handler()
 {
 	local rep ex
 	for rep in $(seq 1 "$REPS"); do
-		handler_drain "$rep" noop 1 1
+		handler_drain "$rep" noop 1 3
+		handler_drain "$rep" wide_1 1 3 2
 		for ex in 2 3; do
 			sql "ALTER SYSTEM SET tx_message.executors = $ex" >/dev/null
 			sql "SELECT pg_reload_conf()" >/dev/null
 			handler_drain "$rep" "executors_$((ex - 1))" 2 "$ex"
 		done
+		handler_drain "$rep" wide_2 2 3 2
 		# what bounds the scaling: each batch's commit waits for its WAL
 		# flush; the same one and two executors with synchronous_commit off
 		sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null
@@ -658,6 +662,7 @@ scenario_handler()
 			sql "SELECT pg_reload_conf()" >/dev/null
 			handler_drain "$rep" "executors_$((ex - 1))_sync_off" 2 "$ex"
 		done
+		handler_drain "$rep" wide_2_sync_off 2 3 2
 		sql "ALTER SYSTEM RESET synchronous_commit" >/dev/null
 		sql "ALTER SYSTEM RESET tx_message.executors" >/dev/null
 		sql "SELECT pg_reload_conf()" >/dev/null
@@ -682,31 +687,35 @@ executor_cpu()
 
 # One handler drain: $3 handler groups (handled1..) subscribed from the
 # earliest message to a backlog of HANDLER_MSGS / $3 on topic "bench", once
-# $4 executors run; handled messages/s recorded as variant $2, with the
-# cores the machine kept busy meanwhile and the messages per CPU-second of
-# the executors.  One session subscribes and watches the worker's counter
+# the executors of tx_message.executors = $4 run, each group's batches in
+# up to $5 of them at once (handler_executors, 1 if not given); handled
+# messages/s recorded as variant $2, with the cores the machine kept busy
+# meanwhile and the messages per CPU-second of the executors.  One session
+# subscribes and watches the worker's counter
 # (bench_handler_drain in setup.sql): a psql per look would take a good
 # share of a core from the executors.
 handler_drain()
 {
-	local rep=$1 variant=$2 groups=$3 executors=$4 i n rate secs m0 m1 e0 e1 busy0 total0 busy1 total1
+	local rep=$1 variant=$2 groups=$3 executors=$4 wide=${5:-1} i n rate secs m0 m1 e0 e1 busy0 total0 busy1 total1
 	reset_systems 0
 	wait_worker
-	# a handler subscription elsewhere keeps the executors running
+	# a handler subscription elsewhere keeps every handler executor running
+	# (tx_message.executors - 1 of them), so that none starts during the drain
 	psql_in <<-EOF
 		CREATE FUNCTION bench_noop(m tx_message.message) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
 		SELECT tx_create_topic('elsewhere');
-		SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)');
+		SELECT tx_subscribe('elsewhere', 'warm', handler => 'bench_noop(tx_message.message)',
+							handler_executors => 8);
 	EOF
 	sql "CALL fill_txm('bench', $((HANDLER_MSGS / groups)), 10000, '$PAYLOAD')" >/dev/null
 	wait_ticked $((HANDLER_MSGS / groups))
 	for i in $(seq 1 100); do
-		[ "$(sql "SELECT cardinality(executor_pids) >= $executors FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
+		[ "$(sql "SELECT cardinality(executor_pids) >= greatest($executors - 1, 1) FROM tx_worker_status() WHERE database = 'bench'")" = t ] && break
 		sleep 0.1
 	done
 	m0=$(machine_cpu)
 	e0=$(executor_cpu)
-	read -r n secs <<<"$(sql "CALL bench_handler_drain($groups, $HANDLER_MSGS, NULL, NULL)" | tr '|' ' ')"
+	read -r n secs <<<"$(sql "CALL bench_handler_drain($groups, $HANDLER_MSGS, $wide, NULL, NULL)" | tr '|' ' ')"
 	e1=$(executor_cpu)
 	m1=$(machine_cpu)
 	rate=$(div "$n" "$secs")

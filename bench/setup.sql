@@ -78,7 +78,8 @@ END $$;
  * handled (it counts since the worker started: take the difference).
  * Returns how many, and the seconds since the subscriptions committed.
  */
-CREATE PROCEDURE bench_handler_drain(groups integer, target bigint, INOUT handled bigint, INOUT secs float8)
+CREATE PROCEDURE bench_handler_drain(groups integer, target bigint, wide integer,
+									 INOUT handled bigint, INOUT secs float8)
 LANGUAGE plpgsql AS $$
 DECLARE
 	h0 bigint;
@@ -86,7 +87,7 @@ DECLARE
 BEGIN
 	SELECT w.handled INTO h0 FROM tx_worker_status() w WHERE w.database = current_database();
 	PERFORM tx_subscribe('bench', 'handled' || i, handler => 'bench_noop(tx_message.message)',
-						 start_from => 'earliest')
+						 start_from => 'earliest', handler_executors => wide)
 	   FROM generate_series(1, groups) i;
 	COMMIT;
 	t0 := clock_timestamp();

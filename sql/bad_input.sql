@@ -340,7 +340,8 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 ) AS c(call);
 
 -- tx_subscribe(topic, consumer_group, tags, handler, max_retries, backoff,
---              lease, ordered, start_from)
+--              lease, ordered, start_from, dead_letter_topic, filter,
+--              handler_executors)
 SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_subscribe(NULL, 'bi.g2')$$),
 	($$tx_subscribe('bi.topic', NULL)$$),
@@ -396,7 +397,13 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'oldest')$$),
 	($$tx_subscribe('bi.topic', 'bi.g2', start_from => 'now''; DROP TABLE x; --')$$),
 	($$tx_subscribe('bi.topic', 'bi.group', max_retries => -1)$$),
-	($$tx_subscribe('bi.topic', 'bi.group', lease => '101 years')$$)
+	($$tx_subscribe('bi.topic', 'bi.group', lease => '101 years')$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', handler_executors => NULL)$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', handler_executors => 0)$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', handler_executors => -1)$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', handler_executors => 9)$$),
+	($$tx_subscribe('bi.topic', 'bi.g2', handler_executors => 2147483647)$$),
+	($$tx_subscribe('bi.topic', 'bi.group', handler_executors => 9)$$)
 ) AS c(call);
 
 -- tx_unsubscribe(topic, consumer_group)

@@ -11,10 +11,14 @@ SELECT topic, consumer_group, tags, handler, max_retries, backoff, lease, ordere
 -- a group may subscribe to several topics; calling again updates the options
 SELECT tx_subscribe('shop.refunds', 'billing', tags => '{eu,us}', max_retries => 3,
                     backoff => '{1 s,5 s}', lease => '1 min', ordered => true);
-SELECT tx_subscribe('shop.orders', 'billing', max_retries => 5);
-SELECT topic, consumer_group, tags, max_retries, backoff, lease, ordered,
+SELECT tx_subscribe('shop.orders', 'billing', max_retries => 5, handler_executors => 3);
+SELECT topic, consumer_group, tags, max_retries, backoff, lease, ordered, handler_executors,
        altered_at IS NOT NULL AS altered
   FROM tx_message.subscriptions ORDER BY topic, consumer_group;
+-- calling again without it sets it back to 1, as any option left out
+SELECT tx_subscribe('shop.orders', 'billing', max_retries => 5);
+SELECT handler_executors FROM tx_message.subscriptions
+ WHERE topic = 'shop.orders' AND consumer_group = 'billing';
 
 -- bad input: a clear error, nothing written
 SELECT count(*) AS subscriptions FROM tx_message.subscriptions \gset
@@ -42,6 +46,11 @@ SELECT tx_subscribe('shop.orders', 'g2', ordered => NULL);
 SELECT tx_subscribe('shop.orders', 'g2', start_from => 'yesterday');
 \echo :SQLSTATE
 SELECT tx_subscribe('shop.orders', 'g2', handler => 'now()');
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', 'g2', handler_executors => 0);
+\echo :SQLSTATE
+SELECT tx_subscribe('shop.orders', 'g2', handler_executors => 9);
+SELECT tx_subscribe('shop.orders', 'g2', handler_executors => NULL);
 \echo :SQLSTATE
 SELECT count(*) - :subscriptions AS written FROM tx_message.subscriptions;
 

@@ -1,7 +1,9 @@
 # User code isolation with the default tx_message.executors: a handler that
 # sleeps 2 s per message on one subscription delays neither another
 # subscription's trivial handler (its messages are handled well within
-# 1.5 s) nor check-backs (run within a second of their due time).
+# 1.5 s) nor check-backs (run within a second of their due time).  A
+# subscription with handler_executors => 2 runs in both handler executors
+# at once.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -13,6 +15,8 @@ my $node = PostgreSQL::Test::Cluster->new('executors');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'tx_message'
+# two databases' workers and executors, and the launcher
+max_worker_processes = 16
 });
 $node->start;
 
@@ -68,6 +72,53 @@ my $late = $node->safe_psql('postgres',
 cmp_ok($late, '<', 1.0, "check-backs ran at most $late s after they were due");
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 5 FROM slow_seen}),
 	'and the slow handler got through its messages too');
+
+# handler_executors, in a database of its own: its one subscription gets
+# two executors, and its batches run in both at once, each message handled
+# once; set back to 1, one executor at a time again.  Batches of one
+# message, so that there is a second batch to run.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET tx_message.handler_batch_size = 1;
+	SELECT pg_reload_conf();
+	CREATE DATABASE wide;
+});
+$node->safe_psql('wide', q{
+	CREATE EXTENSION tx_message;
+	CREATE TABLE wide_seen (msg_id bigint, pid integer, started timestamptz, ended timestamptz);
+	CREATE FUNCTION wide_handler(m tx_message.message) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE
+		t0 timestamptz := clock_timestamp();
+	BEGIN
+		PERFORM pg_sleep(0.4);
+		INSERT INTO public.wide_seen VALUES (m.msg_id, pg_backend_pid(), t0, clock_timestamp());
+	END $$;
+	SELECT tx_create_topic('wide');
+	SELECT tx_subscribe('wide', 'wide-g', handler => 'wide_handler(tx_message.message)',
+						handler_executors => 2);
+});
+ok($node->poll_query_until('wide',
+	q{SELECT cardinality(executor_pids) = 2 FROM tx_worker_status() WHERE database = 'wide'}),
+	'a subscription with handler_executors => 2 gets two executors');
+my $overlaps = q{SELECT count(*) FROM wide_seen a JOIN wide_seen b
+	ON a.msg_id < b.msg_id AND a.started < b.ended AND b.started < a.ended
+	WHERE a.msg_id = ANY (:ids) AND b.msg_id = ANY (:ids)};
+my $ids = $node->safe_psql('wide',
+	q{SELECT array_agg(id)::text FROM tx_send_batch('wide', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, 6))) id});
+ok($node->poll_query_until('wide', qq{SELECT count(*) = 6 FROM wide_seen WHERE msg_id = ANY ('$ids')}),
+	'handler_executors => 2: every message handled');
+is($node->safe_psql('wide', qq{SELECT count(DISTINCT msg_id) || ' ' || count(DISTINCT pid)
+	FROM wide_seen WHERE msg_id = ANY ('$ids')}), '6 2', 'once each, by two executors');
+(my $q = $overlaps) =~ s/:ids/'$ids'/g;
+cmp_ok($node->safe_psql('wide', $q), '>', 0, 'whose batches ran at the same time');
+
+$node->safe_psql('wide', q{
+	SELECT tx_subscribe('wide', 'wide-g', handler => 'wide_handler(tx_message.message)')});
+$ids = $node->safe_psql('wide',
+	q{SELECT array_agg(id)::text FROM tx_send_batch('wide', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, 6))) id});
+ok($node->poll_query_until('wide', qq{SELECT count(*) = 6 FROM wide_seen WHERE msg_id = ANY ('$ids')}),
+	'handler_executors back at 1: every message handled');
+($q = $overlaps) =~ s/:ids/'$ids'/g;
+is($node->safe_psql('wide', $q), '0', 'one batch at a time');
 
 $node->stop;
 done_testing();

@@ -120,7 +120,7 @@ is($node->safe_psql('acl', q{
 	              'EXECUTE WITH GRANT OPTION')
 	    || ' ' || has_function_privilege('upg_nobody',
 	              'tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean, text, text)', 'EXECUTE')
-	    || ' ' || has_function_privilege('upg_nobody', 'tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath)', 'EXECUTE')}),
+	    || ' ' || has_function_privilege('upg_nobody', 'tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath, integer)', 'EXECUTE')}),
 	'true false true false true',
 	'grants and revokes on functions made again by the update are carried over');
 # and they are the database's, not the extension's: pg_dump carries them

@@ -105,7 +105,7 @@ parse_start_from(FunctionCallInfo fcinfo, int argno, StartFrom *sf)
 	}
 }
 
-/* Check tx_subscribe's options (arguments 2 to 7, 9 and 10); the required ones are not null. */
+/* Check tx_subscribe's options (arguments 2 to 7 and 9 to 11); the required ones are not null. */
 static void
 check_subscription_options(FunctionCallInfo fcinfo, const char *topic)
 {
@@ -133,6 +133,7 @@ check_subscription_options(FunctionCallInfo fcinfo, const char *topic)
 			txm_check_dead_letter_topic(topic, text_to_cstring(PG_GETARG_TEXT_PP(9)), false);
 		if (!PG_ARGISNULL(10))
 			txm_check_filter(PG_GETARG_JSONPATH_P(10));
+		txm_check_int_range("handler_executors", PG_GETARG_INT32(11), 1, TXM_MAX_EXECUTORS);
 	}
 }
 
@@ -213,7 +214,8 @@ subscribed(int32 topic_id, const char *group)
  * tx_subscribe(topic text, consumer_group text, tags text[],
  *				handler regprocedure, max_retries integer, backoff interval[],
  *				lease interval, ordered boolean, start_from text,
- *				dead_letter_topic text, filter jsonpath) RETURNS void
+ *				dead_letter_topic text, filter jsonpath,
+ *				handler_executors integer) RETURNS void
  *
  * Subscribing again updates the options and keeps the position.  The
  * handler runs as the role that named it, and dead letters are sent to the
@@ -238,17 +240,18 @@ tx_subscribe(PG_FUNCTION_ARGS)
 		" RETURNING sub_id, altered_at IS NULL, start_from"
 	static const char *upsert_sql_1_0 = UPSERT_SQL("", "", "");
 	static const char *upsert_sql =
-		UPSERT_SQL(", dead_letter_topic, dead_letter_owner, filter",
-				   ", $11, CASE WHEN $11 IS NOT NULL THEN $10 END, $12",
+		UPSERT_SQL(", dead_letter_topic, dead_letter_owner, filter, handler_executors",
+				   ", $11, CASE WHEN $11 IS NOT NULL THEN $10 END, $12, $13",
 				   "       dead_letter_topic = excluded.dead_letter_topic,"
 				   "       dead_letter_owner = excluded.dead_letter_owner,"
-				   "       filter = excluded.filter,");
+				   "       filter = excluded.filter,"
+				   "       handler_executors = excluded.handler_executors,");
 	static const char *state_sql =
 		"INSERT INTO tx_message.sub_state (sub_id, done_seq, updated_at) VALUES ($1, $2, now())";
-	Oid			types[12] = {TEXTOID, TEXTOID, TEXTARRAYOID, REGPROCEDUREOID, INT4OID,
-	INTERVALARRAYOID, INTERVALOID, BOOLOID, TEXTOID, REGROLEOID, TEXTOID, JSONPATHOID};
-	Datum		values[12];
-	char		nulls[12];
+	Oid			types[13] = {TEXTOID, TEXTOID, TEXTARRAYOID, REGPROCEDUREOID, INT4OID,
+	INTERVALARRAYOID, INTERVALOID, BOOLOID, TEXTOID, REGROLEOID, TEXTOID, JSONPATHOID, INT4OID};
+	Datum		values[13];
+	char		nulls[13];
 	char	   *topic;
 	char	   *group;
 	int32		topic_id;
@@ -257,11 +260,11 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	StartFrom	sf;
 
 	static const char *required[] = {"topic", "consumer_group", NULL, NULL, "max_retries",
-	"backoff", "lease", "ordered"};
+	"backoff", "lease", "ordered", NULL, NULL, NULL, "handler_executors"};
 
 	txm_check_can_change("tx_subscribe()");
 	txm_take_over_if_restored();
-	for (int i = 0; i < lengthof(required); i++)
+	for (int i = 0; i < lengthof(required) && i < PG_NARGS(); i++)
 		if (required[i])
 			txm_require_arg(fcinfo, i, required[i]);
 	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -272,7 +275,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	check_subscription_options(fcinfo, topic);
 	parse_start_from(fcinfo, 8, &sf);
 
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < 13; i++)
 	{
 		int			arg = i < 9 ? i : i - 1;
 
@@ -300,7 +303,7 @@ tx_subscribe(PG_FUNCTION_ARGS)
 	if (v1_1 && nulls[10] == ' ')
 		txm_lock_topic(TextDatumGetCString(values[10]), false);
 	lock_group(values[1]);
-	txm_spi_exec(v1_1 ? upsert_sql : upsert_sql_1_0, v1_1 ? 12 : 10, types, values, nulls, 1);
+	txm_spi_exec(v1_1 ? upsert_sql : upsert_sql_1_0, v1_1 ? 13 : 10, types, values, nulls, 1);
 	if (DatumGetBool(txm_spi_value(0, 2, &isnull)))
 	{
 		Oid			state_types[2] = {INT4OID, INT8OID};

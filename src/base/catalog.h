@@ -101,7 +101,7 @@
 #define Anum_slices_pkey_first_seq	2
 
 /* tx_message.subscriptions and tx_message.consumer_groups: read and written by SQL */
-#define Natts_subscriptions			16
+#define Natts_subscriptions			17
 #define Natts_subscriptions_1_0		13
 #define Natts_consumer_groups		3
 

@@ -105,8 +105,8 @@ static const char *
 subs_columns(void)
 {
 	return txm_catalog()->v1_1 ?
-		SUBS_COLUMNS("s.dead_letter_topic, s.dead_letter_owner, s.filter") :
-		SUBS_COLUMNS("NULL::text, NULL::oid, NULL::jsonpath");
+		SUBS_COLUMNS("s.dead_letter_topic, s.dead_letter_owner, s.filter, s.handler_executors") :
+		SUBS_COLUMNS("NULL::text, NULL::oid, NULL::jsonpath, 1");
 }
 
 /* Fill sub from a row of subs_columns, allocating in cxt. */
@@ -157,6 +157,7 @@ sub_from_row(TxmSub *sub, HeapTuple row, TupleDesc desc, MemoryContext cxt)
 	sub->dead_letter_owner = isnull ? InvalidOid : DatumGetObjectId(d);
 	d = SPI_getbinval(row, desc, 15, &isnull);
 	sub->filter = isnull ? NULL : DatumGetJsonPathPCopy(d);
+	sub->handler_executors = DatumGetInt32(SPI_getbinval(row, desc, 16, &isnull));
 	MemoryContextSwitchTo(old);
 }
 

@@ -36,6 +36,7 @@ typedef struct TxmSub
 	JsonPath   *filter;			/* on the headers; NULL: none */
 	char		dead_letter_topic[TXM_NAME_MAX + 1];	/* "": none */
 	Oid			dead_letter_owner;	/* the role that named it: sends as it */
+	int			handler_executors;	/* how many executors may run its batches at once */
 } TxmSub;
 
 /* Whether a subscription wants only some messages (tags or a filter). */

@@ -107,21 +107,31 @@ handler_allowed(const TxmSub *sub)
 }
 
 /*
- * One executor at a time runs a subscription's handler: the others skip it
- * while its batch runs (the lock goes with the transaction).
+ * At most handler_executors executors at a time run a subscription's
+ * handler, each holding one of as many locks while its batch runs (the lock
+ * goes with the transaction); the others skip the subscription.  So a slow
+ * handler takes no more executors than its subscription allows, and the
+ * batches that do run at once claim apart, as competing consumers do.
  */
 static bool
-lock_subscription(int32 sub_id)
+lock_subscription(const TxmSub *sub)
 {
-	LOCKTAG		tag;
+	for (int i = 0; i < sub->handler_executors; i++)
+	{
+		LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, 0, TXM_HANDLER_LOCK_FIELD4);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub->sub_id, (uint32) i,
+							 TXM_HANDLER_LOCK_FIELD4);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+	}
+	return false;
 }
 
 /*
  * Run one batch of a handler subscription in the current transaction.  A
- * subscription whose batch another process is running is skipped.
+ * subscription whose handler_executors batches other processes are
+ * running is skipped.
  * Returns how many messages were handled (successfully or not).
  */
 int
@@ -139,7 +149,7 @@ txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 	 * temporary objects) must give nobody more than they have.  The worker
 	 * runs everything.
 	 */
-	if (!has_privs_of_role(GetUserId(), sub->owner) || !lock_subscription(sub->sub_id) ||
+	if (!has_privs_of_role(GetUserId(), sub->owner) || !lock_subscription(sub) ||
 		!handler_allowed(sub))
 		return 0;
 	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);

@@ -688,13 +688,16 @@ txm_next_wakeup(void)
 static void
 read_user_code(bool *checks, int *handlers)
 {
-	static const char *sql =
-		"SELECT EXISTS (SELECT 1 FROM tx_message.topics WHERE check_function IS NOT NULL),"
-		"       (SELECT count(*)::integer FROM tx_message.subscriptions WHERE handler IS NOT NULL)";
+#define USER_CODE_SQL(executors) \
+		"SELECT EXISTS (SELECT 1 FROM tx_message.topics WHERE check_function IS NOT NULL)," \
+		"       (SELECT least(coalesce(sum(" executors "), 0), 1024)::integer" \
+		"          FROM tx_message.subscriptions WHERE handler IS NOT NULL)"
 	bool		isnull;
 
 	SPI_connect();
-	txm_spi_exec(sql, 0, NULL, NULL, NULL, 1);
+	/* a database still at 1.0 runs each handler subscription in one executor */
+	txm_spi_exec(txm_catalog()->v1_1 ? USER_CODE_SQL("handler_executors") : USER_CODE_SQL("1"),
+				 0, NULL, NULL, NULL, 1);
 	*checks = DatumGetBool(txm_spi_value(0, 1, &isnull));
 	*handlers = DatumGetInt32(txm_spi_value(0, 2, &isnull));
 	SPI_finish();
@@ -702,7 +705,8 @@ read_user_code(bool *checks, int *handlers)
 
 /*
  * The user code of the database: whether a topic has a check function, and
- * how many subscriptions have a handler.  Both scan their tables, which the
+ * how many executors the subscriptions with a handler can use at once (the
+ * sum of their handler_executors).  Both scan their tables, which the
  * worker asks about every cycle: the answer is kept until an invalidation
  * was processed (tx_create_topic, tx_alter_topic, tx_subscribe and the
  * other functions that change them send one) or a minute has passed.

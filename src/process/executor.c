@@ -12,8 +12,9 @@
  * waits behind a handler, and the others run handlers.  A handler executor
  * gives every handler subscription batches (one transaction each) until it
  * runs dry or has had its second, then the next subscription's turn comes;
- * a subscription whose batch another executor is running is skipped
- * (handlers.c), so one slow handler holds up one executor, not the others'
+ * a subscription whose batches run in as many other executors as its
+ * handler_executors allows (1 unless set) is skipped (handlers.c), so one
+ * slow handler holds up that many executors, not the others'
  * subscriptions.  Each round starts one subscription further, so that every
  * subscription comes first in turn.
  *

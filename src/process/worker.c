@@ -118,7 +118,8 @@ typedef struct MaintenanceUnit
 /*
  * The executors the database's user code needs (bit i: executor i): with
  * one, it runs everything; with more, the first runs check functions and
- * the others handlers, as many as there are handler subscriptions.
+ * the others handlers, as many as the handler subscriptions can use at once
+ * (their handler_executors).
  */
 static bool has_handlers = false;
 
