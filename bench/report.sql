@@ -350,6 +350,11 @@ SELECT format('| the same, 2 executors, each group with `handler_executors => 2`
 			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'cores_busy'), 2),
 			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'msgs_per_executor_cpu_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2');
+SELECT format('| the same, in batches of 1 000 (`tx_message.handler_batch_size`) | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'msgs_per_executor_cpu_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2_batch_1000');
 SELECT format('| the same, %s executor(s), synchronous_commit off (what the WAL flush of each batch costs) | %s | %s | %s |', e,
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'msgs_per_s')),
 			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'cores_busy'), 2),

@@ -641,7 +641,7 @@ scenario_steady()
 # run handlers), the same group with handler_executors => 2, then (issue
 # 15, target 8) two handler groups of HANDLER_MSGS / 2 each with 1 and 2
 # executors running handlers (tx_message.executors 2 and 3), and with 2
-# and handler_executors => 2.
+# and handler_executors => 2, also in batches of 1 000.
 scenario_handler()
 {
 	local rep ex
@@ -654,6 +654,11 @@ scenario_handler()
 			handler_drain "$rep" "executors_$((ex - 1))" 2 "$ex"
 		done
 		handler_drain "$rep" wide_2 2 3 2
+		# the flush once per 1 000 messages instead of 100
+		sql "ALTER SYSTEM SET tx_message.handler_batch_size = 1000" >/dev/null
+		sql "SELECT pg_reload_conf()" >/dev/null
+		handler_drain "$rep" wide_2_batch_1000 2 3 2
+		sql "ALTER SYSTEM RESET tx_message.handler_batch_size" >/dev/null
 		# what bounds the scaling: each batch's commit waits for its WAL
 		# flush; the same one and two executors with synchronous_commit off
 		sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null

@@ -75,8 +75,9 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 5 FROM slow_seen}),
 
 # handler_executors, in a database of its own: its one subscription gets
 # two executors, and its batches run in both at once, each message handled
-# once; set back to 1, one executor at a time again.  Batches of one
-# message, so that there is a second batch to run.
+# once; set back to 1, one executor at a time again, while another
+# subscription keeps the second executor there.  Batches of one message,
+# so that there is a second batch to run.
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET tx_message.handler_batch_size = 1;
 	SELECT pg_reload_conf();
@@ -99,23 +100,30 @@ $node->safe_psql('wide', q{
 ok($node->poll_query_until('wide',
 	q{SELECT cardinality(executor_pids) = 2 FROM tx_worker_status() WHERE database = 'wide'}),
 	'a subscription with handler_executors => 2 gets two executors');
+$node->safe_psql('wide', q{
+	SELECT tx_create_topic('quiet');
+	SELECT tx_subscribe('quiet', 'quiet-g', handler => 'wide_handler(tx_message.message)');
+});
 my $overlaps = q{SELECT count(*) FROM wide_seen a JOIN wide_seen b
 	ON a.msg_id < b.msg_id AND a.started < b.ended AND b.started < a.ended
 	WHERE a.msg_id = ANY (:ids) AND b.msg_id = ANY (:ids)};
 my $ids = $node->safe_psql('wide',
-	q{SELECT array_agg(id)::text FROM tx_send_batch('wide', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, 6))) id});
-ok($node->poll_query_until('wide', qq{SELECT count(*) = 6 FROM wide_seen WHERE msg_id = ANY ('$ids')}),
+	q{SELECT array_agg(id)::text FROM tx_send_batch('wide', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, 8))) id});
+ok($node->poll_query_until('wide', qq{SELECT count(*) = 8 FROM wide_seen WHERE msg_id = ANY ('$ids')}),
 	'handler_executors => 2: every message handled');
 is($node->safe_psql('wide', qq{SELECT count(DISTINCT msg_id) || ' ' || count(DISTINCT pid)
-	FROM wide_seen WHERE msg_id = ANY ('$ids')}), '6 2', 'once each, by two executors');
+	FROM wide_seen WHERE msg_id = ANY ('$ids')}), '8 2', 'once each, by two executors');
 (my $q = $overlaps) =~ s/:ids/'$ids'/g;
 cmp_ok($node->safe_psql('wide', $q), '>', 0, 'whose batches ran at the same time');
 
 $node->safe_psql('wide', q{
 	SELECT tx_subscribe('wide', 'wide-g', handler => 'wide_handler(tx_message.message)')});
+is($node->safe_psql('wide',
+	q{SELECT cardinality(executor_pids) FROM tx_worker_status() WHERE database = 'wide'}), '2',
+	'two executors still run handlers');
 $ids = $node->safe_psql('wide',
-	q{SELECT array_agg(id)::text FROM tx_send_batch('wide', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, 6))) id});
-ok($node->poll_query_until('wide', qq{SELECT count(*) = 6 FROM wide_seen WHERE msg_id = ANY ('$ids')}),
+	q{SELECT array_agg(id)::text FROM tx_send_batch('wide', ARRAY(SELECT '{}'::jsonb FROM generate_series(1, 8))) id});
+ok($node->poll_query_until('wide', qq{SELECT count(*) = 8 FROM wide_seen WHERE msg_id = ANY ('$ids')}),
 	'handler_executors back at 1: every message handled');
 ($q = $overlaps) =~ s/:ids/'$ids'/g;
 is($node->safe_psql('wide', $q), '0', 'one batch at a time');

@@ -133,8 +133,9 @@ check_subscription_options(FunctionCallInfo fcinfo, const char *topic)
 			txm_check_dead_letter_topic(topic, text_to_cstring(PG_GETARG_TEXT_PP(9)), false);
 		if (!PG_ARGISNULL(10))
 			txm_check_filter(PG_GETARG_JSONPATH_P(10));
-		txm_check_int_range("handler_executors", PG_GETARG_INT32(11), 1, TXM_MAX_EXECUTORS);
 	}
+	if (PG_NARGS() > 11)
+		txm_check_int_range("handler_executors", PG_GETARG_INT32(11), 1, TXM_MAX_EXECUTORS);
 }
 
 /*
