@@ -350,7 +350,12 @@ SELECT format('| the same, 2 executors, each group with `handler_executors => 2`
 			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'cores_busy'), 2),
 			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'msgs_per_executor_cpu_s')))
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2');
-SELECT format('| the same, in batches of 1 000 (`tx_message.handler_batch_size`) | %s | %s | %s |',
+SELECT format('| two groups, 1 executor, in batches of 1 000 (`tx_message.handler_batch_size`) | %s | %s | %s |',
+			  pg_temp.n(pg_temp.med('handler', 'executors_1_batch_1000', 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', 'executors_1_batch_1000', 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', 'executors_1_batch_1000', 'txm', 'msgs_per_executor_cpu_s')))
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_1_batch_1000');
+SELECT format('| two groups, 2 executors, `handler_executors => 2`, in batches of 1 000 | %s | %s | %s |',
 			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'msgs_per_s')),
 			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'cores_busy'), 2),
 			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'msgs_per_executor_cpu_s')))

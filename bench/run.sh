@@ -654,8 +654,13 @@ scenario_handler()
 			handler_drain "$rep" "executors_$((ex - 1))" 2 "$ex"
 		done
 		handler_drain "$rep" wide_2 2 3 2
-		# the flush once per 1 000 messages instead of 100
+		# the flush once per 1 000 messages instead of 100: one executor,
+		# then two
 		sql "ALTER SYSTEM SET tx_message.handler_batch_size = 1000" >/dev/null
+		sql "ALTER SYSTEM SET tx_message.executors = 2" >/dev/null
+		sql "SELECT pg_reload_conf()" >/dev/null
+		handler_drain "$rep" executors_1_batch_1000 2 2
+		sql "ALTER SYSTEM SET tx_message.executors = 3" >/dev/null
 		sql "SELECT pg_reload_conf()" >/dev/null
 		handler_drain "$rep" wide_2_batch_1000 2 3 2
 		sql "ALTER SYSTEM RESET tx_message.handler_batch_size" >/dev/null

@@ -24,13 +24,15 @@ export async function topic(ctx) {
   ], [row]);
 
   const subs = await ctx.db.query(
-    `SELECT consumer_group, tags, handler, max_retries, lease, ordered, dead_letter_topic, filter::text AS filter
+    `SELECT consumer_group, tags, handler, handler_executors, max_retries, lease, ordered, dead_letter_topic,
+            filter::text AS filter
        FROM tx_message.subscriptions WHERE topic = $1 ORDER BY consumer_group`, [name]);
   const subTable = table([
     ['consumer group', (r) => link('/group', { name: r.consumer_group }, r.consumer_group)],
     ['tags', (r) => esc(r.tags ? r.tags.join(', ') : 'all')],
     ['filter', (r) => esc(r.filter ?? '')],
-    ['handler', (r) => esc(r.handler ?? '')],
+    ['handler', (r) => esc(!r.handler ? ''
+      : r.handler_executors > 1 ? `${r.handler}, in up to ${r.handler_executors} executors` : r.handler)],
     ['max retries', (r) => number(r.max_retries)],
     ['lease', (r) => interval(r.lease)],
     ['ordered', (r) => (r.ordered ? 'yes' : 'no')],
