@@ -44,7 +44,11 @@ txm_spi_null(bool isnull)
 	return isnull ? 'n' : ' ';
 }
 
-/* Rows put straight into one of the extension's tables and its indexes. */
+/*
+ * Rows put straight into one of the extension's tables and its indexes; a
+ * batch inserter keeps them until it has many (or is closed), and writes
+ * them to the heap together.
+ */
 typedef struct TxmInserter
 {
 	Relation	rel;			/* opened RowExclusiveLock by the caller */
@@ -52,9 +56,14 @@ typedef struct TxmInserter
 	Relation   *indexes;
 	struct IndexInfo **infos;
 	struct TupleTableSlot *slot;
+	bool		batch;
+	int			nkept;			/* rows kept in kept[], not in the table yet */
+	Size		kept_bytes;
+	struct TupleTableSlot **kept;
 } TxmInserter;
 
 extern void txm_inserter_open(TxmInserter *ins, Relation rel);
+extern void txm_inserter_open_batch(TxmInserter *ins, Relation rel);
 extern void txm_inserter_insert(TxmInserter *ins, Datum *values, bool *nulls);
 extern void txm_inserter_close(TxmInserter *ins);
 extern void txm_insert_row(Relation rel, Datum *values, bool *nulls);

@@ -630,9 +630,11 @@ order_by_commit(TickMessage *msgs, int n, HTAB *ranks, uint64 floor)
 
 /*
  * A tick's slices rows go straight into the table and its indexes (spi.c's
- * inserter, opened once per tick): with thousands of busy topics a tick
- * writes thousands of them, and an INSERT statement each cost several
- * times the row.
+ * batch inserter, opened once per tick, which writes them to the heap a
+ * page at a time): with thousands of busy topics a tick writes thousands
+ * of them, and an INSERT statement each cost several times the row.  A
+ * topic's head is read before its own rows are kept, so rows not written
+ * yet are never looked for.
  */
 typedef struct SliceWriter
 {
@@ -731,7 +733,7 @@ append_streams(const TickMessage *msgs, int nmsgs, int64 tick_id, TimestampTz ti
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		mem_heads_rel = RelationGetRelid(rel);
 	}
-	txm_inserter_open(&w.ins, rel);
+	txm_inserter_open_batch(&w.ins, rel);
 	w.tick_id = tick_id;
 	w.created_at = tick_at;
 	while (start < nmsgs)
