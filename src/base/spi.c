@@ -283,7 +283,17 @@ inserter_flush(TxmInserter *ins)
 {
 	if (ins->nkept == 0)
 		return;
-	heap_multi_insert(ins->rel, ins->kept, ins->nkept, GetCurrentCommandId(true), 0, NULL);
+	/* one row alone makes a smaller record as a plain insert */
+	if (ins->nkept == 1)
+	{
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(ins->kept[0], true, &should_free);
+
+		simple_heap_insert(ins->rel, tup);
+		ins->kept[0]->tts_tid = tup->t_self;
+	}
+	else
+		heap_multi_insert(ins->rel, ins->kept, ins->nkept, GetCurrentCommandId(true), 0, NULL);
 	for (int k = 0; k < ins->nkept; k++)
 	{
 		TupleTableSlot *slot = ins->kept[k];
