@@ -245,8 +245,8 @@ txm_inserter_open(TxmInserter *ins, Relation rel)
 /*
  * The same for many rows: heap_multi_insert() writes a page's worth of
  * them in one WAL record instead of one record each (a tick's slices rows,
- * one per topic it saw: with thousands of busy topics, a third of the WAL
- * the tick writes is their records' headers).
+ * one per topic it saw: with thousands of busy topics, the headers of one
+ * record per row were a fifth of what the topics added to a message's WAL).
  */
 #define TXM_INSERTER_ROWS	1000
 #define TXM_INSERTER_BYTES	(1024 * 1024)
