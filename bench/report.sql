@@ -330,47 +330,24 @@ SELECT format('| %s | %s | %s | %s | %s; %s; %s | %s / %s / %s |', replace(v, 'n
   FROM pg_temp.variants('databases') v;
 
 SELECT E'\n## In-database handlers\n\n| handler | messages/s | cores the machine kept busy | messages per CPU-second of the executors |\n|---|--:|--:|--:|' WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
-SELECT format('| trivial PL/pgSQL function | %s | %s | %s |', pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'noop', 'txm', 'msgs_per_executor_cpu_s')))
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler');
-SELECT format('| the same group with `handler_executors => 2` (two executors run it) | %s | %s | %s |',
-			  pg_temp.n(pg_temp.med('handler', 'wide_1', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'wide_1', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'wide_1', 'txm', 'msgs_per_executor_cpu_s')))
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_1');
-SELECT format('| the same, two handler groups, %s executor(s) running handlers | %s | %s | %s |', e,
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e, 'txm', 'msgs_per_executor_cpu_s')))
-  FROM generate_series(1, 2) e
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e);
-SELECT format('| the same, 2 executors, each group with `handler_executors => 2` | %s | %s | %s |',
-			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'wide_2', 'txm', 'msgs_per_executor_cpu_s')))
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2');
-SELECT format('| two groups, 1 executor, in batches of 1 000 (`tx_message.handler_batch_size`) | %s | %s | %s |',
-			  pg_temp.n(pg_temp.med('handler', 'executors_1_batch_1000', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'executors_1_batch_1000', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'executors_1_batch_1000', 'txm', 'msgs_per_executor_cpu_s')))
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_1_batch_1000');
-SELECT format('| two groups, 2 executors, `handler_executors => 2`, in batches of 1 000 | %s | %s | %s |',
-			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'wide_2_batch_1000', 'txm', 'msgs_per_executor_cpu_s')))
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2_batch_1000');
-SELECT format('| the same, %s executor(s), synchronous_commit off (what the WAL flush of each batch costs) | %s | %s | %s |', e,
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'executors_' || e || '_sync_off', 'txm', 'msgs_per_executor_cpu_s')))
-  FROM generate_series(1, 2) e
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'executors_' || e || '_sync_off');
-SELECT format('| the same, 2 executors, `handler_executors => 2`, synchronous_commit off | %s | %s | %s |',
-			  pg_temp.n(pg_temp.med('handler', 'wide_2_sync_off', 'txm', 'msgs_per_s')),
-			  pg_temp.n(pg_temp.med('handler', 'wide_2_sync_off', 'txm', 'cores_busy'), 2),
-			  pg_temp.n(pg_temp.med('handler', 'wide_2_sync_off', 'txm', 'msgs_per_executor_cpu_s')))
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND variant = 'wide_2_sync_off');
+SELECT format('| %s | %s | %s | %s |', label,
+			  pg_temp.n(pg_temp.med('handler', variant, 'txm', 'msgs_per_s')),
+			  pg_temp.n(pg_temp.med('handler', variant, 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('handler', variant, 'txm', 'msgs_per_executor_cpu_s')))
+  FROM (VALUES
+	(1, 'noop', 'trivial PL/pgSQL function, one group'),
+	(2, 'wide_1', 'the same group with `handler_executors => 2` (two executors run it)'),
+	(3, 'executors_1', 'two groups, 1 executor running handlers'),
+	(4, 'executors_2', 'two groups, 2 executors running handlers'),
+	(5, 'wide_2', 'two groups, 2 executors, each group with `handler_executors => 2`'),
+	(6, 'executors_1_batch_1000', 'two groups, 1 executor, in batches of 1 000 (`tx_message.handler_batch_size`)'),
+	(7, 'wide_2_batch_1000', 'two groups, 2 executors, `handler_executors => 2`, in batches of 1 000'),
+	(8, 'executors_1_sync_off', 'two groups, 1 executor, synchronous_commit off (what the WAL flush of each batch costs)'),
+	(9, 'executors_2_sync_off', 'two groups, 2 executors, synchronous_commit off'),
+	(10, 'wide_2_sync_off', 'two groups, 2 executors, `handler_executors => 2`, synchronous_commit off')
+  ) v(ord, variant, label)
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'handler' AND results.variant = v.variant)
+ ORDER BY ord;
 
 SELECT E'\n## Idle\n\nCPU used by the idle launcher and worker: ' || pg_temp.n(pg_temp.med('idle', 'workers', 'txm', 'cpu_ms_per_s'), 2) || ' ms per second.'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'idle');
