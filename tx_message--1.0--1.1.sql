@@ -445,6 +445,18 @@ COMMENT ON FUNCTION tx_seek(text, text, text)
 	IS 'move a consumer group''s position on a topic to ''earliest'', ''latest'' or a time; returns how many messages are ahead of it';
 
 /*
+ * Acknowledge what this transaction received from a group, without sending
+ * the ids back: the exactly-once loop's ack.  A hot path like the other
+ * tx_ack: no SET clause, and it resolves no name through search_path.
+ */
+CREATE FUNCTION tx_ack(consumer_group text)
+	RETURNS integer
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'tx_ack_received';
+COMMENT ON FUNCTION tx_ack(text)
+	IS 'finish every message this transaction received from the group and still holds; returns how many this call finished';
+
+/*
  * Change data capture (docs/cdc.md): with it on, every message that enters
  * the log is also a transactional logical decoding message with the prefix
  * 'tx_message'.  A setting of this database, like the rest of instance: not

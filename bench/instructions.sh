@@ -99,13 +99,20 @@ session()
 			echo "     a AS (SELECT tx_ack('g', array_agg(msg_id)) AS acked FROM r)"
 			echo "SELECT r.msg_id, r.payload, a.acked FROM r, a;"
 		} >"$f" ;;
-	loop | auto) txns=$((n / 100))
+	loop) txns=$((n / 100))
 		{
-			[ "$kind" = loop ] && echo "BEGIN;"
+			echo "BEGIN;"
+			echo "SELECT msg_id, payload FROM tx_receive('g', 100);"
+			echo "SELECT tx_ack('g');"
+			echo "COMMIT;"
+		} >"$f" ;;
+	loop_ids | auto) txns=$((n / 100))
+		{
+			[ "$kind" = loop_ids ] && echo "BEGIN;"
 			echo "SELECT msg_id, payload, CASE WHEN row_number() OVER () = count(*) OVER ()"
 			echo "       THEN array_agg(msg_id) OVER () END AS ids FROM tx_receive('g', 100) \\aset"
 			echo "SELECT tx_ack('g', :ids::bigint[]);"
-			[ "$kind" = loop ] && echo "COMMIT;"
+			[ "$kind" = loop_ids ] && echo "COMMIT;"
 		} >"$f" ;;
 	esac
 	# the first transaction writes down the backend's pid (and pays one
@@ -137,17 +144,18 @@ describe()
 	case $1 in
 	produce) echo 'tx_send, one transaction' ;;
 	cte) echo 'receive 100 + ack, one statement' ;;
-	loop) echo 'receive 100 + ack, the README loop (BEGIN; receive; ack; COMMIT)' ;;
+	loop) echo 'receive 100 + ack, the README loop (BEGIN; receive; tx_ack(group); COMMIT)' ;;
+	loop_ids) echo 'receive 100 + ack, the README loop acking the ids (ids on the last row)' ;;
 	auto) echo 'receive 100 + ack, two autocommit statements' ;;
 	esac
 }
 
 printf '| operation | instructions per operation | first use of a session |\n|---|--:|--:|\n'
-for kind in produce cte loop auto; do
+for kind in produce cte loop loop_ids auto; do
 	unit=$OPS
 	if [ $kind = cte ]; then
-		# the produce sessions sent 4 n; each consume kind takes 4 n
-		sql -c "SELECT count(*) FROM tx_send_batch('t', array_fill('$PAYLOAD'::jsonb, ARRAY[$((8 * OPS))]))" \
+		# the produce sessions sent 4 n; each of the four consume kinds takes 4 n
+		sql -c "SELECT count(*) FROM tx_send_batch('t', array_fill('$PAYLOAD'::jsonb, ARRAY[$((12 * OPS))]))" \
 			-c "SELECT tx_run_maintenance()" >/dev/null
 	fi
 	[ $kind != produce ] && unit=$((OPS / 100))

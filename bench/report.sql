@@ -280,8 +280,8 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
 			  pg_temp.x(pg_temp.lratio(l || '_c1', 'outbox_tx_c1')),
 			  pg_temp.x(pg_temp.lratio(l || '_c2', 'outbox_tx_c2')))
   FROM (VALUES ('outbox_tx', 'outbox', 3, 1), ('outbox_auto', 'outbox', 1, 2), ('txm_tx', 'txm', 4, 3),
-			   ('txm_tx2', 'txm', 2, 4), ('txm_ids_every_row', 'txm', 4, 5), ('txm_auto', 'txm', 2, 6),
-			   ('txm_cte', 'txm', 1, 7)) v(l, s, rt, o)
+			   ('txm_tx2', 'txm', 2, 4), ('txm_tx_ids', 'txm', 4, 5), ('txm_ids_every_row', 'txm', 4, 6),
+			   ('txm_auto', 'txm', 2, 7), ('txm_cte', 'txm', 1, 8)) v(l, s, rt, o)
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops')
  ORDER BY o;
 SELECT E'\nA round trip that does nothing (`SELECT 1`, one client): ' || pg_temp.n(pg_temp.med('loops', 'roundtrip', 'none', 'ms'), 3) || ' ms.'

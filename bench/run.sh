@@ -992,7 +992,7 @@ scenario_loops()
 		record loops roundtrip none "$rep" ms "$(div 1000 "$(tps_of "$out")")"
 		echo "   loops rep $rep: a round trip takes $(div 1000 "$(tps_of "$out")") ms"
 		for clients in 1 2; do
-			for loop in $(in_turn "$rep" outbox_tx outbox_auto txm_tx txm_tx2 txm_ids_every_row txm_auto txm_cte); do
+			for loop in $(in_turn "$rep" outbox_tx outbox_auto txm_tx txm_tx2 txm_tx_ids txm_ids_every_row txm_auto txm_cte); do
 				system=txm mode=prepared
 				case $loop in
 				outbox_tx) system=outbox script=consume_outbox.sql ;;

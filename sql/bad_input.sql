@@ -447,7 +447,8 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$(SELECT count(*) FROM tx_receive('bi.group', 100000, '0', '100 years'))$$)
 ) AS c(call);
 
--- tx_ack(consumer_group, msg_ids bigint[]) and tx_ack(consumer_group, msg_id bigint)
+-- tx_ack(consumer_group, msg_ids bigint[]), tx_ack(consumer_group, msg_id bigint)
+-- and tx_ack(consumer_group)
 SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_ack(NULL, '{1}'::bigint[])$$),
 	($$tx_ack('bi.group', NULL::bigint[])$$),
@@ -465,7 +466,13 @@ SELECT call, bi_try(call) AS outcome FROM (VALUES
 	($$tx_ack('', 1::bigint)$$),
 	($$tx_ack(repeat('g', 200), 1::bigint)$$),
 	($$tx_ack('bi.nosuch', 1::bigint)$$),
-	($$tx_ack('bi.group', -1::bigint)$$)
+	($$tx_ack('bi.group', -1::bigint)$$),
+	($$tx_ack(NULL::text)$$),
+	($$tx_ack('')$$),
+	($$tx_ack(repeat('g', 200))$$),
+	($$tx_ack('x''; DROP TABLE x; --')$$),
+	($$tx_ack('bi.nosuch')$$),
+	($$tx_ack('bi.group')$$)
 ) AS c(call);
 
 -- tx_nack(consumer_group, msg_id, error, retry_in)

@@ -4,8 +4,6 @@
 \set gid :client_id + :nclients * (:k % (:ngroups / :nclients))
 \set k :k + 1
 BEGIN;
-SELECT msg_id, payload,
-       CASE WHEN row_number() OVER () = count(*) OVER () THEN array_agg(msg_id) OVER () END AS ids
-  FROM tx_receive('g' || :gid, 100) \aset
-SELECT tx_ack('g' || :gid, :ids::bigint[]);
+SELECT msg_id, payload FROM tx_receive('g' || :gid, 100);
+SELECT tx_ack('g' || :gid);
 COMMIT;

@@ -49,6 +49,7 @@
 PG_FUNCTION_INFO_V1(tx_receive);
 PG_FUNCTION_INFO_V1(tx_ack);
 PG_FUNCTION_INFO_V1(tx_ack_one);
+PG_FUNCTION_INFO_V1(tx_ack_received);
 PG_FUNCTION_INFO_V1(tx_nack);
 PG_FUNCTION_INFO_V1(tx_extend_lease);
 
@@ -375,6 +376,22 @@ tx_ack_one(PG_FUNCTION_ARGS)
 	txm_check_can_consume("tx_ack()");
 	subs = consumer_subs(group, &nsubs);
 	PG_RETURN_BOOL(txm_ack(subs, nsubs, &id, 1) == 1);
+}
+
+/*
+ * tx_ack(consumer_group text) RETURNS integer: what this transaction
+ * received from the group and still holds (since 1.1).
+ */
+Datum
+tx_ack_received(PG_FUNCTION_ARGS)
+{
+	char	   *group = txm_group_arg(fcinfo, 0);
+	TxmSub	   *subs;
+	int			nsubs;
+
+	txm_check_can_consume("tx_ack()");
+	subs = consumer_subs(group, &nsubs);
+	PG_RETURN_INT32(txm_ack_received(subs, nsubs));
 }
 
 /*

@@ -80,8 +80,10 @@ ensure_session_deliveries(void)
 {
 	HASHCTL		ctl;
 
+	/* the current transaction's deliveries stay: tx_ack(group) finds them here */
 	if (session_deliveries != NULL &&
-		hash_get_num_entries(session_deliveries) <= SESSION_CACHE_MAX)
+		(hash_get_num_entries(session_deliveries) <= SESSION_CACHE_MAX ||
+		 xact_deliveries != NIL))
 		return;
 	if (session_deliveries)
 		hash_destroy(session_deliveries);
@@ -212,21 +214,76 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 	return TXM_HELD_HERE;
 }
 
-/* Remove the deliveries made at nesting level min_level or deeper. */
+/*
+ * Remove the deliveries made at nesting level min_level or deeper, from the
+ * session's table and from the transaction's list: the list then holds only
+ * deliveries whose lease rows stand.
+ */
 static void
 forget_from_level(int min_level)
 {
 	ListCell   *lc;
 
-	if (session_deliveries == NULL)
-		return;
 	foreach(lc, xact_deliveries)
 	{
 		XactDelivery *xd = lfirst(lc);
 
-		if (xd->nest_level >= min_level)
+		if (xd->nest_level < min_level)
+			continue;
+		if (session_deliveries != NULL)
 			hash_search(session_deliveries, &xd->key, HASH_REMOVE, NULL);
+		pfree(xd);
+		xact_deliveries = foreach_delete_current(xact_deliveries, lc);
 	}
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The ids of the messages the current transaction received for the
+ * subscriptions sub_ids and this session still holds unsettled (not acked
+ * or nacked since), each once, in a palloc'd array; *n receives how many.
+ * A message received, nacked and received again in the transaction is in
+ * the list twice and counts once.
+ */
+int64 *
+txm_deliveries_held_in_xact(const int32 *sub_ids, int nsub_ids, int *n)
+{
+	int64	   *ids = palloc(sizeof(int64) * Max(list_length(xact_deliveries), 1));
+	int			k = 0;
+	int			kept = 0;
+	ListCell   *lc;
+
+	foreach(lc, xact_deliveries)
+	{
+		XactDelivery *xd = lfirst(lc);
+		SessionEntry *e;
+		bool		ours = false;
+
+		for (int i = 0; i < nsub_ids && !ours; i++)
+			ours = (xd->key.sub_id == sub_ids[i]);
+		if (!ours || session_deliveries == NULL)
+			continue;
+		e = hash_search(session_deliveries, &xd->key, HASH_FIND, NULL);
+		/* an ack by id that finished it took its entry */
+		if (e == NULL || e->settled || !e->holding)
+			continue;
+		ids[k++] = xd->key.msg_id;
+	}
+	if (k > 1)
+		qsort(ids, k, sizeof(int64), cmp_int64);
+	for (int i = 0; i < k; i++)
+		if (i == 0 || ids[i] != ids[kept - 1])
+			ids[kept++] = ids[i];
+	*n = kept;
+	return ids;
 }
 
 /* Undo the settling done at nesting level min_level or deeper. */

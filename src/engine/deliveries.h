@@ -50,6 +50,7 @@ typedef enum TxmHeld
 
 extern TxmHeld txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take);
 extern void txm_deliveries_settle(int32 sub_id, int64 msg_id, const TxmHolding *h);
+extern int64 *txm_deliveries_held_in_xact(const int32 *sub_ids, int nsub_ids, int *n);
 extern void txm_deliveries_xact_callback(XactEvent event);
 extern void txm_deliveries_subxact_callback(SubXactEvent event);
 

@@ -447,6 +447,30 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 	return acked;
 }
 
+/*
+ * Acknowledge every message the current transaction received from the
+ * group and still holds (tx_ack(group)): what this session remembered of
+ * the transaction's deliveries, so no id travels to the client and back,
+ * and nothing received in another transaction or a rolled-back
+ * subtransaction is finished.  Returns how many this call finished.
+ */
+int
+txm_ack_received(TxmSub *subs, int nsubs)
+{
+	int32	   *sub_ids = palloc(sizeof(int32) * nsubs);
+	int64	   *ids;
+	int			n;
+	int			acked;
+
+	for (int i = 0; i < nsubs; i++)
+		sub_ids[i] = subs[i].sub_id;
+	ids = txm_deliveries_held_in_xact(sub_ids, nsubs, &n);
+	acked = txm_ack(subs, nsubs, ids, n);
+	pfree(ids);
+	pfree(sub_ids);
+	return acked;
+}
+
 /* The backoff before attempt number failed_attempt + 1. */
 static Interval *
 backoff_after(const TxmSub *sub, int32 failed_attempt)
