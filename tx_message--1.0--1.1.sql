@@ -415,6 +415,21 @@ CREATE FUNCTION tx_subscribe(topic text, consumer_group text,
 COMMENT ON FUNCTION tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath, integer)
 	IS 'subscribe a consumer group to a topic, or change its options';
 
+/*
+ * Acknowledge what this transaction received from a group, without sending
+ * the ids back: the exactly-once loop's ack.  A hot path like the other
+ * tx_ack: no SET clause, and it resolves no name through search_path.  It
+ * may be executed by whoever may execute tx_ack(text, bigint[]).
+ */
+CREATE FUNCTION tx_ack(consumer_group text)
+	RETURNS integer
+	LANGUAGE C VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'tx_ack_received';
+COMMENT ON FUNCTION tx_ack(text)
+	IS 'finish every message this transaction received from the group and still holds; returns how many this call finished';
+SELECT tx_message._carry_privileges(o.proacl, '@extschema@.tx_ack(text)'::regprocedure)
+  FROM pg_catalog.pg_proc o WHERE o.oid = '@extschema@.tx_ack(text, bigint[])'::regprocedure;
+
 SELECT tx_message._carry_privileges(o.proacl, p.oid::regprocedure)
   FROM pg_catalog.pg_proc o JOIN pg_catalog.pg_proc p ON o.proname = '_old_' || p.proname
  WHERE o.pronamespace = '@extschema@'::regnamespace
@@ -443,18 +458,6 @@ CREATE FUNCTION tx_seek(consumer_group text, topic text, target text)
 	AS 'MODULE_PATHNAME', 'tx_seek_text';
 COMMENT ON FUNCTION tx_seek(text, text, text)
 	IS 'move a consumer group''s position on a topic to ''earliest'', ''latest'' or a time; returns how many messages are ahead of it';
-
-/*
- * Acknowledge what this transaction received from a group, without sending
- * the ids back: the exactly-once loop's ack.  A hot path like the other
- * tx_ack: no SET clause, and it resolves no name through search_path.
- */
-CREATE FUNCTION tx_ack(consumer_group text)
-	RETURNS integer
-	LANGUAGE C VOLATILE PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'tx_ack_received';
-COMMENT ON FUNCTION tx_ack(text)
-	IS 'finish every message this transaction received from the group and still holds; returns how many this call finished';
 
 /*
  * Change data capture (docs/cdc.md): with it on, every message that enters

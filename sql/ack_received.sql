@@ -5,7 +5,7 @@ SELECT tx_create_topic('ar.jobs');
 -- a short lease, so that what was not finished comes back within the test
 SELECT tx_subscribe('ar.jobs', 'ar.g', lease => '3 s', max_retries => 5);
 SELECT tx_subscribe('ar.jobs', 'ar.other', lease => '3 s', max_retries => 5);
-SELECT count(*) AS sent FROM tx_send_batch('ar.jobs', ARRAY(SELECT jsonb_build_object('n', i) FROM generate_series(1, 16) i));
+SELECT count(*) AS sent FROM tx_send_batch('ar.jobs', ARRAY(SELECT jsonb_build_object('n', i) FROM generate_series(1, 24) i));
 CREATE TABLE ar_done (n int, msg_id bigint);
 
 -- the loop: receive, write the effects, ack, commit
@@ -61,7 +61,47 @@ COMMIT;
 SELECT array_agg(msg_id ORDER BY msg_id) = :'sub_ids'::bigint[] AS given_back, max(attempt) AS attempt
   FROM tx_receive('ar.g', 2);
 
--- once every lease expired, what was acked (1 to 3 and 7 to 11) never comes
+-- an ack in a subtransaction that rolls back is undone, and acked again
+BEGIN;
+SELECT count(*) AS received FROM tx_receive('ar.g', 3);
+SAVEPOINT s;
+SELECT tx_ack('ar.g') AS acked;
+ROLLBACK TO SAVEPOINT s;
+SELECT tx_ack('ar.g') AS acked_after_rollback_to;
+COMMIT;
+-- ... also when the subtransaction is a PL/pgSQL exception block
+BEGIN;
+SELECT count(*) AS received FROM tx_receive('ar.g', 2);
+DO $$
+BEGIN
+	PERFORM tx_ack('ar.g');
+	RAISE EXCEPTION 'effects failed';
+EXCEPTION WHEN raise_exception THEN
+	NULL;
+END $$;
+SELECT tx_ack('ar.g') AS acked_after_exception;
+COMMIT;
+
+-- a message nacked and received again in a subtransaction that rolls back
+-- is held by the first delivery again, and acked
+BEGIN;
+SELECT msg_id AS x FROM tx_receive('ar.g', 1) \gset
+SAVEPOINT s;
+SELECT tx_nack('ar.g', :x, retry_in => '0 s') AS nacked;
+SELECT msg_id = :x AS same, attempt FROM tx_receive('ar.g', 1);
+ROLLBACK TO SAVEPOINT s;
+SELECT tx_ack('ar.g') AS acked;
+COMMIT;
+
+-- a group consumed by its handler: tx_receive gives nothing of it to ack
+CREATE FUNCTION ar_handler(m tx_message.message) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+SELECT tx_subscribe('ar.jobs', 'ar.handled', handler => 'ar_handler(tx_message.message)');
+SELECT tx_ack('ar.handled');
+\echo :SQLSTATE
+SELECT tx_unsubscribe('ar.jobs', 'ar.handled');
+DROP FUNCTION ar_handler(tx_message.message);
+
+-- once every lease expired, what was acked (1 to 3 and 7 to 11, 14 to 19) never comes
 -- back; what was received and left unfinished comes again, and what was
 -- never received comes for the first time
 SELECT pg_sleep(3.2);

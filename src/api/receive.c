@@ -380,7 +380,8 @@ tx_ack_one(PG_FUNCTION_ARGS)
 
 /*
  * tx_ack(consumer_group text) RETURNS integer: what this transaction
- * received from the group and still holds (since 1.1).
+ * received from the group with tx_receive and has not settled (since 1.1).
+ * A group consumed by its handler has nothing tx_receive gave.
  */
 Datum
 tx_ack_received(PG_FUNCTION_ARGS)
@@ -391,7 +392,7 @@ tx_ack_received(PG_FUNCTION_ARGS)
 
 	txm_check_can_consume("tx_ack()");
 	subs = consumer_subs(group, &nsubs);
-	PG_RETURN_INT32(txm_ack_received(subs, nsubs));
+	PG_RETURN_INT32(txm_ack_received(subs, nsubs, pulled_subscriptions(group, subs, nsubs)));
 }
 
 /*

@@ -384,7 +384,6 @@ txm_id_array(ArrayType *array, int *n)
 	Datum	   *elems;
 	bool	   *nulls;
 	int64	   *ids;
-	int			k = 0;
 
 	txm_check_one_dimension(array, "msg_ids");
 	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, n);
@@ -397,10 +396,20 @@ txm_id_array(ArrayType *array, int *n)
 					 errmsg("msg_ids must not contain nulls")));
 		ids[i] = DatumGetInt64(elems[i]);
 	}
-	qsort(ids, *n, sizeof(int64), cmp_int64);
-	for (int i = 0; i < *n; i++)
+	*n = txm_sort_unique_ids(ids, *n);
+	return ids;
+}
+
+/* Sort n message ids and keep each once; returns how many are left. */
+int
+txm_sort_unique_ids(int64 *ids, int n)
+{
+	int			k = 0;
+
+	if (n > 1)
+		qsort(ids, n, sizeof(int64), cmp_int64);
+	for (int i = 0; i < n; i++)
 		if (k == 0 || ids[k - 1] != ids[i])
 			ids[k++] = ids[i];
-	*n = k;
-	return ids;
+	return k;
 }

@@ -55,5 +55,6 @@ extern void txm_check_can_send(const char *function);
 extern void txm_check_can_consume(const char *function);
 extern void txm_check_can_change(const char *function);
 extern int64 *txm_id_array(ArrayType *array, int *n);
+extern int	txm_sort_unique_ids(int64 *ids, int n);
 
 #endif							/* TXM_VALIDATE_H */

@@ -28,6 +28,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "src/base/validate.h"
 #include "src/engine/deliveries.h"
 
 /* bound on the session's memory of deliveries; it starts afresh beyond */
@@ -80,10 +81,8 @@ ensure_session_deliveries(void)
 {
 	HASHCTL		ctl;
 
-	/* the current transaction's deliveries stay: tx_ack(group) finds them here */
 	if (session_deliveries != NULL &&
-		(hash_get_num_entries(session_deliveries) <= SESSION_CACHE_MAX ||
-		 xact_deliveries != NIL))
+		hash_get_num_entries(session_deliveries) <= SESSION_CACHE_MAX)
 		return;
 	if (session_deliveries)
 		hash_destroy(session_deliveries);
@@ -215,50 +214,71 @@ txm_deliveries_lookup(int32 sub_id, int64 msg_id, TxmHolding *h, bool take)
 }
 
 /*
+ * The list cut to its first k cells, into which the callers below moved
+ * what they keep: one pass over a list, allocating nothing (they run while
+ * a transaction aborts).
+ */
+static List *
+keep_first(List *list, int k)
+{
+	if (k > 0)
+		return list_truncate(list, k);
+	list_free(list);
+	return NIL;
+}
+
+/*
  * Remove the deliveries made at nesting level min_level or deeper, from the
- * session's table and from the transaction's list: the list then holds only
- * deliveries whose lease rows stand.
+ * session's table and from the transaction's list, in one pass: the list
+ * then holds only deliveries whose lease rows stand.
  */
 static void
 forget_from_level(int min_level)
 {
 	ListCell   *lc;
+	int			k = 0;
 
+	if (min_level <= 0)
+	{
+		/* the whole transaction: its callback frees the list */
+		if (session_deliveries != NULL)
+			foreach(lc, xact_deliveries)
+				hash_search(session_deliveries, &((XactDelivery *) lfirst(lc))->key,
+							HASH_REMOVE, NULL);
+		return;
+	}
 	foreach(lc, xact_deliveries)
 	{
 		XactDelivery *xd = lfirst(lc);
 
 		if (xd->nest_level < min_level)
+		{
+			lfirst(list_nth_cell(xact_deliveries, k++)) = xd;
 			continue;
+		}
 		if (session_deliveries != NULL)
 			hash_search(session_deliveries, &xd->key, HASH_REMOVE, NULL);
 		pfree(xd);
-		xact_deliveries = foreach_delete_current(xact_deliveries, lc);
 	}
-}
-
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
+	xact_deliveries = keep_first(xact_deliveries, k);
 }
 
 /*
  * The ids of the messages the current transaction received for the
- * subscriptions sub_ids and this session still holds unsettled (not acked
- * or nacked since), each once, in a palloc'd array; *n receives how many.
- * A message received, nacked and received again in the transaction is in
- * the list twice and counts once.
+ * subscriptions sub_ids and has not settled since (nacked, or acked by id
+ * from a retry row), each once, in a palloc'd array; *n receives how many.
+ * Those this session still remembers holding are acked without reading a
+ * table; the others (acked by id in this transaction, whose entry the ack
+ * took, or whose entry a rolled-back subtransaction or a fresh start of
+ * the session's table removed) are looked up in the tables by the ack,
+ * which finishes only what is still pending: while this transaction is
+ * open, nobody else can take what it received.
  */
 int64 *
 txm_deliveries_held_in_xact(const int32 *sub_ids, int nsub_ids, int *n)
 {
 	int64	   *ids = palloc(sizeof(int64) * Max(list_length(xact_deliveries), 1));
 	int			k = 0;
-	int			kept = 0;
 	ListCell   *lc;
 
 	foreach(lc, xact_deliveries)
@@ -269,28 +289,24 @@ txm_deliveries_held_in_xact(const int32 *sub_ids, int nsub_ids, int *n)
 
 		for (int i = 0; i < nsub_ids && !ours; i++)
 			ours = (xd->key.sub_id == sub_ids[i]);
-		if (!ours || session_deliveries == NULL)
+		if (!ours)
 			continue;
-		e = hash_search(session_deliveries, &xd->key, HASH_FIND, NULL);
-		/* an ack by id that finished it took its entry */
-		if (e == NULL || e->settled || !e->holding)
+		e = session_deliveries != NULL ?
+			hash_search(session_deliveries, &xd->key, HASH_FIND, NULL) : NULL;
+		if (e != NULL && e->settled)
 			continue;
 		ids[k++] = xd->key.msg_id;
 	}
-	if (k > 1)
-		qsort(ids, k, sizeof(int64), cmp_int64);
-	for (int i = 0; i < k; i++)
-		if (i == 0 || ids[i] != ids[kept - 1])
-			ids[kept++] = ids[i];
-	*n = kept;
+	*n = txm_sort_unique_ids(ids, k);
 	return ids;
 }
 
-/* Undo the settling done at nesting level min_level or deeper. */
+/* Undo the settling done at nesting level min_level or deeper, in one pass. */
 static void
 unsettle_from_level(int min_level)
 {
 	ListCell   *lc;
+	int			k = 0;
 
 	foreach(lc, xact_settled)
 	{
@@ -298,7 +314,10 @@ unsettle_from_level(int min_level)
 		SessionEntry *e;
 
 		if (xd->nest_level < min_level)
+		{
+			lfirst(list_nth_cell(xact_settled, k++)) = xd;
 			continue;
+		}
 		e = session_deliveries ?
 			hash_search(session_deliveries, &xd->key, HASH_FIND, NULL) : NULL;
 		if (e && e->holding)
@@ -306,8 +325,8 @@ unsettle_from_level(int min_level)
 		else if (e)
 			hash_search(session_deliveries, &xd->key, HASH_REMOVE, NULL);
 		pfree(xd);
-		xact_settled = foreach_delete_current(xact_settled, lc);
 	}
+	xact_settled = keep_first(xact_settled, k);
 }
 
 void

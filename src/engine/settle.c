@@ -449,22 +449,26 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 
 /*
  * Acknowledge every message the current transaction received from the
- * group and still holds (tx_ack(group)): what this session remembered of
- * the transaction's deliveries, so no id travels to the client and back,
- * and nothing received in another transaction or a rolled-back
- * subtransaction is finished.  Returns how many this call finished.
+ * group's subscriptions served by tx_receive (pull) and has not settled
+ * since (tx_ack(group)): what this session remembered of the transaction's
+ * deliveries, so no id travels to the client and back, and nothing received
+ * in another transaction or a rolled-back subtransaction is finished.  A
+ * handler subscription's batch is never taken: its handler calls settle it
+ * one by one.  Returns how many this call finished.
  */
 int
-txm_ack_received(TxmSub *subs, int nsubs)
+txm_ack_received(TxmSub *subs, int nsubs, const bool *pull)
 {
 	int32	   *sub_ids = palloc(sizeof(int32) * nsubs);
+	int			npull = 0;
 	int64	   *ids;
 	int			n;
 	int			acked;
 
 	for (int i = 0; i < nsubs; i++)
-		sub_ids[i] = subs[i].sub_id;
-	ids = txm_deliveries_held_in_xact(sub_ids, nsubs, &n);
+		if (pull[i])
+			sub_ids[npull++] = subs[i].sub_id;
+	ids = txm_deliveries_held_in_xact(sub_ids, npull, &n);
 	acked = txm_ack(subs, nsubs, ids, n);
 	pfree(ids);
 	pfree(sub_ids);
