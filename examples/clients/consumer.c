@@ -87,13 +87,9 @@ main(int argc, char **argv)
 	while (!stopping)
 	{
 		PGresult   *batch;
-		size_t		cap = 64;
-		int			ndone = 0;
-		char	   *done = malloc(cap);	/* the acked ids as an array literal */
 
 		PQclear(run(conn, "BEGIN", 0, NULL));
 		batch = run(conn, "SELECT msg_id, payload FROM tx_receive($1, 100, wait => '2 s')", 1, &group);
-		strcpy(done, "{");
 		for (int i = 0; i < PQntuples(batch); i++)
 		{
 			const char *msg_id = PQgetvalue(batch, i, 0);
@@ -102,12 +98,7 @@ main(int argc, char **argv)
 			PQclear(run(conn, "SAVEPOINT one", 0, NULL));
 			error = handle(conn, msg_id, PQgetvalue(batch, i, 1));
 			if (error == NULL)
-			{
 				PQclear(run(conn, "RELEASE SAVEPOINT one", 0, NULL));
-				while (strlen(done) + strlen(msg_id) + 3 > cap)
-					done = realloc(done, cap *= 2);
-				sprintf(done + strlen(done), "%s%s", ndone++ > 0 ? "," : "", msg_id);
-			}
 			else
 			{
 				const char *params[3] = {group, msg_id, error};
@@ -116,15 +107,10 @@ main(int argc, char **argv)
 				PQclear(run(conn, "SELECT tx_nack($1, $2, $3)", 3, params));
 			}
 		}
-		if (ndone > 0)
-		{
-			const char *params[2] = {group, done};
-
-			strcat(done, "}");
-			PQclear(run(conn, "SELECT tx_ack($1, $2::bigint[])", 2, params));
-		}
+		/* every message this transaction received and did not nack */
+		if (PQntuples(batch) > 0)
+			PQclear(run(conn, "SELECT tx_ack($1)", 1, &group));
 		PQclear(batch);
-		free(done);
 		PQclear(run(conn, "COMMIT", 0, NULL));
 	}
 	PQfinish(conn);

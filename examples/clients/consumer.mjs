@@ -37,7 +37,6 @@ while (!stopping) {
   await client.query('BEGIN');
   const { rows } = await client.query(
     "SELECT msg_id, payload FROM tx_receive($1, 100, wait => '2 s')", [group]);
-  const done = [];
   for (const msg of rows) {
     if (typeof msg.msg_id !== 'string')
       throw new Error('message ids must stay strings (or BigInt)');
@@ -45,14 +44,14 @@ while (!stopping) {
     try {
       await handle(msg, client);
       await client.query('RELEASE SAVEPOINT one');
-      done.push(msg.msg_id);
     } catch (err) {
       await client.query('ROLLBACK TO SAVEPOINT one');
       await client.query('SELECT tx_nack($1, $2, $3)', [group, msg.msg_id, err.message]);
     }
   }
-  if (done.length > 0)
-    await client.query('SELECT tx_ack($1, $2::bigint[])', [group, done]);
+  // every message this transaction received and did not nack
+  if (rows.length > 0)
+    await client.query('SELECT tx_ack($1)', [group]);
   await client.query('COMMIT');
 }
 await client.end();

@@ -45,14 +45,14 @@ with psycopg.connect() as conn:
             cur = conn.cursor()
             # msg_id is a bigint: Python ints hold it exactly
             cur.execute("SELECT msg_id, payload FROM tx_receive(%s, 100, wait => '2 s')", (GROUP,))
-            done = []
-            for msg_id, payload in cur.fetchall():
+            rows = cur.fetchall()
+            for msg_id, payload in rows:
                 try:
                     with conn.transaction():  # a savepoint: a failure undoes this message only
                         handle(conn.cursor(), msg_id, payload)
-                    done.append(msg_id)
                 except Exception as err:  # noqa: BLE001 - any failure is a nack
                     cur.execute("SELECT tx_nack(%s, %s, %s)", (GROUP, msg_id, str(err)))
-            if done:
-                cur.execute("SELECT tx_ack(%s, %s::bigint[])", (GROUP, done))
+            if rows:
+                # every message this transaction received and did not nack
+                cur.execute("SELECT tx_ack(%s)", (GROUP,))
 print("consumer.py: stopped", flush=True)
