@@ -80,6 +80,7 @@ typedef struct RelSpec
 static const RelSpec rel_specs[] = {
 	TABLE_GREW("topics", topics, Natts_topics, Natts_topics_1_0),
 	INDEX("topics_pkey", topics_pkey, 1),
+	INDEX("topics_topic_id_key", topics_topic_id_key, 1),
 	TABLE("topic_grants", topic_grants, Natts_topic_grants),
 	INDEX("topic_grants_pkey", topic_grants_pkey, 3),
 	TABLE("log_0", log[0], Natts_log),
@@ -511,6 +512,41 @@ txm_topic_name(int32 topic_id)
 	ensure_topic_hashes();
 	n = hash_search(topic_names_by_id, &topic_id, HASH_FIND, NULL);
 	return n ? n->name : NULL;
+}
+
+/*
+ * A topic's retired_seq, read now (not cached: retention moves it), or
+ * false if the topic is gone: one probe of its topic_id index, for the
+ * tick's first look at a topic's stream.
+ */
+bool
+txm_topic_retired_seq(int32 topic_id, int64 *retired)
+{
+	const TxmCatalog *c = txm_catalog();
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		found = false;
+
+	rel = table_open(c->topics, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyInit(&key, Anum_topics_topic_id, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(topic_id));
+	scan = systable_beginscan(rel, c->topics_topic_id_key, true, snap, 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+
+		*retired = DatumGetInt64(heap_getattr(tup, Anum_topics_retired_seq,
+											  RelationGetDescr(rel), &isnull));
+		found = true;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /*

@@ -159,6 +159,7 @@ typedef struct TxmCatalog
 	Oid			owner;			/* owner of the relations: runs internal SQL */
 	Oid			topics;
 	Oid			topics_pkey;
+	Oid			topics_topic_id_key;
 	Oid			topic_grants;
 	Oid			topic_grants_pkey;
 	Oid			log[TXM_LOG_SLOTS];
@@ -230,6 +231,7 @@ extern void txm_invalidate(Oid relid);
 extern uint64 txm_catalog_changes(void);
 extern TxmTopic *txm_lookup_topic(const char *name, bool missing_ok);
 extern const char *txm_topic_name(int32 topic_id);
+extern bool txm_topic_retired_seq(int32 topic_id, int64 *retired);
 extern TxmTopic *txm_lookup_topic_by_id(int32 topic_id);
 extern int	txm_current_log_slot(void);
 extern const TxmInstance *txm_instance(void);

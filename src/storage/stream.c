@@ -450,23 +450,6 @@ first_slice_reaching(SliceProbe *p, const SliceGoal *goal, SliceInfo *si)
 	return true;
 }
 
-/* The topic's retired_seq (topics), or false if the topic is gone. */
-static bool
-retired_seq(int32 topic_id, int64 *retired)
-{
-	static const char *sql =
-		"SELECT retired_seq FROM tx_message.topics WHERE topic_id = $1";
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	bool		isnull;
-
-	values[0] = Int32GetDatum(topic_id);
-	if (txm_spi_exec_latest(sql, 1, types, values, NULL, 1) == 0)
-		return false;
-	*retired = DatumGetInt64(txm_spi_value(0, 1, &isnull));
-	return true;
-}
-
 /* The end of the topic's last slice, read with the probe's snapshot; 0 if none. */
 static int64
 last_slice_end(SliceProbe *p)
@@ -482,8 +465,7 @@ last_slice_end(SliceProbe *p)
  * further: a truncation deletes the slices of its table below the sealed
  * heads, which may be a topic's last slices while an earlier one, of a
  * newer table (a transaction that began in the older table committed
- * after one that began in the newer), stays.  The caller has done
- * SPI_connect().
+ * after one that began in the newer), stays.
  */
 int64
 txm_stream_head(int32 topic_id, Snapshot snap)
@@ -495,7 +477,7 @@ txm_stream_head(int32 topic_id, Snapshot snap)
 	probe_open(&p, topic_id, snap);
 	head = last_slice_end(&p);
 	probe_close(&p);
-	if (retired_seq(topic_id, &retired))
+	if (txm_topic_retired_seq(topic_id, &retired))
 		head = Max(head, retired);
 	return head;
 }
@@ -540,7 +522,7 @@ txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap)
  * The first position of a topic's stream committed at or after t: the
  * first slice the ticker made at or after t (slices.created_at, since 1.1),
  * or the head if none was.  A time before what retention keeps gives the
- * oldest position kept.  The caller has done SPI_connect().
+ * oldest position kept.
  */
 int64
 txm_stream_seq_at(int32 topic_id, TimestampTz t)
@@ -558,7 +540,7 @@ txm_stream_seq_at(int32 topic_id, TimestampTz t)
 				 errmsg("positions by time need version 1.1 of the extension tx_message"),
 				 errhint("Run ALTER EXTENSION tx_message UPDATE.")));
 	hold_retention();
-	if (!retired_seq(topic_id, &retired))
+	if (!txm_topic_retired_seq(topic_id, &retired))
 		return 0;
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	probe_open(&p, topic_id, snap);
