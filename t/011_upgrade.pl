@@ -110,6 +110,8 @@ $node->safe_psql('acl', q{
 	GRANT EXECUTE ON FUNCTION tx_send(text, jsonb, text, text[], jsonb, interval) TO upg_producer;
 	GRANT EXECUTE ON FUNCTION tx_create_topic(text, interval, regprocedure, interval, interval, integer, boolean)
 		TO upg_producer WITH GRANT OPTION;
+	REVOKE EXECUTE ON FUNCTION tx_ack(text, bigint[]) FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION tx_ack(text, bigint[]) TO upg_producer;
 	ALTER EXTENSION tx_message UPDATE;
 });
 is($node->safe_psql('acl', q{
@@ -123,8 +125,15 @@ is($node->safe_psql('acl', q{
 	    || ' ' || has_function_privilege('upg_nobody', 'tx_subscribe(text, text, text[], regprocedure, integer, interval[], interval, boolean, text, text, jsonpath, integer)', 'EXECUTE')}),
 	'true false true false true',
 	'grants and revokes on functions made again by the update are carried over');
+# tx_ack(group), which the update adds, is for whoever may run tx_ack(group, ids)
+is($node->safe_psql('acl', q{
+	SELECT has_function_privilege('upg_producer', 'tx_ack(text)', 'EXECUTE')
+	    || ' ' || has_function_privilege('upg_nobody', 'tx_ack(text)', 'EXECUTE')}),
+	'true false', 'tx_ack(group) gets the privileges of tx_ack(group, ids)');
 # and they are the database's, not the extension's: pg_dump carries them
 my ($dump, $dump_err) = run_command([ $node->installed_command('pg_dump'), '-s', '-d', $node->connstr('acl') ]);
+like($dump, qr/REVOKE ALL ON FUNCTION public\.tx_ack\(consumer_group text\) FROM PUBLIC;/,
+	'pg_dump dumps the revoke given to tx_ack(group)');
 like($dump, qr/REVOKE ALL ON FUNCTION public\.tx_send\(.*?dedup_key text\) FROM PUBLIC;/,
 	'pg_dump dumps the revoke carried over');
 like($dump, qr/GRANT ALL ON FUNCTION public\.tx_send\(.*?dedup_key text\) TO upg_producer;/,
