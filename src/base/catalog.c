@@ -369,24 +369,42 @@ ensure_topic_hashes(void)
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/*
+ * The row of topics (rel) whose column attno equals value, found through
+ * index and read with a fresh snapshot (a topic created or changed a moment
+ * ago is seen), copied; NULL if there is none.
+ */
+static HeapTuple
+fetch_topic_row(Relation rel, Oid index, AttrNumber attno, RegProcedure eq, Datum value)
+{
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	ScanKeyInit(&key, attno, BTEqualStrategyNumber, eq, value);
+	scan = systable_beginscan(rel, index, true, snap, 1, &key);
+	tup = systable_getnext(scan);
+	if (tup != NULL)
+		tup = heap_copytuple(tup);
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	return tup;
+}
+
 /* Read one topic row into *t; returns false if there is no such topic. */
 static bool
 load_topic(const char *name, TxmTopic *t)
 {
 	const TxmCatalog *c = txm_catalog();
 	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
 	HeapTuple	tup;
-	Snapshot	snap;
 	bool		found = false;
 
 	rel = table_open(c->topics, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyInit(&key, Anum_topics_topic, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(name));
-	scan = systable_beginscan(rel, c->topics_pkey, true, snap, 1, &key);
-	if ((tup = systable_getnext(scan)) != NULL)
+	tup = fetch_topic_row(rel, c->topics_pkey, Anum_topics_topic, F_TEXTEQ,
+						  CStringGetTextDatum(name));
+	if (tup != NULL)
 	{
 		Datum		values[Natts_topics];
 		bool		nulls[Natts_topics];
@@ -418,9 +436,8 @@ load_topic(const char *name, TxmTopic *t)
 									   t->notify_channel, sizeof(t->notify_channel));
 		}
 		found = true;
+		heap_freetuple(tup);
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	return found;
 }
@@ -523,28 +540,18 @@ bool
 txm_topic_retired_seq(int32 topic_id, int64 *retired)
 {
 	const TxmCatalog *c = txm_catalog();
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	Snapshot	snap;
-	bool		found = false;
+	Relation	rel = table_open(c->topics, AccessShareLock);
+	HeapTuple	tup = fetch_topic_row(rel, c->topics_topic_id_key, Anum_topics_topic_id,
+									  F_INT4EQ, Int32GetDatum(topic_id));
+	bool		found = (tup != NULL);
+	bool		isnull;
 
-	rel = table_open(c->topics, AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyInit(&key, Anum_topics_topic_id, BTEqualStrategyNumber, F_INT4EQ,
-				Int32GetDatum(topic_id));
-	scan = systable_beginscan(rel, c->topics_topic_id_key, true, snap, 1, &key);
-	if ((tup = systable_getnext(scan)) != NULL)
+	if (found)
 	{
-		bool		isnull;
-
 		*retired = DatumGetInt64(heap_getattr(tup, Anum_topics_retired_seq,
 											  RelationGetDescr(rel), &isnull));
-		found = true;
+		heap_freetuple(tup);
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	return found;
 }
