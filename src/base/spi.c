@@ -259,21 +259,28 @@ txm_inserter_open_batch(TxmInserter *ins, Relation rel)
 	ins->kept = palloc0(sizeof(TupleTableSlot *) * TXM_INSERTER_ROWS);
 }
 
-/* Index entries for a tuple just put in the heap (or updated, not HOT). */
+/* Index entries for the row in slot, which the heap holds at tid. */
 static void
-inserter_index(TxmInserter *ins, HeapTuple tup)
+index_slot(TxmInserter *ins, TupleTableSlot *slot, ItemPointer tid)
 {
-	ExecStoreHeapTuple(tup, ins->slot, false);
 	for (int i = 0; i < ins->nindexes; i++)
 	{
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
 
-		FormIndexDatum(ins->infos[i], ins->slot, NULL, values, isnull);
-		index_insert(ins->indexes[i], values, isnull, &tup->t_self, ins->rel,
+		FormIndexDatum(ins->infos[i], slot, NULL, values, isnull);
+		index_insert(ins->indexes[i], values, isnull, tid, ins->rel,
 					 ins->infos[i]->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 					 false, ins->infos[i]);
 	}
+}
+
+/* Index entries for a tuple just put in the heap (or updated, not HOT). */
+static void
+inserter_index(TxmInserter *ins, HeapTuple tup)
+{
+	ExecStoreHeapTuple(tup, ins->slot, false);
+	index_slot(ins, ins->slot, &tup->t_self);
 	ExecClearTuple(ins->slot);
 }
 
@@ -296,19 +303,8 @@ inserter_flush(TxmInserter *ins)
 		heap_multi_insert(ins->rel, ins->kept, ins->nkept, GetCurrentCommandId(true), 0, NULL);
 	for (int k = 0; k < ins->nkept; k++)
 	{
-		TupleTableSlot *slot = ins->kept[k];
-
-		for (int i = 0; i < ins->nindexes; i++)
-		{
-			Datum		values[INDEX_MAX_KEYS];
-			bool		isnull[INDEX_MAX_KEYS];
-
-			FormIndexDatum(ins->infos[i], slot, NULL, values, isnull);
-			index_insert(ins->indexes[i], values, isnull, &slot->tts_tid, ins->rel,
-						 ins->infos[i]->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-						 false, ins->infos[i]);
-		}
-		ExecClearTuple(slot);
+		index_slot(ins, ins->kept[k], &ins->kept[k]->tts_tid);
+		ExecClearTuple(ins->kept[k]);
 	}
 	ins->nkept = 0;
 	ins->kept_bytes = 0;
