@@ -207,12 +207,20 @@ SELECT tx_send_half('sp.ext', '{"name": "Abandoned"}') AS hx \gset
 -- cycles: the check function commits one half message, the handler takes all
 CALL sp_admin.maintain_until('(SELECT count(*) = 6 FROM public.sp_handled)');
 CALL sp_admin.maintain_until(format('(SELECT count(*) = 1 FROM tx_message.dead_letters WHERE msg_id = %s)', :hx));
--- a pull consumer: receive, extend, ack (both forms), nack, redrive, purge
+-- a pull consumer: receive, extend, ack (all three forms), nack, redrive, purge
 SELECT msg_id AS r1 FROM tx_receive('sp.pull', 1, wait => '5 s') \gset
 SELECT tx_extend_lease('sp.pull', ARRAY[:r1]::bigint[], '1 min');
 SELECT tx_ack('sp.pull', ARRAY[:r1]::bigint[]);
 SELECT msg_id AS r2 FROM tx_receive('sp.pull', 1, wait => '5 s') \gset
 SELECT tx_ack('sp.pull', :r2);
+-- tx_ack(group), from the session's memory and (after the rolled-back ack) from the tables
+BEGIN;
+SELECT msg_id AS r4 FROM tx_receive('sp.pull', 1, wait => '5 s') \gset
+SAVEPOINT s;
+SELECT tx_ack('sp.pull') AS acked;
+ROLLBACK TO SAVEPOINT s;
+SELECT tx_ack('sp.pull') AS acked_from_the_tables;
+COMMIT;
 SELECT msg_id AS r3 FROM tx_receive('sp.pull', 1, lease => '1 min') \gset
 SELECT tx_nack('sp.pull', :r3, 'boom');
 SELECT tx_redrive('sp.pull', ARRAY[:r3]::bigint[]);
