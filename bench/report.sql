@@ -296,6 +296,8 @@ LANGUAGE sql STABLE AS $$
 				  pg_temp.x(pg_temp.vratio(sc, va || '_' || many, va || '_' || few, 'txm', me)))
 	  FROM (VALUES (1, 'produce', 'tps', 'produce, 8 clients (TPS)', 0),
 				   (2, 'produce', 'wal_per_txn', 'WAL per produce transaction (bytes)', 0),
+				   (2.1, 'produce_warm', 'tps', 'produce, 8 clients, as long again (TPS)', 0),
+				   (2.2, 'produce_warm', 'wal_per_txn', 'WAL per produce transaction, as long again (bytes)', 0),
 				   (3, 'drain', 'msgs_per_s', 'one group drains its topic (messages/s)', 0),
 				   (4, 'drain', 'deliveries_per_s', '4 consumers drain every group (deliveries/s)', 0),
 				   (5, 'idle', 'cpu_ms_per_s', 'idle launcher and worker (CPU ms/s)', 2),

@@ -1049,14 +1049,32 @@ wait_ticked_topic()
 	return 1
 }
 
+# A point in a produce run: the time, the WAL position and the orders
+# committed so far (each produce transaction commits one).
+window_mark()
+{
+	echo "$(date +%s.%N) $(sql "SELECT pg_current_wal_lsn() || ' ' || count(*) FROM orders")" >"$1"
+}
+
+# TPS and WAL bytes per transaction between two window_mark files.
+window_figures()
+{
+	local t0 l0 n0 t1 l1 n1
+	read -r t0 l0 n0 <"$1"
+	read -r t1 l1 n1 <"$2"
+	echo "$(div $((n1 - n0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")" \
+		"$(div "$(sql "SELECT pg_wal_lsn_diff('$l1', '$l0')")" $((n1 - n0)))"
+}
+
 # topics (issue 15, target 4): n topics t0.. with one group g<i> each, for
 # n = 1 and TOPICS.  Per n: the idle worker's CPU and memory; 8 producers
-# sending to a topic picked at random (TPS and WAL per transaction); then
+# sending to a topic picked at random (TPS and WAL per transaction, in the
+# first PRODUCE_SECS and in the next); then
 # group g0 drains DRAIN_MSGS messages of t0 while the other topics keep what
 # they were sent (messages/s).
 scenario_topics()
 {
-	local rep n out a wal txns idle cpu rss base rate left
+	local rep n out wal tps wal2 tps2 mark_pid cpu rss base rate left
 	for rep in $(seq 1 "$REPS"); do
 		for n in $(in_turn "$rep" 1 "$TOPICS"); do
 			psql_in <<-EOF
@@ -1073,15 +1091,25 @@ scenario_topics()
 			record topics "idle_$n" txm "$rep" cpu_ms_per_s "$cpu"
 			record topics "idle_$n" txm "$rep" worker_rss_kb "$rss"
 			checkpoint
+			# One pgbench run of two windows of PRODUCE_SECS: the first is
+			# what a new worker and new sessions do (every topic is new to
+			# them), the second the steady state.  Each window's figures come
+			# from the orders committed in it, counted at its ends.
 			out=$WORK/topics_p.out
-			a=$(lsn)
-			pgb -c 8 -j 8 -T "$PRODUCE_SECS" -D ntopics="$n" -f "$BENCH/scripts/produce_txm_topics.sql" >"$out" 2>&1 ||
-				{ cat "$out"; return 1; }
-			wal=$(wal_since "$a")
-			txns=$(txns_of "$out")
-			record topics "produce_$n" txm "$rep" tps "$(tps_of "$out")"
+			window_mark "$WORK/topics_w0"
+			{ sleep "$PRODUCE_SECS"; window_mark "$WORK/topics_w1"; } &
+			mark_pid=$!
+			pgb -c 8 -j 8 -T $((2 * PRODUCE_SECS)) -D ntopics="$n" -f "$BENCH/scripts/produce_txm_topics.sql" >"$out" 2>&1 ||
+				{ kill "$mark_pid" 2>/dev/null; cat "$out"; return 1; }
+			wait "$mark_pid"
+			window_mark "$WORK/topics_w2"
+			read -r tps wal <<<"$(window_figures "$WORK/topics_w0" "$WORK/topics_w1")"
+			record topics "produce_$n" txm "$rep" tps "$tps"
+			record topics "produce_$n" txm "$rep" wal_per_txn "$wal"
+			read -r tps2 wal2 <<<"$(window_figures "$WORK/topics_w1" "$WORK/topics_w2")"
+			record topics "produce_warm_$n" txm "$rep" tps "$tps2"
+			record topics "produce_warm_$n" txm "$rep" wal_per_txn "$wal2"
 			out=$WORK/topics.out
-			record topics "produce_$n" txm "$rep" wal_per_txn "$(div "$wal" "$txns")"
 			# g0 first takes what the producers sent to t0
 			while [ "$(sql "SELECT count(*) FROM tx_receive('g0', 100000)")" -gt 0 ]; do :; done
 			base=$(sql "SELECT coalesce(sum(cardinality(s.positions)), 0) FROM tx_message.slices s
@@ -1095,7 +1123,7 @@ scenario_topics()
 			rate=$(div $((DRAIN_MSGS - left)) "$(div "$(txns_of "$out")" "$(tps_of "$out")")")
 			record topics "drain_$n" txm "$rep" msgs_per_s "$rate"
 			echo "   topics rep $rep, $n topic(s): idle worker $cpu ms/s CPU, $rss kB private;" \
-				"$(tps_of "$WORK/topics_p.out") TPS, $(div "$wal" "$txns") WAL bytes/txn; g0 drains $rate messages/s ($left left over)"
+				"$tps TPS, $wal WAL bytes/txn, then $tps2 TPS, $wal2 WAL bytes/txn; g0 drains $rate messages/s ($left left over)"
 		done
 	done
 }
