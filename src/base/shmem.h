@@ -193,7 +193,7 @@ extern void txm_database_resume(Oid dboid);
 extern bool txm_worker_running(TxmDbSlot *slot);
 extern uint64 *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head);
 extern void txm_ring_note_commit_prepared(void);
-extern bool txm_worker_tick_due(TxmUrgency *urgency);
+extern bool txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
 extern void txm_wake_executor(void);

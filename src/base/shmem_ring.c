@@ -186,10 +186,11 @@ txm_worker_running(TxmDbSlot *slot)
 /*
  * For the worker: whether commits wait to be ticked, and how soon receivers
  * want them (TxmUrgency).  With nothing unticked, the next commit is asked
- * to wake the worker.
+ * to wake the worker, unless the worker will look again by itself at the
+ * next tick's time anyway (looking_soon).
  */
 bool
-txm_worker_tick_due(TxmUrgency *urgency)
+txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	bool		pending;
@@ -200,7 +201,7 @@ txm_worker_tick_due(TxmUrgency *urgency)
 	if (!pending)
 		slot->urgency = TXM_TICK_PACED;
 	*urgency = slot->urgency;
-	slot->wake_on_commit = !pending;
+	slot->wake_on_commit = !pending && !looking_soon;
 	SpinLockRelease(&slot->mutex);
 	return pending;
 }
