@@ -336,6 +336,46 @@ for my $try (1 .. 3)
 	}
 }
 ok($left_unticked, 'a receive of another topic does not wait for the tick of a commit');
+
+# After a tick that made messages deliverable, the worker looks for more
+# commits by itself at the next tick's time, and they do not wake it; once
+# such a look finds nothing, the next commit wakes it again.  With the
+# maintenance cycle a minute away, either going wrong would leave a commit
+# unticked for up to a minute.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET tx_message.tick_interval = '1s'});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET tx_message.naptime = '60s'});
+$node->reload;
+usleep(1_500_000);
+
+# Seconds from a send into 'life' until a slice holds it.
+sub ticked_after_send
+{
+	my ($label) = @_;
+	my $t = time();
+	$node->safe_psql('db1', qq{SELECT tx_send('life', '{"look": "$label"}')});
+	$node->poll_query_until('db1', qq{SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+		JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'look' = '$label'})
+	  or return 999;
+	return time() - $t;
+}
+my $took = ticked_after_send('first');
+cmp_ok($took, '<', 3, sprintf('a commit to an idle worker is ticked (%.2f s)', $took));
+$took = ticked_after_send('looked');
+cmp_ok($took, '<', 3, sprintf('the next commit is ticked when the worker looks again (%.2f s)', $took));
+usleep(1_500_000);
+$took = ticked_after_send('woke');
+cmp_ok($took, '<', 2, sprintf('after a look that found nothing, a commit wakes the worker (%.2f s)', $took));
+# ... and in between it sleeps: once its look has passed, its cycles (five
+# samples 200 ms apart) change at most once, for a deadline of its own.
+usleep(1_500_000);
+my %cycles;
+for (1 .. 5)
+{
+	$cycles{ $node->safe_psql('db1', q{SELECT last_cycle_at FROM tx_worker_status() WHERE database = 'db1'}) } = 1;
+	usleep(200_000);
+}
+cmp_ok(scalar(keys %cycles), '<=', 2, 'the worker sleeps while nothing is committed');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET tx_message.naptime});
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET tx_message.tick_interval});
 $node->reload;
 

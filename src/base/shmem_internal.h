@@ -145,7 +145,8 @@ struct TxmDbSlot
 	uint64		ticks_seen;		/* committed ticks that covered a topic */
 	TxmUrgency	urgency;		/* how soon to tick, for receivers */
 	char		restore_state[TXM_RESTORE_STATE_LEN];	/* tx_worker_status().restore_state */
-	bool		wake_on_commit; /* the worker sleeps with everything ticked */
+	bool		wake_on_commit; /* the worker sleeps with everything ticked
+								 * and will not look again by itself */
 	bool		on_demand;		/* idle: commits and receivers ask the launcher */
 	bool		demand;			/* ... and one did */
 	pg_atomic_uint64 ring[TXM_RING_SIZE];

@@ -34,12 +34,13 @@
  *
  * topics are the buckets (txm_topic_bit) of the topics it sent to.
  *
- * The worker is woken when it sleeps with everything ticked, to tick within
- * tx_message.tick_interval, and when a receiver waits for one of these
- * topics, to tick at once or soon (TxmWaiterKind).  Otherwise it is already
- * due to tick, and a wake-up per commit would only cost both sides a
- * system call; nor does a receiver waiting for another topic hurry the
- * tick, or every tick would wake it for nothing.  When the worker left for
+ * The worker is woken when it sleeps with everything ticked and asked to
+ * be woken (wake_on_commit), to tick within tx_message.tick_interval, and
+ * when a receiver waits for one of these topics, to tick at once or soon
+ * (TxmWaiterKind).  Otherwise it is already due to tick, or to look for
+ * commits at the next tick's time, and a wake-up per commit would only cost
+ * both sides a system call; nor does a receiver waiting for another topic
+ * hurry the tick, or every tick would wake it for nothing.  When the worker left for
  * want of work, the first commit asks the launcher for one (shmem_pool.c).
  */
 void

@@ -330,25 +330,33 @@ maintain(bool *executors_missing)
 }
 
 /*
- * How long to sleep: until the next maintenance, or the next tick due.
- *
- * Until look_at (set after a tick that made messages deliverable), the
- * worker looks for commits at the next tick's time by itself instead of
- * having the first of them wake it: under a steady stream of commits that
- * saves a system call in a committing backend and one of the worker's two
- * wake-ups per tick, and the tick is made at the same time either way.
+ * After a tick that made messages deliverable (look_again), more commits
+ * are likely: until the next tick's time, the worker will look for them
+ * then by itself instead of having the first of them wake it.  Under a
+ * steady stream of commits that saves a system call in a committing backend
+ * and one of the worker's two wake-ups per tick; the tick is made at the
+ * same time either way.  When commits are further apart than
+ * tick_interval, the look finds nothing and costs a wake-up; the next
+ * commit then wakes the worker.
  */
+static bool
+looking_soon(bool look_again, TimestampTz last_tick_at, TimestampTz now)
+{
+	return look_again && now < next_tick_at(last_tick_at, TXM_TICK_PACED, false);
+}
+
+/* How long to sleep: until the next maintenance, or the next tick due. */
 static long
 sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_backoff,
-		   TimestampTz look_at)
+		   bool look_again)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	long		timeout = next_maintenance == 0 ? 0 :
 		TimestampDifferenceMilliseconds(now, next_maintenance);
 	TxmUrgency	urgency;
-	bool		looking_soon = now < look_at;
+	bool		looking = looking_soon(look_again, last_tick_at, now);
 
-	if (txm_worker_tick_due(&urgency, looking_soon))
+	if (txm_worker_tick_due(&urgency, looking))
 	{
 		long		until_tick = 0;
 		TimestampTz tick_due = next_tick_at(last_tick_at, urgency, tick_backoff);
@@ -357,8 +365,12 @@ sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_bac
 			until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
 		timeout = Min(timeout, until_tick);
 	}
-	else if (looking_soon)
+	else if (looking)
+	{
+		TimestampTz look_at = next_tick_at(last_tick_at, TXM_TICK_PACED, false);
+
 		timeout = Min(timeout, Max(TimestampDifferenceMilliseconds(now, look_at), 1));
+	}
 	return timeout;
 }
 
@@ -448,7 +460,7 @@ txm_worker_main(Datum main_arg)
 {
 	TimestampTz next_maintenance = 0;
 	TimestampTz last_tick_at = 0;
-	TimestampTz look_at = 0;
+	bool		look_again = false;
 	bool		tick_backoff = false;
 	bool		executors_missing = false;
 	TimestampTz started_at;
@@ -497,7 +509,7 @@ txm_worker_main(Datum main_arg)
 			continue;
 		}
 
-		unticked = txm_worker_tick_due(&urgency, now < look_at);
+		unticked = txm_worker_tick_due(&urgency, looking_soon(look_again, last_tick_at, now));
 		/* a waiting receiver, a commit or a new deadline is work */
 		if (unticked || urgency != TXM_TICK_PACED)
 			busy_at = now;
@@ -509,8 +521,7 @@ txm_worker_main(Datum main_arg)
 
 			last_tick_at = now;
 			tick_backoff = !tick_now(&worked);
-			/* more commits are likely: look for them at the next tick's time */
-			look_at = worked ? next_tick_at(now, TXM_TICK_PACED, false) : 0;
+			look_again = worked;
 			if (worked)
 				busy_at = delivered_at = now;
 		}
@@ -532,7 +543,7 @@ txm_worker_main(Datum main_arg)
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(Min(sleep_time(next_maintenance, last_tick_at, tick_backoff, look_at),
+						 Max(Min(sleep_time(next_maintenance, last_tick_at, tick_backoff, look_again),
 								 yielding ? TXM_YIELD_IDLE_MS : LONG_MAX), 0),
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
