@@ -40,8 +40,9 @@
  * (TxmWaiterKind).  Otherwise it is already due to tick, or to look for
  * commits at the next tick's time, and a wake-up per commit would only cost
  * both sides a system call; nor does a receiver waiting for another topic
- * hurry the tick, or every tick would wake it for nothing.  When the worker left for
- * want of work, the first commit asks the launcher for one (shmem_pool.c).
+ * hurry the tick, or every tick would wake it for nothing.  When the worker
+ * left for want of work, the first commit asks the launcher for one
+ * (shmem_pool.c).
  */
 void
 shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)

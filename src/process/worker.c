@@ -331,8 +331,8 @@ maintain(bool *executors_missing)
 
 /*
  * After a tick that made messages deliverable (look_again), more commits
- * are likely: until the next tick's time, the worker will look for them
- * then by itself instead of having the first of them wake it.  Under a
+ * are likely: until the next tick's time, the worker does not ask them to
+ * wake it, and looks for them by itself at that time.  Under a
  * steady stream of commits that saves a system call in a committing backend
  * and one of the worker's two wake-ups per tick; the tick is made at the
  * same time either way.  When commits are further apart than
