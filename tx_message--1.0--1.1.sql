@@ -4,6 +4,80 @@
 \echo Use "ALTER EXTENSION tx_message UPDATE TO '1.1'" to load this file. \quit
 
 /*
+ * The message log in a new column order: the fixed-width columns first, so
+ * that none is padded for alignment, then payload, then the columns that
+ * are usually NULL.  The library writes a row without its trailing NULL
+ * columns (a heap tuple may have fewer attributes than its table, as after
+ * ADD COLUMN; they read as NULL); with all nine and a NULL among them, the
+ * null bitmap would move the row's data from offset 24 to 32.  Each table
+ * is made again and its rows copied over (they keep their nine columns),
+ * then the view that reads the log is pointed at the new tables.  It works
+ * with either order (src/base/catalog.c), so a database still at 1.0 keeps
+ * the old one.
+ */
+ALTER TABLE tx_message.log_0 RENAME TO _old_log_0;
+ALTER TABLE tx_message.log_1 RENAME TO _old_log_1;
+ALTER TABLE tx_message.log_2 RENAME TO _old_log_2;
+ALTER INDEX tx_message.log_0_pos RENAME TO _old_log_0_pos;
+ALTER INDEX tx_message.log_1_pos RENAME TO _old_log_1_pos;
+ALTER INDEX tx_message.log_2_pos RENAME TO _old_log_2_pos;
+CREATE TABLE tx_message.log_0 (
+	pos bigint NOT NULL,
+	sent_at timestamptz NOT NULL,
+	topic_id integer NOT NULL,
+	payload jsonb NOT NULL,
+	key text,
+	tags text[],
+	headers jsonb,
+	msg_id bigint,
+	deliver_at timestamptz
+) USING heap WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+CREATE TABLE tx_message.log_1 (LIKE tx_message.log_0) USING heap
+	WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+CREATE TABLE tx_message.log_2 (LIKE tx_message.log_0) USING heap
+	WITH (fillfactor = 100, autovacuum_enabled = false, toast.autovacuum_enabled = false);
+INSERT INTO tx_message.log_0 (pos, sent_at, topic_id, payload, key, tags, headers, msg_id, deliver_at)
+	SELECT pos, sent_at, topic_id, payload, key, tags, headers, msg_id, deliver_at FROM tx_message._old_log_0;
+INSERT INTO tx_message.log_1 (pos, sent_at, topic_id, payload, key, tags, headers, msg_id, deliver_at)
+	SELECT pos, sent_at, topic_id, payload, key, tags, headers, msg_id, deliver_at FROM tx_message._old_log_1;
+INSERT INTO tx_message.log_2 (pos, sent_at, topic_id, payload, key, tags, headers, msg_id, deliver_at)
+	SELECT pos, sent_at, topic_id, payload, key, tags, headers, msg_id, deliver_at FROM tx_message._old_log_2;
+CREATE INDEX log_0_pos ON tx_message.log_0 (pos);
+CREATE INDEX log_1_pos ON tx_message.log_1 (pos);
+CREATE INDEX log_2_pos ON tx_message.log_2 (pos);
+REVOKE ALL ON tx_message.log_0, tx_message.log_1, tx_message.log_2 FROM PUBLIC;
+UPDATE tx_message.log_slots SET log_table = ('tx_message.log_' || slot)::regclass;
+
+CREATE OR REPLACE VIEW tx_message.messages WITH (security_barrier) AS
+	SELECT m.* FROM (
+	SELECT coalesce(l.msg_id, l.pos) AS msg_id, t.topic, l.key, l.tags, l.headers,
+		   l.payload, 'committed'::text AS state, l.sent_at,
+		   coalesce(l.deliver_at, l.sent_at) AS deliver_at
+	  FROM (SELECT * FROM tx_message.log_0
+			UNION ALL SELECT * FROM tx_message.log_1
+			UNION ALL SELECT * FROM tx_message.log_2) l
+	  JOIN tx_message.topics t USING (topic_id)
+	UNION ALL
+	SELECT d.msg_id, t.topic, d.key, d.tags, d.headers, d.payload,
+		   'committed', d.sent_at, d.deliver_at
+	  FROM tx_message.delayed d JOIN tx_message.topics t USING (topic_id)
+	UNION ALL
+	SELECT h.msg_id, t.topic, h.key, h.tags, h.headers, h.payload,
+		   h.state, h.sent_at, NULL
+	  FROM tx_message.half_messages h JOIN tx_message.topics t USING (topic_id)
+	 WHERE h.state <> 'committed') m
+	 WHERE tx_message._may(m.topic, 'receive');
+
+-- leaving the extension first takes them out of its list of dumped tables
+ALTER EXTENSION tx_message DROP TABLE tx_message._old_log_0;
+ALTER EXTENSION tx_message DROP TABLE tx_message._old_log_1;
+ALTER EXTENSION tx_message DROP TABLE tx_message._old_log_2;
+DROP TABLE tx_message._old_log_0, tx_message._old_log_1, tx_message._old_log_2;
+SELECT pg_catalog.pg_extension_config_dump('tx_message.log_0', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.log_1', '');
+SELECT pg_catalog.pg_extension_config_dump('tx_message.log_2', '');
+
+/*
  * Maintenance without the background worker (the library not in
  * shared_preload_libraries): pg_cron schedules at most once a minute on
  * Debian 12, so one call runs cycles for about a minute, one per

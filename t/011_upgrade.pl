@@ -63,7 +63,27 @@ my $state_q = q{SELECT (SELECT count(*) FROM tx_message.dead_letters) || ' dead,
 my $before = $node->safe_psql('old', $state_q);
 like($before, qr/^1 dead, [1-9]\d* retrying, 1 half, 1 delayed$/, "1.0 holds messages in every state ($before)");
 
-$node->safe_psql('old', q{ALTER EXTENSION tx_message UPDATE});
+# The update makes the log tables again.  A session that sent before it
+# (it knows the 1.0 tables) and sends while it runs waits, then sends into
+# the new table.
+$node->safe_psql('old', q{SELECT tx_create_topic('side')});
+my $producer = $node->background_psql('old');
+$producer->query_safe(q{SELECT tx_send('side', '{"n": "before the update"}')});
+my $updater = $node->background_psql('old');
+$updater->query_safe(q{BEGIN; ALTER EXTENSION tx_message UPDATE});
+$producer->query_until(qr/sending/, qq{\\echo sending\nSELECT tx_send('side', '{"n": "during the update"}') > 0 AS sent;\n});
+ok($node->poll_query_until('old', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	 WHERE wait_event_type = 'Lock' AND query LIKE '%during the update%'}),
+	'a send waits for the update');
+$updater->query_safe('COMMIT');
+$updater->quit;
+my ($sent, $failed) = $producer->query(q{SELECT 'then'});
+is("$failed: $sent", "0: t\nthen", 'and succeeds when it has committed');
+$producer->quit;
+is($node->safe_psql('old', q{
+	SELECT string_agg(payload->>'n', ', ' ORDER BY msg_id) FROM tx_message.messages WHERE topic = 'side'}),
+	'before the update, during the update', 'both messages are in the log');
 is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'tx_message'}),
 	$default, "updated to $default");
 

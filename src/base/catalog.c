@@ -17,10 +17,11 @@
  * Loading checks what the direct heap and index access of the other
  * modules relies on: every table uses the heap access method and has as
  * many columns as catalog.h numbers, every index is a btree with the
- * expected number of columns.  Any invalidation of one of our
- * relations (ALTER TABLE, but also VACUUM, a rotation or a TRUNCATE) has
- * that relation checked again at the next use; only that one, since the
- * busy tables are vacuumed often.
+ * expected number of columns, and each log table has one of the two column
+ * orders, which is noted.  Any invalidation of one of our relations (ALTER
+ * TABLE, but also VACUUM, a rotation or a TRUNCATE) has that relation
+ * checked again at the next use; only that one, since the busy tables are
+ * vacuumed often.
  *
  * IDENTIFICATION
  *	  src/base/catalog.c
@@ -37,6 +38,7 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -69,13 +71,16 @@ typedef struct RelSpec
 	int			natts;
 	int			natts_1_0;		/* what it has while a database is at 1.0 */
 	bool		since_1_1;		/* absent while a database is at 1.0: InvalidOid */
+	int			log_slot;		/* a log table: its slot, else -1 */
 } RelSpec;
 
-#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, natts, false}
-#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts, natts, false}
-#define TABLE_1_1(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, natts, true}
+#define TABLE(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, natts, false, -1}
+#define INDEX(name, field, natts) {name, offsetof(TxmCatalog, field), true, natts, natts, false, -1}
+#define TABLE_1_1(name, field, natts) {name, offsetof(TxmCatalog, field), false, natts, natts, true, -1}
 #define TABLE_GREW(name, field, natts, natts_1_0) \
-	{name, offsetof(TxmCatalog, field), false, natts, natts_1_0, false}
+	{name, offsetof(TxmCatalog, field), false, natts, natts_1_0, false, -1}
+#define LOG_TABLE(name, slot) \
+	{name, offsetof(TxmCatalog, log[slot]), false, Natts_log, Natts_log, false, slot}
 
 static const RelSpec rel_specs[] = {
 	TABLE_GREW("topics", topics, Natts_topics, Natts_topics_1_0),
@@ -83,11 +88,11 @@ static const RelSpec rel_specs[] = {
 	INDEX("topics_topic_id_key", topics_topic_id_key, 1),
 	TABLE("topic_grants", topic_grants, Natts_topic_grants),
 	INDEX("topic_grants_pkey", topic_grants_pkey, 3),
-	TABLE("log_0", log[0], Natts_log),
+	LOG_TABLE("log_0", 0),
 	INDEX("log_0_pos", log_pos[0], 1),
-	TABLE("log_1", log[1], Natts_log),
+	LOG_TABLE("log_1", 1),
 	INDEX("log_1_pos", log_pos[1], 1),
-	TABLE("log_2", log[2], Natts_log),
+	LOG_TABLE("log_2", 2),
 	INDEX("log_2_pos", log_pos[2], 1),
 	TABLE("log_slots", log_slots, Natts_log_slots),
 	TABLE_GREW("half_messages", half_messages, Natts_half_messages, Natts_half_messages_1_0),
@@ -116,6 +121,19 @@ static const RelSpec rel_specs[] = {
 };
 
 #define REL_OID(c, spec) (*(Oid *) ((char *) (c) + (spec)->offset))
+
+/*
+ * The two column orders of the log tables: 1.0's, and 1.1's, in which a
+ * row leaves out its trailing NULL columns (storage/log.c).
+ */
+static const TxmLogLayout log_layout_1_0 = {
+	.topic_id = 2, .sent_at = 3, .msg_id = 4, .deliver_at = 5,
+	.cols = {[TXM_COL_KEY] = 6,[TXM_COL_TAGS] = 7,[TXM_COL_HEADERS] = 8,[TXM_COL_PAYLOAD] = 9}
+};
+static const TxmLogLayout log_layout_1_1 = {
+	.sent_at = 2, .topic_id = 3, .msg_id = 8, .deliver_at = 9,
+	.cols = {[TXM_COL_PAYLOAD] = 4,[TXM_COL_KEY] = 5,[TXM_COL_TAGS] = 6,[TXM_COL_HEADERS] = 7}
+};
 
 StaticAssertDecl(lengthof(rel_specs) <= 64, "rel_specs must fit a uint64 bitmap");
 
@@ -268,15 +286,63 @@ lookup_rel(const RelSpec *spec, Oid *owner)
 	return relid;
 }
 
+/* Whether column attnum of relation relid is named name. */
+static bool
+column_is(Oid relid, AttrNumber attnum, const char *name)
+{
+	HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	bool		is;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	is = strcmp(NameStr(((Form_pg_attribute) GETSTRUCT(tup))->attname), name) == 0;
+	ReleaseSysCache(tup);
+	return is;
+}
+
+/*
+ * Which of the two column orders a log table has: every column checked by
+ * name, since the other modules read and write them by number.
+ */
+static const TxmLogLayout *
+log_layout_of(Oid relid, const char *relname)
+{
+	const TxmLogLayout *layouts[2] = {&log_layout_1_1, &log_layout_1_0};
+
+	for (int i = 0; i < lengthof(layouts); i++)
+	{
+		const TxmLogLayout *l = layouts[i];
+
+		if (column_is(relid, Anum_log_pos, "pos") &&
+			column_is(relid, l->topic_id, "topic_id") &&
+			column_is(relid, l->sent_at, "sent_at") &&
+			column_is(relid, l->msg_id, "msg_id") &&
+			column_is(relid, l->deliver_at, "deliver_at") &&
+			column_is(relid, l->cols[TXM_COL_KEY], "key") &&
+			column_is(relid, l->cols[TXM_COL_TAGS], "tags") &&
+			column_is(relid, l->cols[TXM_COL_HEADERS], "headers") &&
+			column_is(relid, l->cols[TXM_COL_PAYLOAD], "payload"))
+			return l;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("relation \"tx_message.%s\" does not have the columns of a message log table", relname),
+			 errhint("The tx_message extension may be damaged; reinstall it.")));
+	return NULL;				/* keep compiler quiet */
+}
+
 /* Look up (again) relation i of rel_specs; the first's owner runs internal SQL. */
 static void
 load_rel(int i)
 {
+	const RelSpec *spec = &rel_specs[i];
 	Oid			owner;
 
-	REL_OID(&cat, &rel_specs[i]) = lookup_rel(&rel_specs[i], &owner);
+	REL_OID(&cat, spec) = lookup_rel(spec, &owner);
 	if (i == 0)
 		cat.owner = owner;
+	if (spec->log_slot >= 0)
+		cat.log_layout[spec->log_slot] = log_layout_of(REL_OID(&cat, spec), spec->name);
 }
 
 /*

@@ -18,6 +18,7 @@
 #ifndef TXM_CATALOG_H
 #define TXM_CATALOG_H
 
+#include "access/attnum.h"
 #include "utils/timestamp.h"
 
 #include "src/base/layout.h"
@@ -53,18 +54,26 @@
 #define Anum_topic_grants_privilege	3
 #define Anum_topic_grants_pkey_topic 1
 
-/* tx_message.log_0, log_1, log_2, and their index log_N_pos (pos) */
+/*
+ * tx_message.log_0, log_1, log_2, and their index log_N_pos (pos).  Version
+ * 1.1 put the columns in a new order (pos, sent_at, topic_id, payload, key,
+ * tags, headers, msg_id, deliver_at: no alignment padding, and the columns
+ * usually NULL last, where a row that leaves them out needs no null
+ * bitmap); TxmLogLayout says where each column of a log table is, in either
+ * order.  pos is the first in both.
+ */
 #define Natts_log					9
 #define Anum_log_pos				1
-#define Anum_log_topic_id			2
-#define Anum_log_sent_at			3
-#define Anum_log_msg_id				4
-#define Anum_log_deliver_at			5
-#define Anum_log_key				6
-#define Anum_log_tags				7
-#define Anum_log_headers			8
-#define Anum_log_payload			9
 #define Anum_log_pos_idx_pos		1
+
+typedef struct TxmLogLayout
+{
+	AttrNumber	topic_id;
+	AttrNumber	sent_at;
+	AttrNumber	msg_id;
+	AttrNumber	deliver_at;
+	AttrNumber	cols[TXM_MSG_NCOLS];	/* key, tags, headers, payload */
+} TxmLogLayout;
 
 /* tx_message.log_slots */
 #define Natts_log_slots				7
@@ -164,6 +173,7 @@ typedef struct TxmCatalog
 	Oid			topic_grants_pkey;
 	Oid			log[TXM_LOG_SLOTS];
 	Oid			log_pos[TXM_LOG_SLOTS];
+	const TxmLogLayout *log_layout[TXM_LOG_SLOTS];	/* each log table's column order */
 	Oid			log_slots;
 	Oid			half_messages;
 	Oid			half_messages_pkey;

@@ -133,14 +133,16 @@ log_index_info_for(int slot, Relation index)
 static Relation
 open_current_log(int *slot, Relation *index)
 {
-	const TxmCatalog *c = txm_catalog();
-
 	for (;;)
 	{
+		const TxmCatalog *c = txm_catalog();
 		Relation	rel;
 
 		*slot = txm_current_log_slot();
-		rel = table_open(c->log[*slot], RowExclusiveLock);
+		rel = try_table_open(c->log[*slot], RowExclusiveLock);
+		/* dropped while we waited (the update to 1.1 makes the log again) */
+		if (rel == NULL)
+			continue;
 		if (txm_current_log_slot() == *slot)
 		{
 			*index = index_open(c->log_pos[*slot], RowExclusiveLock);
@@ -161,24 +163,73 @@ close_current_log(Relation rel, Relation index, int32 topic_id)
 
 /* Fill a log row's values; msg_id and deliver_at 0 are stored as NULL. */
 static void
-log_row(Datum *values, bool *nulls, int64 pos, int32 topic_id, int64 msg_id,
-		TimestampTz sent_at, TimestampTz deliver_at, const Datum *cols, const bool *isnull)
+log_row(const TxmLogLayout *l, Datum *values, bool *nulls, int64 pos, int32 topic_id,
+		int64 msg_id, TimestampTz sent_at, TimestampTz deliver_at, const Datum *cols,
+		const bool *isnull)
 {
 	values[Anum_log_pos - 1] = Int64GetDatum(pos);
 	nulls[Anum_log_pos - 1] = false;
-	values[Anum_log_topic_id - 1] = Int32GetDatum(topic_id);
-	nulls[Anum_log_topic_id - 1] = false;
-	values[Anum_log_sent_at - 1] = TimestampTzGetDatum(sent_at);
-	nulls[Anum_log_sent_at - 1] = false;
-	values[Anum_log_msg_id - 1] = Int64GetDatum(msg_id);
-	nulls[Anum_log_msg_id - 1] = (msg_id == 0);
-	values[Anum_log_deliver_at - 1] = TimestampTzGetDatum(deliver_at);
-	nulls[Anum_log_deliver_at - 1] = (deliver_at == 0);
+	values[l->topic_id - 1] = Int32GetDatum(topic_id);
+	nulls[l->topic_id - 1] = false;
+	values[l->sent_at - 1] = TimestampTzGetDatum(sent_at);
+	nulls[l->sent_at - 1] = false;
+	values[l->msg_id - 1] = Int64GetDatum(msg_id);
+	nulls[l->msg_id - 1] = (msg_id == 0);
+	values[l->deliver_at - 1] = TimestampTzGetDatum(deliver_at);
+	nulls[l->deliver_at - 1] = (deliver_at == 0);
 	for (int k = 0; k < TXM_MSG_NCOLS; k++)
 	{
-		values[Anum_log_key - 1 + k] = cols[k];
-		nulls[Anum_log_key - 1 + k] = isnull[k];
+		values[l->cols[k] - 1] = cols[k];
+		nulls[l->cols[k] - 1] = isnull[k];
 	}
+}
+
+/*
+ * Form a log row without its trailing NULL columns.  A heap tuple may have
+ * fewer attributes than its relation (as after ALTER TABLE ADD COLUMN): the
+ * missing ones read as NULL, since the log's columns have no default.  A
+ * tuple of nine attributes with a NULL needs a two-byte null bitmap, which
+ * moves its data from offset 24 to 32; with eight or fewer the bitmap fits
+ * in the header's padding.  heap_form_tuple takes the attribute count from
+ * its descriptor, so it gets one of the first natts attributes of the
+ * relation's, an anonymous record type; those are made again after any
+ * relcache invalidation this backend processed.
+ */
+static HeapTuple
+form_log_tuple(Relation rel, Datum *values, bool *nulls)
+{
+	static TupleDesc prefix[Natts_log];
+	static Oid	prefix_relid = InvalidOid;
+	static uint64 prefix_changes = 0;
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			natts = desc->natts;
+
+	Assert(natts == Natts_log);
+	while (natts > 1 && nulls[natts - 1])
+		natts--;
+	if (natts == desc->natts)
+		return heap_form_tuple(desc, values, nulls);
+	if (prefix_relid != RelationGetRelid(rel) || prefix_changes != txm_catalog_changes())
+	{
+		for (int n = 0; n < Natts_log; n++)
+		{
+			if (prefix[n])
+				FreeTupleDesc(prefix[n]);
+			prefix[n] = NULL;
+		}
+		prefix_relid = RelationGetRelid(rel);
+		prefix_changes = txm_catalog_changes();
+	}
+	if (prefix[natts] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+		prefix[natts] = CreateTemplateTupleDesc(natts);
+		for (AttrNumber a = 1; a <= natts; a++)
+			TupleDescCopyEntry(prefix[natts], a, desc, a);
+		MemoryContextSwitchTo(old);
+	}
+	return heap_form_tuple(prefix[natts], values, nulls);
 }
 
 /*
@@ -274,9 +325,9 @@ txm_log_insert_at(int64 pos, int32 topic_id, int64 msg_id, TimestampTz sent_at,
 	bool		nulls[Natts_log];
 
 	rel = open_current_log(&slot, &index);
-	Assert(RelationGetDescr(rel)->natts == Natts_log);
-	log_row(values, nulls, pos, topic_id, msg_id, sent_at, deliver_at, cols, isnull);
-	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	log_row(txm_catalog()->log_layout[slot], values, nulls, pos, topic_id, msg_id, sent_at,
+			deliver_at, cols, isnull);
+	tup = form_log_tuple(rel, values, nulls);
 	heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
 	index_insert(index, &values[Anum_log_pos - 1], &nulls[Anum_log_pos - 1], &tup->t_self,
 				 rel, UNIQUE_CHECK_NO, false, log_index_info_for(slot, index));
@@ -333,8 +384,9 @@ txm_log_insert_many(int32 topic_id, TimestampTz sent_at, int n, const Datum *key
 			isnull[TXM_COL_HEADERS] = headers_null;
 			cols[TXM_COL_PAYLOAD] = payloads[done + i];
 			isnull[TXM_COL_PAYLOAD] = false;
-			log_row(values, nulls, positions[done + i], topic_id, 0, sent_at, 0, cols, isnull);
-			ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
+			log_row(txm_catalog()->log_layout[slot], values, nulls, positions[done + i],
+					topic_id, 0, sent_at, 0, cols, isnull);
+			ExecStoreHeapTuple(form_log_tuple(rel, values, nulls), slots[i], true);
 			/* read after txm_next_pos() locked instance: the setting holds to our commit */
 			if (txm_instance()->cdc)
 				emit_cdc(positions[done + i], topic_id, sent_at, cols, isnull);

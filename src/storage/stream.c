@@ -127,9 +127,9 @@ cmp_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Copy a log row into m. */
+/* Copy a log row, whose columns are where l says, into m. */
 static void
-msg_from_row(TxmMsg *m, int64 pos, Relation rel, TupleTableSlot *ts)
+msg_from_row(TxmMsg *m, int64 pos, const TxmLogLayout *l, Relation rel, TupleTableSlot *ts)
 {
 	HeapTuple	tup = ExecCopySlotHeapTuple(ts);
 	Datum		values[Natts_log];
@@ -137,13 +137,13 @@ msg_from_row(TxmMsg *m, int64 pos, Relation rel, TupleTableSlot *ts)
 
 	heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
 	m->found = true;
-	m->topic_id = DatumGetInt32(values[Anum_log_topic_id - 1]);
-	m->sent_at = DatumGetTimestampTz(values[Anum_log_sent_at - 1]);
-	m->msg_id = nulls[Anum_log_msg_id - 1] ? pos : DatumGetInt64(values[Anum_log_msg_id - 1]);
+	m->topic_id = DatumGetInt32(values[l->topic_id - 1]);
+	m->sent_at = DatumGetTimestampTz(values[l->sent_at - 1]);
+	m->msg_id = nulls[l->msg_id - 1] ? pos : DatumGetInt64(values[l->msg_id - 1]);
 	for (int k = 0; k < TXM_MSG_NCOLS; k++)
 	{
-		m->cols[k] = values[Anum_log_key - 1 + k];
-		m->isnull[k] = nulls[Anum_log_key - 1 + k];
+		m->cols[k] = values[l->cols[k] - 1];
+		m->isnull[k] = nulls[l->cols[k] - 1];
 	}
 }
 
@@ -160,8 +160,8 @@ msg_from_row(TxmMsg *m, int64 pos, Relation rel, TupleTableSlot *ts)
 #define TXM_FETCH_MAX_SKIP 32
 
 static void
-fetch_from_table(Relation rel, Relation idx, Snapshot snap, const int64 *sorted, int n,
-				 const int *order, TxmMsg *msgs)
+fetch_from_table(Relation rel, const TxmLogLayout *l, Relation idx, Snapshot snap,
+				 const int64 *sorted, int n, const int *order, TxmMsg *msgs)
 {
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
@@ -202,7 +202,7 @@ fetch_from_table(Relation rel, Relation idx, Snapshot snap, const int64 *sorted,
 			m = &msgs[order[next]];
 			if (m->found || !index_fetch_heap(scan, ts))
 				continue;
-			msg_from_row(m, pos, rel, ts);
+			msg_from_row(m, pos, l, rel, ts);
 		}
 		if (!reseek)
 			break;				/* the range is exhausted */
@@ -251,7 +251,7 @@ txm_fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
 			continue;
 		rel = table_open(c->log[s], AccessShareLock);
 		idx = index_open(c->log_pos[s], AccessShareLock);
-		fetch_from_table(rel, idx, snap, sorted, n, order, msgs);
+		fetch_from_table(rel, c->log_layout[s], idx, snap, sorted, n, order, msgs);
 		index_close(idx, AccessShareLock);
 		table_close(rel, AccessShareLock);
 	}

@@ -463,6 +463,7 @@ typedef struct LogScan
 	Relation	rels[TXM_LOG_SLOTS];
 	Relation	idxs[TXM_LOG_SLOTS];
 	TupleTableSlot *slots[TXM_LOG_SLOTS];
+	AttrNumber	topic_id[TXM_LOG_SLOTS];	/* where each table has its topic_id */
 	Snapshot	snap;
 } LogScan;
 
@@ -493,7 +494,7 @@ scan_range(LogScan *ls, int64 lo, int64 hi, TickFound *found)
 			}
 			m = &found->msgs[found->n++];
 			m->pos = DatumGetInt64(slot_getattr(ls->slots[i], Anum_log_pos, &isnull));
-			m->topic_id = DatumGetInt32(slot_getattr(ls->slots[i], Anum_log_topic_id, &isnull));
+			m->topic_id = DatumGetInt32(slot_getattr(ls->slots[i], ls->topic_id[i], &isnull));
 			m->slot = i;
 		}
 		index_endscan(scan);
@@ -515,6 +516,7 @@ collect_committed(Snapshot snap, const PgSnapshotData *prev, const PgSnapshotDat
 		ls.rels[i] = table_open(c->log[i], AccessShareLock);
 		ls.idxs[i] = index_open(c->log_pos[i], AccessShareLock);
 		ls.slots[i] = table_slot_create(ls.rels[i], NULL);
+		ls.topic_id[i] = c->log_layout[i]->topic_id;
 	}
 
 	/* transactions in progress at the previous tick that have finished */
