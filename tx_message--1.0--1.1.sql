@@ -4,9 +4,23 @@
 \echo Use "ALTER EXTENSION tx_message UPDATE TO '1.1'" to load this file. \quit
 
 /*
+ * The update changes most tables.  It takes them all at once, first, in
+ * the order the library's busiest paths take theirs (the ticks before the
+ * log, a send's instance before the log, a receive's slices before the
+ * log), so that it does not hold some of them while it waits for a session
+ * that holds others and waits for it.
+ */
+LOCK TABLE tx_message.ticks, tx_message.topics, tx_message.subscriptions,
+	tx_message.consumer_groups, tx_message.instance, tx_message.half_messages,
+	tx_message.delayed, tx_message.slices, tx_message.log_slots,
+	tx_message.log_0, tx_message.log_1, tx_message.log_2, tx_message.sub_state,
+	tx_message.leases, tx_message.retries_data, tx_message.dead_letters_data,
+	tx_message.lineage, tx_message.topic_grants IN ACCESS EXCLUSIVE MODE;
+
+/*
  * The message log in a new column order: the fixed-width columns first, so
- * that none is padded for alignment, then payload, then the columns that
- * are usually NULL.  The library writes a row without its trailing NULL
+ * that nothing before the payload is padded for alignment, then payload,
+ * then the columns that are usually NULL.  The library writes a row without its trailing NULL
  * columns (a heap tuple may have fewer attributes than its table, as after
  * ADD COLUMN; they read as NULL); with all nine and a NULL among them, the
  * null bitmap would move the row's data from offset 24 to 32.  Each table

@@ -63,24 +63,46 @@ my $state_q = q{SELECT (SELECT count(*) FROM tx_message.dead_letters) || ' dead,
 my $before = $node->safe_psql('old', $state_q);
 like($before, qr/^1 dead, [1-9]\d* retrying, 1 half, 1 delayed$/, "1.0 holds messages in every state ($before)");
 
-# The update makes the log tables again.  A session that sent before it
-# (it knows the 1.0 tables) and sends while it runs waits, then sends into
-# the new table.
-$node->safe_psql('old', q{SELECT tx_create_topic('side')});
+# The update makes the log tables again.  Sessions that sent or received
+# before it (they know the 1.0 tables) and send or receive while it runs
+# wait for it; then the send goes into the new table, and the receive either
+# gets the message or fails to be tried again, but never takes it for gone.
+$node->safe_psql('old', q{SELECT tx_create_topic('side'); SELECT tx_subscribe('side', 'side_g')});
 my $producer = $node->background_psql('old');
+my $consumer = $node->background_psql('old');
+$consumer->query_safe(q{\set VERBOSITY verbose});
+$consumer->query_safe(q{SELECT count(*) FROM tx_receive('side_g', 10)});
 $producer->query_safe(q{SELECT tx_send('side', '{"n": "before the update"}')});
+$node->poll_query_until('old', q{SELECT count(*) = 1 FROM tx_message.slices s
+	JOIN tx_message.topics t USING (topic_id) WHERE t.topic = 'side'});
 my $updater = $node->background_psql('old');
 $updater->query_safe(q{BEGIN; ALTER EXTENSION tx_message UPDATE});
 $producer->query_until(qr/sending/, qq{\\echo sending\nSELECT tx_send('side', '{"n": "during the update"}') > 0 AS sent;\n});
+$consumer->query_until(qr/receiving/, qq{\\echo receiving\nSELECT coalesce(string_agg(payload->>'n', ', '), 'none') FROM (SELECT payload, tx_ack('side_g', ARRAY[msg_id]) FROM tx_receive('side_g', 10)) r;\n});
 ok($node->poll_query_until('old', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE wait_event_type = 'Lock' AND query LIKE '%during the update%'}),
-	'a send waits for the update');
+	SELECT count(*) = 2 FROM pg_stat_activity
+	 WHERE wait_event_type = 'Lock' AND (query LIKE '%during the update%' OR query LIKE '%side_g%')}),
+	'a send and a receive wait for the update');
 $updater->query_safe('COMMIT');
 $updater->quit;
 my ($sent, $failed) = $producer->query(q{SELECT 'then'});
-is("$failed: $sent", "0: t\nthen", 'and succeeds when it has committed');
+is("$failed: $sent", "0: t\nthen", 'the send succeeds when it has committed');
 $producer->quit;
+my ($got, $got_failed) = $consumer->query(q{SELECT 'then'});
+my $consumer_err = $consumer->{stderr};
+$consumer->quit;
+like("$got_failed: $got | $consumer_err", qr/^(0: before the update\nthen |1: then \| .*40001)/s,
+	'the receive gets the message sent before, or fails with 40001');
+my @side = $got_failed ? () : ('before the update');
+my $side_deadline = time() + 30;
+while (time() < $side_deadline && @side < 2)
+{
+	push @side, grep { $_ ne '' } split /\n/, $node->safe_psql('old', q{
+		SELECT payload->>'n' FROM (SELECT payload, tx_ack('side_g', ARRAY[msg_id])
+		  FROM tx_receive('side_g', 10, wait => '1 s')) r});
+}
+is(join(', ', sort @side), 'before the update, during the update',
+	'the group gets both messages once: none was taken for gone');
 is($node->safe_psql('old', q{
 	SELECT string_agg(payload->>'n', ', ' ORDER BY msg_id) FROM tx_message.messages WHERE topic = 'side'}),
 	'before the update, during the update', 'both messages are in the log');

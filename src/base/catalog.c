@@ -36,6 +36,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
@@ -301,6 +302,24 @@ column_is(Oid relid, AttrNumber attnum, const char *name)
 }
 
 /*
+ * The transaction that made relation relid: the xmin of its first
+ * column's pg_attribute row, which TRUNCATE, VACUUM and ANALYZE leave
+ * alone (its pg_class row is updated by each TRUNCATE of a rotation).
+ */
+static TransactionId
+made_by(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(1));
+	TransactionId xmin;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for attribute 1 of relation %u", relid);
+	xmin = HeapTupleHeaderGetXmin(tup->t_data);
+	ReleaseSysCache(tup);
+	return xmin;
+}
+
+/*
  * Which of the two column orders a log table has: every column checked by
  * name, since the other modules read and write them by number.
  */
@@ -342,7 +361,31 @@ load_rel(int i)
 	if (i == 0)
 		cat.owner = owner;
 	if (spec->log_slot >= 0)
+	{
 		cat.log_layout[spec->log_slot] = log_layout_of(REL_OID(&cat, spec), spec->name);
+		cat.log_made_by[spec->log_slot] = made_by(REL_OID(&cat, spec));
+	}
+}
+
+/*
+ * A log table made after snap was taken (the update to 1.1 makes them
+ * again, copying their rows in its own transaction) looks empty to it:
+ * reading it would take every message for gone.  So such a read fails, to
+ * be tried again with a new snapshot.  Callers have the table open.
+ */
+void
+txm_check_log_snapshot(int slot, Snapshot snap)
+{
+	TransactionId xmin = cat.log_made_by[slot];
+
+	Assert(cat_valid);
+	if (TransactionIdIsNormal(xmin) && !TransactionIdIsCurrentTransactionId(xmin) &&
+		XidInMVCCSnapshot(xmin, snap))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("tx_message.log_%d was made again after this transaction's snapshot was taken", slot),
+				 errdetail("ALTER EXTENSION tx_message UPDATE makes the message log again."),
+				 errhint("Try again.")));
 }
 
 /*

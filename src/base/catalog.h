@@ -19,6 +19,7 @@
 #define TXM_CATALOG_H
 
 #include "access/attnum.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 
 #include "src/base/layout.h"
@@ -174,6 +175,7 @@ typedef struct TxmCatalog
 	Oid			log[TXM_LOG_SLOTS];
 	Oid			log_pos[TXM_LOG_SLOTS];
 	const TxmLogLayout *log_layout[TXM_LOG_SLOTS];	/* each log table's column order */
+	TransactionId log_made_by[TXM_LOG_SLOTS];	/* the transaction that made it */
 	Oid			log_slots;
 	Oid			half_messages;
 	Oid			half_messages_pkey;
@@ -239,6 +241,7 @@ extern const TxmCatalog *txm_catalog(void);
 extern const TxmCatalog *txm_catalog_if_installed(void);
 extern void txm_invalidate(Oid relid);
 extern uint64 txm_catalog_changes(void);
+extern void txm_check_log_snapshot(int slot, Snapshot snap);
 extern TxmTopic *txm_lookup_topic(const char *name, bool missing_ok);
 extern const char *txm_topic_name(int32 topic_id);
 extern bool txm_topic_retired_seq(int32 topic_id, int64 *retired);

@@ -30,6 +30,7 @@
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "replication/message.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -142,7 +143,10 @@ open_current_log(int *slot, Relation *index)
 		rel = try_table_open(c->log[*slot], RowExclusiveLock);
 		/* dropped while we waited (the update to 1.1 makes the log again) */
 		if (rel == NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
 			continue;
+		}
 		if (txm_current_log_slot() == *slot)
 		{
 			*index = index_open(c->log_pos[*slot], RowExclusiveLock);

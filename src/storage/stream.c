@@ -250,6 +250,7 @@ txm_fetch_messages(TxmMsg *msgs, int n, int16 slots, Snapshot snap)
 		if (slots != 0 && (slots & (1 << s)) == 0)
 			continue;
 		rel = table_open(c->log[s], AccessShareLock);
+		txm_check_log_snapshot(s, snap);
 		idx = index_open(c->log_pos[s], AccessShareLock);
 		fetch_from_table(rel, c->log_layout[s], idx, snap, sorted, n, order, msgs);
 		index_close(idx, AccessShareLock);

@@ -514,6 +514,7 @@ collect_committed(Snapshot snap, const PgSnapshotData *prev, const PgSnapshotDat
 	for (int i = 0; i < TXM_LOG_SLOTS; i++)
 	{
 		ls.rels[i] = table_open(c->log[i], AccessShareLock);
+		txm_check_log_snapshot(i, snap);
 		ls.idxs[i] = index_open(c->log_pos[i], AccessShareLock);
 		ls.slots[i] = table_slot_create(ls.rels[i], NULL);
 		ls.topic_id[i] = c->log_layout[i]->topic_id;
