@@ -5,17 +5,20 @@
 
 /*
  * The update changes most tables.  It takes them all at once, first, in
- * the order the library's busiest paths take theirs (the ticks before the
- * log, a send's instance before the log, a receive's slices before the
- * log), so that it does not hold some of them while it waits for a session
- * that holds others and waits for it.
+ * the order the library's busiest paths take theirs (a tick: ticks, then
+ * the log; a receive or an ack: leases and sub_state, then slices, then the
+ * log; a send, or the release of a delayed message: instance, then the
+ * log), so that it seldom holds some of them while it waits for a session
+ * that holds others and waits for it.  Such a deadlock is still possible
+ * with rarer paths; PostgreSQL's deadlock detector then ends one side.
  */
 LOCK TABLE tx_message.ticks, tx_message.topics, tx_message.subscriptions,
-	tx_message.consumer_groups, tx_message.instance, tx_message.half_messages,
-	tx_message.delayed, tx_message.slices, tx_message.log_slots,
-	tx_message.log_0, tx_message.log_1, tx_message.log_2, tx_message.sub_state,
-	tx_message.leases, tx_message.retries_data, tx_message.dead_letters_data,
-	tx_message.lineage, tx_message.topic_grants IN ACCESS EXCLUSIVE MODE;
+	tx_message.consumer_groups, tx_message.leases, tx_message.sub_state,
+	tx_message.retries_data, tx_message.delayed, tx_message.half_messages,
+	tx_message.instance, tx_message.slices, tx_message.log_slots,
+	tx_message.log_0, tx_message.log_1, tx_message.log_2,
+	tx_message.dead_letters_data, tx_message.lineage, tx_message.topic_grants
+	IN ACCESS EXCLUSIVE MODE;
 
 /*
  * The message log in a new column order: the fixed-width columns first, so

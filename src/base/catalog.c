@@ -36,6 +36,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
@@ -302,11 +303,27 @@ column_is(Oid relid, AttrNumber attnum, const char *name)
 }
 
 /*
+ * xid as a full transaction id: it is not in the future, and not more than
+ * 2^32 transactions old (an unfrozen tuple's xmin, a snapshot's xmin).
+ */
+static FullTransactionId
+full_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+/*
  * The transaction that made relation relid: the xmin of its first
  * column's pg_attribute row, which TRUNCATE, VACUUM and ANALYZE leave
  * alone (its pg_class row is updated by each TRUNCATE of a rotation).
+ * Kept as a full id: a backend may check it again long after.
  */
-static TransactionId
+static FullTransactionId
 made_by(Oid relid)
 {
 	HeapTuple	tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(1));
@@ -316,7 +333,7 @@ made_by(Oid relid)
 		elog(ERROR, "cache lookup failed for attribute 1 of relation %u", relid);
 	xmin = HeapTupleHeaderGetXmin(tup->t_data);
 	ReleaseSysCache(tup);
-	return xmin;
+	return TransactionIdIsNormal(xmin) ? full_xid(xmin) : InvalidFullTransactionId;
 }
 
 /*
@@ -371,16 +388,25 @@ load_rel(int i)
  * A log table made after snap was taken (the update to 1.1 makes them
  * again, copying their rows in its own transaction) looks empty to it:
  * reading it would take every message for gone.  So such a read fails, to
- * be tried again with a new snapshot.  Callers have the table open.
+ * be tried again with a new snapshot.  Callers have the table open (which
+ * may have processed invalidations, but none clears these values).  Once
+ * the table is older than a snapshot's xmin it is forgotten: every later
+ * snapshot sees it.
  */
 void
 txm_check_log_snapshot(int slot, Snapshot snap)
 {
-	TransactionId xmin = cat.log_made_by[slot];
+	FullTransactionId made = cat.log_made_by[slot];
+	TransactionId xmin = XidFromFullTransactionId(made);
 
-	Assert(cat_valid);
-	if (TransactionIdIsNormal(xmin) && !TransactionIdIsCurrentTransactionId(xmin) &&
-		XidInMVCCSnapshot(xmin, snap))
+	if (!FullTransactionIdIsValid(made))
+		return;
+	if (FullTransactionIdPrecedes(made, full_xid(snap->xmin)))
+	{
+		cat.log_made_by[slot] = InvalidFullTransactionId;
+		return;
+	}
+	if (!TransactionIdIsCurrentTransactionId(xmin) && XidInMVCCSnapshot(xmin, snap))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("tx_message.log_%d was made again after this transaction's snapshot was taken", slot),

@@ -19,6 +19,7 @@
 #define TXM_CATALOG_H
 
 #include "access/attnum.h"
+#include "access/transam.h"
 #include "utils/snapshot.h"
 #include "utils/timestamp.h"
 
@@ -175,7 +176,7 @@ typedef struct TxmCatalog
 	Oid			log[TXM_LOG_SLOTS];
 	Oid			log_pos[TXM_LOG_SLOTS];
 	const TxmLogLayout *log_layout[TXM_LOG_SLOTS];	/* each log table's column order */
-	TransactionId log_made_by[TXM_LOG_SLOTS];	/* the transaction that made it */
+	FullTransactionId log_made_by[TXM_LOG_SLOTS];	/* the transaction that made it */
 	Oid			log_slots;
 	Oid			half_messages;
 	Oid			half_messages_pkey;
