@@ -23,14 +23,15 @@ LOCK TABLE tx_message.ticks, tx_message.topics, tx_message.subscriptions,
 /*
  * The message log in a new column order: the fixed-width columns first, so
  * that nothing before the payload is padded for alignment, then payload,
- * then the columns that are usually NULL.  The library writes a row without its trailing NULL
- * columns (a heap tuple may have fewer attributes than its table, as after
- * ADD COLUMN; they read as NULL); with all nine and a NULL among them, the
- * null bitmap would move the row's data from offset 24 to 32.  Each table
- * is made again and its rows copied over (they keep their nine columns),
- * then the view that reads the log is pointed at the new tables.  It works
- * with either order (src/base/catalog.c), so a database still at 1.0 keeps
- * the old one.
+ * then the columns that are usually NULL.  The library writes a row
+ * without its trailing NULL columns (a heap tuple may have fewer attributes
+ * than its table, as after ADD COLUMN; they read as NULL); with all nine
+ * and a NULL among them, the null bitmap would move the row's data from
+ * offset 24 to 32.  Each table is made again and its rows copied over (they
+ * keep their nine columns).  The view that reads the log is then defined
+ * again, as 1.0 defined it, so that it reads the new tables.  The library
+ * works with either order (src/base/catalog.c), so a database still at 1.0
+ * keeps the old one.
  */
 ALTER TABLE tx_message.log_0 RENAME TO _old_log_0;
 ALTER TABLE tx_message.log_1 RENAME TO _old_log_1;
