@@ -96,6 +96,45 @@ SELECT pg_catalog.pg_extension_config_dump('tx_message.log_1', '');
 SELECT pg_catalog.pg_extension_config_dump('tx_message.log_2', '');
 
 /*
+ * When the ticker made each slice: what tx_seek by time looks up.  Slices
+ * made before the update take the send time of their first message.
+ */
+ALTER TABLE tx_message.slices ADD COLUMN created_at timestamptz;
+UPDATE tx_message.slices s
+   SET created_at = coalesce(
+		(SELECT t.created_at FROM tx_message.ticks t WHERE t.tick_id = s.tick_id),
+		(SELECT max(l.sent_at) FROM (
+			SELECT sent_at FROM tx_message.log_0 WHERE pos = s.positions[1]
+			UNION ALL SELECT sent_at FROM tx_message.log_1 WHERE pos = s.positions[1]
+			UNION ALL SELECT sent_at FROM tx_message.log_2 WHERE pos = s.positions[1]) l),
+		now());
+ALTER TABLE tx_message.slices
+	ALTER COLUMN created_at SET DEFAULT clock_timestamp(),
+	ALTER COLUMN created_at SET NOT NULL;
+-- tx_seek by time bisects a topic's slices by it (it grows with first_seq): no index
+
+/*
+ * The positions of a slice made from now on are packed (src/base/packed.c:
+ * about a byte a message instead of eight, and no array header); those of
+ * slices made before, or restored from a dump taken at 1.0, stay in
+ * positions.  SQL reads either through _slice_positions.
+ */
+ALTER TABLE tx_message.slices
+	ALTER COLUMN positions DROP NOT NULL,
+	ADD COLUMN packed bytea,
+	ADD CONSTRAINT slices_positions_or_packed
+		CHECK ((positions IS NULL) OPERATOR(pg_catalog.<>) (packed IS NULL));
+-- inline, as positions is; unlike PLAIN, a short value gets a 1-byte header
+-- (only a slice of very scattered transactions reaches the 2 kB at which
+-- PostgreSQL would compress it in place)
+ALTER TABLE tx_message.slices ALTER COLUMN packed SET STORAGE MAIN;
+CREATE FUNCTION tx_message._slice_positions(positions bigint[], packed bytea) RETURNS bigint[]
+	LANGUAGE C IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'tx_message_slice_positions';
+COMMENT ON FUNCTION tx_message._slice_positions(bigint[], bytea)
+	IS 'the log positions of a slice, from whichever column holds them';
+
+/*
  * Maintenance without the background worker (the library not in
  * shared_preload_libraries): pg_cron schedules at most once a minute on
  * Debian 12, so one call runs cycles for about a minute, one per
@@ -185,7 +224,7 @@ CREATE VIEW tx_message.stats WITH (security_barrier) AS
 	  JOIN tx_message.topics t ON t.topic OPERATOR(pg_catalog.=) s.topic
 	  LEFT JOIN tx_message.sub_state st ON st.sub_id OPERATOR(pg_catalog.=) s.sub_id
 	  CROSS JOIN LATERAL (
-		SELECT greatest((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
+		SELECT greatest((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(tx_message._slice_positions(sl.positions, sl.packed))
 						   FROM tx_message.slices sl WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
 						  ORDER BY sl.first_seq DESC LIMIT 1), t.retired_seq) AS head) h
 	  LEFT JOIN LATERAL (
@@ -206,7 +245,7 @@ CREATE VIEW tx_message.stats WITH (security_barrier) AS
 					UNION ALL SELECT sent_at FROM tx_message.log_1 WHERE pos OPERATOR(pg_catalog.=) p.pos
 					UNION ALL SELECT sent_at FROM tx_message.log_2 WHERE pos OPERATOR(pg_catalog.=) p.pos) lg
 				 LIMIT 1) AS sent_at
-		  FROM (SELECT sl.positions[st.done_seq OPERATOR(pg_catalog.-) sl.first_seq OPERATOR(pg_catalog.+) 1] AS pos
+		  FROM (SELECT (tx_message._slice_positions(sl.positions, sl.packed))[st.done_seq OPERATOR(pg_catalog.-) sl.first_seq OPERATOR(pg_catalog.+) 1] AS pos
 				  FROM tx_message.slices sl
 				 WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
 				   AND sl.first_seq OPERATOR(pg_catalog.<=) st.done_seq
@@ -216,7 +255,7 @@ CREATE VIEW tx_message.stats WITH (security_barrier) AS
 		ON tot.topic_id OPERATOR(pg_catalog.=) t.topic_id AND tot.sub_id OPERATOR(pg_catalog.=) s.sub_id
 	UNION ALL
 	SELECT t.topic, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-		   greatest((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(sl.positions)
+		   greatest((SELECT sl.first_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(tx_message._slice_positions(sl.positions, sl.packed))
 					   FROM tx_message.slices sl WHERE sl.topic_id OPERATOR(pg_catalog.=) t.topic_id
 					  ORDER BY sl.first_seq DESC LIMIT 1), t.retired_seq),
 		   hm.pending,
@@ -342,24 +381,6 @@ ALTER TABLE tx_message.subscriptions
 		CHECK (start_from IN ('now', 'earliest') OR start_from ~ '^[0-9]{4}-');
 -- NULL: the topic's check_after
 ALTER TABLE tx_message.half_messages ADD COLUMN check_after interval;
-
-/*
- * When the ticker made each slice: what tx_seek by time looks up.  Slices
- * made before the update take the send time of their first message.
- */
-ALTER TABLE tx_message.slices ADD COLUMN created_at timestamptz;
-UPDATE tx_message.slices s
-   SET created_at = coalesce(
-		(SELECT t.created_at FROM tx_message.ticks t WHERE t.tick_id = s.tick_id),
-		(SELECT max(l.sent_at) FROM (
-			SELECT sent_at FROM tx_message.log_0 WHERE pos = s.positions[1]
-			UNION ALL SELECT sent_at FROM tx_message.log_1 WHERE pos = s.positions[1]
-			UNION ALL SELECT sent_at FROM tx_message.log_2 WHERE pos = s.positions[1]) l),
-		now());
-ALTER TABLE tx_message.slices
-	ALTER COLUMN created_at SET DEFAULT clock_timestamp(),
-	ALTER COLUMN created_at SET NOT NULL;
--- tx_seek by time bisects a topic's slices by it (it grows with first_seq): no index
 
 /*
  * Idempotent sends: the first message sent to a topic with a dedup key.

@@ -205,7 +205,7 @@ wait_ticked()
 {
 	local want=$1 i
 	for i in $(seq 1 6000); do
-		[ "$(sql "SELECT coalesce(sum(cardinality(positions)), 0) >= $want FROM tx_message.slices")" = t ] && return 0
+		[ "$(sql "SELECT coalesce(sum(cardinality(tx_message._slice_positions(positions, packed))), 0) >= $want FROM tx_message.slices")" = t ] && return 0
 		sleep 0.05
 	done
 	echo "messages were not made deliverable in time" >&2
@@ -1041,7 +1041,7 @@ wait_ticked_topic()
 {
 	local topic=$1 want=$2 i
 	for i in $(seq 1 6000); do
-		[ "$(sql "SELECT coalesce(sum(cardinality(s.positions)), 0) >= $want FROM tx_message.slices s
+		[ "$(sql "SELECT coalesce(sum(cardinality(tx_message._slice_positions(s.positions, s.packed))), 0) >= $want FROM tx_message.slices s
 		           JOIN tx_message.topics t USING (topic_id) WHERE t.topic = '$topic'")" = t ] && return 0
 		sleep 0.05
 	done
@@ -1112,7 +1112,7 @@ scenario_topics()
 			out=$WORK/topics.out
 			# g0 first takes what the producers sent to t0
 			while [ "$(sql "SELECT count(*) FROM tx_receive('g0', 100000)")" -gt 0 ]; do :; done
-			base=$(sql "SELECT coalesce(sum(cardinality(s.positions)), 0) FROM tx_message.slices s
+			base=$(sql "SELECT coalesce(sum(cardinality(tx_message._slice_positions(s.positions, s.packed))), 0) FROM tx_message.slices s
 			            JOIN tx_message.topics t USING (topic_id) WHERE t.topic = 't0'")
 			sql "CALL fill_txm('t0', $DRAIN_MSGS, 100, '$PAYLOAD')"
 			wait_ticked_topic t0 $((base + DRAIN_MSGS))
@@ -1153,7 +1153,7 @@ scenario_groups()
 			record groups "produce_$n" txm "$rep" tps "$(tps_of "$out")"
 			record groups "produce_$n" txm "$rep" wal_per_txn "$(div "$wal" "$txns")"
 			# the groups skip what the producers sent
-			base=$(sql "SELECT coalesce(sum(cardinality(positions)), 0) FROM tx_message.slices")
+			base=$(sql "SELECT coalesce(sum(cardinality(tx_message._slice_positions(positions, packed))), 0) FROM tx_message.slices")
 			wait_ticked_topic bench "$base"
 			sql "SELECT tx_seek('g' || i, 'bench', 'now') FROM generate_series(0, $n - 1) i" >/dev/null
 			msgs=$((GROUP_DELIVERIES / n))

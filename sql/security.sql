@@ -649,7 +649,7 @@ SELECT tx_send('sec.h', '{"n": 2}') > 0 AS sent;
 DO $$
 BEGIN
 	FOR i IN 1..1000 LOOP
-		EXIT WHEN (SELECT coalesce(sum(cardinality(s.positions)), 0) FROM tx_message.slices s
+		EXIT WHEN (SELECT coalesce(sum(cardinality(tx_message._slice_positions(s.positions, s.packed))), 0) FROM tx_message.slices s
 					 JOIN tx_message.topics t USING (topic_id) WHERE t.topic = 'sec.h') >= 2;
 		PERFORM pg_sleep(0.01);
 	END LOOP;

@@ -154,8 +154,9 @@ SELECT tx_send('audit', '{"new session": true}') > 0 AS sent;
 SELECT proname, pronamespace::regnamespace
   FROM pg_proc WHERE proname LIKE 'tx\_%' AND proname <> 'tx_message' ORDER BY 1;
 -- every function of the extension runs with a fixed search_path, except the
--- hot paths and tx_maintenance_loop (a procedure that commits can have no
--- SET clause), which resolve nothing through it (see the install scripts)
+-- hot paths, _slice_positions (it reads only its arguments, once per slice
+-- row) and tx_maintenance_loop (a procedure that commits can have no SET
+-- clause), which resolve nothing through it (see the install scripts)
 SELECT p.oid::regprocedure AS without_search_path
   FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tx_message')

@@ -35,7 +35,7 @@ sub delivers
 	my ($db, $label) = @_;
 	$node->safe_psql($db, qq{SELECT tx_send('life', jsonb_build_object('label', '$label'))});
 	return $node->poll_query_until($db, qq{
-		SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+		SELECT count(*) = 1 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 		  JOIN tx_message.messages m ON m.msg_id = p
 		 WHERE m.payload->>'label' = '$label'});
 }
@@ -91,7 +91,7 @@ $node->safe_psql('postgres', 'ALTER SYSTEM RESET tx_message.enabled');
 $node->reload;
 ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1'), '1'), 'and on starts them again');
 ok($node->poll_query_until('db1', q{
-	SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+	SELECT count(*) = 1 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	  JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'label' = 'while disabled'}),
 	'a message sent while disabled is delivered afterwards');
 
@@ -224,7 +224,7 @@ ok($node->wait_for_log(qr/WARNING:  prepared transaction "stuck" holds tx_messag
 is($node->safe_psql('db1', q{SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'stuck'}), '1',
 	'but left alone');
 $node->safe_psql('db1', q{COMMIT PREPARED 'stuck'});
-ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+ok($node->poll_query_until('db1', q{SELECT count(*) = 1 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'prepared'}),
 	'COMMIT PREPARED makes its message deliverable');
 
@@ -240,7 +240,7 @@ my $ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message
 $node->safe_psql('db1', q{DO $$ BEGIN
 	FOR i IN 1..50 LOOP PERFORM tx_send('life', jsonb_build_object('n', i)); COMMIT; END LOOP;
 END $$});
-ok($node->poll_query_until('db1', q{SELECT count(*) = 50 FROM tx_message.slices s, unnest(s.positions) p
+ok($node->poll_query_until('db1', q{SELECT count(*) = 50 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'n'}), 'paced commits are delivered');
 my $ticks_used = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks}) - $ticks_before;
 cmp_ok($ticks_used, '<=', 6, "50 commits gathered into few ticks ($ticks_used)");
@@ -283,7 +283,7 @@ $ticks_before = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ti
 $node->safe_psql('db1', q{DO $$ BEGIN
 	FOR i IN 1..30 LOOP PERFORM tx_send('life', jsonb_build_object('m', i)); COMMIT; PERFORM pg_sleep(0.02); END LOOP;
 END $$});
-ok($node->poll_query_until('db1', q{SELECT count(*) = 30 FROM tx_message.slices s, unnest(s.positions) p
+ok($node->poll_query_until('db1', q{SELECT count(*) = 30 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'm'}), 'the commits are delivered');
 $ticks_used = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks}) - $ticks_before;
 cmp_ok($ticks_used, '<=', 6, "and gathered into few ticks ($ticks_used) while a receiver of 'quiet' waits");
@@ -308,7 +308,7 @@ $node->safe_psql('db1', q{DO $$ BEGIN
 	END LOOP;
 END $$});
 my $sent_ms = (time() - $t0) * 1000;
-ok($node->poll_query_until('db1', q{SELECT count(*) = 400 FROM tx_message.slices s, unnest(s.positions) p
+ok($node->poll_query_until('db1', q{SELECT count(*) = 400 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload ? 'fast'}), 'the fast commits are delivered');
 $ticks_used = $node->safe_psql('db1', q{SELECT max(tick_id) FROM tx_message.ticks}) - $ticks_before;
 cmp_ok($ticks_used, '<=', int($sent_ms) + 2,
@@ -326,7 +326,7 @@ for my $try (1 .. 3)
 	my $r = $node->safe_psql('db1', qq{
 		SELECT tx_send('life', '{"try": $try}');
 		SELECT count(*) FROM tx_receive('quietg', 10);
-		SELECT count(*) FROM tx_message.slices s, unnest(s.positions) p
+		SELECT count(*) FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 		  JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'try' = '$try';});
 	my @lines = split /\n/, $r;
 	if ($lines[-1] eq '0')
@@ -353,7 +353,7 @@ sub ticked_after_send
 	my ($label) = @_;
 	my $t = time();
 	$node->safe_psql('db1', qq{SELECT tx_send('life', '{"look": "$label"}')});
-	$node->poll_query_until('db1', qq{SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+	$node->poll_query_until('db1', qq{SELECT count(*) = 1 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 		JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'look' = '$label'})
 	  or return 999;
 	return time() - $t;
@@ -391,7 +391,7 @@ ok(!kill(0, $old_worker), 'postmaster death ends the worker');
 ok($node->start(fail_ok => 1), 'server starts again after kill -9');
 ok($node->poll_query_until('postgres', sprintf($workers_q, 'db1'), '1'), 'worker is back after the crash');
 ok(delivers('db1', 'after crash'), 'and delivers');
-is($node->safe_psql('db1', q{SELECT count(*) FROM tx_message.slices s, unnest(s.positions) p
+is($node->safe_psql('db1', q{SELECT count(*) FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'label' = 'before crash'}), '1',
 	'the message committed before the crash is delivered exactly once');
 

@@ -137,6 +137,13 @@ while (time() < $deadline)
 is($handled, '22 22', 'the handler ran once on each of the 20 messages, the half and the delayed one');
 is($node->safe_psql('old', q{SELECT tx_send('orders', '{}') > max(msg_id) FROM effects}), 't',
 	'and sending goes on');
+ok($node->poll_query_until('old', q{SELECT count(*) > 0 FROM tx_message.slices WHERE packed IS NOT NULL}),
+	'the ticker packs the positions of what is sent after the update');
+is($node->safe_psql('old', q{
+	SELECT count(*) FILTER (WHERE positions IS NOT NULL AND packed IS NULL) > 0
+	       AND count(*) FILTER (WHERE positions IS NULL AND packed IS NOT NULL) > 0
+	  FROM tx_message.slices}), 't',
+	'slices made before the update keep their positions; those made after are packed');
 is($node->safe_psql('old', q{SELECT count(*) FROM tx_stats() WHERE topic = 'orders'}), '3',
 	'what 1.1 adds works in the updated database (tx_stats: the topic and its two groups)');
 
@@ -236,6 +243,47 @@ for my $q (@catalog_queries)
 	my ($what) = $q =~ /^\s*SELECT\s+(\S+)/;
 	is($updated, $fresh, "an updated database and a fresh one agree on the catalog ($what ...)");
 }
+
+# A dump taken at 1.0 restores into the current version (pg_dump names no
+# version): its slices keep their positions as an array, the ticker packs
+# those it makes after, and the group gets the messages of both, once.
+$node->safe_psql('postgres', 'CREATE DATABASE dump10');
+$node->safe_psql('dump10', q{
+	CREATE EXTENSION tx_message VERSION '1.0';
+	SELECT tx_create_topic('t10');
+	SELECT tx_subscribe('t10', 'g10');
+	SELECT count(*) FROM tx_send_batch('t10',
+		(SELECT array_agg(jsonb_build_object('n', i)) FROM generate_series(1, 300) i));
+});
+ok($node->poll_query_until('dump10', q{SELECT sum(cardinality(positions)) = 300 FROM tx_message.slices}),
+	'a database at 1.0 with 300 messages in its stream');
+$node->safe_psql('dump10', q{SELECT tx_ack('g10', array_agg(msg_id)) FROM tx_receive('g10', 100)});
+my $dumpfile = $node->basedir . '/dump10.dump';
+$node->command_ok([ $node->installed_command('pg_dump'), '-Fc', '-f', $dumpfile, '-d', $node->connstr('dump10') ],
+	'pg_dump of the database at 1.0');
+$node->safe_psql('postgres', 'CREATE DATABASE restored10');
+$node->command_ok([ $node->installed_command('pg_restore'), '--exit-on-error',
+	'-d', $node->connstr('restored10'), $dumpfile ], 'it restores into the current version');
+is($node->safe_psql('restored10', q{
+	SELECT extversion || ', ' || (SELECT count(*) FILTER (WHERE positions IS NOT NULL AND packed IS NULL)
+	                                     || ' of ' || count(*) FROM tx_message.slices)
+	  FROM pg_extension WHERE extname = 'tx_message'}),
+	"$default, 2 of 2", 'the restored slices keep their positions as an array');
+$node->safe_psql('restored10', q{
+	SELECT count(*) FROM tx_send_batch('t10',
+		(SELECT array_agg(jsonb_build_object('n', i)) FROM generate_series(301, 305) i))});
+ok($node->poll_query_until('restored10', q{SELECT count(*) = 1 FROM tx_message.slices WHERE packed IS NOT NULL}),
+	'the ticker packs the positions of what is sent after the restore');
+my @got10;
+$deadline = time() + 60;
+while (time() < $deadline && @got10 < 205)
+{
+	push @got10, grep { $_ ne '' } split /\n/, $node->safe_psql('restored10', q{
+		SELECT payload->>'n' FROM (SELECT payload, tx_ack('g10', ARRAY[msg_id])
+		  FROM tx_receive('g10', 100, wait => '1 s')) r});
+}
+is(join(',', @got10), join(',', 101 .. 305),
+	'the group gets the 200 messages it had not acked and the 5 sent after, once each, in order');
 
 $node->stop;
 done_testing();

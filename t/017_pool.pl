@@ -101,7 +101,7 @@ is($node->safe_psql('pool1', q{SELECT count(*) FILTER (WHERE pid IS NULL AND sta
 
 # A commit brings a worker back: the message is sliced without anyone receiving.
 $node->safe_psql('pool3', q{SELECT tx_send('pulled', '{"n": 1}')});
-ok($node->poll_query_until('pool3', q{SELECT count(*) = 1 FROM tx_message.slices s, unnest(s.positions) p
+ok($node->poll_query_until('pool3', q{SELECT count(*) = 1 FROM tx_message.slices s, unnest(tx_message._slice_positions(s.positions, s.packed)) p
 	JOIN tx_message.messages m ON m.msg_id = p WHERE m.payload->>'n' = '1'}),
 	'a commit into a database without a worker gets it ticked');
 sample_workers();

@@ -3,7 +3,8 @@
  * find.c
  *	  Where is my message: tx_find, the stored messages of a topic with a
  *	  given key; tx_recent, the latest ones of a topic; tx_trace, where one
- *	  is for each consumer group.
+ *	  is for each consumer group; and a slice's positions, for the SQL that
+ *	  reads slices.
  *
  * Keys are not indexed: an index would cost every tx_send of every topic
  * (the log is written with direct heap and index inserts), and most topics
@@ -21,12 +22,14 @@
 #include "fmgr.h"
 #include "access/htup_details.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "src/base/acl.h"
 #include "src/base/catalog.h"
+#include "src/base/packed.h"
 #include "src/base/spi.h"
 #include "src/base/validate.h"
 #include "src/storage/stream.h"
@@ -34,6 +37,7 @@
 PG_FUNCTION_INFO_V1(tx_find);
 PG_FUNCTION_INFO_V1(tx_recent);
 PG_FUNCTION_INFO_V1(tx_trace);
+PG_FUNCTION_INFO_V1(tx_message_slice_positions);
 
 #define TXM_MAX_FIND 10000
 #define TXM_MAX_RECENT 1000
@@ -351,9 +355,14 @@ trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
 		"SELECT tick_id, created_at FROM tx_message.ticks"
 		" WHERE pg_catalog.pg_visible_in_snapshot(($1::text)::xid8, snapshot)"
 		" ORDER BY tick_id LIMIT 1";
-	static const char *scan_sql =
+	/* OFFSET 0: a subquery pulled up would decode a packed slice once per use */
+	static const char *scan_sql[2] = {
 		"SELECT first_seq + array_position(positions, $2) - 1 FROM tx_message.slices"
-		" WHERE topic_id = $1 AND positions @> ARRAY[$2]";
+		" WHERE topic_id = $1 AND positions @> ARRAY[$2]",
+		"SELECT s.first_seq + array_position(p.positions, $2) - 1"
+		"  FROM tx_message.slices s, LATERAL (SELECT tx_message._slice_positions(s.positions, s.packed)"
+		"                                         AS positions OFFSET 0) p"
+		" WHERE s.topic_id = $1 AND p.positions @> ARRAY[$2]"};
 	Oid			ttypes[1] = {INT8OID};
 	Oid			stypes[2] = {INT4OID, INT8OID};
 	Datum		values[2];
@@ -378,7 +387,7 @@ trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
 	}
 	values[0] = Int32GetDatum(topic_id);
 	values[1] = Int64GetDatum(pos);
-	if (txm_spi_exec_latest(scan_sql, 2, stypes, values, NULL, 1) == 1)
+	if (txm_spi_exec_latest(scan_sql[txm_catalog()->v1_1], 2, stypes, values, NULL, 1) == 1)
 		return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 	return -1;
 }
@@ -519,4 +528,33 @@ tx_trace(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, half_row.values, half_row.nulls);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * tx_message._slice_positions(positions bigint[], packed bytea)
+ *	RETURNS bigint[]
+ *
+ * A slice's log positions for SQL, whichever of the two columns holds them
+ * (packed.c).  It reads nothing but its arguments, so anyone may call it;
+ * like the library's readers it takes at most a slice's TXM_BLOCK.
+ */
+Datum
+tx_message_slice_positions(PG_FUNCTION_ARGS)
+{
+	bytea	   *packed;
+	int64	   *positions;
+	Datum	   *elems;
+	int			n;
+
+	if (!PG_ARGISNULL(0))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	packed = PG_GETARG_BYTEA_PP(1);
+	positions = palloc(sizeof(int64) * TXM_BLOCK);
+	n = txm_unpack_positions(packed, positions, TXM_BLOCK);
+	elems = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(positions[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

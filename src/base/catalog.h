@@ -100,14 +100,15 @@ typedef struct TxmLogLayout
 #define Anum_ticks_pkey_tick_id		1
 
 /* tx_message.slices, and slices_pkey (topic_id, first_seq) */
-#define Natts_slices				6
+#define Natts_slices				7
 #define Natts_slices_1_0			5
 #define Anum_slices_topic_id		1
 #define Anum_slices_first_seq		2
 #define Anum_slices_tick_id			3
 #define Anum_slices_slots			4
-#define Anum_slices_positions		5
+#define Anum_slices_positions		5	/* NULL when packed holds them (1.1) */
 #define Anum_slices_created_at		6
+#define Anum_slices_packed			7
 #define Anum_slices_pkey_topic_id	1
 #define Anum_slices_pkey_first_seq	2
 

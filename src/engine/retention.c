@@ -100,14 +100,21 @@ log_has_rows(int slot)
 	return found;
 }
 
-/* {topic_id: first free position} of every topic, as a jsonb datum */
-static const char *heads_sql =
+/* {topic_id: first free position} of every topic, as a jsonb datum (1.0, 1.1) */
+static const char *heads_sql[2] = {
 	"SELECT coalesce(jsonb_object_agg(t.topic_id,"
 	"                                 greatest((SELECT s.first_seq + cardinality(s.positions)"
 	"                                             FROM tx_message.slices s WHERE s.topic_id = t.topic_id"
 	"                                            ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq)),"
 	"                '{}')"
-	"  FROM tx_message.topics t";
+	"  FROM tx_message.topics t",
+	"SELECT coalesce(jsonb_object_agg(t.topic_id,"
+	"                                 greatest((SELECT s.first_seq"
+	"                                                  + cardinality(tx_message._slice_positions(s.positions, s.packed))"
+	"                                             FROM tx_message.slices s WHERE s.topic_id = t.topic_id"
+	"                                            ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq)),"
+	"                '{}')"
+	"  FROM tx_message.topics t"};
 
 static bool
 seal_slot(int slot)
@@ -123,7 +130,7 @@ seal_slot(int slot)
 		return false;			/* a transaction still writes to it */
 	if (txm_tick(false) < 0)
 		return false;			/* someone else is ticking: next time */
-	txm_spi_exec(heads_sql, 0, NULL, NULL, NULL, 1);
+	txm_spi_exec(heads_sql[txm_catalog()->v1_1], 0, NULL, NULL, NULL, 1);
 	values[1] = txm_spi_value(0, 1, &isnull);
 	nulls[1] = isnull ? 'n' : ' ';
 	if (!isnull)
@@ -156,10 +163,14 @@ truncate_slot(int slot)
 	 * including those that also point into a newer table: only a new
 	 * subscription starting from 'earliest' could still want them.
 	 */
-	static const char *slices_sql =
+	static const char *slices_sql[2] = {
 		"DELETE FROM tx_message.slices s USING tx_message.log_slots l"
 		" WHERE l.slot = $1 AND (s.slots & (1 << $1)::smallint) <> 0"
-		"   AND s.first_seq + cardinality(s.positions) <= coalesce((l.sealed_heads->>s.topic_id::text)::bigint, 0)";
+		"   AND s.first_seq + cardinality(s.positions) <= coalesce((l.sealed_heads->>s.topic_id::text)::bigint, 0)",
+		"DELETE FROM tx_message.slices s USING tx_message.log_slots l"
+		" WHERE l.slot = $1 AND (s.slots & (1 << $1)::smallint) <> 0"
+		"   AND s.first_seq + cardinality(tx_message._slice_positions(s.positions, s.packed))"
+		"       <= coalesce((l.sealed_heads->>s.topic_id::text)::bigint, 0)"};
 	/* the stream of a topic whose every slice went continues from there */
 	static const char *retire_sql =
 		"UPDATE tx_message.topics t SET retired_seq = (l.sealed_heads->>t.topic_id::text)::bigint"
@@ -180,7 +191,7 @@ truncate_slot(int slot)
 		return false;
 	if (!ConditionalLockRelationOid(c->log[slot], AccessExclusiveLock))
 		return false;			/* a consumer is still reading it */
-	txm_spi_exec(slices_sql, 1, types, values, NULL, 0);
+	txm_spi_exec(slices_sql[txm_catalog()->v1_1], 1, types, values, NULL, 0);
 	txm_spi_exec(retire_sql, 1, types, values, NULL, 0);
 	txm_spi_utility(psprintf("TRUNCATE tx_message.log_%d", slot));
 	txm_spi_exec(empty_sql, 1, types, values, NULL, 0);
@@ -229,7 +240,7 @@ rotate(SlotState *slots, int n)
 	period = DatumGetFloat8(d);
 	if (slots[cur].open_secs < period)
 		return false;
-	txm_spi_exec(heads_sql, 0, NULL, NULL, NULL, 1);
+	txm_spi_exec(heads_sql[txm_catalog()->v1_1], 0, NULL, NULL, NULL, 1);
 	values[1] = SPI_datumTransfer(txm_spi_value(0, 1, &isnull), false, -1);
 	values[0] = Int16GetDatum(cur);
 	txm_spi_exec(close_sql, 1, types, values, NULL, 0);

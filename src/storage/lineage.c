@@ -213,18 +213,22 @@ repair_positions(void)
 static int64
 count_missing_messages(void)
 {
-	static const char *sql =
-		"SELECT count(*) FROM tx_message.slices s"
-		" WHERE s.first_seq + cardinality(s.positions) >"
-		"       (SELECT min(st.done_seq) FROM tx_message.sub_state st"
-		"          JOIN tx_message.subscriptions su USING (sub_id)"
-		"          JOIN tx_message.topics t USING (topic) WHERE t.topic_id = s.topic_id)"
-		"   AND NOT EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = s.positions[1])"
-		"   AND NOT EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = s.positions[1])"
-		"   AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = s.positions[1])";
+	/* OFFSET 0: a subquery pulled up would decode a packed slice once per use */
+#define COUNT_MISSING_SQL(POSITIONS) \
+		"SELECT count(*) FROM tx_message.slices s, LATERAL (SELECT " POSITIONS " AS positions OFFSET 0) p" \
+		" WHERE s.first_seq + cardinality(p.positions) >" \
+		"       (SELECT min(st.done_seq) FROM tx_message.sub_state st" \
+		"          JOIN tx_message.subscriptions su USING (sub_id)" \
+		"          JOIN tx_message.topics t USING (topic) WHERE t.topic_id = s.topic_id)" \
+		"   AND NOT EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = p.positions[1])" \
+		"   AND NOT EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = p.positions[1])" \
+		"   AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = p.positions[1])"
+	static const char *sql[2] = {
+		COUNT_MISSING_SQL("s.positions"),
+		COUNT_MISSING_SQL("tx_message._slice_positions(s.positions, s.packed)")};
 	bool		isnull;
 
-	txm_spi_exec_latest(sql, 0, NULL, NULL, NULL, 1);
+	txm_spi_exec_latest(sql[txm_catalog()->v1_1], 0, NULL, NULL, NULL, 1);
 	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 }
 

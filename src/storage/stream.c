@@ -31,6 +31,7 @@
 #include "utils/varbit.h"
 
 #include "src/base/catalog.h"
+#include "src/base/packed.h"
 #include "src/base/spi.h"
 #include "src/storage/stream.h"
 
@@ -65,6 +66,37 @@ txm_bits_from_datum(Datum d, TxmBlockBits *m)
 }
 
 /*
+ * The log positions of the slice in ts, into out (room for TXM_BLOCK):
+ * from positions, or from packed where a 1.1 ticker left positions NULL.
+ * Returns how many.
+ */
+static int
+slice_positions(TupleTableSlot *ts, int64 *out)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(ts, Anum_slices_positions, &isnull);
+	ArrayType  *arr;
+	int			n;
+
+	if (isnull)
+	{
+		d = slot_getattr(ts, Anum_slices_packed, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("a slice of topic %d holds no positions",
+							DatumGetInt32(slot_getattr(ts, Anum_slices_topic_id, &isnull)))));
+		return txm_unpack_positions(DatumGetByteaPP(d), out, TXM_BLOCK);
+	}
+	arr = DatumGetArrayTypeP(d);
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	if (n > TXM_BLOCK)
+		elog(ERROR, "a slice of %d positions", n);
+	memcpy(out, ARR_DATA_PTR(arr), sizeof(int64) * n);
+	return n;
+}
+
+/*
  * Read the slices of one block of a topic's stream.  Returns false if the
  * block holds no position yet.
  */
@@ -94,9 +126,8 @@ txm_read_block_slices(int32 topic_id, int64 block, Snapshot snap, TxmBlockSlices
 	{
 		bool		isnull;
 		int64		first = DatumGetInt64(slot_getattr(ts, Anum_slices_first_seq, &isnull));
-		ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(ts, Anum_slices_positions, &isnull));
-		int			n = ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
-		int64	   *data = (int64 *) ARR_DATA_PTR(positions);
+		int64		data[TXM_BLOCK];
+		int			n = slice_positions(ts, data);
 
 		bs->slots |= DatumGetInt16(slot_getattr(ts, Anum_slices_slots, &isnull));
 		for (int i = 0; i < n; i++)
@@ -286,10 +317,14 @@ hold_retention(void)
 int64
 txm_stream_start(int32 topic_id, bool earliest)
 {
-	static const char *head_sql =
+	static const char *head_sql[2] = {
 		"SELECT greatest((SELECT first_seq + cardinality(positions) FROM tx_message.slices"
 		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1), retired_seq)"
-		"  FROM tx_message.topics WHERE topic_id = $1";
+		"  FROM tx_message.topics WHERE topic_id = $1",
+		"SELECT greatest((SELECT first_seq + cardinality(tx_message._slice_positions(positions, packed))"
+		"                   FROM tx_message.slices"
+		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1), retired_seq)"
+		"  FROM tx_message.topics WHERE topic_id = $1"};
 	static const char *oldest_sql =
 		"SELECT coalesce((SELECT first_seq FROM tx_message.slices"
 		"                  WHERE topic_id = $1 ORDER BY first_seq LIMIT 1), retired_seq)"
@@ -300,7 +335,7 @@ txm_stream_start(int32 topic_id, bool earliest)
 
 	hold_retention();
 	values[0] = Int32GetDatum(topic_id);
-	if (txm_spi_exec_latest(earliest ? oldest_sql : head_sql, 1, types, values, NULL, 1) == 0)
+	if (txm_spi_exec_latest(earliest ? oldest_sql : head_sql[txm_catalog()->v1_1], 1, types, values, NULL, 1) == 0)
 		return 0;
 	return DatumGetInt64(txm_spi_value(0, 1, &isnull));
 }
@@ -330,6 +365,7 @@ typedef struct SliceInfo
 {
 	int64		first_seq;
 	int			npositions;
+	int64		positions[TXM_BLOCK];
 	int64		tick_id;
 	TimestampTz created_at;
 } SliceInfo;
@@ -379,10 +415,8 @@ probe_slice(SliceProbe *p, int64 from, ScanDirection dir, SliceInfo *si)
 	{
 		bool		isnull;
 
-		ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(p->ts, Anum_slices_positions, &isnull));
-
 		si->first_seq = DatumGetInt64(slot_getattr(p->ts, Anum_slices_first_seq, &isnull));
-		si->npositions = ArrayGetNItems(ARR_NDIM(positions), ARR_DIMS(positions));
+		si->npositions = slice_positions(p->ts, si->positions);
 		si->tick_id = DatumGetInt64(slot_getattr(p->ts, Anum_slices_tick_id, &isnull));
 		si->created_at = p->with_time
 			? DatumGetTimestampTz(slot_getattr(p->ts, Anum_slices_created_at, &isnull))
@@ -501,12 +535,8 @@ txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap)
 	{
 		while (si.tick_id == tick_id && seq < 0)
 		{
-			bool		isnull;
-			ArrayType  *positions = DatumGetArrayTypeP(slot_getattr(p.ts, Anum_slices_positions, &isnull));
-			const int64 *data = (const int64 *) ARR_DATA_PTR(positions);
-
 			for (int i = 0; i < si.npositions; i++)
-				if (data[i] == pos)
+				if (si.positions[i] == pos)
 				{
 					seq = si.first_seq + i;
 					break;

@@ -55,6 +55,7 @@
 #include "utils/snapmgr.h"
 
 #include "src/base/catalog.h"
+#include "src/base/packed.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/storage/lineage.h"
@@ -652,23 +653,33 @@ insert_slice(SliceWriter *w, int32 topic_id, int64 first_seq, int16 slots,
 {
 	Datum		values[Natts_slices];
 	bool		nulls[Natts_slices];
-	Datum	   *elems = palloc(sizeof(Datum) * n);
-	ArrayType  *arr;
+	void	   *list;
 
-	for (int i = 0; i < n; i++)
-		elems[i] = Int64GetDatum(positions[i]);
-	arr = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 	memset(nulls, 0, sizeof(nulls));
 	values[Anum_slices_topic_id - 1] = Int32GetDatum(topic_id);
 	values[Anum_slices_first_seq - 1] = Int64GetDatum(first_seq);
 	values[Anum_slices_tick_id - 1] = Int64GetDatum(w->tick_id);
 	values[Anum_slices_slots - 1] = Int16GetDatum(slots);
-	values[Anum_slices_positions - 1] = PointerGetDatum(arr);
-	/* a database still at 1.0 has no created_at: the row stops before it */
+	/* a database still at 1.0 has neither created_at nor packed: the row stops before them */
 	values[Anum_slices_created_at - 1] = TimestampTzGetDatum(w->created_at);
+	if (RelationGetDescr(w->ins.rel)->natts >= Anum_slices_packed)
+	{
+		list = txm_pack_positions(positions, n);
+		nulls[Anum_slices_positions - 1] = true;
+		values[Anum_slices_packed - 1] = PointerGetDatum(list);
+	}
+	else
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * n);
+
+		for (int i = 0; i < n; i++)
+			elems[i] = Int64GetDatum(positions[i]);
+		list = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		values[Anum_slices_positions - 1] = PointerGetDatum(list);
+		pfree(elems);
+	}
 	txm_inserter_insert(&w->ins, values, nulls);
-	pfree(arr);
-	pfree(elems);
+	pfree(list);
 }
 
 /*
