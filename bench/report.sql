@@ -76,6 +76,24 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(
 					   pg_temp.med('produce', v, 'pgq', 'wal_per_txn') p,
 					   pg_temp.med('produce', v, 'txm', 'wal_per_txn') t) m;
 
+SELECT E'\nWhere the WAL of a transaction goes (bytes; pg_waldump''s records by the relation of their first block, full-page images included; pages: page headers and alignment):\n\n| clients, synchronous_commit | system | message row | its index | outbox sequence | slices | ticks | commits | business transaction | other | pages | total |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce' AND metric = 'wal_message');
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+			  replace(replace(v, '_sync_', ', '), 'c', ''), CASE sy WHEN 'txm' THEN 'tx_message' ELSE sy END,
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_message'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_index'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_sequence'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_slices'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_ticks'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_commit'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_business'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_other'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_pages'), 1),
+			  pg_temp.n(pg_temp.med('produce', v, sy, 'wal_per_txn'), 1))
+  FROM pg_temp.variants('produce') WITH ORDINALITY p(v, o), unnest(ARRAY['outbox', 'txm']) sy
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce' AND metric = 'wal_message')
+ ORDER BY o, sy;
+
 SELECT E'\n## Produce in batches: business transaction + 100 messages (messages/s)\n\n| clients | outbox (multi-row INSERT) | PgQ | tx_message (tx_send_batch) | tx_message / outbox | tx_message / PgQ | WAL B/msg outbox | PgQ | tx_message |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'batch');
 SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(v, '_batch_100', ''), 'c', ''),

@@ -154,6 +154,52 @@ lsn() { sql "SELECT pg_current_wal_lsn()"; }
 wal_since() { sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$1')"; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "NaN"; else printf "%.4f\n", a / b }'; }
 
+# Where the WAL since LSN $5 went, per transaction ($6 of them), recorded as
+# metrics wal_<part> of scenario $1, variant $2, system $3, repetition $4:
+# pg_waldump's records by the relation of their first block (full-page
+# images included), sorted into the message row, its index, the outbox's
+# sequence, the slices and ticks of tx_message, commit records, the
+# business transaction's rows and the rest; "pages" is what no record
+# accounts for (page headers, alignment).
+wal_split()
+{
+	local end total map
+	end=$(lsn)
+	total=$(wal_since "$5")
+	map=$WORK/relfilenodes
+	sql "SELECT relfilenode || ' ' || relname FROM pg_class WHERE relfilenode <> 0" | as_user tee "$map" >/dev/null
+	as_user "$BINDIR/pg_waldump" -p "$WORK/data/pg_wal" -s "$5" -e "$end" 2>/dev/null |
+		awk -v txns="$6" -v total="$total" -v map="$map" '
+			BEGIN {
+				while ((getline line < map) > 0) { split(line, f, " "); rel[f[1]] = f[2] }
+				np = split("message index sequence slices ticks commit business other", parts, " ")
+			}
+			{
+				i = index($0, "len (rec/tot):")
+				if (i == 0) next
+				split(substr($0, i + 14), a, ","); split(a[1], b, "/"); len = b[2] + 0
+				name = ""
+				j = index($0, " rel ")
+				if (j > 0) { split(substr($0, j + 5), c, " "); n = split(c[1], d, "/"); name = rel[d[n] + 0] }
+				if ($2 == "Transaction") part = "commit"
+				else if (name == "outbox" || name ~ /^log_[0-9]$/) part = "message"
+				else if (name == "outbox_pkey" || name ~ /^log_[0-9]_pos$/) part = "index"
+				else if (name == "outbox_id_seq") part = "sequence"
+				else if (name == "slices" || name == "slices_pkey") part = "slices"
+				else if (name == "ticks" || name == "ticks_pkey") part = "ticks"
+				else if (name ~ /^orders/) part = "business"
+				else part = "other"
+				sum[part] += len; all += len
+			}
+			END {
+				for (k = 1; k <= np; k++) printf "%s %.4f\n", parts[k], sum[parts[k]] / txns
+				printf "pages %.4f\n", (total - all) / txns
+			}' |
+		while read -r part value; do
+			record "$1" "$2" "$3" "$4" "wal_$part" "$value"
+		done
+}
+
 # Every system back to empty: no rows, no queue, a fresh tx_message with
 # topic "bench" and the given number of consumer groups g0.. / consumers c0..
 reset_systems()
@@ -302,6 +348,9 @@ scenario_produce()
 					txns=$(txns_of "$out")
 					record produce "c${clients}_sync_$sync" $system "$rep" tps "$(tps_of "$out")"
 					record produce "c${clients}_sync_$sync" $system "$rep" wal_per_txn "$(div "$wal" "$txns")"
+					case $system in outbox | txm)
+						wal_split produce "c${clients}_sync_$sync" $system "$rep" "$a" "$txns" ;;
+					esac
 					echo "   produce rep $rep, $clients client(s), sync $sync, $system: $(tps_of "$out") TPS"
 				done
 			done
