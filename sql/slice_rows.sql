@@ -69,6 +69,15 @@ UPDATE tx_message.slices s SET positions = NULL
 UPDATE tx_message.slices s SET packed = '\x05'
   FROM tx_message.topics t WHERE t.topic_id = s.topic_id AND t.topic = 'olds';
 
+-- an array with a NULL in it is refused by the reader too
+UPDATE tx_message.slices s SET positions = s.positions || NULL::bigint
+  FROM tx_message.topics t WHERE t.topic_id = s.topic_id AND t.topic = 'olds';
+\set VERBOSITY default
+SELECT count(*) FROM tx_receive('olds_g', 10);
+\set VERBOSITY terse
+UPDATE tx_message.slices s SET positions = s.positions[1:10]
+  FROM tx_message.topics t WHERE t.topic_id = s.topic_id AND t.topic = 'olds';
+
 -- a slice of more positions than a block holds is refused by the reader
 SELECT tx_create_topic('overfull');
 SELECT tx_subscribe('overfull', 'overfull_g');

@@ -90,8 +90,11 @@ slice_positions(TupleTableSlot *ts, int64 *out)
 	}
 	arr = DatumGetArrayTypeP(d);
 	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	if (n > TXM_BLOCK)
-		elog(ERROR, "a slice of %d positions", n);
+	if (n > TXM_BLOCK || ARR_ELEMTYPE(arr) != INT8OID || array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid positions of a slice"),
+				 errdetail("A slice holds at most %d positions, none of them NULL.", TXM_BLOCK)));
 	memcpy(out, ARR_DATA_PTR(arr), sizeof(int64) * n);
 	return n;
 }
