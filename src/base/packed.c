@@ -102,7 +102,8 @@ txm_pack_positions(const int64 *positions, int n)
 
 /*
  * Unpack into out, which has room for max positions; returns how many.
- * packed may have a short header.
+ * With out NULL, only counts them (and checks them all the same).  packed
+ * may have a short header.
  */
 int
 txm_unpack_positions(const bytea *packed, int64 *out, int max)
@@ -133,7 +134,9 @@ txm_unpack_positions(const bytea *packed, int64 *out, int max)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("invalid packed positions"),
 					 errdetail("It holds more than %d positions.", max)));
-		out[n++] = (int64) (xid << TXM_POS_SHIFT) | k;
+		if (out != NULL)
+			out[n] = (int64) (xid << TXM_POS_SHIFT) | k;
+		n++;
 	}
 	return n;
 }

@@ -66,9 +66,9 @@ txm_bits_from_datum(Datum d, TxmBlockBits *m)
 }
 
 /*
- * The log positions of the slice in ts, into out (room for TXM_BLOCK):
- * from positions, or from packed where a 1.1 ticker left positions NULL.
- * Returns how many.
+ * The log positions of the slice in ts, into out (room for TXM_BLOCK, or
+ * NULL to count them only): from positions, or from packed where a 1.1
+ * ticker left positions NULL.  Returns how many.
  */
 static int
 slice_positions(TupleTableSlot *ts, int64 *out)
@@ -95,7 +95,8 @@ slice_positions(TupleTableSlot *ts, int64 *out)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("invalid positions of a slice"),
 				 errdetail("A slice holds at most %d positions, none of them NULL.", TXM_BLOCK)));
-	memcpy(out, ARR_DATA_PTR(arr), sizeof(int64) * n);
+	if (out != NULL)
+		memcpy(out, ARR_DATA_PTR(arr), sizeof(int64) * n);
 	return n;
 }
 
@@ -368,7 +369,6 @@ typedef struct SliceInfo
 {
 	int64		first_seq;
 	int			npositions;
-	int64		positions[TXM_BLOCK];
 	int64		tick_id;
 	TimestampTz created_at;
 } SliceInfo;
@@ -419,7 +419,7 @@ probe_slice(SliceProbe *p, int64 from, ScanDirection dir, SliceInfo *si)
 		bool		isnull;
 
 		si->first_seq = DatumGetInt64(slot_getattr(p->ts, Anum_slices_first_seq, &isnull));
-		si->npositions = slice_positions(p->ts, si->positions);
+		si->npositions = slice_positions(p->ts, NULL);
 		si->tick_id = DatumGetInt64(slot_getattr(p->ts, Anum_slices_tick_id, &isnull));
 		si->created_at = p->with_time
 			? DatumGetTimestampTz(slot_getattr(p->ts, Anum_slices_created_at, &isnull))
@@ -538,8 +538,11 @@ txm_stream_seq_in_tick(int32 topic_id, int64 tick_id, int64 pos, Snapshot snap)
 	{
 		while (si.tick_id == tick_id && seq < 0)
 		{
-			for (int i = 0; i < si.npositions; i++)
-				if (si.positions[i] == pos)
+			int64		positions[TXM_BLOCK];
+			int			n = slice_positions(p.ts, positions);
+
+			for (int i = 0; i < n; i++)
+				if (positions[i] == pos)
 				{
 					seq = si.first_seq + i;
 					break;
