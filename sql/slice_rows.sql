@@ -78,6 +78,16 @@ SELECT count(*) FROM tx_receive('olds_g', 10);
 UPDATE tx_message.slices s SET positions = s.positions[1:10]
   FROM tx_message.topics t WHERE t.topic_id = s.topic_id AND t.topic = 'olds';
 
+-- and a slice with neither (only without the check constraint)
+BEGIN;
+ALTER TABLE tx_message.slices DROP CONSTRAINT slices_positions_or_packed;
+UPDATE tx_message.slices s SET positions = NULL
+  FROM tx_message.topics t WHERE t.topic_id = s.topic_id AND t.topic = 'olds';
+\set VERBOSITY sqlstate
+SELECT count(*) FROM tx_receive('olds_g', 10);
+\set VERBOSITY terse
+ROLLBACK;
+
 -- a slice of more positions than a block holds is refused by the reader
 SELECT tx_create_topic('overfull');
 SELECT tx_subscribe('overfull', 'overfull_g');
