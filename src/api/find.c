@@ -356,13 +356,11 @@ trace_position(int32 topic_id, int64 pos, Datum *tick_at, bool *tick_null)
 		" WHERE pg_catalog.pg_visible_in_snapshot(($1::text)::xid8, snapshot)"
 		" ORDER BY tick_id LIMIT 1";
 	/* OFFSET 0: a subquery pulled up would decode a packed slice once per use */
-	static const char *scan_sql[2] = {
-		"SELECT first_seq + array_position(positions, $2) - 1 FROM tx_message.slices"
-		" WHERE topic_id = $1 AND positions @> ARRAY[$2]",
-		"SELECT s.first_seq + array_position(p.positions, $2) - 1"
-		"  FROM tx_message.slices s, LATERAL (SELECT tx_message._slice_positions(s.positions, s.packed)"
-		"                                         AS positions OFFSET 0) p"
-		" WHERE s.topic_id = $1 AND p.positions @> ARRAY[$2]"};
+#define SCAN_SQL(POSITIONS) \
+		"SELECT s.first_seq + array_position(p.positions, $2) - 1" \
+		"  FROM tx_message.slices s, LATERAL (SELECT " POSITIONS " AS positions OFFSET 0) p" \
+		" WHERE s.topic_id = $1 AND p.positions @> ARRAY[$2]"
+	static const char *scan_sql[2] = {SCAN_SQL(TXM_SLICE_POSITIONS_1_0), SCAN_SQL(TXM_SLICE_POSITIONS_1_1)};
 	Oid			ttypes[1] = {INT8OID};
 	Oid			stypes[2] = {INT4OID, INT8OID};
 	Datum		values[2];

@@ -111,6 +111,9 @@ typedef struct TxmLogLayout
 #define Anum_slices_packed			7
 #define Anum_slices_pkey_topic_id	1
 #define Anum_slices_pkey_first_seq	2
+/* a slices row "s"'s positions as an array, in SQL: at 1.0, at 1.1 */
+#define TXM_SLICE_POSITIONS_1_0		"s.positions"
+#define TXM_SLICE_POSITIONS_1_1		"tx_message._slice_positions(s.positions, s.packed)"
 
 /* tx_message.subscriptions and tx_message.consumer_groups: read and written by SQL */
 #define Natts_subscriptions			17

@@ -101,20 +101,14 @@ log_has_rows(int slot)
 }
 
 /* {topic_id: first free position} of every topic, as a jsonb datum (1.0, 1.1) */
-static const char *heads_sql[2] = {
-	"SELECT coalesce(jsonb_object_agg(t.topic_id,"
-	"                                 greatest((SELECT s.first_seq + cardinality(s.positions)"
-	"                                             FROM tx_message.slices s WHERE s.topic_id = t.topic_id"
-	"                                            ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq)),"
-	"                '{}')"
-	"  FROM tx_message.topics t",
-	"SELECT coalesce(jsonb_object_agg(t.topic_id,"
-	"                                 greatest((SELECT s.first_seq"
-	"                                                  + cardinality(tx_message._slice_positions(s.positions, s.packed))"
-	"                                             FROM tx_message.slices s WHERE s.topic_id = t.topic_id"
-	"                                            ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq)),"
-	"                '{}')"
-	"  FROM tx_message.topics t"};
+#define HEADS_SQL(POSITIONS) \
+	"SELECT coalesce(jsonb_object_agg(t.topic_id," \
+	"                                 greatest((SELECT s.first_seq + cardinality(" POSITIONS ")" \
+	"                                             FROM tx_message.slices s WHERE s.topic_id = t.topic_id" \
+	"                                            ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq))," \
+	"                '{}')" \
+	"  FROM tx_message.topics t"
+static const char *heads_sql[2] = {HEADS_SQL(TXM_SLICE_POSITIONS_1_0), HEADS_SQL(TXM_SLICE_POSITIONS_1_1)};
 
 static bool
 seal_slot(int slot)
@@ -163,14 +157,13 @@ truncate_slot(int slot)
 	 * including those that also point into a newer table: only a new
 	 * subscription starting from 'earliest' could still want them.
 	 */
-	static const char *slices_sql[2] = {
-		"DELETE FROM tx_message.slices s USING tx_message.log_slots l"
-		" WHERE l.slot = $1 AND (s.slots & (1 << $1)::smallint) <> 0"
-		"   AND s.first_seq + cardinality(s.positions) <= coalesce((l.sealed_heads->>s.topic_id::text)::bigint, 0)",
-		"DELETE FROM tx_message.slices s USING tx_message.log_slots l"
-		" WHERE l.slot = $1 AND (s.slots & (1 << $1)::smallint) <> 0"
-		"   AND s.first_seq + cardinality(tx_message._slice_positions(s.positions, s.packed))"
-		"       <= coalesce((l.sealed_heads->>s.topic_id::text)::bigint, 0)"};
+#define SLICES_SQL(POSITIONS) \
+		"DELETE FROM tx_message.slices s USING tx_message.log_slots l" \
+		" WHERE l.slot = $1 AND (s.slots & (1 << $1)::smallint) <> 0" \
+		"   AND s.first_seq + cardinality(" POSITIONS ")" \
+		"       <= coalesce((l.sealed_heads->>s.topic_id::text)::bigint, 0)"
+	static const char *slices_sql[2] = {SLICES_SQL(TXM_SLICE_POSITIONS_1_0),
+		SLICES_SQL(TXM_SLICE_POSITIONS_1_1)};
 	/* the stream of a topic whose every slice went continues from there */
 	static const char *retire_sql =
 		"UPDATE tx_message.topics t SET retired_seq = (l.sealed_heads->>t.topic_id::text)::bigint"

@@ -223,9 +223,8 @@ count_missing_messages(void)
 		"   AND NOT EXISTS (SELECT FROM tx_message.log_0 l WHERE l.pos = p.positions[1])" \
 		"   AND NOT EXISTS (SELECT FROM tx_message.log_1 l WHERE l.pos = p.positions[1])" \
 		"   AND NOT EXISTS (SELECT FROM tx_message.log_2 l WHERE l.pos = p.positions[1])"
-	static const char *sql[2] = {
-		COUNT_MISSING_SQL("s.positions"),
-		COUNT_MISSING_SQL("tx_message._slice_positions(s.positions, s.packed)")};
+	static const char *sql[2] = {COUNT_MISSING_SQL(TXM_SLICE_POSITIONS_1_0),
+		COUNT_MISSING_SQL(TXM_SLICE_POSITIONS_1_1)};
 	bool		isnull;
 
 	txm_spi_exec_latest(sql[txm_catalog()->v1_1], 0, NULL, NULL, NULL, 1);

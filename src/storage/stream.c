@@ -321,14 +321,11 @@ hold_retention(void)
 int64
 txm_stream_start(int32 topic_id, bool earliest)
 {
-	static const char *head_sql[2] = {
-		"SELECT greatest((SELECT first_seq + cardinality(positions) FROM tx_message.slices"
-		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1), retired_seq)"
-		"  FROM tx_message.topics WHERE topic_id = $1",
-		"SELECT greatest((SELECT first_seq + cardinality(tx_message._slice_positions(positions, packed))"
-		"                   FROM tx_message.slices"
-		"                  WHERE topic_id = $1 ORDER BY first_seq DESC LIMIT 1), retired_seq)"
-		"  FROM tx_message.topics WHERE topic_id = $1"};
+#define HEAD_SQL(POSITIONS) \
+		"SELECT greatest((SELECT s.first_seq + cardinality(" POSITIONS ") FROM tx_message.slices s" \
+		"                  WHERE s.topic_id = $1 ORDER BY s.first_seq DESC LIMIT 1), t.retired_seq)" \
+		"  FROM tx_message.topics t WHERE t.topic_id = $1"
+	static const char *head_sql[2] = {HEAD_SQL(TXM_SLICE_POSITIONS_1_0), HEAD_SQL(TXM_SLICE_POSITIONS_1_1)};
 	static const char *oldest_sql =
 		"SELECT coalesce((SELECT first_seq FROM tx_message.slices"
 		"                  WHERE topic_id = $1 ORDER BY first_seq LIMIT 1), retired_seq)"
