@@ -94,6 +94,19 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce' AND metric = 'wal_message')
  ORDER BY o, sy;
 
+SELECT E'\nThe machine during the runs: cores kept busy (of the machine''s, everything included), tx_message''s own processes (the worker''s ticks) in cores, and transactions per busy core:\n\n| clients, synchronous_commit | cores busy: limit | outbox | tx_message | tx_message''s processes | TPS per busy core: outbox | tx_message | tx_message / outbox |\n|---|--:|--:|--:|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce' AND metric = 'cores_busy');
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(v, '_sync_', ', '), 'c', ''),
+			  pg_temp.n(pg_temp.med('produce', v, 'limit', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('produce', v, 'outbox', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('produce', v, 'txm', 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('produce', v, 'txm', 'relay_cores'), 2),
+			  pg_temp.n(o), pg_temp.n(t), pg_temp.x(t / nullif(o, 0)))
+  FROM pg_temp.variants('produce') v,
+	   LATERAL (SELECT pg_temp.med('produce', v, 'outbox', 'tps') / nullif(pg_temp.med('produce', v, 'outbox', 'cores_busy'), 0) o,
+					   pg_temp.med('produce', v, 'txm', 'tps') / nullif(pg_temp.med('produce', v, 'txm', 'cores_busy'), 0) t) m
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'produce' AND metric = 'cores_busy');
+
 SELECT E'\n## Produce in batches: business transaction + 100 messages (messages/s)\n\n| clients | outbox (multi-row INSERT) | PgQ | tx_message (tx_send_batch) | tx_message / outbox | tx_message / PgQ | WAL B/msg outbox | PgQ | tx_message |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'batch');
 SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', replace(replace(v, '_batch_100', ''), 'c', ''),
@@ -287,6 +300,12 @@ LANGUAGE sql STABLE AS $$
 	   AND y.value <> 0 AND x.value <> 'NaN' AND y.value <> 'NaN'
 $$;
 
+-- the loops of scenario "loops": name, system, round trips per batch, place
+CREATE TEMP VIEW loop_list(l, s, rt, o) AS
+	VALUES ('outbox_tx', 'outbox', 3, 1), ('outbox_auto', 'outbox', 1, 2), ('txm_tx', 'txm', 4, 3),
+		   ('txm_tx2', 'txm', 2, 4), ('txm_tx_ids', 'txm', 4, 5), ('txm_ids_every_row', 'txm', 4, 6),
+		   ('txm_auto', 'txm', 2, 7), ('txm_cte', 'txm', 1, 8);
+
 SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n| loop | round trips | 1 consumer | 2 consumers | c2 / c1 | / CTE, c1 | / CTE, c2 | / outbox loop, c1 | / outbox loop, c2 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');
 SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
@@ -297,10 +316,18 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
 			  pg_temp.x(pg_temp.lratio(l || '_c2', 'txm_cte_c2')),
 			  pg_temp.x(pg_temp.lratio(l || '_c1', 'outbox_tx_c1')),
 			  pg_temp.x(pg_temp.lratio(l || '_c2', 'outbox_tx_c2')))
-  FROM (VALUES ('outbox_tx', 'outbox', 3, 1), ('outbox_auto', 'outbox', 1, 2), ('txm_tx', 'txm', 4, 3),
-			   ('txm_tx2', 'txm', 2, 4), ('txm_tx_ids', 'txm', 4, 5), ('txm_ids_every_row', 'txm', 4, 6),
-			   ('txm_auto', 'txm', 2, 7), ('txm_cte', 'txm', 1, 8)) v(l, s, rt, o)
+  FROM pg_temp.loop_list v
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops')
+ ORDER BY o;
+SELECT E'\nThe machine during the loops: cores kept busy (pgbench, the backends and the rest, of the machine''s) and its CPU per message:\n\n| loop | cores busy, 1 consumer | 2 consumers | CPU µs per message, 1 consumer | 2 consumers |\n|---|--:|--:|--:|--:|'
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops' AND metric = 'cores_busy');
+SELECT format('| %s | %s | %s | %s | %s |', l,
+			  pg_temp.n(pg_temp.med('loops', l || '_c1', s, 'cores_busy'), 2),
+			  pg_temp.n(pg_temp.med('loops', l || '_c2', s, 'cores_busy'), 2),
+			  pg_temp.n(1e6 * pg_temp.med('loops', l || '_c1', s, 'cores_busy') / nullif(pg_temp.med('loops', l || '_c1', s, 'msgs_per_s'), 0), 1),
+			  pg_temp.n(1e6 * pg_temp.med('loops', l || '_c2', s, 'cores_busy') / nullif(pg_temp.med('loops', l || '_c2', s, 'msgs_per_s'), 0), 1))
+  FROM pg_temp.loop_list v
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops' AND metric = 'cores_busy')
  ORDER BY o;
 SELECT E'\nA round trip that does nothing (`SELECT 1`, one client): ' || pg_temp.n(pg_temp.med('loops', 'roundtrip', 'none', 'ms'), 3) || ' ms.'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');

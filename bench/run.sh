@@ -246,6 +246,32 @@ in_turn()
 	done
 }
 
+# Busy and total CPU time of the whole machine so far (/proc/stat, in ticks).
+machine_cpu()
+{
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
+# Cores the machine kept busy between two machine_cpu readings $1 and $2.
+cores_busy()
+{
+	local b0 t0 b1 t1
+	read -r b0 t0 <<<"$1"
+	read -r b1 t1 <<<"$2"
+	awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v c="$(nproc)" 'BEGIN { printf "%.2f\n", t ? b / t * c : 0 }'
+}
+
+# CPU ticks used so far by tx_message's processes (launcher, workers,
+# executors) in the cluster.
+relay_cpu()
+{
+	local p s=0
+	for p in $(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'"); do
+		s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$s"
+}
+
 # Wait until the worker has made every message of topic "bench" deliverable.
 wait_ticked()
 {
@@ -330,7 +356,7 @@ total_size() { sql "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM 
 #    and synchronous_commit; and batches of 100.
 scenario_produce()
 {
-	local rep sync clients system out a wal txns
+	local rep sync clients system out a wal txns m0 m1 r0 r1
 	# the shortest runs and the noisiest numbers: more repetitions
 	for rep in $(seq 1 "$PRODUCE_REPS"); do
 		for sync in $SYNC_MODES; do
@@ -341,13 +367,23 @@ scenario_produce()
 					checkpoint
 					a=$(lsn)
 					out=$WORK/produce.out
+					m0=$(machine_cpu)
+					r0=$(relay_cpu)
 					PGOPTIONS_RUN="-c synchronous_commit=$sync" \
 						pgb -c "$clients" -j "$clients" -T "$PRODUCE_SECS" -f "$BENCH/scripts/produce_$system.sql" >"$out" 2>&1 ||
 						{ cat "$out"; return 1; }
+					r1=$(relay_cpu)
+					m1=$(machine_cpu)
 					wal=$(wal_since "$a")
 					txns=$(txns_of "$out")
 					record produce "c${clients}_sync_$sync" $system "$rep" tps "$(tps_of "$out")"
 					record produce "c${clients}_sync_$sync" $system "$rep" wal_per_txn "$(div "$wal" "$txns")"
+					record produce "c${clients}_sync_$sync" $system "$rep" cores_busy "$(cores_busy "$m0" "$m1")"
+					# the ticks' share (tx_message's processes; the worker waits between runs)
+					if [ $system = txm ]; then
+						record produce "c${clients}_sync_$sync" $system "$rep" relay_cores \
+							"$(div "$(div $((r1 - r0)) "$(getconf CLK_TCK)")" "$PRODUCE_SECS")"
+					fi
 					case $system in outbox | txm)
 						wal_split produce "c${clients}_sync_$sync" $system "$rep" "$a" "$txns" ;;
 					esac
@@ -728,11 +764,6 @@ scenario_handler()
 	done
 }
 
-# Busy and total CPU time of the whole machine so far (/proc/stat, in ticks).
-machine_cpu()
-{
-	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
-}
 
 # CPU ticks used so far by the database's handler executors.
 executor_cpu()
@@ -755,7 +786,7 @@ executor_cpu()
 # share of a core from the executors.
 handler_drain()
 {
-	local rep=$1 variant=$2 groups=$3 executors=$4 wide=${5:-1} i n rate secs m0 m1 e0 e1 busy0 total0 busy1 total1
+	local rep=$1 variant=$2 groups=$3 executors=$4 wide=${5:-1} i n rate secs m0 m1 e0 e1 busy
 	reset_systems 0
 	wait_worker
 	# a handler subscription elsewhere keeps every handler executor running
@@ -778,14 +809,12 @@ handler_drain()
 	e1=$(executor_cpu)
 	m1=$(machine_cpu)
 	rate=$(div "$n" "$secs")
+	busy=$(cores_busy "$m0" "$m1")
 	record handler "$variant" txm "$rep" msgs_per_s "$rate"
-	read -r busy0 total0 <<<"$m0"
-	read -r busy1 total1 <<<"$m1"
-	record handler "$variant" txm "$rep" cores_busy "$(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v c="$(nproc)" 'BEGIN { printf "%.2f\n", t ? b / t * c : 0 }')"
+	record handler "$variant" txm "$rep" cores_busy "$busy"
 	record handler "$variant" txm "$rep" msgs_per_executor_cpu_s "$(div "$n" "$(div $((e1 - e0)) "$(getconf CLK_TCK)")")"
 	echo "   handler rep $rep, $variant: $groups handler group(s), $n messages in $secs s, $rate messages/s;" \
-		"machine busy $(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v c="$(nproc)" 'BEGIN { printf "%.2f", t ? b / t * c : 0 }') of $(nproc) cores," \
-		"executors $(div $((e1 - e0)) "$(getconf CLK_TCK)") CPU s"
+		"machine busy $busy of $(nproc) cores, executors $(div $((e1 - e0)) "$(getconf CLK_TCK)") CPU s"
 }
 
 # No busy polling: CPU used by the idle launcher and worker, in ms per second.
@@ -1034,7 +1063,7 @@ scenario_console()
 # that the loops differ by.
 scenario_loops()
 {
-	local rep loop clients system script mode per_client out tps txns consumed left rate
+	local rep loop clients system script mode per_client out tps txns consumed left rate m0 m1
 	for rep in $(seq 1 "$REPS"); do
 		out=$WORK/loops.out
 		pgb -c 1 -T "$PRODUCE_SECS" -f "$BENCH/scripts/roundtrip.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
@@ -1056,15 +1085,20 @@ scenario_loops()
 				fill "$system" "$BACKLOG"
 				checkpoint
 				per_client=$((BACKLOG / 100 / clients))
+				m0=$(machine_cpu)
 				pgb -M "$mode" -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/$script" >"$out" 2>&1 ||
 					{ cat "$out"; return 1; }
+				m1=$(machine_cpu)
 				txns=$(txns_of "$out")
 				tps=$(tps_of "$out")
 				left=$(remaining "$system" 1)
 				consumed=$((BACKLOG - left))
 				rate=$(div "$consumed" "$(div "$txns" "$tps")")
 				record loops "${loop}_c$clients" "$system" "$rep" msgs_per_s "$rate"
-				echo "   loops rep $rep, $loop, $clients consumer(s): $rate messages/s ($left left over)"
+				# what the machine had left: pgbench, the backends and the rest
+				record loops "${loop}_c$clients" "$system" "$rep" cores_busy "$(cores_busy "$m0" "$m1")"
+				echo "   loops rep $rep, $loop, $clients consumer(s): $rate messages/s ($left left over)," \
+					"machine busy $(cores_busy "$m0" "$m1") of $(nproc) cores"
 			done
 		done
 	done
