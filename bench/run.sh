@@ -45,7 +45,7 @@ USER_REPS=$REPS
 case $MODE in
 full)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-5} PRODUCE_SECS=10 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
-	BACKLOG=200000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
+	BACKLOG=200000 LOOP_BACKLOG=1000000 LATENCY_SECS=20 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000 10000000" STEADY_SECS=600 SAMPLE_SECS=2
 	HANDLER_MSGS=200000 IDLE_SECS=10 CALIBRATE_SECS=10 BACKLOG_ROUNDS=40
 	HOLD_PHASES="60 180 120" HOLD_SAMPLE_SECS=5 SOAK_SECS=600 STATS_BACKLOG=10000000 CONSOLE_BACKLOG=1000000
@@ -53,7 +53,7 @@ full)
 	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups databases" ;;
 quick)
 	REPS=${USER_REPS:-3} PRODUCE_REPS=${USER_REPS:-3} PRODUCE_SECS=5 PRODUCE_CLIENTS="1 8" SYNC_MODES="on off"
-	BACKLOG=200000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
+	BACKLOG=200000 LOOP_BACKLOG=600000 LATENCY_SECS=10 LATENCY_RATES="500 5000"
 	BACKLOG_SIZES="1000 1000000" STEADY_SECS=180 SAMPLE_SECS=2
 	HANDLER_MSGS=100000 IDLE_SECS=5 CALIBRATE_SECS=5 BACKLOG_ROUNDS=20
 	HOLD_PHASES="30 60 60" HOLD_SAMPLE_SECS=5 SOAK_SECS=120 STATS_BACKLOG=1000000 CONSOLE_BACKLOG=1000000
@@ -61,7 +61,7 @@ quick)
 	SCENARIOS="produce batch consume held latency backlog steady hold handler idle soak stats parity console loops topics groups databases" ;;
 smoke)
 	REPS=${USER_REPS:-1} PRODUCE_REPS=${USER_REPS:-1} PRODUCE_SECS=1 PRODUCE_CLIENTS="2" SYNC_MODES="on"
-	BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
+	BACKLOG=2000 LOOP_BACKLOG=2000 LATENCY_SECS=2 LATENCY_RATES="500"
 	BACKLOG_SIZES="1000" STEADY_SECS=4 SAMPLE_SECS=2
 	HANDLER_MSGS=2000 IDLE_SECS=1 CALIBRATE_SECS=0 BACKLOG_ROUNDS=2
 	HOLD_PHASES="2 2 2" HOLD_SAMPLE_SECS=1 SOAK_SECS=3 STATS_BACKLOG=2000 CONSOLE_BACKLOG=2000
@@ -1051,8 +1051,9 @@ scenario_console()
 	done <"$WORK/console_load.out"
 }
 
-# loops: the consumer loops side by side, 1 and 2 consumers draining BACKLOG
-# messages of one group.  The outbox in one transaction (the consume
+# loops: the consumer loops side by side, 1 and 2 consumers draining
+# LOOP_BACKLOG messages of one group (several seconds a drain: c2 / c1 of
+# drains of a second or two moved by a third between repetitions).  The outbox in one transaction (the consume
 # scenario's) and as one autocommit DELETE; tx_message's loop of the README
 # (receive, ack and commit in one transaction: the consume scenario's), the
 # same in two round trips (BEGIN sent with the receive, the ack with COMMIT),
@@ -1082,9 +1083,9 @@ scenario_loops()
 				esac
 				reset_systems 1
 				wait_worker
-				fill "$system" "$BACKLOG"
+				fill "$system" "$LOOP_BACKLOG"
 				checkpoint
-				per_client=$((BACKLOG / 100 / clients))
+				per_client=$((LOOP_BACKLOG / 100 / clients))
 				m0=$(machine_cpu)
 				pgb -M "$mode" -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/$script" >"$out" 2>&1 ||
 					{ cat "$out"; return 1; }
@@ -1092,7 +1093,7 @@ scenario_loops()
 				txns=$(txns_of "$out")
 				tps=$(tps_of "$out")
 				left=$(remaining "$system" 1)
-				consumed=$((BACKLOG - left))
+				consumed=$((LOOP_BACKLOG - left))
 				rate=$(div "$consumed" "$(div "$txns" "$tps")")
 				record loops "${loop}_c$clients" "$system" "$rep" msgs_per_s "$rate"
 				# what the machine had left: pgbench, the backends and the rest
