@@ -304,9 +304,10 @@ $$;
 CREATE TEMP VIEW loop_list(l, s, rt, o) AS
 	VALUES ('outbox_tx', 'outbox', 3, 1), ('outbox_auto', 'outbox', 1, 2), ('txm_tx', 'txm', 4, 3),
 		   ('txm_tx2', 'txm', 2, 4), ('txm_tx_ids', 'txm', 4, 5), ('txm_ids_every_row', 'txm', 4, 6),
-		   ('txm_auto', 'txm', 2, 7), ('txm_cte', 'txm', 1, 8);
+		   ('txm_auto', 'txm', 2, 7), ('txm_cte', 'txm', 1, 8),
+		   ('outbox_tx_async', 'outbox', 3, 9), ('txm_tx_async', 'txm', 4, 10);
 
-SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n| loop | round trips | 1 consumer | 2 consumers | c2 / c1 | / CTE, c1 | / CTE, c2 | / outbox loop, c1 | / outbox loop, c2 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n_async: with `synchronous_commit = off`, compared with the outbox''s loop with it off too.\n\n| loop | round trips | 1 consumer | 2 consumers | c2 / c1 | / CTE, c1 | / CTE, c2 | / outbox loop, c1 | / outbox loop, c2 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');
 SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
 			  pg_temp.n(pg_temp.med('loops', l || '_c1', s, 'msgs_per_s')),
@@ -314,9 +315,10 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
 			  pg_temp.x(pg_temp.lratio(l || '_c2', l || '_c1')),
 			  pg_temp.x(pg_temp.lratio(l || '_c1', 'txm_cte_c1')),
 			  pg_temp.x(pg_temp.lratio(l || '_c2', 'txm_cte_c2')),
-			  pg_temp.x(pg_temp.lratio(l || '_c1', 'outbox_tx_c1')),
-			  pg_temp.x(pg_temp.lratio(l || '_c2', 'outbox_tx_c2')))
-  FROM pg_temp.loop_list v
+			  pg_temp.x(pg_temp.lratio(l || '_c1', ob || '_c1')),
+			  pg_temp.x(pg_temp.lratio(l || '_c2', ob || '_c2')))
+  FROM pg_temp.loop_list v,
+	   LATERAL (SELECT CASE WHEN l LIKE '%\_async' THEN 'outbox_tx_async' ELSE 'outbox_tx' END) AS b(ob)
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops')
  ORDER BY o;
 SELECT E'\nThe machine during the loops: cores kept busy (pgbench, the backends and the rest, of the machine''s) and its CPU per message:\n\n| loop | cores busy, 1 consumer | 2 consumers | CPU µs per message, 1 consumer | 2 consumers |\n|---|--:|--:|--:|--:|'

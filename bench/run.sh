@@ -1059,24 +1059,29 @@ scenario_console()
 # same in two round trips (BEGIN sent with the receive, the ack with COMMIT),
 # the same with the id array on every row, receive and ack as two autocommit
 # statements, and both in one CTE statement.  Rows go to the client,
-# tx_message's ids on the last row only (but in ids_every_row).  Each
+# tx_message's ids on the last row only (but in ids_every_row).  The
+# outbox's and the README's loop again with synchronous_commit = off
+# (_async): what waiting for the commit's WAL flush costs each.  Each
 # repetition also times a round trip that does nothing (SELECT 1), the cost
 # that the loops differ by.
 scenario_loops()
 {
-	local rep loop clients system script mode per_client out tps txns consumed left rate m0 m1
+	local rep loop clients system script mode sync per_client out tps txns consumed left rate m0 m1
 	for rep in $(seq 1 "$REPS"); do
 		out=$WORK/loops.out
 		pgb -c 1 -T "$PRODUCE_SECS" -f "$BENCH/scripts/roundtrip.sql" >"$out" 2>&1 || { cat "$out"; return 1; }
 		record loops roundtrip none "$rep" ms "$(div 1000 "$(tps_of "$out")")"
 		echo "   loops rep $rep: a round trip takes $(div 1000 "$(tps_of "$out")") ms"
 		for clients in 1 2; do
-			for loop in $(in_turn "$rep" outbox_tx outbox_auto txm_tx txm_tx2 txm_tx_ids txm_ids_every_row txm_auto txm_cte); do
-				system=txm mode=prepared
+			for loop in $(in_turn "$rep" outbox_tx outbox_auto txm_tx txm_tx2 txm_tx_ids txm_ids_every_row txm_auto txm_cte \
+						  outbox_tx_async txm_tx_async); do
+				system=txm mode=prepared sync=on
 				case $loop in
 				outbox_tx) system=outbox script=consume_outbox.sql ;;
 				outbox_auto) system=outbox script=consume_outbox_auto.sql ;;
+				outbox_tx_async) system=outbox script=consume_outbox.sql sync=off ;;
 				txm_tx) script=consume_txm.sql ;;
+				txm_tx_async) script=consume_txm.sql sync=off ;;
 				txm_tx2) script=loop_txm_tx2.sql mode=simple ;;
 				txm_auto) script=consume_txm_auto.sql ;;
 				*) script=loop_$loop.sql ;;
@@ -1087,7 +1092,8 @@ scenario_loops()
 				checkpoint
 				per_client=$((LOOP_BACKLOG / 100 / clients))
 				m0=$(machine_cpu)
-				pgb -M "$mode" -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/$script" >"$out" 2>&1 ||
+				PGOPTIONS_RUN="-c synchronous_commit=$sync" \
+					pgb -M "$mode" -c "$clients" -j "$clients" -t "$per_client" -f "$BENCH/scripts/$script" >"$out" 2>&1 ||
 					{ cat "$out"; return 1; }
 				m1=$(machine_cpu)
 				txns=$(txns_of "$out")
