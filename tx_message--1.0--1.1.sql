@@ -383,6 +383,15 @@ ALTER TABLE tx_message.subscriptions
 ALTER TABLE tx_message.half_messages ADD COLUMN check_after interval;
 
 /*
+ * A receive takes the first due retries of each subscription in (due_at,
+ * msg_id) order: with msg_id in the index they come in that order, where
+ * retries that fell due at the same moment (a batch whose lease expired,
+ * a failure of many at once) had to be sorted first, all of them.
+ */
+DROP INDEX tx_message.retries_due;
+CREATE INDEX retries_due ON tx_message.retries_data (sub_id, due_at, msg_id);
+
+/*
  * Idempotent sends: the first message sent to a topic with a dedup key.
  * The primary key makes a second sender wait for the first, as a unique
  * index does; a row goes once its message is no longer stored.

@@ -159,4 +159,37 @@ SELECT tx_ack('r.many', ARRAY(SELECT -i FROM generate_series(1, 20000) i)) AS ac
 SELECT tx_extend_lease('r.many', ARRAY(SELECT -i FROM generate_series(1, 20000) i), '1 min') AS extended_unknown;
 SELECT tx_ack('r.many', array_agg(msg_id)) AS acked_held FROM tx_message.messages WHERE payload ? 'many';
 
+-- thousands of retries due at once (a consumer that crashed holding a
+-- large batch): a receive reads a batch of them, not all of them, whatever
+-- the statistics say (they have not seen the burst yet)
+SELECT tx_create_topic('r.mass'), tx_create_topic('r.mass2');
+SELECT tx_subscribe('r.mass', 'r.bulk', lease => '200 ms'),
+       tx_subscribe('r.mass2', 'r.bulk', lease => '200 ms');
+SELECT count(*) AS sent FROM tx_send_batch('r.mass', array_fill('{"bulk": 1}'::jsonb, ARRAY[3000]));
+SELECT count(*) AS held FROM tx_receive('r.bulk', 3000);
+SELECT pg_sleep(0.3);
+SELECT count(*) AS redelivered FROM tx_receive('r.bulk', 10);
+SELECT count(*) >= 2980 AS due FROM tx_message.retries_data WHERE state = 'waiting';
+-- a new session: its table statistics count this transaction's reads only
+\c
+BEGIN;
+SELECT count(*) AS redelivered FROM tx_receive('r.bulk', 10);
+SELECT seq_tup_read + idx_tup_fetch < 300 AS read_a_batch
+  FROM pg_stat_xact_all_tables WHERE relid = 'tx_message.retries_data'::regclass;
+COMMIT;
+SELECT tx_unsubscribe('r.mass', 'r.bulk'), tx_unsubscribe('r.mass2', 'r.bulk');
+
+-- a group's due retries come in the order they fell due, across its topics
+SELECT tx_subscribe('r.mass', 'r.two'), tx_subscribe('r.mass2', 'r.two');
+SELECT tx_send('r.mass2', '{"two": "a1"}') AS a1 \gset
+SELECT tx_send('r.mass', '{"two": "b1"}') AS b1 \gset
+SELECT tx_send('r.mass2', '{"two": "a2"}') AS a2 \gset
+SELECT count(*) AS held FROM tx_receive('r.two', 3);
+SELECT tx_nack('r.two', :a1, retry_in => '0 s');
+SELECT tx_nack('r.two', :b1, retry_in => '0 s');
+SELECT tx_nack('r.two', :a2, retry_in => '0 s');
+SELECT payload->>'two' AS retried, attempt FROM tx_receive('r.two', 2);
+SELECT payload->>'two' AS retried, attempt FROM tx_receive('r.two', 2);
+SELECT tx_drop_topic('r.mass', "cascade" => true), tx_drop_topic('r.mass2', "cascade" => true);
+
 SELECT tx_drop_topic('r.jobs', "cascade" => true), tx_drop_topic('r.half');

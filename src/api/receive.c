@@ -117,8 +117,11 @@ pulled_subscriptions(const char *group, const TxmSub *subs, int nsubs)
 static TimestampTz
 next_retry_due(const TxmSub *subs, int nsubs, const bool *pull)
 {
+	/* each subscription's minimum from retries_due, not a scan of them all */
 	static const char *sql =
-		"SELECT min(due_at) FROM tx_message.retries_data WHERE sub_id = ANY ($1)";
+		"SELECT min(r.due) FROM unnest($1) AS s(sub_id),"
+		"       LATERAL (SELECT min(d.due_at) AS due FROM tx_message.retries_data d"
+		"                 WHERE d.sub_id = s.sub_id) r";
 	Oid			types[1] = {INT4ARRAYOID};
 	Datum		values[1];
 	Datum	   *ids = palloc(sizeof(Datum) * nsubs);
