@@ -19,12 +19,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/resowner.h"
 
 #include "src/base/acl.h"
 #include "src/base/shmem.h"
@@ -107,6 +110,41 @@ handler_allowed(const TxmSub *sub)
 }
 
 /*
+ * Claim a batch for a subscription's handler, and keep it only if the
+ * handler may still run on it.  The check before the claim spares claims
+ * while its role lacks the privileges; the one after, with the
+ * invalidations sent meanwhile accepted, covers a revoke that committed
+ * between the two (the claim may have waited for a lock meanwhile): a
+ * message sent after it may be among those claimed.  The claim is then
+ * rolled back, in its subtransaction, and its messages wait with no
+ * attempt counted.
+ */
+static List *
+claim_if_allowed(TxmSub *sub, int batch_size)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		pull = true;
+	bool		allowed;
+	List	   *deliveries;
+
+	if (!handler_allowed(sub))
+		return NIL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(outer);
+	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
+	AcceptInvalidationMessages();
+	allowed = deliveries == NIL || handler_allowed(sub);
+	if (allowed)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(outer);
+	CurrentResourceOwner = owner;
+	return allowed ? deliveries : NIL;
+}
+
+/*
  * At most handler_executors executors at a time run a subscription's
  * handler, each holding one of as many locks while its batch runs (the lock
  * goes with the transaction); the others skip the subscription.  So a slow
@@ -137,7 +175,6 @@ lock_subscription(const TxmSub *sub)
 int
 txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 {
-	bool		pull = true;
 	List	   *deliveries;
 	int64	   *done;
 	int			ndone = 0;
@@ -149,10 +186,9 @@ txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 	 * temporary objects) must give nobody more than they have.  The worker
 	 * runs everything.
 	 */
-	if (!has_privs_of_role(GetUserId(), sub->owner) || !lock_subscription(sub) ||
-		!handler_allowed(sub))
+	if (!has_privs_of_role(GetUserId(), sub->owner) || !lock_subscription(sub))
 		return 0;
-	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
+	deliveries = claim_if_allowed(sub, batch_size);
 	n = list_length(deliveries);
 	if (n == 0)
 		return 0;
