@@ -1,8 +1,9 @@
 # Security against a real server: user code in the executor runs as the
 # role that named it, each call with fresh settings (what one handler sets
 # never reaches the next, the role's own defaults apply); a handler whose
-# role loses 'receive' stops and resumes when granted again; pg_dump and
-# restore keep the grants.
+# role loses 'receive' stops and resumes when granted again, even when the
+# revoke comes while its batch is being claimed; pg_dump and restore keep
+# the grants.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -88,6 +89,47 @@ $node->safe_psql('postgres', q{SELECT tx_grant('events', 'evil', 'receive')});
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 35 FROM seen WHERE handler = 'evil'}),
 	'granted again, it handles the messages that waited');
 
+# The attack on the check: a revoke that commits while a handler's batch,
+# checked already, waits inside its claim (here for a lock on the lease
+# table that another session holds).  The batch must not run: the claim is
+# checked again once made and rolled back.  Its message waits, without an
+# attempt, and the other group's handler goes on.
+my ($hout, $herr) = ('', '');
+my $holder = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('postgres') . ' application_name=lease_holder', '-f', '-' ],
+	'<', \"BEGIN;\nLOCK TABLE tx_message.leases IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\nSELECT pg_sleep(120);\n",
+	'>', \$hout, '2>', \$herr);
+my $deadline = time() + 30;
+while ($hout !~ /locked/ && time() < $deadline)
+{
+	$holder->pump_nb;
+	sleep 1;
+}
+like($hout, qr/locked/, 'a session holds the lease table');
+$node->safe_psql('postgres', q{SELECT tx_send('events', '{"sent": "before the revoke"}')});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) >= 2 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+	 WHERE NOT l.granted AND l.relation = 'tx_message.leases'::regclass
+	   AND a.backend_type = 'tx_message executor'}),
+	"both groups' handler batches wait inside their claims");
+$node->safe_psql('postgres', q{
+	SELECT tx_revoke('events', 'evil', 'receive');
+	SELECT tx_send('events', '{"sent": "after the revoke"}');
+});
+$node->safe_psql('postgres',
+	q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lease_holder'});
+$holder->finish;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 37 FROM seen WHERE handler = 'victim'}),
+	'the claims go on once the lock is gone: the other handler ran both messages');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE handler = 'evil'}), '35',
+	'the batch claimed after the revoke did not run');
+is($node->safe_psql('postgres', q{SELECT tx_grant('events', 'evil', 'receive')}), '', 'granted again');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 37 FROM seen WHERE handler = 'evil'}),
+	'it handles both messages');
+is($node->safe_psql('postgres',
+	q{SELECT count(*) FROM tx_message.dead_letters WHERE consumer_group = 'a-evil'}), '0',
+	'and none was dead-lettered meanwhile');
+
 # pg_dump and restore keep topics, grants and group owners.
 $node->safe_psql('postgres', q{
 	CREATE ROLE orders_svc;
@@ -136,7 +178,7 @@ my $intruder = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres') . ' user=intruder', '-f', '-' ],
 	'<', \"COPY tx_message.topics (topic) FROM STDIN;\nSELECT pg_sleep(15);\n",
 	'>', \$iout, '2>', \$ierr);
-my $deadline = time() + 10;
+$deadline = time() + 10;
 while ($ierr !~ /permission denied/ && time() < $deadline)
 {
 	$intruder->pump_nb;
