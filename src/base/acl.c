@@ -166,6 +166,20 @@ granted_mask(const char *topic, Oid role)
 	return mask;
 }
 
+/* What role holds on the topic of that name and owner, from the grants. */
+static int
+privileges_of(const char *name, Oid owner, Oid role)
+{
+	int			mask;
+
+	if (is_owner(role, owner))
+		return TXM_PRIV_EVERY;
+	mask = granted_mask(name, role);
+	if (mask != 0)
+		mask |= TXM_PRIV_MONITOR;
+	return mask;
+}
+
 /*
  * The privileges role holds on topic, as a mask.  topic points into the
  * topic cache, which a look-up here may free: callers copy what they need
@@ -214,14 +228,7 @@ txm_topic_privileges(const TxmTopic *topic, Oid role)
 		cached_grants = c->topic_grants;
 	}
 
-	if (is_owner(role, owner))
-		mask = TXM_PRIV_EVERY;
-	else
-	{
-		mask = granted_mask(name, role);
-		if (mask != 0)
-			mask |= TXM_PRIV_MONITOR;
-	}
+	mask = privileges_of(name, owner, role);
 
 	/* reading may have processed an invalidation: enter only into a live cache */
 	if (!privs_stale && privs != NULL)
@@ -236,6 +243,23 @@ bool
 txm_has_topic_privilege(const TxmTopic *topic, Oid role, int privilege)
 {
 	return (txm_topic_privileges(topic, role) & privilege) == privilege;
+}
+
+/*
+ * The same, read from the grants with a fresh snapshot rather than the
+ * cache: for a check that must see every grant change that a snapshot
+ * taken before it sees.  A committing transaction becomes visible before
+ * it sends its invalidations, so the cache can lag behind such a snapshot.
+ */
+bool
+txm_has_topic_privilege_now(const TxmTopic *topic, Oid role, int privilege)
+{
+	char		name[TXM_NAME_MAX + 1];
+	Oid			owner = topic->owner;
+
+	/* from the entry first: reading the grants may free it */
+	strlcpy(name, topic->name, sizeof(name));
+	return (privileges_of(name, owner, role) & privilege) == privilege;
 }
 
 /* 42501 unless the current user holds privilege on topic. */

@@ -25,6 +25,7 @@ extern int	txm_parse_privilege(const char *name);
 extern const char *txm_privilege_name(int privilege);
 extern int	txm_topic_privileges(const TxmTopic *topic, Oid role);
 extern bool txm_has_topic_privilege(const TxmTopic *topic, Oid role, int privilege);
+extern bool txm_has_topic_privilege_now(const TxmTopic *topic, Oid role, int privilege);
 extern void txm_require_topic_privilege(const TxmTopic *topic, int privilege);
 extern bool txm_may(const char *topic, Oid role, int privilege);
 extern bool txm_may_id(int32 topic_id, Oid role, int privilege);

@@ -724,10 +724,10 @@ cmp_due_rows(const void *a, const void *b)
  * Lock the first need due retries of each pulled subscription (skipping
  * those locked by others) and return how many, in SPI_tuptable, with
  * *order their rows in (due_at, msg_id) order.  A receive thus reads a
- * batch of them per subscription however many are due, along retries_due;
- * rows beyond the first need of the merged order stay locked until the
- * transaction ends, and others skip them meanwhile.  Runs in the caller's
- * SPI connection.
+ * batch of them per subscription however many are due, along retries_due.
+ * With several subscriptions, rows beyond those delivered stay locked until
+ * the transaction ends, and other receivers skip them meanwhile.  Runs in
+ * the caller's SPI connection.
  */
 static int
 lock_due_retries(Datum sub_ids, int need, DueRow **order)
@@ -752,9 +752,12 @@ lock_due_retries(Datum sub_ids, int need, DueRow **order)
 	 * Planned without sorts: statistics lag behind a burst of retries (a
 	 * crashed consumer's leases, a failing downstream), and a plan for the
 	 * few rows they show would sort every due row on each receive.  The
-	 * plan left has no sort, and so none of the cost that disables one.
-	 * Nor JIT: the generic plan's LIMIT $2 is costed at a tenth of the due
-	 * rows, which with many of them would compile it on every receive.
+	 * plan left has no sort, and so none of the cost that disables one
+	 * (on a database still at 1.0, whose index ends at due_at, retries that
+	 * fell due at the same moment still go through an incremental sort on
+	 * msg_id; the update adds msg_id to the index).  Nor JIT: the generic
+	 * plan's LIMIT $2 is costed at a tenth of the due rows, which with many
+	 * of them would compile it on every receive.
 	 */
 	nest_level = NewGUCNestLevel();
 	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
@@ -799,7 +802,8 @@ take_due_retries(TxmSub *subs, int nsubs, Datum sub_ids, int need,
 
 	*ndue = lock_due_retries(sub_ids, need, &order);
 	rows = SPI_tuptable;
-	for (int j = 0; j < Min(*ndue, need); j++)
+	/* a retry that goes to the dead letters leaves its place to the next */
+	for (int j = 0; j < *ndue && got < need; j++)
 	{
 		int			i = order[j].row;
 		bool		isnull;
@@ -825,6 +829,12 @@ take_due_retries(TxmSub *subs, int nsubs, Datum sub_ids, int need,
 			TimestampTz first = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 11, &isnull));
 
 			txm_spi_exec(delete_sql, 2, ktypes, kvalues, NULL, 0);
+			/*
+			 * The trigger that voids the retry hints fires on inserts and
+			 * updates only; a hint set after this deletion would hide the
+			 * row again if the deletion is rolled back.
+			 */
+			txm_at_commit_retries_written();
 			txm_dead_letter(&subs[si], m.msg_id, m.sent_at, m.cols, m.isnull, attempt,
 							"max_retries exceeded", "lease expired", first);
 			continue;

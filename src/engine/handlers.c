@@ -24,7 +24,6 @@
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/resowner.h"
@@ -61,10 +60,11 @@ handler_failed(TxmSub *sub, const TxmDelivery *d, const char *error)
  * A handler runs only while the role that named it may still consume what
  * it is given: 'receive' on the topic and the privileges of the group's
  * owner.  Otherwise its messages wait, and the log says why, once a minute
- * per subscription.
+ * per subscription.  fresh reads the grants rather than the cache
+ * (txm_has_topic_privilege_now).
  */
 static bool
-handler_allowed(const TxmSub *sub)
+handler_allowed(const TxmSub *sub, bool fresh)
 {
 	static HTAB *reported = NULL;
 	typedef struct
@@ -76,9 +76,10 @@ handler_allowed(const TxmSub *sub)
 	bool		found;
 	TimestampTz now;
 	const char *name;
+	const TxmTopic *topic = txm_lookup_topic_by_id(sub->topic_id);
 
-	if (txm_has_topic_privilege(txm_lookup_topic_by_id(sub->topic_id), sub->owner,
-								TXM_PRIV_RECEIVE) &&
+	if ((fresh ? txm_has_topic_privilege_now(topic, sub->owner, TXM_PRIV_RECEIVE) :
+		 txm_has_topic_privilege(topic, sub->owner, TXM_PRIV_RECEIVE)) &&
 		has_privs_of_role(sub->owner, sub->group_owner))
 		return true;
 
@@ -112,12 +113,12 @@ handler_allowed(const TxmSub *sub)
 /*
  * Claim a batch for a subscription's handler, and keep it only if the
  * handler may still run on it.  The check before the claim spares claims
- * while its role lacks the privileges; the one after, with the
- * invalidations sent meanwhile accepted, covers a revoke that committed
- * between the two (the claim may have waited for a lock meanwhile): a
- * message sent after it may be among those claimed.  The claim is then
- * rolled back, in its subtransaction, and its messages wait with no
- * attempt counted.
+ * while its role lacks the privileges; the one after reads the grants
+ * afresh: a revoke that committed while the claim ran (it may wait for
+ * locks) is seen by any snapshot that sees a message sent after it, and
+ * the cache may not have its invalidation yet.  The claim is then rolled
+ * back, in its subtransaction, and its messages wait with no attempt
+ * counted.
  */
 static List *
 claim_if_allowed(TxmSub *sub, int batch_size)
@@ -125,22 +126,38 @@ claim_if_allowed(TxmSub *sub, int batch_size)
 	MemoryContext outer = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	bool		pull = true;
-	bool		allowed;
-	List	   *deliveries;
+	bool		allowed = false;
+	List	   *deliveries = NIL;
 
-	if (!handler_allowed(sub))
+	if (!handler_allowed(sub, false))
 		return NIL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(outer);
-	deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
-	AcceptInvalidationMessages();
-	allowed = deliveries == NIL || handler_allowed(sub);
-	if (allowed)
-		ReleaseCurrentSubTransaction();
-	else
+	PG_TRY();
+	{
+		deliveries = txm_claim(sub, 1, &pull, batch_size, NULL);
+		allowed = deliveries == NIL || handler_allowed(sub, true);
+		if (allowed)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* the subtransaction goes, the error to the caller's transaction */
+		MemoryContextSwitchTo(outer);
+		edata = CopyErrorData();
+		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(outer);
-	CurrentResourceOwner = owner;
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	return allowed ? deliveries : NIL;
 }
 
