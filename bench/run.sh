@@ -764,7 +764,6 @@ scenario_handler()
 	done
 }
 
-
 # CPU ticks used so far by the database's handler executors.
 executor_cpu()
 {
@@ -1053,9 +1052,10 @@ scenario_console()
 
 # loops: the consumer loops side by side, 1 and 2 consumers draining
 # LOOP_BACKLOG messages of one group (several seconds a drain: c2 / c1 of
-# drains of a second or two moved by a third between repetitions).  The outbox in one transaction (the consume
-# scenario's) and as one autocommit DELETE; tx_message's loop of the README
-# (receive, ack and commit in one transaction: the consume scenario's), the
+# drains of a second or two moved by a third between repetitions).  The
+# outbox in one transaction (the consume scenario's) and as one autocommit
+# DELETE; tx_message's loop of the README (receive, ack and commit in one
+# transaction: the consume scenario's), the
 # same in two round trips (BEGIN sent with the receive, the ack with COMMIT),
 # the same with the id array on every row, receive and ack as two autocommit
 # statements, and both in one CTE statement.  Rows go to the client,
