@@ -261,16 +261,22 @@ cores_busy()
 	awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v c="$(nproc)" 'BEGIN { printf "%.2f\n", t ? b / t * c : 0 }'
 }
 
-# CPU ticks used so far by tx_message's processes (launcher, workers,
-# executors) in the cluster.
-relay_cpu()
+# CPU ticks (user and system) used so far by the processes $@; one that
+# has gone counts nothing.
+pids_cpu()
 {
 	local p s=0
-	for p in $(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'"); do
+	for p in "$@"; do
 		s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
 	done
 	echo "$s"
 }
+
+# The pids of tx_message's processes (launcher, workers, executors).
+relay_pids() { sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'"; }
+
+# CPU ticks used so far by tx_message's processes in the cluster.
+relay_cpu() { pids_cpu $(relay_pids); }
 
 # Wait until the worker has made every message of topic "bench" deliverable.
 wait_ticked()
@@ -765,14 +771,7 @@ scenario_handler()
 }
 
 # CPU ticks used so far by the database's handler executors.
-executor_cpu()
-{
-	local p s=0
-	for p in $(sql "SELECT array_to_string(executor_pids, ' ') FROM tx_worker_status() WHERE database = 'bench'"); do
-		s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-	done
-	echo "$s"
-}
+executor_cpu() { pids_cpu $(sql "SELECT array_to_string(executor_pids, ' ') FROM tx_worker_status() WHERE database = 'bench'"); }
 
 # One handler drain: $3 handler groups (handled1..) subscribed from the
 # earliest message to a backlog of HANDLER_MSGS / $3 on topic "bench", once
@@ -823,11 +822,10 @@ scenario_idle()
 	reset_systems 1
 	wait_worker
 	sleep 2
-	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'")
-	cpu_ticks() { local p s=0; for p in $pids; do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $s; }
-	before=$(cpu_ticks)
+	pids=$(relay_pids)
+	before=$(pids_cpu $pids)
 	sleep "$IDLE_SECS"
-	after=$(cpu_ticks)
+	after=$(pids_cpu $pids)
 	record idle workers txm 1 cpu_ms_per_s "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')"
 	echo "   idle: $((after - before)) CPU ticks in $IDLE_SECS s for processes $pids"
 }
@@ -1116,12 +1114,11 @@ scenario_loops()
 worker_idle()
 {
 	local pids worker before after
-	pids=$(sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type LIKE 'tx_message%'")
+	pids=$(relay_pids)
 	worker=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'tx_message worker' AND datname = 'bench'")
-	cpu_ticks() { local p s=0; for p in $pids; do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo $s; }
-	before=$(cpu_ticks)
+	before=$(pids_cpu $pids)
 	sleep "$IDLE_SECS"
-	after=$(cpu_ticks)
+	after=$(pids_cpu $pids)
 	echo "$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$IDLE_SECS" 'BEGIN { printf "%.2f\n", d * 1000 / hz / s }')" \
 		"$(awk '/^RssAnon:/ { print $2 }' "/proc/$worker/status")"
 }
@@ -1280,13 +1277,10 @@ scenario_groups()
 #    commit -> consumer, p50 / p99 / max in ms.
 cluster_cpu_ticks()
 {
-	local pm p s
+	local pm
 	pm=$(head -n 1 "$WORK/data/postmaster.pid")
-	s=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
-	for p in $(pgrep -P "$pm"); do
-		[ -r "/proc/$p/stat" ] && s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-	done
-	echo "$s"
+	# the postmaster's own and its reaped children's, and the living children's
+	echo $(( $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat") + $(pids_cpu $(pgrep -P "$pm")) ))
 }
 
 scenario_databases()
