@@ -193,6 +193,52 @@ txm_spi_value(int row, int column, bool *isnull)
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull);
 }
 
+/* A row of the last statement's result, by a timestamp and an id. */
+typedef struct TimedRow
+{
+	TimestampTz at;
+	int64		id;
+	int			row;
+} TimedRow;
+
+static int
+cmp_timed_rows(const void *a, const void *b)
+{
+	const TimedRow *x = a;
+	const TimedRow *y = b;
+
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/*
+ * The numbers of the n rows the last statement returned, in the order of
+ * their timestamptz column at_column, then their bigint column id_column:
+ * for results whose order SQL cannot give (RETURNING, several LATERAL
+ * scans merged).
+ */
+int *
+txm_spi_rows_in_order(int n, int at_column, int id_column)
+{
+	TimedRow   *rows = palloc(sizeof(TimedRow) * Max(n, 1));
+	int		   *order = palloc(sizeof(int) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rows[i].at = DatumGetTimestampTz(txm_spi_value(i, at_column, &isnull));
+		rows[i].id = DatumGetInt64(txm_spi_value(i, id_column, &isnull));
+		rows[i].row = i;
+	}
+	qsort(rows, n, sizeof(TimedRow), cmp_timed_rows);
+	for (int i = 0; i < n; i++)
+		order[i] = rows[i].row;
+	pfree(rows);
+	return order;
+}
+
 /*
  * Direct row access for the hottest internal writes, where an SPI statement
  * costs several times the work itself.  The tables are ours (catalog.c

@@ -36,6 +36,7 @@ extern int	txm_spi_exec_latest(const char *sql, int nargs, const Oid *argtypes,
 								Datum *values, const char *nulls, long count);
 extern void txm_spi_utility(const char *sql);
 extern Datum txm_spi_value(int row, int column, bool *isnull);
+extern int *txm_spi_rows_in_order(int n, int at_column, int id_column);
 
 /* The nulls argument of SPI_execute_plan spells NULL 'n' and not-NULL ' '. */
 static inline char

@@ -699,38 +699,17 @@ retry_row_msg(HeapTuple row, TupleDesc desc, TxmMsg *m)
 	}
 }
 
-/* A due retry found, by its place in the SPI result. */
-typedef struct DueRow
-{
-	TimestampTz due_at;
-	int64		msg_id;
-	int			row;
-} DueRow;
-
-static int
-cmp_due_rows(const void *a, const void *b)
-{
-	const DueRow *x = a;
-	const DueRow *y = b;
-
-	if (x->due_at != y->due_at)
-		return x->due_at < y->due_at ? -1 : 1;
-	if (x->msg_id != y->msg_id)
-		return x->msg_id < y->msg_id ? -1 : 1;
-	return 0;
-}
-
 /*
  * Lock the first need due retries of each pulled subscription (skipping
  * those locked by others) and return how many, in SPI_tuptable, with
- * *order their rows in (due_at, msg_id) order.  A receive thus reads a
+ * *order their row numbers in (due_at, msg_id) order.  A receive thus reads a
  * batch of them per subscription however many are due, along retries_due.
  * With several subscriptions, rows beyond those delivered stay locked until
  * the transaction ends, and other receivers skip them meanwhile.  Runs in
  * the caller's SPI connection.
  */
 static int
-lock_due_retries(Datum sub_ids, int need, DueRow **order)
+lock_due_retries(Datum sub_ids, int need, int **order)
 {
 	static const char *due_sql =
 		"SELECT d.sub_id, d.msg_id, d.topic_id, d.sent_at, d.key, d.tags, d.headers, d.payload,"
@@ -767,16 +746,7 @@ lock_due_retries(Datum sub_ids, int need, DueRow **order)
 	n = txm_spi_exec(due_sql, 3, types, values, NULL, 0);
 	AtEOXact_GUC(true, nest_level);
 
-	*order = palloc(sizeof(DueRow) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		(*order)[i].msg_id = DatumGetInt64(txm_spi_value(i, 2, &isnull));
-		(*order)[i].due_at = DatumGetTimestampTz(txm_spi_value(i, 12, &isnull));
-		(*order)[i].row = i;
-	}
-	qsort(*order, n, sizeof(DueRow), cmp_due_rows);
+	*order = txm_spi_rows_in_order(n, 12, 2);
 	return n;
 }
 
@@ -797,7 +767,7 @@ take_due_retries(TxmSub *subs, int nsubs, Datum sub_ids, int need,
 		"DELETE FROM tx_message.retries_data WHERE sub_id = $1 AND msg_id = $2";
 	Oid			ktypes[4] = {INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID};
 	SPITupleTable *rows;
-	DueRow	   *order;
+	int		   *order;
 	int			got = 0;
 
 	*ndue = lock_due_retries(sub_ids, need, &order);
@@ -805,7 +775,7 @@ take_due_retries(TxmSub *subs, int nsubs, Datum sub_ids, int need,
 	/* a retry that goes to the dead letters leaves its place to the next */
 	for (int j = 0; j < *ndue && got < need; j++)
 	{
-		int			i = order[j].row;
+		int			i = order[j];
 		bool		isnull;
 		int32		sub_id = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 9, &isnull));

@@ -42,25 +42,6 @@ static List *warned_gids = NIL;
 /* how long txm_user_code() trusts what it read without an invalidation */
 #define TXM_USER_CODE_REREAD_MS 60000
 
-/* A due delayed message, and where its row is among the statement's results. */
-typedef struct DueDelayed
-{
-	TimestampTz deliver_at;
-	int64		msg_id;
-	int			row;
-} DueDelayed;
-
-static int
-cmp_due_delayed(const void *a, const void *b)
-{
-	const DueDelayed *x = a;
-	const DueDelayed *y = b;
-
-	if (x->deliver_at != y->deliver_at)
-		return x->deliver_at < y->deliver_at ? -1 : 1;
-	return (x->msg_id > y->msg_id) - (x->msg_id < y->msg_id);
-}
-
 /*
  * Release delayed messages that are due: move them into the log in the
  * current transaction, in due order.  Their commit position is the commit of
@@ -77,35 +58,28 @@ txm_release_delayed(int limit)
 		" RETURNING d.topic_id, d.msg_id, d.sent_at, d.deliver_at, d.key, d.tags, d.headers, d.payload";
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
-	DueDelayed *due;
+	int		   *order;
 	int			n;
 
 	values[0] = Int32GetDatum(limit);
 	SPI_connect();
 	n = txm_spi_exec(sql, 1, types, values, NULL, 0);
 
-	/* RETURNING has no order */
-	due = palloc(sizeof(DueDelayed) * Max(n, 1));
+	/* RETURNING has no order: by deliver_at, msg_id */
+	order = txm_spi_rows_in_order(n, 4, 2);
 	for (int i = 0; i < n; i++)
 	{
-		bool		isnull;
-
-		due[i].msg_id = DatumGetInt64(txm_spi_value(i, 2, &isnull));
-		due[i].deliver_at = DatumGetTimestampTz(txm_spi_value(i, 4, &isnull));
-		due[i].row = i;
-	}
-	qsort(due, n, sizeof(DueDelayed), cmp_due_delayed);
-	for (int i = 0; i < n; i++)
-	{
-		int			row = due[i].row;
+		int			row = order[i];
 		Datum		cols[TXM_MSG_NCOLS];
 		bool		isnull[TXM_MSG_NCOLS];
 		bool		n1;
 
 		for (int k = 0; k < TXM_MSG_NCOLS; k++)
 			cols[k] = txm_spi_value(row, 5 + k, &isnull[k]);
-		txm_log_insert(DatumGetInt32(txm_spi_value(row, 1, &n1)), due[i].msg_id,
-					   DatumGetTimestampTz(txm_spi_value(row, 3, &n1)), due[i].deliver_at,
+		txm_log_insert(DatumGetInt32(txm_spi_value(row, 1, &n1)),
+					   DatumGetInt64(txm_spi_value(row, 2, &n1)),
+					   DatumGetTimestampTz(txm_spi_value(row, 3, &n1)),
+					   DatumGetTimestampTz(txm_spi_value(row, 4, &n1)),
 					   cols, isnull);
 	}
 	SPI_finish();
