@@ -112,13 +112,12 @@ handler_allowed(const TxmSub *sub, bool fresh)
 
 /*
  * Claim a batch for a subscription's handler, and keep it only if the
- * handler may still run on it.  The check before the claim spares claims
- * while its role lacks the privileges; the one after reads the grants
- * afresh: a revoke that committed while the claim ran (it may wait for
- * locks) is seen by any snapshot that sees a message sent after it, and
- * the cache may not have its invalidation yet.  The claim is then rolled
- * back, in its subtransaction, and its messages wait with no attempt
- * counted.
+ * handler may still run on it.  The caller checked the cached privileges;
+ * this check reads the grants afresh: a revoke that committed while the
+ * claim ran (it may wait for locks) is seen by any snapshot that sees a
+ * message sent after it, and the cache may not have its invalidation yet.
+ * The claim is then rolled back, in its subtransaction, and its messages
+ * wait with no attempt counted.
  */
 static List *
 claim_if_allowed(TxmSub *sub, int batch_size)
@@ -129,8 +128,6 @@ claim_if_allowed(TxmSub *sub, int batch_size)
 	bool		allowed = false;
 	List	   *deliveries = NIL;
 
-	if (!handler_allowed(sub, false))
-		return NIL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(outer);
 	PG_TRY();
@@ -201,9 +198,11 @@ txm_run_handler_batch(TxmSub *sub, int batch_size, TxmMaintStats *stats)
 	 * tx_run_maintenance() runs only the code of roles its caller has the
 	 * privileges of: the calling session's state (its role's defaults, its
 	 * temporary objects) must give nobody more than they have.  The worker
-	 * runs everything.
+	 * runs everything.  A handler that may not run takes no lock: each
+	 * process that visits it says so, whoever else holds the subscription.
 	 */
-	if (!has_privs_of_role(GetUserId(), sub->owner) || !lock_subscription(sub))
+	if (!has_privs_of_role(GetUserId(), sub->owner) || !handler_allowed(sub, false) ||
+		!lock_subscription(sub))
 		return 0;
 	deliveries = claim_if_allowed(sub, batch_size);
 	n = list_length(deliveries);

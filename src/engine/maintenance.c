@@ -59,12 +59,16 @@ run_handlers(TxmMaintStats *stats)
  * Run the given steps of a cycle in the current transaction.  warn_prepared
  * logs a WARNING the first time this process sees each stale prepared
  * transaction.
+ *
+ * The user code (check functions, handlers) runs before the tick: a tick
+ * holds the tick lock until its transaction ends, and no other process
+ * ticks meanwhile, the worker included; ticking first would stop the
+ * deliveries of the whole database for as long as the slowest handler
+ * batch.  So a cycle's handlers get what earlier ticks made deliverable.
  */
 void
 txm_maintenance_cycle(int steps, bool warn_prepared, TxmMaintStats *stats)
 {
-	if (steps & TXM_STEP_TICK)
-		stats->ticked += txm_tick(true);
 	if (steps & TXM_STEP_RELEASE_DELAYED)
 		stats->delayed_released += txm_release_delayed(txm_batch_size);
 	if (steps & TXM_STEP_CHECK_BACKS)
@@ -73,6 +77,8 @@ txm_maintenance_cycle(int steps, bool warn_prepared, TxmMaintStats *stats)
 		txm_maintain_subscriptions(stats);
 	if (steps & TXM_STEP_HANDLERS)
 		run_handlers(stats);
+	if (steps & TXM_STEP_TICK)
+		stats->ticked += txm_tick(true);
 	if (steps & TXM_STEP_RETENTION)
 	{
 		bool		rotated;
