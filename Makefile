@@ -30,6 +30,7 @@ OBJS = \
 	src/engine/retention.o \
 	src/engine/checkback.o \
 	src/engine/deliveries.o \
+	src/engine/claim_retries.o \
 	src/engine/claim.o \
 	src/engine/settle.o \
 	src/engine/handlers.o \

@@ -392,6 +392,13 @@ DROP INDEX tx_message.retries_due;
 CREATE INDEX retries_due ON tx_message.retries_data (sub_id, due_at, msg_id);
 
 /*
+ * An ordered subscription holds back a message whose key waits in its
+ * retries: a claim looks up the keys of the messages it considers, where
+ * it read every key of the subscription's retries on each call.
+ */
+CREATE INDEX retries_keys ON tx_message.retries_data (sub_id, key) WHERE key IS NOT NULL;
+
+/*
  * Idempotent sends: the first message sent to a topic with a dedup key.
  * The primary key makes a second sender wait for the first, as a unique
  * index does; a row goes once its message is no longer stored.

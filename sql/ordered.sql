@@ -35,3 +35,21 @@ SELECT payload, attempts, last_error FROM tx_message.dead_letters WHERE consumer
 
 SELECT tx_drop_topic('o.accounts', "cascade" => true);
 SELECT tx_purge_dead_letters('o.ledger');
+
+-- with 3 000 keys waiting in retries, a claim looks up only the keys of the
+-- messages it considers: the keys that wait are held back, the others flow
+SELECT tx_create_topic('o.many');
+SELECT tx_subscribe('o.many', 'o.many', ordered => true);
+SELECT count(*) AS sent FROM tx_send_batch('o.many', array_fill('{}'::jsonb, ARRAY[3000]),
+	(SELECT array_agg('r' || i) FROM generate_series(1, 3000) i));
+SELECT count(tx_nack('o.many', msg_id, 'failed', '1 hour')) AS retrying FROM tx_receive('o.many', 3000);
+SELECT count(*) AS sent FROM tx_send_batch('o.many', array_fill('{}'::jsonb, ARRAY[6]),
+	ARRAY['r1', 'f1', 'r2999', 'f2', 'f1', 'r3000']);
+-- a new session: its table statistics count this transaction's reads only
+\c
+BEGIN;
+SELECT key FROM tx_receive('o.many', 100) ORDER BY msg_id;
+SELECT seq_tup_read + idx_tup_fetch < 300 AS read_few
+  FROM pg_stat_xact_all_tables WHERE relid = 'tx_message.retries_data'::regclass;
+COMMIT;
+SELECT tx_drop_topic('o.many', "cascade" => true);

@@ -49,7 +49,6 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -58,8 +57,8 @@
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
 #include "src/engine/claim.h"
+#include "src/engine/claim_retries.h"
 #include "src/engine/housekeeping.h"
-#include "src/storage/failures.h"
 #include "src/storage/lease.h"
 
 #define TXM_ORDERED_LOCK	UINT64CONST(0xFFFFFFFF)
@@ -151,22 +150,6 @@ try_lock(int32 sub_id, uint64 block, LOCKMODE mode)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, (uint32) block, TXM_LOCK_FIELD4);
 	return LockAcquire(&tag, mode, false, true) != LOCKACQUIRE_NOT_AVAIL;
-}
-
-static void
-add_delivery(List **out, int sub_index, const TxmMsg *m, int32 attempt,
-			 TimestampTz lease_until, bool from_retry, int64 block, int16 off)
-{
-	TxmDelivery *d = palloc0(sizeof(TxmDelivery));
-
-	d->sub_index = sub_index;
-	d->msg = *m;
-	d->attempt = attempt;
-	d->lease_until = lease_until;
-	d->from_retry = from_retry;
-	d->block = block;
-	d->off = off;
-	*out = lappend(*out, d);
 }
 
 /* free = available minus what leases or open claims cover minus what lies below done_seq */
@@ -394,7 +377,7 @@ stream_cover(int sub_index, BlockClaim *bc, int need, int *got, TimestampTz leas
 			txm_bit_set(&bc->done, off);	/* gone, or not for this group */
 		else
 		{
-			add_delivery(out, sub_index, &bc->msgs[i], 1, lease_until, false, bc->block, (int16) off);
+			txm_delivery_add(out, sub_index, &bc->msgs[i], 1, lease_until, false, bc->block, (int16) off);
 			(*got)++;
 		}
 	}
@@ -482,19 +465,19 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
  */
 
 /*
- * Keys that must not be delivered now to an ordered subscription: those of
- * messages pending in its leases or waiting in its retries.  Read with a
- * fresh snapshot, whatever the caller's isolation level: ordered claimers
- * are serialized, and each must see what the previous one committed.
+ * Keys that must not be delivered now to an ordered subscription, from its
+ * leases: those of messages pending in them (retry_keys adds those waiting
+ * in its retries, a block at a time).  Read with a fresh snapshot, whatever
+ * the caller's isolation level: ordered claimers are serialized, and each
+ * must see what the previous one committed.  A lease whose messages are
+ * all finished (kept until its block is complete) holds up no key.
  */
 static HTAB *
 blocked_keys(const TxmSub *sub, int64 done_seq)
 {
 	static const char *lease_sql =
 		"SELECT covered, done, keys FROM tx_message.leases"
-		" WHERE sub_id = $1 AND block >= $2 AND keys IS NOT NULL";
-	static const char *retry_sql =
-		"SELECT DISTINCT key FROM tx_message.retries_data WHERE sub_id = $1 AND key IS NOT NULL";
+		" WHERE sub_id = $1 AND block >= $2 AND keys IS NOT NULL AND done <> covered";
 	HASHCTL		ctl;
 	HTAB	   *keys;
 	Oid			types[2] = {INT4OID, INT8OID};
@@ -528,33 +511,94 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
 			if (txm_bit_get(&covered, off) && !txm_bit_get(&done, off) && !nulls[off])
 				hash_search(keys, text_to_cstring(DatumGetTextPP(elems[off])), HASH_ENTER, NULL);
 	}
-	n = txm_spi_exec_latest(retry_sql, 1, types, values, NULL, 0);
-	for (int i = 0; i < n; i++)
-		hash_search(keys, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
-					HASH_ENTER, NULL);
 	SPI_finish();
 	return keys;
 }
 
-/* The first look at a block: its messages from the watermark on.  False at the stream's end. */
+/*
+ * Add to blocked the keys of a block's candidates that wait in the
+ * subscription's retries.  Only the candidates' keys are looked up (along
+ * retries_keys), so a claim costs the same whether a thousand retries wait
+ * or a million; keys known to be blocked already are not asked again.
+ */
+static void
+retry_keys(const TxmSub *sub, const BlockClaim *bc, HTAB *blocked)
+{
+	/*
+	 * A look-up per key: with key = ANY ($2) the planner may scan all of
+	 * the subscription's keys, filtering, when statistics lag behind a burst
+	 * of retries.
+	 */
+	static const char *retry_sql =
+		"SELECT k.key FROM unnest($2) AS k(key),"
+		"       LATERAL (SELECT 1 FROM tx_message.retries_data r"
+		"                 WHERE r.sub_id = $1 AND r.key = k.key LIMIT 1) r";
+	Datum	   *asked = palloc(sizeof(Datum) * Max(bc->nmsgs, 1));
+	int			nasked = 0;
+	Oid			types[2] = {INT4OID, TEXTARRAYOID};
+	Datum		values[2];
+	int			n;
+
+	for (int i = 0; i < bc->nmsgs; i++)
+	{
+		const TxmMsg *m = &bc->msgs[i];
+		char	   *key;
+
+		if (!bc->wanted[i] || m->isnull[TXM_COL_KEY])
+			continue;
+		key = TextDatumGetCString(m->cols[TXM_COL_KEY]);
+		if (strlen(key) >= TXM_KEY_MAX)
+			key[TXM_KEY_MAX - 1] = '\0';
+		if (hash_search(blocked, key, HASH_FIND, NULL) == NULL)
+			asked[nasked++] = m->cols[TXM_COL_KEY];
+		pfree(key);
+	}
+	if (nasked > 0)
+	{
+		values[0] = Int32GetDatum(sub->sub_id);
+		values[1] = PointerGetDatum(construct_array(asked, nasked, TEXTOID, -1, false,
+													TYPALIGN_INT));
+		SPI_connect();
+		n = txm_spi_exec_latest(retry_sql, 2, types, values, NULL, 0);
+		for (int i = 0; i < n; i++)
+			hash_search(blocked, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						HASH_ENTER, NULL);
+		SPI_finish();
+	}
+	pfree(asked);
+}
+
+/*
+ * The first look at a block: the messages no lease covers, from the
+ * watermark on.  Those leased or finished are not read: the keys of the
+ * pending ones are blocked already, and between the watermark and the
+ * stream's head most positions are finished (the watermark moves with
+ * the worker's cycles, not with each ack).  False at the stream's end.
+ */
 static bool
-ordered_first_look(const TxmSub *sub, BlockClaim *bc, int64 done_seq)
+ordered_first_look(const TxmLeaseRels *rels, const TxmSub *sub, BlockClaim *bc, int64 done_seq)
 {
 	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TxmLeaseRow *rows;
+	int			nrows;
+	TxmBlockBits maybe_free;
 
 	if (!txm_read_block_slices(sub->topic_id, bc->block, snap, &bc->bs))
 	{
 		UnregisterSnapshot(snap);
 		return false;
 	}
+	nrows = txm_read_block_leases(rels, sub->sub_id, bc->block, snap, &rows);
+	free_positions(&bc->bs, rows, nrows, NULL, bc->start, done_seq, &maybe_free);
 	for (int off = 0; off < TXM_BLOCK; off++)
 	{
-		if (!txm_bit_get(&bc->bs.avail, off) || bc->start + off < done_seq)
+		if (!txm_bit_get(&maybe_free, off))
 			continue;
 		bc->msgs[bc->nmsgs].pos = bc->bs.pos[off];
 		bc->offs[bc->nmsgs++] = off;
 	}
-	read_candidates(sub, bc, snap);
+	if (bc->nmsgs > 0)
+		read_candidates(sub, bc, snap);
 	UnregisterSnapshot(snap);
 	return true;
 }
@@ -599,7 +643,7 @@ ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, int need, int *got,
 		}
 		/* (a message without a key has no order to keep) */
 		cover(bc, off);
-		add_delivery(out, sub_index, m, 1, lease_until, false, bc->block, (int16) off);
+		txm_delivery_add(out, sub_index, m, 1, lease_until, false, bc->block, (int16) off);
 		(*got)++;
 	}
 }
@@ -621,6 +665,9 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	int64		done_seq;
 	HTAB	   *blocked;
 	int64		block;
+	uint32		epoch;
+	int64		hint_read = txm_hint_claim_from(sub->sub_id, &epoch);
+	bool		all_taken = true;
 	int			got = 0;
 	int			scanned = 0;
 	int			lookahead = Max(need * 10, 4 * TXM_BLOCK);
@@ -634,7 +681,8 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	done_seq = txm_read_done_seq(&rels, sub->sub_id, snap);
 	UnregisterSnapshot(snap);
 	blocked = blocked_keys(sub, done_seq);
-	block = done_seq / TXM_BLOCK;
+	/* nothing before the hint is free: the keys pending there are blocked already */
+	block = Max(done_seq, hint_read) / TXM_BLOCK;
 	block_claim_init(&bc);
 
 	while (got < need && scanned < lookahead)
@@ -643,8 +691,20 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 
 		CHECK_FOR_INTERRUPTS();
 		block_claim_at(&bc, block, *out);
-		if (!ordered_first_look(sub, &bc, done_seq))
+		if (!ordered_first_look(&rels, sub, &bc, done_seq))
 			break;
+		if (bc.nmsgs == 0)
+		{
+			if (!bc.bs.full)
+				break;
+			/* a blocked message stays free: the hint moves over taken blocks only */
+			if (all_taken)
+				txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + TXM_BLOCK);
+			block++;
+			continue;
+		}
+		all_taken = false;
+		retry_keys(sub, &bc, blocked);
 		if (!decide_begin(slot, &rels, sub, &bc, &done_seq, false))
 			break;				/* a claimer without shared memory is in this block */
 		ordered_cover(sub_index, &bc, blocked, need, &got, &scanned, keys, key_nulls,
@@ -670,206 +730,6 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	hash_destroy(blocked);
 	block_claim_free(&bc);
 	txm_lease_rels_close(&rels);
-	return got;
-}
-
-/*----------
- * Retries
- *----------
- */
-
-/* A retry row of the due query, as a message. */
-static void
-retry_row_msg(HeapTuple row, TupleDesc desc, TxmMsg *m)
-{
-	bool		isnull;
-
-	memset(m, 0, sizeof(TxmMsg));
-	m->found = true;
-	m->msg_id = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
-	m->pos = m->msg_id;
-	m->topic_id = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-	m->sent_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 4, &isnull));
-	for (int k = 0; k < TXM_MSG_NCOLS; k++)
-	{
-		m->cols[k] = SPI_getbinval(row, desc, 5 + k, &m->isnull[k]);
-		/* the delivery outlives this SPI connection */
-		if (!m->isnull[k])
-			m->cols[k] = SPI_datumTransfer(m->cols[k], false, -1);
-	}
-}
-
-/*
- * Lock the first need due retries of each pulled subscription (skipping
- * those locked by others) and return how many, in SPI_tuptable, with
- * *order their row numbers in (due_at, msg_id) order.  A receive thus reads a
- * batch of them per subscription however many are due, along retries_due.
- * With several subscriptions, rows beyond those delivered stay locked until
- * the transaction ends, and other receivers skip them meanwhile.  Runs in
- * the caller's SPI connection.
- */
-static int
-lock_due_retries(Datum sub_ids, int need, int **order)
-{
-	static const char *due_sql =
-		"SELECT d.sub_id, d.msg_id, d.topic_id, d.sent_at, d.key, d.tags, d.headers, d.payload,"
-		"       d.attempt, d.state, d.first_failed_at, d.due_at"
-		"  FROM unnest($1) AS s(sub_id),"
-		"       LATERAL (SELECT * FROM tx_message.retries_data r WHERE r.sub_id = s.sub_id AND r.due_at <= $3"
-		"                 ORDER BY r.due_at, r.msg_id LIMIT $2 FOR UPDATE OF r SKIP LOCKED) d";
-	Oid			types[3] = {INT4ARRAYOID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[3];
-	int			nest_level;
-	int			n;
-
-	values[0] = sub_ids;
-	values[1] = Int32GetDatum(need);
-	/* a parameter, where clock_timestamp() would not bound the index scan */
-	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
-
-	/*
-	 * Planned without sorts: statistics lag behind a burst of retries (a
-	 * crashed consumer's leases, a failing downstream), and a plan for the
-	 * few rows they show would sort every due row on each receive.  The
-	 * plan left has no sort, and so none of the cost that disables one
-	 * (on a database still at 1.0, whose index ends at due_at, retries that
-	 * fell due at the same moment still go through an incremental sort on
-	 * msg_id; the update adds msg_id to the index).  Nor JIT: the generic
-	 * plan's LIMIT $2 is costed at a tenth of the due rows, which with many
-	 * of them would compile it on every receive.
-	 */
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	n = txm_spi_exec(due_sql, 3, types, values, NULL, 0);
-	AtEOXact_GUC(true, nest_level);
-
-	*order = txm_spi_rows_in_order(n, 12, 2);
-	return n;
-}
-
-/*
- * Take up to need due retries (and expired retry leases) of the pulled
- * subscriptions.  A retry whose lease expired on its last allowed attempt
- * goes to the dead letters instead.  Runs in the caller's SPI connection.
- */
-static int
-take_due_retries(TxmSub *subs, int nsubs, Datum sub_ids, int need,
-				 const TimestampTz *lease_until, List **out, MemoryContext outer, int *ndue)
-{
-	static const char *lease_sql =
-		"UPDATE tx_message.retries_data"
-		"   SET state = 'leased', attempt = attempt + 1, due_at = $3, leased_at = clock_timestamp(), holder = $4"
-		" WHERE sub_id = $1 AND msg_id = $2";
-	static const char *delete_sql =
-		"DELETE FROM tx_message.retries_data WHERE sub_id = $1 AND msg_id = $2";
-	Oid			ktypes[4] = {INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID};
-	SPITupleTable *rows;
-	int		   *order;
-	int			got = 0;
-
-	*ndue = lock_due_retries(sub_ids, need, &order);
-	rows = SPI_tuptable;
-	/* a retry that goes to the dead letters leaves its place to the next */
-	for (int j = 0; j < *ndue && got < need; j++)
-	{
-		int			i = order[j];
-		bool		isnull;
-		int32		sub_id = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-		int32		attempt = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 9, &isnull));
-		char	   *state = SPI_getvalue(rows->vals[i], rows->tupdesc, 10);
-		int			si = -1;
-		Datum		kvalues[4];
-		TxmMsg		m;
-		MemoryContext spi;
-
-		for (int k = 0; k < nsubs; k++)
-			if (subs[k].sub_id == sub_id)
-				si = k;
-		if (si < 0)
-			continue;
-		retry_row_msg(rows->vals[i], rows->tupdesc, &m);
-		kvalues[0] = Int32GetDatum(sub_id);
-		kvalues[1] = Int64GetDatum(m.msg_id);
-		if (strcmp(state, "leased") == 0 && attempt >= subs[si].max_retries + 1)
-		{
-			/* its last lease expired: a crashed consumer, or a poison message */
-			TimestampTz first = DatumGetTimestampTz(SPI_getbinval(rows->vals[i], rows->tupdesc, 11, &isnull));
-
-			txm_spi_exec(delete_sql, 2, ktypes, kvalues, NULL, 0);
-			/*
-			 * The trigger that voids the retry hints fires on inserts and
-			 * updates only; a hint set after this deletion would hide the
-			 * row again if the deletion is rolled back.
-			 */
-			txm_at_commit_retries_written();
-			txm_dead_letter(&subs[si], m.msg_id, m.sent_at, m.cols, m.isnull, attempt,
-							"max_retries exceeded", "lease expired", first);
-			continue;
-		}
-		kvalues[2] = TimestampTzGetDatum(lease_until[si]);
-		kvalues[3] = Int32GetDatum(MyProcPid);
-		txm_spi_exec(lease_sql, 4, ktypes, kvalues, NULL, 0);
-		spi = MemoryContextSwitchTo(outer);
-		add_delivery(out, si, &m, attempt + 1, lease_until[si], true, 0, 0);
-		MemoryContextSwitchTo(spi);
-		got++;
-	}
-	return got;
-}
-
-/*
- * Deliver due retries (and expired retry leases) of the given
- * subscriptions.  When all that was due is taken, note in the hints when the
- * next one falls due, read with a snapshot newer than the hint version; not
- * after this transaction wrote retries: its commit voids the hints anyway.
- */
-static int
-claim_retries(TxmSub *subs, int nsubs, const bool *pull, int need,
-			  const TimestampTz *lease_until, List **out)
-{
-	static const char *next_due_sql =
-		"SELECT min(due_at) FROM tx_message.retries_data WHERE sub_id = $1";
-	Datum	   *ids = palloc(sizeof(Datum) * nsubs);
-	int32	   *sub_ids = palloc(sizeof(int32) * nsubs);
-	uint32		version;
-	int			nids = 0;
-	int			ndue;
-	int			got;
-	MemoryContext outer = CurrentMemoryContext;
-
-	for (int i = 0; i < nsubs; i++)
-		if (pull[i])
-		{
-			sub_ids[nids] = subs[i].sub_id;
-			ids[nids++] = Int32GetDatum(subs[i].sub_id);
-		}
-	if (nids == 0)
-		return 0;
-	if (!txm_hint_retries_possible(sub_ids, nids, GetCurrentTimestamp(), &version))
-		return 0;
-	SPI_connect();
-	got = take_due_retries(subs, nsubs,
-						   PointerGetDatum(construct_array(ids, nids, INT4OID, 4, true, TYPALIGN_INT)),
-						   need, lease_until, out, outer, &ndue);
-	if (ndue < need && txm_my_slot() != NULL && !txm_xact_wrote_retries())
-	{
-		for (int i = 0; i < nids; i++)
-		{
-			Oid			types[1] = {INT4OID};
-			Datum		values[1];
-			bool		isnull;
-			Datum		d;
-
-			values[0] = Int32GetDatum(sub_ids[i]);
-			txm_spi_exec_latest(next_due_sql, 1, types, values, NULL, 1);
-			d = txm_spi_value(0, 1, &isnull);
-			txm_hint_retry_set(sub_ids[i], version, isnull ? DT_NOEND : DatumGetTimestampTz(d));
-		}
-	}
-	SPI_finish();
 	return got;
 }
 
@@ -912,7 +772,7 @@ txm_claim(TxmSub *subs, int nsubs, const bool *pull, int need, Interval *lease)
 		if (pull[i] && txm_hint_expiry_possible(subs[i].sub_id, now, local_turn))
 			txm_expire_leases(&subs[i]);
 	}
-	got = claim_retries(subs, nsubs, pull, need, deadlines, &out);
+	got = txm_claim_retries(subs, nsubs, pull, need, deadlines, &out);
 	for (int i = 0; i < nsubs && got < need; i++)
 	{
 		if (!pull[i])

@@ -94,6 +94,23 @@ ensure_session_deliveries(void)
 									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/* Hand out a message: append its delivery to *out. */
+void
+txm_delivery_add(List **out, int sub_index, const TxmMsg *m, int32 attempt,
+				 TimestampTz lease_until, bool from_retry, int64 block, int16 off)
+{
+	TxmDelivery *d = palloc0(sizeof(TxmDelivery));
+
+	d->sub_index = sub_index;
+	d->msg = *m;
+	d->attempt = attempt;
+	d->lease_until = lease_until;
+	d->from_retry = from_retry;
+	d->block = block;
+	d->off = off;
+	*out = lappend(*out, d);
+}
+
 /* Note in the current transaction's list that key changed at this level. */
 static List *
 note_in_xact(List *list, const SessionKey *key)

@@ -12,6 +12,7 @@
 #define TXM_DELIVERIES_H
 
 #include "access/xact.h"
+#include "nodes/pg_list.h"
 
 #include "src/storage/stream.h"
 
@@ -39,6 +40,8 @@ typedef struct TxmHolding
 	int32		attempt;		/* of this session's delivery, or 0 if unknown */
 } TxmHolding;
 
+extern void txm_delivery_add(List **out, int sub_index, const TxmMsg *m, int32 attempt,
+							 TimestampTz lease_until, bool from_retry, int64 block, int16 off);
 extern void txm_deliveries_remember(int32 sub_id, const TxmDelivery *d);
 /* What a session knows of a delivery */
 typedef enum TxmHeld

@@ -80,7 +80,6 @@ txm_read_block_leases(const TxmLeaseRels *r, int32 sub_id, int64 block, Snapshot
 	while (index_getnext_slot(scan, ForwardScanDirection, ts))
 	{
 		bool		isnull;
-		Datum		keysd;
 		TxmLeaseRow *row;
 
 		if (n >= cap)
@@ -93,18 +92,6 @@ txm_read_block_leases(const TxmLeaseRels *r, int32 sub_id, int64 block, Snapshot
 		txm_bits_from_datum(slot_getattr(ts, Anum_leases_covered, &isnull), &row->covered);
 		txm_bits_from_datum(slot_getattr(ts, Anum_leases_done, &isnull), &row->done);
 		row->lease_until = DatumGetTimestampTz(slot_getattr(ts, Anum_leases_lease_until, &isnull));
-		keysd = slot_getattr(ts, Anum_leases_keys, &isnull);
-		row->keys = NULL;
-		row->key_nulls = NULL;
-		if (!isnull)
-		{
-			int			nk;
-
-			deconstruct_array(DatumGetArrayTypePCopy(keysd), TEXTOID, -1, false,
-							  TYPALIGN_INT, &row->keys, &row->key_nulls, &nk);
-			if (nk < TXM_BLOCK)
-				row->keys = NULL;
-		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(ts);

@@ -26,8 +26,6 @@ typedef struct TxmLeaseRow
 	TxmBlockBits covered;
 	TxmBlockBits done;
 	TimestampTz lease_until;
-	Datum	   *keys;			/* ordered subscriptions: key per offset, or NULL */
-	bool	   *key_nulls;
 } TxmLeaseRow;
 
 /*
