@@ -576,7 +576,7 @@ retry_keys(const TxmSub *sub, const BlockClaim *bc, HTAB *blocked)
  * the worker's cycles, not with each ack).  False at the stream's end.
  */
 static bool
-ordered_first_look(const TxmLeaseRels *rels, const TxmSub *sub, BlockClaim *bc, int64 done_seq)
+ordered_first_look(const TxmLeaseRels *rels, const TxmSub *sub, BlockClaim *bc, int64 *done_seq)
 {
 	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 	TxmLeaseRow *rows;
@@ -588,8 +588,10 @@ ordered_first_look(const TxmLeaseRels *rels, const TxmSub *sub, BlockClaim *bc, 
 		UnregisterSnapshot(snap);
 		return false;
 	}
+	/* the watermark with the lease rows: moving it deletes those below it */
+	*done_seq = txm_read_done_seq(rels, sub->sub_id, snap);
 	nrows = txm_read_block_leases(rels, sub->sub_id, bc->block, snap, &rows);
-	free_positions(&bc->bs, rows, nrows, NULL, bc->start, done_seq, &maybe_free);
+	free_positions(&bc->bs, rows, nrows, NULL, bc->start, *done_seq, &maybe_free);
 	for (int off = 0; off < TXM_BLOCK; off++)
 	{
 		if (!txm_bit_get(&maybe_free, off))
@@ -691,7 +693,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 
 		CHECK_FOR_INTERRUPTS();
 		block_claim_at(&bc, block, *out);
-		if (!ordered_first_look(&rels, sub, &bc, done_seq))
+		if (!ordered_first_look(&rels, sub, &bc, &done_seq))
 			break;
 		if (bc.nmsgs == 0)
 		{
@@ -705,7 +707,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 		}
 		all_taken = false;
 		retry_keys(sub, &bc, blocked);
-		if (!decide_begin(slot, &rels, sub, &bc, &done_seq, false))
+		if (!decide_begin(slot, &rels, sub, &bc, &done_seq, true))
 			break;				/* a claimer without shared memory is in this block */
 		ordered_cover(sub_index, &bc, blocked, need, &got, &scanned, keys, key_nulls,
 					  lease_until, out);
