@@ -205,8 +205,8 @@ extern bool txm_tick_covered_since(TxmDbSlot *slot, uint64 topics, uint64 *seen)
 extern void txm_wait_cancel(void);
 
 /* shmem_claims.c: claim hints */
-extern int64 txm_hint_claim_from(int32 sub_id, uint32 *epoch);
-extern void txm_hint_after_claim(int32 sub_id, int64 hint_read, uint32 epoch, int64 next_free);
+extern int64 txm_hint_claim_from(int32 sub_id, uint64 *version);
+extern void txm_hint_after_claim(int32 sub_id, int64 hint_read, uint64 version, int64 next_free);
 extern void txm_hint_expiry_min(int32 sub_id, TimestampTz t);
 extern void txm_hint_expiry_set(int32 sub_id, TimestampTz t);
 extern bool txm_hint_expiry_possible(int32 sub_id, TimestampTz now, bool without_hints);

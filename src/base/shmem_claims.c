@@ -99,37 +99,38 @@ read_hint(TxmDbSlot *slot, int32 sub_id, TxmHint *copy)
 
 /*
  * The lowest position of a subscription's stream that may be unclaimed, and
- * the epoch of the hints it was read in.
+ * the version of the hint it was read in: the epoch of the slot's hints
+ * (high half) and how often this hint was lowered (low half).
  */
 int64
-txm_hint_claim_from(int32 sub_id, uint32 *epoch)
+txm_hint_claim_from(int32 sub_id, uint64 *version)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	TxmHint    *h;
 	int64		claim_from = 0;
 
-	*epoch = 0;
+	*version = 0;
 	if (slot == NULL)
 		return 0;
 	LWLockAcquire(slot->hint_lock, LW_SHARED);
 	h = hint_for(slot, sub_id, false);
 	if (h)
 		claim_from = h->claim_from;
-	*epoch = slot->hints_epoch;
+	*version = ((uint64) slot->hints_epoch << 32) | (h ? h->lowered : 0);
 	LWLockRelease(slot->hint_lock);
 	return claim_from;
 }
 
 /*
- * A claimer read the hint as hint_read in epoch and found every position
+ * A claimer read the hint as hint_read in version and found every position
  * from there (or from the watermark, if higher) up to next_free claimed.
  * Move the hint to next_free, unless it was lowered meanwhile (a receive
- * that aborted lowers it to the positions it gave back) or every hint was
- * voided since (a position that went back: what the claimer found claimed
- * may be free again).
+ * that aborted gave positions back: the claimer may have counted them as
+ * claimed, wherever they lie) or every hint was voided since (a position
+ * that went back).
  */
 void
-txm_hint_after_claim(int32 sub_id, int64 hint_read, uint32 epoch, int64 next_free)
+txm_hint_after_claim(int32 sub_id, int64 hint_read, uint64 version, int64 next_free)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 	TxmHint    *h;
@@ -137,24 +138,35 @@ txm_hint_after_claim(int32 sub_id, int64 hint_read, uint32 epoch, int64 next_fre
 	if (slot == NULL)
 		return;
 	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
-	if (slot->hints_epoch == epoch)
+	if (slot->hints_epoch == (uint32) (version >> 32))
 	{
 		h = hint_for(slot, sub_id, true);
-		if (h && h->claim_from >= hint_read && h->claim_from < next_free)
+		if (h && h->lowered == (uint32) version &&
+			h->claim_from >= hint_read && h->claim_from < next_free)
 			h->claim_from = next_free;
 	}
 	LWLockRelease(slot->hint_lock);
 }
 
+/*
+ * Positions from seq on were given back.  The hint is counted as lowered
+ * even where it lies below seq already (or did not exist): a claimer that
+ * read it before may have seen those positions claimed, and must not move
+ * the hint over them.
+ */
 static void
 hint_lower(TxmDbSlot *slot, int32 sub_id, int64 seq)
 {
 	TxmHint    *h;
 
 	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
-	h = hint_for(slot, sub_id, false);
-	if (h && h->claim_from > seq)
-		h->claim_from = seq;
+	h = hint_for(slot, sub_id, true);
+	if (h)
+	{
+		if (h->claim_from > seq)
+			h->claim_from = seq;
+		h->lowered++;
+	}
 	LWLockRelease(slot->hint_lock);
 }
 

@@ -73,6 +73,7 @@ typedef struct TxmHint
 {
 	int32		sub_id;			/* 0: free entry */
 	int64		claim_from;		/* lowest position that may be unclaimed */
+	uint32		lowered;		/* how often claim_from was lowered (claims gave positions back) */
 	TimestampTz next_expiry;	/* no lease expires before (0: unknown) */
 	TimestampTz retry_due;		/* no retry is due before (0: unknown) */
 	uint32		retry_version;	/* the slot's retry_version retry_due was read at */

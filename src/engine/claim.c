@@ -30,7 +30,10 @@
  * Ordered subscriptions take one more lock, on the subscription, so their
  * claims are serialized; a message is taken only if no message with its key
  * is pending in a lease or in retries.  A blocked message stays free, ahead
- * of the later messages of its key.
+ * of the later messages of its key.  Their first look reads no registry
+ * (the claims of other ordered claimers are committed by the time they
+ * hold the lock): it reads only the messages no lease covers, and the
+ * decision, under the claim lock, excludes the rest as for any claim.
  *
  * Due retries are claimed before the streams.  Receivers start scanning at
  * a hint kept in shared memory (the lowest position that may be free) and
@@ -53,6 +56,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "src/base/catalog.h"
 #include "src/base/filter.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
@@ -400,8 +404,8 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 	TxmLeaseRels rels;
 	BlockClaim	bc;
 	Snapshot	snap;
-	uint32		epoch;
-	int64		hint_read = txm_hint_claim_from(sub->sub_id, &epoch);
+	uint64		hint_version;
+	int64		hint_read = txm_hint_claim_from(sub->sub_id, &hint_version);
 	int64		done_seq;
 	int64		block;
 	int			got = 0;
@@ -430,7 +434,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 			if (!bc.bs.full)
 				break;
 			if (look == LOOK_ALL_TAKEN)
-				txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + TXM_BLOCK);
+				txm_hint_after_claim(sub->sub_id, hint_read, hint_version, bc.start + TXM_BLOCK);
 			block++;
 			continue;
 		}
@@ -443,7 +447,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		record_claim(sub, &bc, (Datum) 0, true, lease_until, *out);
 		if (next_free >= 0)
 		{
-			txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + next_free);
+			txm_hint_after_claim(sub->sub_id, hint_read, hint_version, bc.start + next_free);
 			/* free positions we did not read yet, or others took ours: look again */
 			if (got < need && retries_left-- > 0)
 				continue;
@@ -451,7 +455,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 		}
 		if (!bc.bs.full)
 			break;
-		txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + TXM_BLOCK);
+		txm_hint_after_claim(sub->sub_id, hint_read, hint_version, bc.start + TXM_BLOCK);
 		block++;
 	}
 	block_claim_free(&bc);
@@ -478,6 +482,8 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
 	static const char *lease_sql =
 		"SELECT covered, done, keys FROM tx_message.leases"
 		" WHERE sub_id = $1 AND block >= $2 AND keys IS NOT NULL AND done <> covered";
+	static const char *retry_sql_1_0 =
+		"SELECT DISTINCT key FROM tx_message.retries_data WHERE sub_id = $1 AND key IS NOT NULL";
 	HASHCTL		ctl;
 	HTAB	   *keys;
 	Oid			types[2] = {INT4OID, INT8OID};
@@ -511,6 +517,14 @@ blocked_keys(const TxmSub *sub, int64 done_seq)
 			if (txm_bit_get(&covered, off) && !txm_bit_get(&done, off) && !nulls[off])
 				hash_search(keys, text_to_cstring(DatumGetTextPP(elems[off])), HASH_ENTER, NULL);
 	}
+	/* a database still at 1.0 has no retries_keys: all its retry keys, at once */
+	if (!txm_catalog()->v1_1)
+	{
+		n = txm_spi_exec_latest(retry_sql_1_0, 1, types, values, NULL, 0);
+		for (int i = 0; i < n; i++)
+			hash_search(keys, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						HASH_ENTER, NULL);
+	}
 	SPI_finish();
 	return keys;
 }
@@ -533,12 +547,15 @@ retry_keys(const TxmSub *sub, const BlockClaim *bc, HTAB *blocked)
 		"SELECT k.key FROM unnest($2) AS k(key),"
 		"       LATERAL (SELECT 1 FROM tx_message.retries_data r"
 		"                 WHERE r.sub_id = $1 AND r.key = k.key LIMIT 1) r";
-	Datum	   *asked = palloc(sizeof(Datum) * Max(bc->nmsgs, 1));
+	Datum	   *asked;
 	int			nasked = 0;
 	Oid			types[2] = {INT4OID, TEXTARRAYOID};
 	Datum		values[2];
 	int			n;
 
+	if (!txm_catalog()->v1_1)
+		return;					/* blocked_keys read them all */
+	asked = palloc(sizeof(Datum) * Max(bc->nmsgs, 1));
 	for (int i = 0; i < bc->nmsgs; i++)
 	{
 		const TxmMsg *m = &bc->msgs[i];
@@ -667,8 +684,8 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	int64		done_seq;
 	HTAB	   *blocked;
 	int64		block;
-	uint32		epoch;
-	int64		hint_read = txm_hint_claim_from(sub->sub_id, &epoch);
+	uint64		hint_version;
+	int64		hint_read = txm_hint_claim_from(sub->sub_id, &hint_version);
 	bool		all_taken = true;
 	int			got = 0;
 	int			scanned = 0;
@@ -701,7 +718,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 				break;
 			/* a blocked message stays free: the hint moves over taken blocks only */
 			if (all_taken)
-				txm_hint_after_claim(sub->sub_id, hint_read, epoch, bc.start + TXM_BLOCK);
+				txm_hint_after_claim(sub->sub_id, hint_read, hint_version, bc.start + TXM_BLOCK);
 			block++;
 			continue;
 		}

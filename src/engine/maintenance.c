@@ -4,9 +4,9 @@
  *	  One maintenance cycle, for the database worker and for
  *	  tx_run_maintenance() alike.
  *
- * The cycle's steps run in one fixed order: tick, release delayed
- * messages, check back, expire leases and advance watermarks, run a batch
- * of each handler subscription, retention, report prepared transactions,
+ * The cycle's steps run in one fixed order: release delayed messages,
+ * check back, expire leases and advance watermarks, run a batch of each
+ * handler subscription, tick, retention, report prepared transactions,
  * trim the tick history.  tx_run_maintenance() runs them all in the
  * caller's transaction.  The worker runs the housekeeping steps as one
  * unit; it ticks, and gives each check-back and handler batch a transaction
