@@ -305,7 +305,8 @@ CREATE TEMP VIEW loop_list(l, s, rt, o) AS
 	VALUES ('outbox_tx', 'outbox', 3, 1), ('outbox_auto', 'outbox', 1, 2), ('txm_tx', 'txm', 4, 3),
 		   ('txm_tx2', 'txm', 2, 4), ('txm_tx_ids', 'txm', 4, 5), ('txm_ids_every_row', 'txm', 4, 6),
 		   ('txm_auto', 'txm', 2, 7), ('txm_cte', 'txm', 1, 8),
-		   ('outbox_tx_async', 'outbox', 3, 9), ('txm_tx_async', 'txm', 4, 10);
+		   ('outbox_tx_async', 'outbox', 3, 9), ('txm_tx_async', 'txm', 4, 10),
+		   ('txm_tx_ordered', 'txm', 4, 11);
 
 SELECT E'\n## Consumer loops (messages/s, 100 per batch)\n\n_async: with `synchronous_commit = off`, compared with the outbox''s loop with it off too.\n\n| loop | round trips | 1 consumer | 2 consumers | c2 / c1 | / CTE, c1 | / CTE, c2 | / outbox loop, c1 | / outbox loop, c2 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');
@@ -319,7 +320,8 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, rt,
 			  pg_temp.x(pg_temp.lratio(l || '_c2', ob || '_c2')))
   FROM pg_temp.loop_list v,
 	   LATERAL (SELECT CASE WHEN l LIKE '%\_async' THEN 'outbox_tx_async' ELSE 'outbox_tx' END) AS b(ob)
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops')
+ -- the loops that ran (BENCH_LOOPS may name fewer)
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops' AND variant IN (l || '_c1', l || '_c2'))
  ORDER BY o;
 SELECT E'\nThe machine during the loops: cores kept busy (pgbench, the backends and the rest, of the machine''s) and its CPU per message:\n\n| loop | cores busy, 1 consumer | 2 consumers | CPU µs per message, 1 consumer | 2 consumers |\n|---|--:|--:|--:|--:|'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops' AND metric = 'cores_busy');
@@ -329,7 +331,8 @@ SELECT format('| %s | %s | %s | %s | %s |', l,
 			  pg_temp.n(1e6 * pg_temp.med('loops', l || '_c1', s, 'cores_busy') / nullif(pg_temp.med('loops', l || '_c1', s, 'msgs_per_s'), 0), 1),
 			  pg_temp.n(1e6 * pg_temp.med('loops', l || '_c2', s, 'cores_busy') / nullif(pg_temp.med('loops', l || '_c2', s, 'msgs_per_s'), 0), 1))
   FROM pg_temp.loop_list v
- WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops' AND metric = 'cores_busy')
+ WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops' AND metric = 'cores_busy'
+				 AND variant IN (l || '_c1', l || '_c2'))
  ORDER BY o;
 SELECT E'\nA round trip that does nothing (`SELECT 1`, one client): ' || pg_temp.n(pg_temp.med('loops', 'roundtrip', 'none', 'ms'), 3) || ' ms.'
  WHERE EXISTS (SELECT FROM results WHERE scenario = 'loops');

@@ -74,9 +74,12 @@ esac
 # system in turn (the systems are reset between them).
 [ "$SCALE" = 1 ] && BACKLOG_SIZES="1000 1000000 30000000" DATABASES=100
 SCENARIOS=${ONLY:-$SCENARIOS}
-# narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce
+# narrower experiments: BENCH_CLIENTS="8" BENCH_SYNC="on" bash bench/run.sh --only produce,
+# BENCH_LOOPS="outbox_tx txm_tx_ordered" bash bench/run.sh --only loops
 PRODUCE_CLIENTS=${BENCH_CLIENTS:-$PRODUCE_CLIENTS}
 SYNC_MODES=${BENCH_SYNC:-$SYNC_MODES}
+LOOPS=${BENCH_LOOPS:-outbox_tx outbox_auto txm_tx txm_tx2 txm_tx_ids txm_ids_every_row txm_auto txm_cte
+outbox_tx_async txm_tx_async txm_tx_ordered}
 
 # A ~200-byte JSON message, the same for every system.
 PAYLOAD='{"event": "order.created", "order_id": 123456789, "customer_id": 4242, "amount": {"value": 129.90, "currency": "EUR"}, "items": [{"sku": "SKU-1001", "qty": 2}, {"sku": "SKU-2002", "qty": 1}], "channel": "web"}'
@@ -309,8 +312,12 @@ remaining()
 	pgq) sql "SELECT coalesce(sum(pending_events), 0) FROM pgq.get_consumer_info('bench')" ;;
 	txm)
 		local total=0 got i
+		# acked as they come, a thousand at a time: an ordered group hands out
+		# one message per key until the one before is finished, and looks
+		# ahead ten times what it is asked for
 		for i in $(seq 0 $((groups - 1))); do
-			while got=$(sql "SELECT count(*) FROM tx_receive('g$i', 100000)") && [ "$got" -gt 0 ]; do
+			while got=$(sql "SELECT tx_ack('g$i', coalesce(array_agg(msg_id), '{}')) FROM tx_receive('g$i', 1000)") &&
+				[ "$got" -gt 0 ]; do
 				total=$((total + got))
 			done
 		done
@@ -1071,8 +1078,7 @@ scenario_loops()
 		record loops roundtrip none "$rep" ms "$(div 1000 "$(tps_of "$out")")"
 		echo "   loops rep $rep: a round trip takes $(div 1000 "$(tps_of "$out")") ms"
 		for clients in 1 2; do
-			for loop in $(in_turn "$rep" outbox_tx outbox_auto txm_tx txm_tx2 txm_tx_ids txm_ids_every_row txm_auto txm_cte \
-						  outbox_tx_async txm_tx_async); do
+			for loop in $(in_turn "$rep" $LOOPS); do
 				system=txm mode=prepared sync=on
 				case $loop in
 				outbox_tx) system=outbox script=consume_outbox.sql ;;
@@ -1080,13 +1086,21 @@ scenario_loops()
 				outbox_tx_async) system=outbox script=consume_outbox.sql sync=off ;;
 				txm_tx) script=consume_txm.sql ;;
 				txm_tx_async) script=consume_txm.sql sync=off ;;
+				txm_tx_ordered) script=consume_txm.sql ;;
 				txm_tx2) script=loop_txm_tx2.sql mode=simple ;;
 				txm_auto) script=consume_txm_auto.sql ;;
 				*) script=loop_$loop.sql ;;
 				esac
 				reset_systems 1
 				wait_worker
-				fill "$system" "$LOOP_BACKLOG"
+				if [ "$loop" = txm_tx_ordered ]; then
+					# an ordered group, 1 000 keys in turn
+					sql "SELECT tx_subscribe('bench', 'g0', ordered => true)" >/dev/null
+					sql "CALL fill_txm_keys('bench', $LOOP_BACKLOG, 100, '$PAYLOAD', 1000)"
+					wait_ticked "$LOOP_BACKLOG"
+				else
+					fill "$system" "$LOOP_BACKLOG"
+				fi
 				checkpoint
 				per_client=$((LOOP_BACKLOG / 100 / clients))
 				m0=$(machine_cpu)

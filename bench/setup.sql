@@ -124,6 +124,23 @@ BEGIN
 	END LOOP;
 END $$;
 
+-- A tx_message backlog whose messages carry keys, nkeys of them in turn
+-- (for an ordered subscription: each batch of 100 finds 100 keys free).
+CREATE PROCEDURE fill_txm_keys(topic text, total bigint, per_txn integer, payload jsonb, nkeys integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+	done bigint := 0;
+	n integer;
+BEGIN
+	WHILE done < total LOOP
+		n := least(per_txn, total - done)::integer;
+		PERFORM count(*) FROM tx_send_batch(topic, array_fill(payload, ARRAY[n]),
+			keys => (SELECT array_agg('k' || ((done + i) % nkeys)) FROM generate_series(1, n) i));
+		done := done + n;
+		COMMIT;
+	END LOOP;
+END $$;
+
 -- A tx_message backlog whose messages carry headers: every other
 -- transaction's match the filter of the parity scenario.
 CREATE PROCEDURE fill_txm_headers(topic text, total bigint, per_txn integer, payload jsonb)
