@@ -65,11 +65,33 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
 
+	bool		loading;
+	uint64		restore_gen;
+
 	txm_check_can_change("tx_run_maintenance()");
 	txm_catalog();
 	txm_take_over_if_restored();
+
+	/*
+	 * Not over part of a dump (see txm_restore_generation): a cycle that saw
+	 * restored rows whose topic or subscription is still to come would
+	 * delete them as orphans.
+	 */
+	restore_gen = txm_restore_generation(&loading);
+	if (loading)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a restore of this database is still loading tx_message's tables"),
+				 errdetail("Maintenance waits until every session that loads them has ended."),
+				 errhint("Try again when the restore has finished.")));
 	memset(&stats, 0, sizeof(stats));
 	txm_maintenance_cycle(TXM_STEPS_ALL, false, &stats);
+	if (txm_restore_began_since(restore_gen))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a restore of this database began loading tx_message's tables during maintenance"),
+				 errdetail("What the maintenance did is rolled back: it may have seen part of the dump."),
+				 errhint("Try again when the restore has finished.")));
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	add_counter(&state, "ticked", stats.ticked);

@@ -718,11 +718,15 @@ restorer_exit(int code, Datum arg)
 	LWLockRelease(txm_shared->lock);
 }
 
-/* Have this backend known as restoring into its database. */
+/*
+ * Have this backend known as restoring into its database.  Called after
+ * the backend wrote rows and before they commit: a unit of work that sees
+ * them finds the backend marked (txm_restore_generation).
+ */
 void
 txm_restore_note_restorer(void)
 {
-	int			free_entry = -1;
+	int			entry = -1;
 
 	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
 		return;
@@ -739,44 +743,106 @@ txm_restore_note_restorer(void)
 
 		if (pid == MyProcPid)
 		{
-			txm_shared->restorers[i].dboid = MyDatabaseId;
-			free_entry = -2;
+			entry = i;
 			break;
 		}
-		if (free_entry == -1 && (pid == 0 || BackendPidGetProc(pid) == NULL))
-			free_entry = i;
+		if (entry == -1 && (pid == 0 || BackendPidGetProc(pid) == NULL))
+			entry = i;
 	}
 	/* with every entry alive, the oldest restorer is forgotten */
-	if (free_entry == -1)
+	if (entry == -1)
 	{
+		txm_shared->restore_lost_gen = Max(txm_shared->restore_lost_gen,
+										   txm_shared->restorers[0].gen);
 		memmove(&txm_shared->restorers[0], &txm_shared->restorers[1],
 				sizeof(txm_shared->restorers[0]) * (TXM_MAX_RESTORERS - 1));
-		free_entry = TXM_MAX_RESTORERS - 1;
+		entry = TXM_MAX_RESTORERS - 1;
 	}
-	if (free_entry >= 0)
-	{
-		txm_shared->restorers[free_entry].pid = MyProcPid;
-		txm_shared->restorers[free_entry].dboid = MyDatabaseId;
-	}
+	/* an entry of another database taken over: what it said is lost */
+	else if (txm_shared->restorers[entry].dboid != MyDatabaseId)
+		txm_shared->restore_lost_gen = Max(txm_shared->restore_lost_gen,
+										   txm_shared->restorers[entry].gen);
+	txm_shared->restorers[entry].pid = MyProcPid;
+	txm_shared->restorers[entry].dboid = MyDatabaseId;
+	txm_shared->restorers[entry].gen = ++txm_shared->restore_gen;
 	LWLockRelease(txm_shared->lock);
+}
+
+/* Is another backend that restores into this database connected?  Hold the lock. */
+static bool
+restore_loading(void)
+{
+	Assert(LWLockHeldByMe(txm_shared->lock));
+	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
+		if (txm_shared->restorers[i].pid != 0 &&
+			txm_shared->restorers[i].pid != MyProcPid &&
+			txm_shared->restorers[i].dboid == MyDatabaseId &&
+			BackendPidGetProc(txm_shared->restorers[i].pid) != NULL)
+			return true;
+	return false;
 }
 
 /* Is a backend that restores into this database still connected? */
 bool
 txm_restore_in_progress(void)
 {
-	bool		found = false;
+	bool		found;
 
 	if (txm_shared == NULL)
 		return false;
 	LWLockAcquire(txm_shared->lock, LW_SHARED);
-	for (int i = 0; i < TXM_MAX_RESTORERS && !found; i++)
-		found = txm_shared->restorers[i].pid != 0 &&
-			txm_shared->restorers[i].pid != MyProcPid &&
-			txm_shared->restorers[i].dboid == MyDatabaseId &&
-			BackendPidGetProc(txm_shared->restorers[i].pid) != NULL;
+	found = restore_loading();
 	LWLockRelease(txm_shared->lock);
 	return found;
+}
+
+/*
+ * For work that must not act on a database whose restore is still loading
+ * (its tables hold part of a dump): call before the work takes its first
+ * snapshot, and skip the work if *loading.  Otherwise, give the answer to
+ * txm_restore_began_since() before committing the work.  A restoring
+ * backend is marked before its rows commit and stays marked until it
+ * disconnects, once the dump is loaded (pg_restore -j's workers stay
+ * connected until all data is loaded): so work that saw any restored row
+ * either found the restore loading here, or finds it began since.
+ */
+uint64
+txm_restore_generation(bool *loading)
+{
+	uint64		gen;
+
+	*loading = false;
+	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
+		return 0;
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	gen = txm_shared->restore_gen;
+	*loading = restore_loading();
+	LWLockRelease(txm_shared->lock);
+	return gen;
+}
+
+/*
+ * Was a backend marked as restoring into this database since gen?  Also
+ * true if an entry newer than gen was lost (reused for another database or
+ * forgotten), as it may have been this database's.
+ */
+bool
+txm_restore_began_since(uint64 gen)
+{
+	bool		began = false;
+
+	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
+		return false;
+	LWLockAcquire(txm_shared->lock, LW_SHARED);
+	if (txm_shared->restore_gen != gen)
+	{
+		began = txm_shared->restore_lost_gen > gen;
+		for (int i = 0; i < TXM_MAX_RESTORERS && !began; i++)
+			began = txm_shared->restorers[i].dboid == MyDatabaseId &&
+				txm_shared->restorers[i].gen > gen;
+	}
+	LWLockRelease(txm_shared->lock);
+	return began;
 }
 
 /*

@@ -181,6 +181,8 @@ extern int	txm_totals_capacity(void);
 /* shmem.c: restores in progress, and what became of them */
 extern void txm_restore_note_restorer(void);
 extern bool txm_restore_in_progress(void);
+extern uint64 txm_restore_generation(bool *loading);
+extern bool txm_restore_began_since(uint64 gen);
 extern void txm_restore_noted(const char *state);
 extern void txm_worker_note_restore(const char *state);
 

@@ -176,12 +176,20 @@ typedef struct TxmShared
 	int			nslots;
 	int			nabsent;
 	Oid			absent[TXM_MAX_ABSENT]; /* databases known to lack the extension */
-	/* backends that loaded rows into the extension's tables (a restore) */
+	/*
+	 * Backends that loaded rows into the extension's tables (a restore),
+	 * each with the generation it was last marked at.  restore_gen counts
+	 * the markings; restore_lost_gen is the newest generation of an entry
+	 * that was given to another database or forgotten.
+	 */
 	struct
 	{
 		pid_t		pid;
 		Oid			dboid;
+		uint64		gen;
 	}			restorers[TXM_MAX_RESTORERS];
+	uint64		restore_gen;
+	uint64		restore_lost_gen;
 	TxmDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } TxmShared;
 

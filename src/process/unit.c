@@ -83,14 +83,21 @@ txm_start_worker(const char *function, const char *type, int slot_index, int exe
 
 /*
  * Run fn in a transaction of its own, containing any error: report it,
- * count it, roll back, go on.  Returns false if fn failed.
+ * count it, roll back, go on.  Returns false if fn failed, or did not run
+ * or was rolled back because a restore was loading the database: a unit
+ * that saw part of a dump could tick its messages twice, or take rows
+ * whose topic or subscription is still to come for orphans and delete them.
  */
 bool
 txm_run_in_transaction(void (*fn) (void *), void *arg, const char *activity)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	volatile bool ok = true;
+	bool		loading;
+	uint64		restore_gen = txm_restore_generation(&loading);
 
+	if (loading)
+		return false;
 	PG_TRY();
 	{
 		SetCurrentStatementStartTimestamp();
@@ -99,7 +106,15 @@ txm_run_in_transaction(void (*fn) (void *), void *arg, const char *activity)
 		pgstat_report_activity(STATE_RUNNING, activity);
 		fn(arg);
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		if (txm_restore_began_since(restore_gen))
+		{
+			ereport(DEBUG1,
+					(errmsg("tx_message: %s rolled back: a restore began loading the database", activity)));
+			AbortCurrentTransaction();
+			ok = false;
+		}
+		else
+			CommitTransactionCommand();
 	}
 	PG_CATCH();
 	{
