@@ -13,6 +13,7 @@ OBJS = \
 	src/base/msgjson.o \
 	src/base/packed.o \
 	src/base/shmem.o \
+	src/base/shmem_restore.o \
 	src/base/shmem_ring.o \
 	src/base/shmem_pool.o \
 	src/base/shmem_claims.o \

@@ -19,6 +19,10 @@ SELECT count(*) AS leased FROM tx_receive('st.billing', 2);
 SELECT tx_nack('st.audit', msg_id, 'bad') FROM tx_receive('st.audit', 2);
 SELECT tx_nack('st.retry', msg_id, 'later', retry_in => '1 hour') FROM tx_receive('st.retry', 1);
 
+-- a cycle that rolls back stores no totals, and loses none: the next stores them
+BEGIN;
+SELECT tx_run_maintenance() IS NOT NULL AS maintained;
+ROLLBACK;
 -- the totals reach the catalog at the next maintenance cycle (the worker's or this one)
 SELECT tx_run_maintenance() IS NOT NULL AS maintained;
 DO $$

@@ -85,6 +85,8 @@ my %dumps = (
 for my $name (qw(custom plain no_positions))
 {
 	sleep 1;
+	# a backlog for each dump: the consumers may have caught up meanwhile
+	$src->safe_psql('postgres', 'CALL produce_burst(3000)');
 	my $before = $src->safe_psql('postgres', $opened_q);
 	$src->command_ok([ $src->installed_command('pg_dump'), '-d', $src->connstr('postgres'),
 		@{ $dumps{$name} } ], "pg_dump ($name) in the middle of load");

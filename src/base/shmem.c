@@ -62,11 +62,17 @@ claims_offset(void)
 }
 
 static Size
+restorers_offset(void)
+{
+	return MAXALIGN(add_size(claims_offset(),
+							 mul_size(mul_size(txm_max_databases, claims_per_slot()),
+									  sizeof(TxmClaim))));
+}
+
+static Size
 shmem_size(void)
 {
-	return add_size(claims_offset(),
-					mul_size(mul_size(txm_max_databases, claims_per_slot()),
-							 sizeof(TxmClaim)));
+	return add_size(restorers_offset(), mul_size(MaxBackends, sizeof(TxmRestorer)));
 }
 
 static void
@@ -97,6 +103,7 @@ shmem_startup(void)
 		txm_shared->lock = &locks[0].lock;
 		txm_shared->claims_per_slot = claims_per_slot();
 		txm_shared->claims_offset = claims_offset();
+		txm_shared->restorers_offset = restorers_offset();
 		txm_shared->nslots = txm_max_databases;
 		for (int i = 0; i < txm_shared->nslots; i++)
 		{
@@ -690,186 +697,6 @@ txm_worker_note_stale_prepared(int n)
 {
 	Assert(attached != NULL);
 	pg_atomic_write_u32(&attached->stale_prepared, (uint32) n);
-}
-
-/*----------
- * Restores.  A backend that loads rows into the extension's tables with
- * COPY (or into tx_message.lineage) is restoring a dump: until it
- * disconnects, the database's worker neither ticks nor takes the dump
- * over, because the rest of the dump may still be on its way
- * (docs/design.md, "Dump and restore").
- *----------
- */
-
-/* whether this backend may be listed as a restorer */
-static bool restoring = false;
-static bool restorer_exit_registered = false;
-
-/* A restoring session that ends is no longer restoring. */
-static void
-restorer_exit(int code, Datum arg)
-{
-	if (txm_shared == NULL)
-		return;
-	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
-		if (txm_shared->restorers[i].pid == MyProcPid)
-			txm_shared->restorers[i].pid = 0;
-	LWLockRelease(txm_shared->lock);
-}
-
-/*
- * Have this backend known as restoring into its database.  Called after
- * the backend wrote rows and before they commit: a unit of work that sees
- * them finds the backend marked (txm_restore_generation).
- */
-void
-txm_restore_note_restorer(void)
-{
-	int			entry = -1;
-
-	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
-		return;
-	restoring = true;
-	if (!restorer_exit_registered)
-	{
-		before_shmem_exit(restorer_exit, (Datum) 0);
-		restorer_exit_registered = true;
-	}
-	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
-	{
-		pid_t		pid = txm_shared->restorers[i].pid;
-
-		if (pid == MyProcPid)
-		{
-			entry = i;
-			break;
-		}
-		if (entry == -1 && (pid == 0 || BackendPidGetProc(pid) == NULL))
-			entry = i;
-	}
-	/* with every entry alive, the oldest restorer is forgotten */
-	if (entry == -1)
-	{
-		txm_shared->restore_lost_gen = Max(txm_shared->restore_lost_gen,
-										   txm_shared->restorers[0].gen);
-		memmove(&txm_shared->restorers[0], &txm_shared->restorers[1],
-				sizeof(txm_shared->restorers[0]) * (TXM_MAX_RESTORERS - 1));
-		entry = TXM_MAX_RESTORERS - 1;
-	}
-	/* an entry of another database taken over: what it said is lost */
-	else if (txm_shared->restorers[entry].dboid != MyDatabaseId)
-		txm_shared->restore_lost_gen = Max(txm_shared->restore_lost_gen,
-										   txm_shared->restorers[entry].gen);
-	txm_shared->restorers[entry].pid = MyProcPid;
-	txm_shared->restorers[entry].dboid = MyDatabaseId;
-	txm_shared->restorers[entry].gen = ++txm_shared->restore_gen;
-	LWLockRelease(txm_shared->lock);
-}
-
-/* Is another backend that restores into this database connected?  Hold the lock. */
-static bool
-restore_loading(void)
-{
-	Assert(LWLockHeldByMe(txm_shared->lock));
-	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
-		if (txm_shared->restorers[i].pid != 0 &&
-			txm_shared->restorers[i].pid != MyProcPid &&
-			txm_shared->restorers[i].dboid == MyDatabaseId &&
-			BackendPidGetProc(txm_shared->restorers[i].pid) != NULL)
-			return true;
-	return false;
-}
-
-/* Is a backend that restores into this database still connected? */
-bool
-txm_restore_in_progress(void)
-{
-	bool		found;
-
-	if (txm_shared == NULL)
-		return false;
-	LWLockAcquire(txm_shared->lock, LW_SHARED);
-	found = restore_loading();
-	LWLockRelease(txm_shared->lock);
-	return found;
-}
-
-/*
- * For work that must not act on a database whose restore is still loading
- * (its tables hold part of a dump): call before the work takes its first
- * snapshot, and skip the work if *loading.  Otherwise, give the answer to
- * txm_restore_began_since() before committing the work.  A restoring
- * backend is marked before its rows commit and stays marked until it
- * disconnects, once the dump is loaded (pg_restore -j's workers stay
- * connected until all data is loaded): so work that saw any restored row
- * either found the restore loading here, or finds it began since.
- */
-uint64
-txm_restore_generation(bool *loading)
-{
-	uint64		gen;
-
-	*loading = false;
-	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
-		return 0;
-	LWLockAcquire(txm_shared->lock, LW_SHARED);
-	gen = txm_shared->restore_gen;
-	*loading = restore_loading();
-	LWLockRelease(txm_shared->lock);
-	return gen;
-}
-
-/*
- * Was a backend marked as restoring into this database since gen?  Also
- * true if an entry newer than gen was lost (reused for another database or
- * forgotten), as it may have been this database's.
- */
-bool
-txm_restore_began_since(uint64 gen)
-{
-	bool		began = false;
-
-	if (txm_shared == NULL || !OidIsValid(MyDatabaseId))
-		return false;
-	LWLockAcquire(txm_shared->lock, LW_SHARED);
-	if (txm_shared->restore_gen != gen)
-	{
-		began = txm_shared->restore_lost_gen > gen;
-		for (int i = 0; i < TXM_MAX_RESTORERS && !began; i++)
-			began = txm_shared->restorers[i].dboid == MyDatabaseId &&
-				txm_shared->restorers[i].gen > gen;
-	}
-	LWLockRelease(txm_shared->lock);
-	return began;
-}
-
-/*
- * The restore of this database is over (taken over, or this backend uses
- * the extension, which a restore does not): forget its restorers, and
- * record state for tx_worker_status() when not NULL.
- */
-void
-txm_restore_noted(const char *state)
-{
-	TxmDbSlot  *slot;
-
-	if (txm_shared == NULL || !OidIsValid(MyDatabaseId) || (state == NULL && !restoring))
-		return;
-	restoring = false;
-	LWLockAcquire(txm_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < TXM_MAX_RESTORERS; i++)
-		if (txm_shared->restorers[i].dboid == MyDatabaseId &&
-			(state != NULL || txm_shared->restorers[i].pid == MyProcPid))
-			txm_shared->restorers[i].pid = 0;
-	LWLockRelease(txm_shared->lock);
-	slot = txm_my_slot();
-	if (state == NULL || slot == NULL)
-		return;
-	SpinLockAcquire(&slot->mutex);
-	strlcpy(slot->restore_state, state, TXM_RESTORE_STATE_LEN);
-	SpinLockRelease(&slot->mutex);
 }
 
 /* The worker: what tx_worker_status() says of the restore of its database. */

@@ -175,7 +175,6 @@ extern TimestampTz txm_worker_handlers_dry_at(void);
 
 /* shmem_totals.c: totals waiting to be moved into tx_message.totals */
 extern int	txm_totals_take(TxmTotalDelta *out, int max);
-extern void txm_totals_put_back(const TxmTotalDelta *deltas, int n);
 extern int	txm_totals_capacity(void);
 
 /* shmem.c: restores in progress, and what became of them */
@@ -183,7 +182,8 @@ extern void txm_restore_note_restorer(void);
 extern bool txm_restore_in_progress(void);
 extern uint64 txm_restore_generation(bool *loading);
 extern bool txm_restore_began_since(uint64 gen);
-extern void txm_restore_noted(const char *state);
+extern void txm_restore_taken_over(const char *state, uint64 gen);
+extern void txm_restore_done_here(void);
 extern void txm_worker_note_restore(const char *state);
 
 /* shmem.c: commands that need a database to themselves */

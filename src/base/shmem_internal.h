@@ -46,7 +46,6 @@
 #define TXM_RING_SIZE		4096
 #define TXM_HINTS			256
 #define TXM_MAX_ABSENT		256
-#define TXM_MAX_RESTORERS	16
 #define TXM_TOTALS			512
 
 /* how soon the launcher starts a database's worker again after it ended */
@@ -165,6 +164,14 @@ struct TxmDbSlot
 	TxmTotal	totals[TXM_TOTALS];
 };
 
+/* A backend restoring into a database, and the generation it was last marked at. */
+typedef struct TxmRestorer
+{
+	pid_t		pid;			/* 0: none (any more) */
+	Oid			dboid;
+	uint64		gen;
+} TxmRestorer;
+
 typedef struct TxmShared
 {
 	LWLock	   *lock;
@@ -177,17 +184,14 @@ typedef struct TxmShared
 	int			nabsent;
 	Oid			absent[TXM_MAX_ABSENT]; /* databases known to lack the extension */
 	/*
-	 * Backends that loaded rows into the extension's tables (a restore),
-	 * each with the generation it was last marked at.  restore_gen counts
-	 * the markings; restore_lost_gen is the newest generation of an entry
-	 * that was given to another database or forgotten.
+	 * Backends that loaded rows into the extension's tables (a restore):
+	 * one TxmRestorer per backend id at restorers_offset, nrestorers of
+	 * them with a pid.  restore_gen counts the markings; restore_lost_gen
+	 * is the newest generation of an entry that a backend of another
+	 * database took over.
 	 */
-	struct
-	{
-		pid_t		pid;
-		Oid			dboid;
-		uint64		gen;
-	}			restorers[TXM_MAX_RESTORERS];
+	Size		restorers_offset;
+	int			nrestorers;
 	uint64		restore_gen;
 	uint64		restore_lost_gen;
 	TxmDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
@@ -210,6 +214,7 @@ extern void shmem_broadcast(TxmDbSlot *slot);
 
 /* shmem_totals.c */
 extern void shmem_totals_add(TxmDbSlot *slot, int32 topic_id, int32 sub_id, const uint64 *n);
+extern void shmem_totals_taken(const TxmDbSlot *slot, const TxmTotalDelta *d, int n);
 extern void shmem_totals_clear(TxmDbSlot *slot);
 
 /* shmem_claims.c */

@@ -86,7 +86,9 @@ txm_totals_capacity(void)
 
 /*
  * Take this database's totals (at most max entries; pass
- * txm_totals_capacity()) and empty their entries.  Returns how many.
+ * txm_totals_capacity()) and empty their entries, to store them in the
+ * current transaction: if it, or the subtransaction that took them, rolls
+ * back, they are given back (shmem_xact.c).  Returns how many.
  */
 int
 txm_totals_take(TxmTotalDelta *out, int max)
@@ -117,17 +119,6 @@ txm_totals_take(TxmTotalDelta *out, int max)
 			n++;
 	}
 	LWLockRelease(slot->totals_lock);
+	shmem_totals_taken(slot, out, n);
 	return n;
-}
-
-/* Give back totals taken by txm_totals_take() that could not be stored. */
-void
-txm_totals_put_back(const TxmTotalDelta *deltas, int n)
-{
-	TxmDbSlot  *slot = txm_my_slot();
-
-	if (slot == NULL)
-		return;
-	for (int i = 0; i < n; i++)
-		shmem_totals_add(slot, deltas[i].topic_id, deltas[i].sub_id, deltas[i].n);
 }

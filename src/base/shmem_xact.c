@@ -55,6 +55,35 @@ static PendingTotal *pending_totals = NULL;
 static int	npending_totals = 0;
 static int	pending_totals_cap = 0;
 
+/*
+ * Totals taken out of shared memory to be stored (txm_totals_take), per
+ * subtransaction level: given back if that level rolls back, so that a
+ * store that does not commit loses none.
+ */
+static PendingTotal *taken_totals = NULL;
+static int	ntaken_totals = 0;
+static int	taken_totals_cap = 0;
+
+void
+shmem_totals_taken(const TxmDbSlot *slot, const TxmTotalDelta *d, int n)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	Assert(slot == txm_my_slot());
+	if (ntaken_totals + n > taken_totals_cap)
+	{
+		taken_totals_cap = Max(ntaken_totals + n, Max(16, taken_totals_cap * 2));
+		taken_totals = taken_totals
+			? repalloc(taken_totals, sizeof(PendingTotal) * taken_totals_cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(PendingTotal) * taken_totals_cap);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		taken_totals[ntaken_totals].d = d[i];
+		taken_totals[ntaken_totals++].level = level;
+	}
+}
+
 void
 txm_at_commit_count(int32 topic_id, int32 sub_id, TxmTotalKind kind, uint64 n)
 {
@@ -177,16 +206,30 @@ at_commit_visible(void)
 		shmem_request_worker(MyDatabaseId);
 }
 
-/* Rolled back: our claims' positions are free again; tell the waiting receivers. */
+/*
+ * Rolled back (from min_level on): our claims' positions are free again,
+ * tell the waiting receivers; the totals taken to be stored go back.
+ */
 static void
 at_abort(int min_level)
 {
 	TxmDbSlot  *slot;
+	int			kept = 0;
 
 	if (txm_shared == NULL)
 		return;
-	if (shmem_claims_release_own(min_level, true) && (slot = txm_my_slot()) != NULL)
+	slot = txm_my_slot();
+	if (shmem_claims_release_own(min_level, true) && slot != NULL)
 		shmem_broadcast(slot);
+	for (int i = 0; i < ntaken_totals; i++)
+	{
+		if (taken_totals[i].level < min_level)
+			taken_totals[kept++] = taken_totals[i];
+		else if (slot != NULL)
+			shmem_totals_add(slot, taken_totals[i].d.topic_id, taken_totals[i].d.sub_id,
+							 taken_totals[i].d.n);
+	}
+	ntaken_totals = kept;
 }
 
 void
@@ -209,6 +252,7 @@ txm_shmem_xact_callback(XactEvent event)
 	{
 		memset(&at_commit, 0, sizeof(at_commit));
 		npending_totals = 0;
+		ntaken_totals = 0;
 	}
 }
 
@@ -250,5 +294,8 @@ txm_shmem_subxact_callback(SubXactEvent event)
 		if (at_commit.ticked && at_commit.ticked_level >= level)
 			at_commit.ticked_level = level - 1;
 		subxact_totals(level, true);
+		for (int i = 0; i < ntaken_totals; i++)
+			if (taken_totals[i].level >= level)
+				taken_totals[i].level = level - 1;
 	}
 }

@@ -242,6 +242,7 @@ decide_begin(TxmDbSlot *slot, const TxmLeaseRels *rels, const TxmSub *sub, Block
 	UnregisterSnapshot(snap);
 	free_positions(&bc->bs, rows, nrows, slot ? &inflight : NULL, bc->start, *done_seq,
 				   &bc->free_bits);
+	pfree(rows);
 	memset(&bc->covered, 0, sizeof(bc->covered));
 	memset(&bc->done, 0, sizeof(bc->done));
 	bc->first_off = -1;
@@ -340,6 +341,7 @@ stream_first_look(TxmDbSlot *slot, const TxmLeaseRels *rels, const TxmSub *sub, 
 	*done_seq = txm_read_done_seq(rels, sub->sub_id, snap);
 	nrows = txm_read_block_leases(rels, sub->sub_id, bc->block, snap, &rows);
 	free_positions(&bc->bs, rows, nrows, &inflight, bc->start, *done_seq, &bc->free_bits);
+	pfree(rows);
 	if (txm_bits_empty(&bc->free_bits))
 	{
 		UnregisterSnapshot(snap);
@@ -609,6 +611,7 @@ ordered_first_look(const TxmLeaseRels *rels, const TxmSub *sub, BlockClaim *bc, 
 	*done_seq = txm_read_done_seq(rels, sub->sub_id, snap);
 	nrows = txm_read_block_leases(rels, sub->sub_id, bc->block, snap, &rows);
 	free_positions(&bc->bs, rows, nrows, NULL, bc->start, *done_seq, &maybe_free);
+	pfree(rows);
 	for (int off = 0; off < TXM_BLOCK; off++)
 	{
 		if (!txm_bit_get(&maybe_free, off))

@@ -215,6 +215,7 @@ txm_advance_watermark(const TxmSub *sub)
 			if (!finished)
 				break;
 		}
+		pfree(rows);
 		seq = block * TXM_BLOCK + off;
 		if (off < TXM_BLOCK)
 			break;
@@ -573,19 +574,10 @@ txm_store_totals(void)
 									? construct_array(cols[k], n, INT4OID, 4, true, TYPALIGN_INT)
 									: construct_array(cols[k], n, INT8OID, 8, FLOAT8PASSBYVAL,
 													  TYPALIGN_DOUBLE));
-	/* counted, and not stored: give them back for the next cycle */
-	PG_TRY();
-	{
-		SPI_connect();
-		txm_spi_exec(sql, 6, types, values, NULL, 0);
-		SPI_finish();
-	}
-	PG_CATCH();
-	{
-		txm_totals_put_back(d, n);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	/* counted and not stored (an error, a rollback): given back for the next cycle */
+	SPI_connect();
+	txm_spi_exec(sql, 6, types, values, NULL, 0);
+	SPI_finish();
 	return n;
 }
 

@@ -272,7 +272,11 @@ txm_run_due_checks(bool with_functions, bool executor)
 
 	memset(&stats, 0, sizeof(stats));
 	if (!txm_run_in_transaction(due_unit, &due, "finding due check-backs"))
+	{
+		if (due.ids)
+			pfree(due.ids);
 		return 0;
+	}
 	for (int i = 0; i < due.n; i++)
 	{
 		CheckUnit	unit = {due.ids[i], with_functions, &stats};

@@ -273,11 +273,14 @@ typedef enum TakeOverStart
 /*
  * The locks of a take-over (txm_take_over_restore), and whether there is
  * one to do.  Unless it answers TAKE_OVER_GO, it holds no lock it took.
+ * *restore_gen: the restorers' generation it found no restore loading at
+ * (a backend marked after that is loading another dump, and stays marked).
  */
 static TakeOverStart
-take_over_begin(const TxmCatalog *c, bool holding_ticks)
+take_over_begin(const TxmCatalog *c, bool holding_ticks, uint64 *restore_gen)
 {
 	TakeOverStart result = TAKE_OVER_GO;
+	bool		loading;
 
 	if (holding_ticks)
 	{
@@ -299,8 +302,12 @@ take_over_begin(const TxmCatalog *c, bool holding_ticks)
 	 * caller looked: its dump is still loading, and taking it over now
 	 * would tick under the ticks it has yet to load.
 	 */
-	else if (txm_restore_in_progress())
-		result = TAKE_OVER_BUSY;
+	else
+	{
+		*restore_gen = txm_restore_generation(&loading);
+		if (loading)
+			result = TAKE_OVER_BUSY;
+	}
 	if (result != TAKE_OVER_GO)
 	{
 		/* hold up no producer until this transaction ends */
@@ -344,8 +351,9 @@ txm_take_over_restore(bool holding_ticks)
 	int			positions_repaired;
 	int64		missing;
 	char	   *problem = NULL;
+	uint64		restore_gen = 0;
 
-	switch (take_over_begin(c, holding_ticks))
+	switch (take_over_begin(c, holding_ticks, &restore_gen))
 	{
 		case TAKE_OVER_BUSY:
 			return false;
@@ -399,7 +407,7 @@ txm_take_over_restore(bool holding_ticks)
 	txm_forget_instance();
 	/* ids this transaction made before are of the old base: make new ones */
 	txm_forget_pos();
-	txm_restore_noted(problem ? problem : "taken over");
+	txm_restore_taken_over(problem ? problem : "taken over", restore_gen);
 	ereport(LOG,
 			(errmsg("tx_message took over the messages of a restored dump"),
 			 errdetail("Message ids continue from %llu; messages leased when the dump was taken are delivered again.",
@@ -415,7 +423,7 @@ txm_take_over_restore(bool holding_ticks)
 void
 txm_take_over_if_restored(void)
 {
-	txm_restore_noted(NULL);
+	txm_restore_done_here();
 	if (!txm_instance()->restore_pending)
 		return;
 	if (txm_restore_in_progress())

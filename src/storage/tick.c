@@ -797,8 +797,26 @@ insert_tick(int64 tick_id, PgSnapshotData *snapshot, TimestampTz tick_at)
 }
 
 /*
+ * A restored dump is taken over before its log is ticked in this id space.
+ * False if a producer holds that up: tick later.
+ */
+static bool
+take_over_first(void)
+{
+	if (!txm_instance()->restore_pending)
+		return true;
+	if (!txm_take_over_restore(true))
+		return false;
+	/* the streams are the dump's now */
+	forget_heads();
+	return true;
+}
+
+/*
  * Run one tick in the current transaction.  Returns the number of messages
- * made deliverable, or -1 if wait is false and another tick is running.
+ * made deliverable, or -1 if wait is false and another tick is running (0
+ * or -1 also while a restore loads the database, or while a producer holds
+ * up taking one over).
  * When the current transaction commits, the commit ring counts as ticked up
  * to what this tick read of it.
  */
@@ -822,23 +840,12 @@ txm_tick(bool wait)
 	else if (!ConditionalLockRelationOid(c->ticks, ExclusiveLock))
 		return -1;
 
-	/*
-	 * A restored dump is taken over before its log is ticked in this id
-	 * space; if a producer holds it up, tick later.
-	 */
-	if (txm_instance()->restore_pending)
+	if (!take_over_first())
 	{
-		if (!txm_take_over_restore(true))
-		{
-			UnlockRelationOid(c->ticks, ExclusiveLock);
-			return wait ? 0 : -1;
-		}
-		/* the streams are the dump's now */
-		forget_heads();
+		UnlockRelationOid(c->ticks, ExclusiveLock);
+		return wait ? 0 : -1;
 	}
 	inst = txm_instance();
-	ticked_level = Max(ticked_level, GetCurrentTransactionNestLevel());
-	tick_moves.n = 0;
 
 	/*
 	 * Read the ring before taking the snapshot: every entry read belongs to
@@ -846,6 +853,21 @@ txm_tick(bool wait)
 	 */
 	ranks = ring_ranks(dbslot, inst->id_base, &ring_upto);
 	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	/*
+	 * Not over part of a dump (a restore with -j may load the log before
+	 * lineage and the ticks): a restoring backend is marked before its rows
+	 * commit, so if this snapshot sees any, the restore is seen loading.
+	 */
+	if (txm_restore_in_progress())
+	{
+		UnregisterSnapshot(snap);
+		hash_destroy(ranks);
+		UnlockRelationOid(c->ticks, ExclusiveLock);
+		return wait ? 0 : -1;
+	}
+	ticked_level = Max(ticked_level, GetCurrentTransactionNestLevel());
+	tick_moves.n = 0;
 	now = snapshot_64(snap, inst->id_base);
 	prev = previous_snapshot(snap, now, &prev_tick, &prev_tick_xmax);
 
