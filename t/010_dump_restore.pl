@@ -3,7 +3,9 @@
 # messages committed together, a same-transaction consumer, an external
 # consumer that acks in a later transaction, and a handler), the database
 # is dumped three times: in custom format, restored with pg_restore -j 2,
-# in plain format, restored with psql, and without tx_message.sub_state.
+# in plain format, restored with psql, with INSERT statements
+# (--inserts), restored with psql in one transaction as the README says,
+# and without tx_message.sub_state.
 # Each is restored into a fresh database of a second cluster with the
 # library preloaded, whose worker starts while the restore is still
 # loading.  Then, in each complete restore:
@@ -80,9 +82,10 @@ my %current_at_dump;
 my %dumps = (
 	custom => [ '-Fc', '-f', "$dir/dump.custom" ],
 	plain => [ '-f', "$dir/dump.sql" ],
+	inserts => [ '--inserts', '-f', "$dir/dump_inserts.sql" ],
 	no_positions => [ '-Fc', '-f', "$dir/dump_nopos.custom", '--exclude-table-data=tx_message.sub_state' ],
 );
-for my $name (qw(custom plain no_positions))
+for my $name (qw(custom plain inserts no_positions))
 {
 	sleep 1;
 	# a backlog for each dump: the consumers may have caught up meanwhile
@@ -97,11 +100,15 @@ $loaders->stop('stop', qw(prod_single prod_batch prod_half cons_pull cons_ext));
 my ($n_expected, $unexpected) = $loaders->errors(qw(prod_single prod_batch prod_half cons_pull cons_ext));
 is_deeply($unexpected, {}, 'the load ran without errors');
 
-$dst->safe_psql('postgres', 'CREATE DATABASE r_custom; CREATE DATABASE r_plain; CREATE DATABASE r_nopos');
+$dst->safe_psql('postgres',
+	'CREATE DATABASE r_custom; CREATE DATABASE r_plain; CREATE DATABASE r_inserts; CREATE DATABASE r_nopos');
 $dst->command_ok([ $dst->installed_command('pg_restore'), '-j', '2', '--exit-on-error',
 	'-d', $dst->connstr('r_custom'), "$dir/dump.custom" ], 'pg_restore -j 2 of the custom dump');
 $dst->command_ok([ $dst->installed_command('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1',
 	'-d', $dst->connstr('r_plain'), '-f', "$dir/dump.sql" ], 'psql restores the plain dump');
+$dst->command_ok([ $dst->installed_command('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
+	'-d', $dst->connstr('r_inserts'), '-f', "$dir/dump_inserts.sql" ],
+	'psql restores the dump of INSERT statements in one transaction');
 $dst->command_ok([ $dst->installed_command('pg_restore'), '--exit-on-error',
 	'-d', $dst->connstr('r_nopos'), "$dir/dump_nopos.custom" ], 'pg_restore of the dump without positions');
 
@@ -151,10 +158,10 @@ sub counts
 	return \%c;
 }
 
-for my $db (qw(r_custom r_plain))
+for my $db (qw(r_custom r_plain r_inserts))
 {
 	is(restore_state($db), 'taken over', "$db: the worker took the dump over");
-	my $name = $db eq 'r_custom' ? 'custom' : 'plain';
+	my $name = substr($db, 2);
 	SKIP:
 	{
 		skip "the log tables rotated while $name was dumped", 1 unless defined $current_at_dump{$name};
