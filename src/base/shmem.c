@@ -69,10 +69,17 @@ restorers_offset(void)
 									  sizeof(TxmClaim))));
 }
 
+/* the keys of each backend's open ordered claims (shmem_claims.c) */
+static Size
+key_filters_offset(void)
+{
+	return MAXALIGN(add_size(restorers_offset(), mul_size(MaxBackends, sizeof(TxmRestorer))));
+}
+
 static Size
 shmem_size(void)
 {
-	return add_size(restorers_offset(), mul_size(MaxBackends, sizeof(TxmRestorer)));
+	return add_size(key_filters_offset(), mul_size(MaxBackends, sizeof(TxmKeyFilter)));
 }
 
 static void
@@ -104,6 +111,7 @@ shmem_startup(void)
 		txm_shared->claims_per_slot = claims_per_slot();
 		txm_shared->claims_offset = claims_offset();
 		txm_shared->restorers_offset = restorers_offset();
+		txm_shared->key_filters_offset = key_filters_offset();
 		txm_shared->nslots = txm_max_databases;
 		for (int i = 0; i < txm_shared->nslots; i++)
 		{

@@ -219,14 +219,29 @@ extern bool txm_hint_retries_possible(const int32 *sub_ids, int n, TimestampTz n
 									  uint32 *version);
 extern void txm_hint_retry_set(int32 sub_id, uint32 version, TimestampTz due);
 
+/*
+ * The keys of an ordered claim, as a Bloom filter (three bits a key): a key
+ * that was added always tests true; one that was not, rarely (0.04 % with a
+ * hundred keys, 1.6 % with four hundred: four open claims of a hundred),
+ * which only holds its message back until the claim ends.
+ */
+#define TXM_KEY_FILTER_BITS	4096
+typedef struct TxmKeyFilter
+{
+	uint8		b[TXM_KEY_FILTER_BITS / 8];
+} TxmKeyFilter;
+
 /* shmem_claims.c: the registry of open claims */
 extern void txm_claims_lock(TxmDbSlot *slot, LWLockMode mode);
 extern void txm_claims_unlock(TxmDbSlot *slot);
 extern void txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken);
+extern bool txm_claims_keys(TxmDbSlot *slot, int32 sub_id, TxmKeyFilter *keys);
 extern int	txm_claims_capacity(void);
 extern bool txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block,
-							   const uint8 *covered, int64 first_seq,
-							   TimestampTz lease_until);
+							   const uint8 *covered, const TxmKeyFilter *keys,
+							   int64 first_seq, TimestampTz lease_until);
+extern void txm_key_filter_add(TxmKeyFilter *keys, const char *key);
+extern bool txm_key_filter_test(const TxmKeyFilter *keys, const char *key);
 
 /* shmem_xact.c: what the current transaction asks for at its commit */
 extern void txm_at_commit_ring_append(uint64 xid64, int32 topic_id);

@@ -18,7 +18,11 @@
  * the registry first and takes its snapshot second, both under that lock;
  * an entry is removed only after its transaction's commit became visible
  * (shmem_xact.c).  So every claim is seen either in the registry or as a
- * committed lease (docs/design.md, section 3).
+ * committed lease (docs/design.md, section 3).  An ordered claim also
+ * publishes the keys of its messages, in its backend's Bloom filter (one
+ * per backend, emptied when its transaction ends), so that another ordered
+ * claimer holds back their later messages while the claim is open, as it
+ * does for the keys of committed leases.
  *
  * IDENTIFICATION
  *	  src/base/shmem_claims.c
@@ -28,6 +32,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
 
@@ -335,6 +340,29 @@ typedef struct OwnClaim
 
 static List *own_claims = NIL;
 
+/* the slot whose claims put keys in this backend's filter, NULL: none */
+static TxmDbSlot *own_keys_slot = NULL;
+
+static TxmKeyFilter *
+key_filter(int index)
+{
+	Assert(index >= 0 && index < MaxBackends);
+	return (TxmKeyFilter *) ((char *) txm_shared + txm_shared->key_filters_offset) + index;
+}
+
+/* Add keys to this backend's filter, for a claim in slot; hold its claim lock exclusively. */
+static int
+own_keys_add(TxmDbSlot *slot, const TxmKeyFilter *keys)
+{
+	TxmKeyFilter *mine = key_filter(MyBackendId - 1);
+
+	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
+	for (int k = 0; k < sizeof(keys->b); k++)
+		mine->b[k] |= keys->b[k];
+	own_keys_slot = slot;
+	return MyBackendId - 1;
+}
+
 static TxmClaim *
 slot_claims(TxmDbSlot *slot)
 {
@@ -374,6 +402,64 @@ txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken)
 	}
 }
 
+/*
+ * OR into keys the keys of the open ordered claims of a subscription.
+ * Returns whether there are any.
+ */
+bool
+txm_claims_keys(TxmDbSlot *slot, int32 sub_id, TxmKeyFilter *keys)
+{
+	TxmClaim   *claims = slot_claims(slot);
+	bool		any = false;
+
+	Assert(LWLockHeldByMe(slot->claim_lock));
+	for (int i = 0; i < txm_shared->claims_per_slot; i++)
+	{
+		const TxmKeyFilter *theirs;
+
+		if (claims[i].sub_id != sub_id || claims[i].key_filter < 0)
+			continue;
+		theirs = key_filter(claims[i].key_filter);
+		for (int k = 0; k < sizeof(keys->b); k++)
+			keys->b[k] |= theirs->b[k];
+		any = true;
+	}
+	return any;
+}
+
+/* The filter's three bits of a key, from one 64-bit hash. */
+static void
+key_filter_bits(const char *key, uint32 bits[3])
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
+
+	StaticAssertStmt(TXM_KEY_FILTER_BITS == 4096, "three 12-bit slices of the hash");
+	for (int i = 0; i < 3; i++)
+		bits[i] = (uint32) (h >> (12 * i)) % TXM_KEY_FILTER_BITS;
+}
+
+void
+txm_key_filter_add(TxmKeyFilter *keys, const char *key)
+{
+	uint32		bits[3];
+
+	key_filter_bits(key, bits);
+	for (int i = 0; i < 3; i++)
+		keys->b[bits[i] / 8] |= (uint8) (1 << (bits[i] % 8));
+}
+
+bool
+txm_key_filter_test(const TxmKeyFilter *keys, const char *key)
+{
+	uint32		bits[3];
+
+	key_filter_bits(key, bits);
+	for (int i = 0; i < 3; i++)
+		if ((keys->b[bits[i] / 8] & (1 << (bits[i] % 8))) == 0)
+			return false;
+	return true;
+}
+
 /* How many open claims one database's registry holds. */
 int
 txm_claims_capacity(void)
@@ -399,7 +485,7 @@ covers_all(const uint8 *covered)
  */
 static bool
 join_own_claim(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
-			   int64 first_seq, TimestampTz lease_until)
+			   const TxmKeyFilter *keys, int64 first_seq, TimestampTz lease_until)
 {
 	TxmClaim   *claims = slot_claims(slot);
 	int			level = GetCurrentTransactionNestLevel();
@@ -423,6 +509,8 @@ join_own_claim(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
 		else
 			continue;
 		claim->lease_until = Min(claim->lease_until, lease_until);
+		if (keys)
+			claim->key_filter = own_keys_add(slot, keys);
 		/* an abort gives back from the first position of any part */
 		own->first_seq = Min(own->first_seq, first_seq);
 		return true;
@@ -431,17 +519,18 @@ join_own_claim(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
 }
 
 /*
- * Publish a claim of the current (sub)transaction until it ends.  False if
- * the registry is full.
+ * Publish a claim of the current (sub)transaction until it ends, with the
+ * keys of its messages if it is an ordered claim (else NULL).  False if the
+ * registry is full.
  */
 bool
 txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
-				   int64 first_seq, TimestampTz lease_until)
+				   const TxmKeyFilter *keys, int64 first_seq, TimestampTz lease_until)
 {
 	TxmClaim   *claims = slot_claims(slot);
 
 	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
-	if (join_own_claim(slot, sub_id, block, covered, first_seq, lease_until))
+	if (join_own_claim(slot, sub_id, block, covered, keys, first_seq, lease_until))
 		return true;
 	for (int i = 0; i < txm_shared->claims_per_slot; i++)
 	{
@@ -456,6 +545,7 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 		claims[i].lease_until = lease_until;
 		claims[i].pgprocno = MyProc->pgprocno;
 		memcpy(claims[i].covered, covered, TXM_BLOCK_BYTES);
+		claims[i].key_filter = keys ? own_keys_add(slot, keys) : -1;
 
 		/* freed at transaction end, outside any transaction memory */
 		old = MemoryContextSwitchTo(TopMemoryContext);
@@ -498,6 +588,14 @@ shmem_claims_release_own(int min_level, bool lower_hints)
 		any = true;
 		pfree(own);
 		own_claims = foreach_delete_current(own_claims, lc);
+	}
+	/* no claim of the transaction is left to point at the keys */
+	if (min_level == 0 && own_keys_slot != NULL)
+	{
+		LWLockAcquire(own_keys_slot->claim_lock, LW_EXCLUSIVE);
+		memset(key_filter(MyBackendId - 1), 0, sizeof(TxmKeyFilter));
+		LWLockRelease(own_keys_slot->claim_lock);
+		own_keys_slot = NULL;
 	}
 	return any;
 }

@@ -101,6 +101,8 @@ typedef struct TxmClaim
 	int64		last_block;		/* > block: block..last_block, every position */
 	TimestampTz lease_until;	/* of its lease rows, not visible to others yet */
 	uint8		covered[TXM_BLOCK_BYTES];
+	int			key_filter;		/* an ordered claim: its keys are in this
+								 * backend's filter (backend id - 1), else -1 */
 } TxmClaim;
 
 struct TxmDbSlot
@@ -191,6 +193,7 @@ typedef struct TxmShared
 	 * database took over.
 	 */
 	Size		restorers_offset;
+	Size		key_filters_offset; /* a TxmKeyFilter per backend id */
 	int			nrestorers;
 	uint64		restore_gen;
 	uint64		restore_lost_gen;

@@ -27,13 +27,14 @@
  * claim in the same block at once.  A receive that rolls back leaves no
  * lease, and its positions are free again (shmem_xact.c).
  *
- * Ordered subscriptions take one more lock, on the subscription, so their
- * claims are serialized; a message is taken only if no message with its key
- * is pending in a lease or in retries.  A blocked message stays free, ahead
- * of the later messages of its key.  Their first look reads no registry
- * (the claims of other ordered claimers are committed by the time they
- * hold the lock): it reads only the messages no lease covers, and the
- * decision, under the claim lock, excludes the rest as for any claim.
+ * Ordered subscriptions take one more lock, on the subscription, while
+ * claiming, so their claims are made one at a time; a message is taken only
+ * if no message with its key is pending in a lease, in retries or in an
+ * open claim (whose keys the registry holds), so competing consumers take
+ * different keys at once.  A blocked message stays free, ahead of the
+ * later messages of its key.  Their first look reads no registry: it reads
+ * the messages no lease covers, and the decision, under the claim lock,
+ * excludes those of open claims as for any claim.
  *
  * Due retries are claimed before the streams.  Receivers start scanning at
  * a hint kept in shared memory (the lowest position that may be free) and
@@ -95,6 +96,8 @@ typedef struct BlockClaim
 	TxmBlockBits done;			/* of those, what is finished already */
 	int			first_off;		/* first covered offset, -1: none */
 	int			delivered_before;	/* deliveries of the call before this block */
+	bool		keyed;			/* an ordered claim: publish the keys it covers */
+	TxmKeyFilter keys;
 } BlockClaim;
 
 /* What a first look at a block found. */
@@ -245,6 +248,8 @@ decide_begin(TxmDbSlot *slot, const TxmLeaseRels *rels, const TxmSub *sub, Block
 	pfree(rows);
 	memset(&bc->covered, 0, sizeof(bc->covered));
 	memset(&bc->done, 0, sizeof(bc->done));
+	if (bc->keyed)
+		memset(&bc->keys, 0, sizeof(bc->keys));
 	bc->first_off = -1;
 	return true;
 }
@@ -275,6 +280,7 @@ decide_end(TxmDbSlot *slot, const TxmSub *sub, BlockClaim *bc, TimestampTz lease
 		return true;
 	if (bc->first_off >= 0)
 		registered = txm_claims_publish(slot, sub->sub_id, bc->block, bc->covered.b,
+										bc->keyed ? &bc->keys : NULL,
 										bc->start + bc->first_off, lease_until);
 	txm_claims_unlock(slot);
 	if (registered)
@@ -419,6 +425,7 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 	UnregisterSnapshot(snap);
 	block = Max(done_seq, hint_read) / TXM_BLOCK;
 	block_claim_init(&bc);
+	bc.keyed = true;
 
 	while (got < need)
 	{
@@ -628,11 +635,14 @@ ordered_first_look(const TxmLeaseRels *rels, const TxmSub *sub, BlockClaim *bc, 
 /*
  * Cover the free candidates in order, skipping those whose key is busy (and
  * keeping later ones of that key behind them), until need are delivered.
- * keys receives the key of every covered offset.
+ * Busy: pending in a committed lease or in retries (blocked), or in an open
+ * claim of another transaction (open, NULL if there is none).  keys
+ * receives the key of every covered offset.
  */
 static void
-ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, int need, int *got,
-			  int *scanned, Datum *keys, bool *key_nulls, TimestampTz lease_until, List **out)
+ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, const TxmKeyFilter *open,
+			  int need, int *got, int *scanned, Datum *keys, bool *key_nulls,
+			  TimestampTz lease_until, List **out)
 {
 	for (int i = 0; i < TXM_BLOCK; i++)
 		key_nulls[i] = true;
@@ -658,10 +668,11 @@ ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, int need, int *got,
 			if (strlen(key) >= TXM_KEY_MAX)
 				key[TXM_KEY_MAX - 1] = '\0';
 			hash_search(blocked, key, HASH_ENTER, &found);
-			if (found)
+			if (found || (open && txm_key_filter_test(open, key)))
 				continue;		/* its key is busy: wait, and keep later ones behind it */
 			keys[off] = m->cols[TXM_COL_KEY];
 			key_nulls[off] = false;
+			txm_key_filter_add(&bc->keys, key);
 		}
 		/* (a message without a key has no order to keep) */
 		cover(bc, off);
@@ -671,10 +682,46 @@ ordered_cover(int sub_index, BlockClaim *bc, HTAB *blocked, int need, int *got,
 }
 
 /*
+ * Take the ordered lock of a subscription: held while claiming when the
+ * claim registry publishes the claim and its keys (true), else, without
+ * shared memory, to the end of the transaction, and not waited for (false,
+ * and *busy if another receiver holds it).
+ */
+static bool
+ordered_lock(TxmDbSlot *slot, int32 sub_id, bool *busy)
+{
+	LOCKTAG		tag;
+
+	*busy = false;
+	if (slot == NULL)
+	{
+		*busy = !try_lock(sub_id, TXM_ORDERED_LOCK, ExclusiveLock);
+		return false;
+	}
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, (uint32) TXM_ORDERED_LOCK,
+						 TXM_LOCK_FIELD4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return true;
+}
+
+static void
+ordered_unlock(int32 sub_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) sub_id, (uint32) TXM_ORDERED_LOCK,
+						 TXM_LOCK_FIELD4);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
  * Ordered subscriptions: per key, in commit order, one at a time.  Claims
- * are serialized by a lock on the subscription; like unordered claims, they
- * take the block in share mode and publish their claims, so that both kinds
- * (a subscription may change) never take the same positions.
+ * are serialized by a lock on the subscription, held while claiming; the
+ * keys of the claims of transactions still open are read from the
+ * registry before the committed leases, so that each claim's keys are seen
+ * in one or the other.  Like unordered claims, they take the block in share
+ * mode and publish their claims, so that both kinds (a subscription may
+ * change) never take the same positions.
  */
 static int
 claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until,
@@ -695,10 +742,21 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	int			lookahead = Max(need * 10, 4 * TXM_BLOCK);
 	Datum	   *keys = palloc0(sizeof(Datum) * TXM_BLOCK);
 	bool	   *key_nulls = palloc(sizeof(bool) * TXM_BLOCK);
+	bool		busy;
+	bool		unlock = ordered_lock(slot, sub->sub_id, &busy);
+	TxmKeyFilter open;
+	bool		any_open = false;
 
-	if (!try_lock(sub->sub_id, TXM_ORDERED_LOCK, ExclusiveLock))
+	if (busy)
 		return 0;				/* another receiver is claiming for this subscription */
 	txm_lease_rels_open(&rels);
+	memset(&open, 0, sizeof(open));
+	if (slot)
+	{
+		txm_claims_lock(slot, LW_SHARED);
+		any_open = txm_claims_keys(slot, sub->sub_id, &open);
+		txm_claims_unlock(slot);
+	}
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	done_seq = txm_read_done_seq(&rels, sub->sub_id, snap);
 	UnregisterSnapshot(snap);
@@ -706,6 +764,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	/* nothing before the hint is free: the keys pending there are blocked already */
 	block = Max(done_seq, hint_read) / TXM_BLOCK;
 	block_claim_init(&bc);
+	bc.keyed = true;
 
 	while (got < need && scanned < lookahead)
 	{
@@ -729,8 +788,8 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 		retry_keys(sub, &bc, blocked);
 		if (!decide_begin(slot, &rels, sub, &bc, &done_seq, true))
 			break;				/* a claimer without shared memory is in this block */
-		ordered_cover(sub_index, &bc, blocked, need, &got, &scanned, keys, key_nulls,
-					  lease_until, out);
+		ordered_cover(sub_index, &bc, blocked, any_open ? &open : NULL, need, &got, &scanned,
+					  keys, key_nulls, lease_until, out);
 		if (!decide_end(slot, sub, &bc, lease_until, out, &withdrawn))
 		{
 			got -= withdrawn;
@@ -752,6 +811,8 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	hash_destroy(blocked);
 	block_claim_free(&bc);
 	txm_lease_rels_close(&rels);
+	if (unlock)
+		ordered_unlock(sub->sub_id);
 	return got;
 }
 
