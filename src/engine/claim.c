@@ -425,7 +425,6 @@ claim_stream(const TxmSub *sub, int sub_index, int need, TimestampTz lease_until
 	UnregisterSnapshot(snap);
 	block = Max(done_seq, hint_read) / TXM_BLOCK;
 	block_claim_init(&bc);
-	bc.keyed = true;
 
 	while (got < need)
 	{
