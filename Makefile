@@ -62,7 +62,7 @@ PGFILEDESC = "tx_message - transactional messaging inside PostgreSQL"
 # "make install" first.  PGXS's own "make check" is not supported.
 REGRESS = topics catalog send half checkback subscribe consume retry ack_received ordered handlers order_points retention bad_input security search_path stats find trace dead_letter_topic seek dedup filter check_options parity_security cdc log_rows slice_rows
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=$(srcdir)/test.conf
-ISOLATION = producers delivery checkback_race consumers ordered_keys redrive claims privileges topic_drop group_owner subscribe_race topic_drop_send nack_redrive lease_expiry half_race handler_ack retention_reader dedup_race seek_race dead_letter_race handler_claim_error handler_stopped restore_load
+ISOLATION = producers delivery checkback_race consumers ordered_keys redrive claims privileges topic_drop group_owner subscribe_race topic_drop_send nack_redrive lease_expiry half_race handler_ack retention_reader dedup_race seek_race dead_letter_race handler_claim_error handler_stopped restore_load ordered_hint_race ordered_attack
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/test_isolation.conf
 TAP_TESTS = 1
 EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso

@@ -469,6 +469,21 @@ my $chain = q{
 	SELECT format('%s/%s: %s messages, never delivered', topic, key, n)
 	  FROM key_seq k WHERE n > 0 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE (d.topic, d.key) = (k.topic, k.key))
 };
+# The streams themselves: per key, the ticker put the messages in commit
+# order (which the producers' row locks make the order of seq).
+no_rows(q{
+	SELECT format('%s/%s: seq %s at stream position %s, after seq %s at %s (xids %s, %s)',
+	              topic, key, seq, at, n_seq, n_at, pos >> 20, n_pos >> 20)
+	  FROM (SELECT x.topic, x.key, x.seq, x.msg_id AS pos, st.at,
+	               lead(x.seq) OVER w AS n_seq, lead(st.at) OVER w AS n_at, lead(x.msg_id) OVER w AS n_pos
+	          FROM sent x
+	          JOIN (SELECT t.topic, p.pos, sl.first_seq + p.ord - 1 AS at
+	                  FROM tx_message.slices sl JOIN tx_message.topics t USING (topic_id),
+	                       unnest(tx_message._slice_positions(sl.positions, sl.packed)) WITH ORDINALITY p(pos, ord)
+	                 WHERE t.topic IN ('ord', 'ord2')) st ON st.pos = x.msg_id AND st.topic = x.topic
+	         WHERE x.key IS NOT NULL
+	        WINDOW w AS (PARTITION BY x.topic, x.key ORDER BY x.seq)) q
+	 WHERE n_at < at}, 'per key, the streams hold the messages in commit order');
 no_rows($chain, 'per key, deliveries come in commit order, one at a time, each after the previous one ended');
 
 # The attack did what it meant to: keys in flight together, redeliveries
@@ -483,6 +498,36 @@ cmp_ok($node->safe_psql('postgres', q{
 	'>', 10, 'messages came again after an expired lease');
 cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM finishes WHERE NOT counted}),
 	'>', 0, 'old holders acked or nacked in vain');
+
+# A receive that waits for a key another open transaction holds is woken
+# when that transaction acks and commits, not at the end of its wait: the
+# ack of an ordered group wakes the waiting receivers (no tick follows it,
+# nothing new being sent).
+$node->safe_psql('postgres', q{
+	SELECT tx_create_topic('o.wake');
+	SELECT tx_subscribe('o.wake', 'o.wake', ordered => true);
+	SELECT tx_send_batch('o.wake', ARRAY['{"n": 1}', '{"n": 2}']::jsonb[], keys => ARRAY['k', 'k']);
+});
+my ($a_in, $a_out, $b_out) = ('', '', '');
+my $holder = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-d', $node->connstr('postgres') ],
+	'<', \$a_in, '>', \$a_out, '2>', \$a_out);
+$a_in .= "BEGIN;\nSELECT 'held ' || (payload->>'n') FROM tx_receive('o.wake', 1, wait => '10 s');\n";
+my $deadline = time() + 30;
+$holder->pump_nb while $a_out !~ /held 1/ && time() < $deadline;
+like($a_out, qr/held 1/, 'the first message of the key is held by an open transaction');
+my $waiter = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-d', $node->connstr('postgres'), '-c',
+	q{SELECT 'got ' || (payload->>'n') FROM tx_receive('o.wake', 1, wait => '30 s')} ],
+	'>', \$b_out, '2>', \$b_out);
+sleep 2;
+$waiter->pump_nb;
+is($b_out, '', 'a competing receive waits: the next message of the key is held back');
+my $acked_at = time();
+$a_in .= "SELECT tx_ack('o.wake');\nCOMMIT;\n\\q\n";
+$holder->finish;
+$waiter->finish;
+my $woken_after = time() - $acked_at;
+like($b_out, qr/got 2/, 'the waiting receive gets the next message of the key');
+cmp_ok($woken_after, '<', 10, sprintf('and is woken by the commit of the ack (%.2f s later, its wait was 30 s)', $woken_after));
 
 diag(sprintf('runtime %.1f s', time() - $t_start));
 $node->stop;

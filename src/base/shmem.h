@@ -235,7 +235,8 @@ typedef struct TxmKeyFilter
 extern void txm_claims_lock(TxmDbSlot *slot, LWLockMode mode);
 extern void txm_claims_unlock(TxmDbSlot *slot);
 extern void txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken);
-extern bool txm_claims_keys(TxmDbSlot *slot, int32 sub_id, TxmKeyFilter *keys);
+extern bool txm_claims_open_keys(int32 sub_id, TxmKeyFilter *keys, int64 *claim_from,
+								 uint64 *version);
 extern int	txm_claims_capacity(void);
 extern bool txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block,
 							   const uint8 *covered, const TxmKeyFilter *keys,

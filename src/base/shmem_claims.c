@@ -157,14 +157,14 @@ txm_hint_after_claim(int32 sub_id, int64 hint_read, uint64 version, int64 next_f
  * Positions from seq on were given back.  The hint is counted as lowered
  * even where it lies below seq already (or did not exist): a claimer that
  * read it before may have seen those positions claimed, and must not move
- * the hint over them.
+ * the hint over them.  Hold the hint lock exclusively.
  */
 static void
 hint_lower(TxmDbSlot *slot, int32 sub_id, int64 seq)
 {
 	TxmHint    *h;
 
-	LWLockAcquire(slot->hint_lock, LW_EXCLUSIVE);
+	Assert(LWLockHeldByMeInMode(slot->hint_lock, LW_EXCLUSIVE));
 	h = hint_for(slot, sub_id, true);
 	if (h)
 	{
@@ -172,7 +172,6 @@ hint_lower(TxmDbSlot *slot, int32 sub_id, int64 seq)
 			h->claim_from = seq;
 		h->lowered++;
 	}
-	LWLockRelease(slot->hint_lock);
 }
 
 /* A lease of the subscription runs until t. */
@@ -403,27 +402,47 @@ txm_claims_taken(TxmDbSlot *slot, int32 sub_id, int64 block, uint8 *taken)
 }
 
 /*
- * OR into keys the keys of the open ordered claims of a subscription.
- * Returns whether there are any.
+ * Where an ordered claim starts: OR into keys the keys of the open ordered
+ * claims of other transactions (this one's own claims are in its lease
+ * rows, which it sees), and read the subscription's claim hint as
+ * txm_hint_claim_from() does, both at once.  An aborting claim lowers the
+ * hint and leaves the registry at once too (shmem_claims_release_own), so
+ * a claim that is gone from the registry has given its positions back to
+ * the hint read here.  Returns whether any open claim has keys.
  */
 bool
-txm_claims_keys(TxmDbSlot *slot, int32 sub_id, TxmKeyFilter *keys)
+txm_claims_open_keys(int32 sub_id, TxmKeyFilter *keys, int64 *claim_from, uint64 *version)
 {
-	TxmClaim   *claims = slot_claims(slot);
+	TxmDbSlot  *slot = txm_my_slot();
+	TxmClaim   *claims;
+	TxmHint    *h;
 	bool		any = false;
 
-	Assert(LWLockHeldByMe(slot->claim_lock));
+	*claim_from = 0;
+	*version = 0;
+	if (slot == NULL)
+		return false;
+	claims = slot_claims(slot);
+	LWLockAcquire(slot->hint_lock, LW_SHARED);
+	LWLockAcquire(slot->claim_lock, LW_SHARED);
 	for (int i = 0; i < txm_shared->claims_per_slot; i++)
 	{
 		const TxmKeyFilter *theirs;
 
-		if (claims[i].sub_id != sub_id || claims[i].key_filter < 0)
+		if (claims[i].sub_id != sub_id || claims[i].key_filter < 0 ||
+			claims[i].pgprocno == MyProc->pgprocno)
 			continue;
 		theirs = key_filter(claims[i].key_filter);
 		for (int k = 0; k < sizeof(keys->b); k++)
 			keys->b[k] |= theirs->b[k];
 		any = true;
 	}
+	LWLockRelease(slot->claim_lock);
+	h = hint_for(slot, sub_id, false);
+	if (h)
+		*claim_from = h->claim_from;
+	*version = ((uint64) slot->hints_epoch << 32) | (h ? h->lowered : 0);
+	LWLockRelease(slot->hint_lock);
 	return any;
 }
 
@@ -580,11 +599,24 @@ shmem_claims_release_own(int min_level, bool lower_hints)
 
 		if (own->nest_level < min_level)
 			continue;
-		LWLockAcquire(own->slot->claim_lock, LW_EXCLUSIVE);
+
+		/*
+		 * The hint goes back before the claim leaves the registry, under both
+		 * locks: an ordered claimer reads both under them too, so it never
+		 * finds the claim gone and the hint still past its positions.
+		 */
+		if (lower_hints)
+		{
+			LWLockAcquire(own->slot->hint_lock, LW_EXCLUSIVE);
+			LWLockAcquire(own->slot->claim_lock, LW_EXCLUSIVE);
+			hint_lower(own->slot, own->sub_id, own->first_seq);
+		}
+		else
+			LWLockAcquire(own->slot->claim_lock, LW_EXCLUSIVE);
 		slot_claims(own->slot)[own->index].sub_id = 0;
 		LWLockRelease(own->slot->claim_lock);
 		if (lower_hints)
-			hint_lower(own->slot, own->sub_id, own->first_seq);
+			LWLockRelease(own->slot->hint_lock);
 		any = true;
 		pfree(own);
 		own_claims = foreach_delete_current(own_claims, lc);

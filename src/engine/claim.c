@@ -734,7 +734,7 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	HTAB	   *blocked;
 	int64		block;
 	uint64		hint_version;
-	int64		hint_read = txm_hint_claim_from(sub->sub_id, &hint_version);
+	int64		hint_read;
 	bool		all_taken = true;
 	int			got = 0;
 	int			scanned = 0;
@@ -744,18 +744,19 @@ claim_ordered(const TxmSub *sub, int sub_index, int need, TimestampTz lease_unti
 	bool		busy;
 	bool		unlock = ordered_lock(slot, sub->sub_id, &busy);
 	TxmKeyFilter open;
-	bool		any_open = false;
+	bool		any_open;
 
 	if (busy)
 		return 0;				/* another receiver is claiming for this subscription */
 	txm_lease_rels_open(&rels);
+
+	/*
+	 * The keys of open claims, and the hint, read once the lock is ours:
+	 * read before, the hint could still be past the positions of a claim
+	 * that aborted while we waited, and whose keys we no longer see.
+	 */
 	memset(&open, 0, sizeof(open));
-	if (slot)
-	{
-		txm_claims_lock(slot, LW_SHARED);
-		any_open = txm_claims_keys(slot, sub->sub_id, &open);
-		txm_claims_unlock(slot);
-	}
+	any_open = txm_claims_open_keys(sub->sub_id, &open, &hint_read, &hint_version);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	done_seq = txm_read_done_seq(&rels, sub->sub_id, snap);
 	UnregisterSnapshot(snap);

@@ -385,6 +385,19 @@ count_settled(const TxmSub *subs, int nsubs, int32 sub_id, TxmTotalKind kind, ui
 }
 
 /*
+ * Acks of an ordered subscription let the next message of each key go:
+ * wake the receivers waiting for messages when they commit (nothing else
+ * would until the next tick that finds new messages).
+ */
+static void
+wake_if_ordered(const TxmSub *subs, int nsubs, int32 sub_id)
+{
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i].sub_id == sub_id && subs[i].ordered)
+			txm_at_commit_broadcast();
+}
+
+/*
  * Acknowledge messages of a group; returns how many this call finished.
  * The messages of one lease row are finished with one update of it.
  */
@@ -415,6 +428,7 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 			{
 				acked++;
 				count_settled(subs, nsubs, sub_id, TXM_TOTAL_ACKED, 1);
+				wake_if_ordered(subs, nsubs, sub_id);
 			}
 			txm_deliveries_settle(sub_id, ids[i], NULL);
 			continue;
@@ -432,6 +446,8 @@ txm_ack(TxmSub *subs, int nsubs, const int64 *ids, int n)
 
 		acked += finished;
 		count_settled(subs, nsubs, masks[m].sub_id, TXM_TOTAL_ACKED, (uint64) finished);
+		if (finished > 0)
+			wake_if_ordered(subs, nsubs, masks[m].sub_id);
 		if (finished == masks[m].nbits)
 			continue;
 		/*
