@@ -37,6 +37,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run ();
 use Time::HiRes qw(time);
+use FindBin;
+use lib $FindBin::Bin;
+use TxmPgbench;
 
 my $t_start = time();
 
@@ -196,6 +199,7 @@ $node->safe_psql('postgres', q{
 # The scripts
 # ---------------------------------------------------------------------------
 my $dir = $node->basedir;
+my $pgb = TxmPgbench->new(node => $node, dir => $dir);
 my %scripts = (
 	# producers
 	p_single => q{
@@ -321,58 +325,28 @@ for my $name (keys %scripts)
 	append_to_file("$dir/$name.sql", $scripts{$name});
 }
 
-# pgbench in the background: -f name@weight for each script
-sub start_pgbench
-{
-	my ($label, $opts, %weights) = @_;
-	my @cmd = ('pgbench', '-n', @$opts);
-	push @cmd, '-f', "$dir/$_.sql\@$weights{$_}" for sort keys %weights;
-	push @cmd, $node->connstr('postgres');
-	my $r = { label => $label, out => '', err => '' };
-	$r->{h} = IPC::Run::start(\@cmd, '<', \undef, '>', \$r->{out}, '2>', \$r->{err},
-		IPC::Run::timeout(300));
-	return $r;
-}
-
-sub finish_pgbench
-{
-	my ($r) = @_;
-	my $ok = eval { $r->{h}->finish; 1 };
-	$r->{h}->kill_kill unless $ok;
-	my $rc = $r->{h}->result(0) // -1;
-	is($rc, 0, "$r->{label}: pgbench succeeded")
-	  or diag("stdout:\n$r->{out}\nstderr:\n$r->{err}");
-	like($r->{out}, qr/number of failed transactions: 0 /, "$r->{label}: no transaction failed");
-	return $r->{out};
-}
-
 # ---------------------------------------------------------------------------
 # The run: producers spread over about 20 s, consumers a while longer
 # ---------------------------------------------------------------------------
-my $producers = start_pgbench('producers', [ '-c', '3', '-t', '900', '-R', '140' ],
+my $producers = $pgb->start('producers', [ '-c', '3', '-t', '900', '-R', '140' ],
 	p_single => 45, p_batch => 45, p_abort => 10);
-my $consumers = start_pgbench('consumers', [ '-c', '4', '-T', '28' ],
+my $consumers = $pgb->start('consumers', [ '-c', '4', '-T', '28' ],
 	c_ack => 30, c_nack => 15, c_chain => 15, c_savepoint => 10, c_rollback => 10, c_external => 20);
-my $slow = start_pgbench('slow consumers', [ '-c', '2', '-T', '28' ],
+my $slow = $pgb->start('slow consumers', [ '-c', '2', '-T', '28' ],
 	s_late => 10, s_abandon => 6, s_stall => 1);
 
-finish_pgbench($producers);
+$pgb->finish($producers);
 diag(sprintf('producers done after %.1f s', time() - $t_start));
-finish_pgbench($slow);
-my $out = finish_pgbench($consumers);
+$pgb->finish($slow);
+my $out = $pgb->finish($consumers);
 diag("consumers:\n" . join("\n", grep { /^SQL script|^ - \d+ transactions/ } split /\n/, $out));
 
 # Drain what is left (expired leases come back at once: backoff 0 s).
 my $backlog_q = q{SELECT coalesce(sum(backlog), 0) FROM tx_message.stats WHERE consumer_group = 'og'};
 my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-my $left = $node->safe_psql('postgres', $backlog_q);
-diag(sprintf('backlog when the consumers stopped (%.1f s): %d', time() - $t_start, $left));
-while ($left > 0 && time() < $deadline)
-{
-	my $drain = start_pgbench('drain', [ '-c', '2', '-T', '2' ], d_ack => 1);
-	eval { $drain->{h}->finish; 1 } or $drain->{h}->kill_kill;
-	$left = $node->safe_psql('postgres', $backlog_q);
-}
+diag(sprintf('backlog when the consumers stopped (%.1f s): %d', time() - $t_start,
+	$node->safe_psql('postgres', $backlog_q)));
+my $left = $pgb->drain($backlog_q, $deadline, d_ack => 1);
 is($left, '0', 'the backlog drained');
 is($node->safe_psql('postgres', q{SELECT coalesce(sum(in_flight), 0) + coalesce(sum(retrying), 0)
 	FROM tx_message.stats WHERE consumer_group = 'og'}), '0', 'nothing in flight or retrying');
@@ -381,16 +355,6 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM tx_message.dead_letters'),
 
 # ---------------------------------------------------------------------------
 # The checks
-# ---------------------------------------------------------------------------
-sub no_rows
-{
-	my ($query, $name) = @_;
-	my $rows = $node->safe_psql('postgres', "SELECT count(*) FROM ($query) v");
-	is($rows, '0', $name)
-	  or diag("first of them:\n" . $node->safe_psql('postgres', "$query LIMIT 10"));
-	return;
-}
-
 diag($node->safe_psql('postgres', q{
 	SELECT format('%s messages sent (%s keyed); %s deliveries (%s redeliveries), %s counted acks, %s counted nacks, '
 	              || '%s acks and %s nacks that counted nothing, %s tx_ack(group) calls',
@@ -403,7 +367,7 @@ diag($node->safe_psql('postgres', q{
 		(SELECT count(*) FROM ack_calls))}));
 
 # The producers' model: per key, the committed sequence numbers are 1..n.
-no_rows(q{SELECT k.topic, k.key, k.n, count(s.*), min(s.seq), max(s.seq), count(DISTINCT s.seq)
+$pgb->no_rows(q{SELECT k.topic, k.key, k.n, count(s.*), min(s.seq), max(s.seq), count(DISTINCT s.seq)
 	FROM key_seq k LEFT JOIN sent s USING (topic, key) GROUP BY 1, 2, 3
 	HAVING k.n <> count(s.*) OR k.n <> count(DISTINCT s.seq) OR (k.n > 0 AND (min(s.seq) <> 1 OR max(s.seq) <> k.n))},
 	'per key, the committed messages are numbered 1..n');
@@ -412,22 +376,22 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM tx_message.messages WHERE
 	'what rolled back to a savepoint was never sent');
 
 # Every message came as sent, and nothing else came.
-no_rows(q{SELECT d.* FROM deliveries d LEFT JOIN sent s USING (msg_id)
+$pgb->no_rows(q{SELECT d.* FROM deliveries d LEFT JOIN sent s USING (msg_id)
 	WHERE s.msg_id IS NULL OR (d.topic, d.key, d.seq) IS DISTINCT FROM (s.topic, s.key, s.seq)},
 	'every delivery is of a committed message, with its topic, key and payload');
-no_rows(q{SELECT s.msg_id, count(f.*) FROM sent s LEFT JOIN finishes f ON f.msg_id = s.msg_id AND f.kind = 'ack' AND f.counted
+$pgb->no_rows(q{SELECT s.msg_id, count(f.*) FROM sent s LEFT JOIN finishes f ON f.msg_id = s.msg_id AND f.kind = 'ack' AND f.counted
 	GROUP BY 1 HAVING count(f.*) <> 1},
 	'every message was acked exactly once');
-no_rows(q{SELECT f.* FROM finishes f LEFT JOIN sent s USING (msg_id) WHERE s.msg_id IS NULL},
+$pgb->no_rows(q{SELECT f.* FROM finishes f LEFT JOIN sent s USING (msg_id) WHERE s.msg_id IS NULL},
 	'no ack or nack of anything else');
-no_rows(q{SELECT * FROM ack_calls WHERE returned <> held},
+$pgb->no_rows(q{SELECT * FROM ack_calls WHERE returned <> held},
 	'tx_ack(group) acked exactly what its transaction still held');
-no_rows(q{SELECT * FROM finishes WHERE kind = 'nack' AND counted AND result <> 'retry'},
+$pgb->no_rows(q{SELECT * FROM finishes WHERE kind = 'nack' AND counted AND result <> 'retry'},
 	'every counted nack scheduled a retry');
 
 # Redeliveries, per message: attempts count up by one.  (Between them the
 # chain below asks for a counted nack or an ended lease.)
-no_rows(q{SELECT msg_id FROM deliveries GROUP BY 1
+$pgb->no_rows(q{SELECT msg_id FROM deliveries GROUP BY 1
 	HAVING min(attempt) <> 1 OR max(attempt) <> count(*) OR count(DISTINCT attempt) <> count(*)},
 	'per message, the attempts of its deliveries are 1, 2, 3, ...');
 
@@ -471,7 +435,7 @@ my $chain = q{
 };
 # The streams themselves: per key, the ticker put the messages in commit
 # order (which the producers' row locks make the order of seq).
-no_rows(q{
+$pgb->no_rows(q{
 	SELECT format('%s/%s: seq %s at stream position %s, after seq %s at %s (xids %s, %s)',
 	              topic, key, seq, at, n_seq, n_at, pos >> 20, n_pos >> 20)
 	  FROM (SELECT x.topic, x.key, x.seq, x.msg_id AS pos, st.at,
@@ -484,7 +448,7 @@ no_rows(q{
 	         WHERE x.key IS NOT NULL
 	        WINDOW w AS (PARTITION BY x.topic, x.key ORDER BY x.seq)) q
 	 WHERE n_at < at}, 'per key, the streams hold the messages in commit order');
-no_rows($chain, 'per key, deliveries come in commit order, one at a time, each after the previous one ended');
+$pgb->no_rows($chain, 'per key, deliveries come in commit order, one at a time, each after the previous one ended');
 
 # The attack did what it meant to: keys in flight together, redeliveries
 # after nacks and after expired leases, old holders that came too late.
@@ -515,7 +479,7 @@ my ($a_in, $a_out, $b_out) = ('', '', '');
 my $holder = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-d', $node->connstr('postgres') ],
 	'<', \$a_in, '>', \$a_out, '2>', \$a_out);
 $a_in .= "BEGIN;\nSELECT 'held ' || (payload->>'n') FROM tx_receive('o.wake', 1, wait => '10 s');\n";
-my $deadline = time() + 30;
+$deadline = time() + 30;
 $holder->pump_nb while $a_out !~ /held 1/ && time() < $deadline;
 like($a_out, qr/held 1/, 'the first message of the key is held by an open transaction');
 my $waiter = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-d', $node->connstr('postgres'), '-c',

@@ -18,8 +18,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run ();
 use Time::HiRes qw(time);
+use FindBin;
+use lib $FindBin::Bin;
+use TxmPgbench;
 
 my $t_start = time();
 my $node = PostgreSQL::Test::Cluster->new('ordered_attack');
@@ -169,6 +171,7 @@ $node->safe_psql('postgres', q{
 $node->safe_psql('postgres', q{SELECT produce('st', 50) FROM generate_series(1, 60); SELECT produce('ht', 50) FROM generate_series(1, 40);});
 
 my $dir = $node->basedir;
+my $pgb = TxmPgbench->new(node => $node, dir => $dir);
 my %scripts = (
 	p_st => "\\set n random(1, 30)\nSELECT produce('st', :n);\n",
 	p_ht => "\\set n random(1, 30)\nSELECT produce('ht', :n);\n",
@@ -250,55 +253,18 @@ COMMIT;
 );
 append_to_file("$dir/$_.sql", $scripts{$_}) for keys %scripts;
 
-sub start_pgbench
-{
-	my ($label, $opts, %weights) = @_;
-	my @cmd = ('pgbench', '-n', @$opts);
-	push @cmd, '-f', "$dir/$_.sql\@$weights{$_}" for sort keys %weights;
-	push @cmd, $node->connstr('postgres');
-	my $r = { label => $label, out => '', err => '' };
-	$r->{h} = IPC::Run::start(\@cmd, '<', \undef, '>', \$r->{out}, '2>', \$r->{err}, IPC::Run::timeout(200));
-	return $r;
-}
-
-sub finish_pgbench
-{
-	my ($r) = @_;
-	my $ok = eval { $r->{h}->finish; 1 };
-	$r->{h}->kill_kill unless $ok;
-	is($r->{h}->result(0) // -1, 0, "$r->{label}: pgbench succeeded")
-	  or diag("stdout:\n$r->{out}\nstderr:\n$r->{err}");
-	like($r->{out}, qr/number of failed transactions: 0 /, "$r->{label}: no transaction failed");
-	return $r->{out};
-}
-
-my $prod = start_pgbench('producers', [ '-c', '2', '-T', '15', '-R', '40' ], p_st => 1, p_ht => 1);
-my $cons = start_pgbench('consumers', [ '-c', '6', '-T', '20' ],
+my $prod = $pgb->start('producers', [ '-c', '2', '-T', '15', '-R', '40' ], p_st => 1, p_ht => 1);
+my $cons = $pgb->start('consumers', [ '-c', '6', '-T', '20' ],
 	c_ack => 30, c_sp_rb => 15, c_sp_rel => 15, c_nack => 20, c_rollback => 10, c_slow => 10);
-finish_pgbench($prod);
-my $out = finish_pgbench($cons);
+$pgb->finish($prod);
+my $out = $pgb->finish($cons);
 diag("consumers:\n" . join("\n", grep { /^SQL script|^ - \d+ transactions/ } split /\n/, $out));
 
 # drain
 my $backlog_q = q{SELECT coalesce(sum(backlog), 0) FROM tx_message.stats WHERE consumer_group IN ('sg', 'hg')};
-my $deadline = time() + 90;
-my $left = $node->safe_psql('postgres', $backlog_q);
-while ($left > 0 && time() < $deadline)
-{
-	my $drain = start_pgbench('drain', [ '-c', '2', '-T', '2' ], d_ack => 1);
-	eval { $drain->{h}->finish; 1 } or $drain->{h}->kill_kill;
-	$left = $node->safe_psql('postgres', $backlog_q);
-}
+my $left = $pgb->drain($backlog_q, time() + 90, d_ack => 1);
 is($left, '0', 'the backlogs drained');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM tx_message.dead_letters'), '0', 'nothing dead-lettered');
-
-sub no_rows
-{
-	my ($query, $name) = @_;
-	my $rows = $node->safe_psql('postgres', "SELECT count(*) FROM ($query) v");
-	is($rows, '0', $name)
-	  or diag("first of them:\n" . $node->safe_psql('postgres', "$query LIMIT 10"));
-}
 
 diag($node->safe_psql('postgres', q{
 	SELECT format('st: %s sent, %s deliveries (%s redeliveries), %s counted nacks, %s counted acks by id, %s transactions; ht: %s sent, %s handled, %s handler runs that failed',
@@ -315,10 +281,10 @@ diag('transactions with receives at once (max overlapping): ' . $node->safe_psql
 	                            WHERE f2.s < e.stamp AND e2.stamp > e.stamp) c
 	                      FROM ends e) x}));
 
-no_rows(q{SELECT * FROM violations}, 'no message was handed out while another transaction held its key');
+$pgb->no_rows(q{SELECT * FROM violations}, 'no message was handed out while another transaction held its key');
 
 # pull consumers: the chain of each key
-no_rows(q{
+$pgb->no_rows(q{
 	WITH d AS (
 		SELECT d.*, lag(msg_id) OVER w AS p_msg, lag(seq) OVER w AS p_seq, lag(attempt) OVER w AS p_attempt,
 		       lag(stamp) OVER w AS p_stamp, lag(batch) OVER w AS p_batch
@@ -340,15 +306,15 @@ no_rows(q{
 			     OR (p_batch <> batch AND (SELECT e.stamp FROM ends e WHERE e.batch = d.p_batch) < d.stamp)))
 		END},
 	'pull: per key, commit order, one at a time, each after the previous one ended');
-no_rows(q{SELECT k.key, k.n, max(d.seq) FROM key_seq k LEFT JOIN deliveries d USING (key) WHERE k.topic = 'st'
+$pgb->no_rows(q{SELECT k.key, k.n, max(d.seq) FROM key_seq k LEFT JOIN deliveries d USING (key) WHERE k.topic = 'st'
 	GROUP BY 1, 2 HAVING k.n <> coalesce(max(d.seq), 0)}, 'pull: every key delivered to its last message');
 
 # handler: successful runs commit with their ack: per key seq 1, 2, 3... once each
-no_rows(q{
+$pgb->no_rows(q{
 	SELECT key, seq, prev FROM (SELECT key, seq, lag(seq) OVER (PARTITION BY key ORDER BY stamp) prev FROM handled) h
 	 WHERE seq <> coalesce(prev, 0) + 1},
 	'handler: per key, each message handled once, in commit order');
-no_rows(q{SELECT k.key, k.n, count(h.*) FROM key_seq k LEFT JOIN handled h USING (key) WHERE k.topic = 'ht'
+$pgb->no_rows(q{SELECT k.key, k.n, count(h.*) FROM key_seq k LEFT JOIN handled h USING (key) WHERE k.topic = 'ht'
 	GROUP BY 1, 2 HAVING k.n <> count(h.*)}, 'handler: every message handled');
 
 diag(sprintf('runtime %.1f s', time() - $t_start));
