@@ -64,7 +64,6 @@ tx_run_maintenance(PG_FUNCTION_ARGS)
 	TxmMaintStats stats;
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
-
 	bool		loading;
 	uint64		restore_gen;
 
