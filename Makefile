@@ -21,6 +21,7 @@ OBJS = \
 	src/base/shmem_xact.o \
 	src/storage/log.o \
 	src/storage/stream.o \
+	src/storage/commit_order.o \
 	src/storage/tick.o \
 	src/storage/lease.o \
 	src/storage/failures.o \

@@ -76,10 +76,17 @@ key_filters_offset(void)
 	return MAXALIGN(add_size(restorers_offset(), mul_size(MaxBackends, sizeof(TxmRestorer))));
 }
 
+/* the committing backends' xids (shmem_ring.c) */
+static Size
+committing_offset(void)
+{
+	return MAXALIGN(add_size(key_filters_offset(), mul_size(MaxBackends, sizeof(TxmKeyFilter))));
+}
+
 static Size
 shmem_size(void)
 {
-	return add_size(key_filters_offset(), mul_size(MaxBackends, sizeof(TxmKeyFilter)));
+	return add_size(committing_offset(), mul_size(MaxBackends, sizeof(pg_atomic_uint64)));
 }
 
 static void
@@ -112,6 +119,9 @@ shmem_startup(void)
 		txm_shared->claims_offset = claims_offset();
 		txm_shared->restorers_offset = restorers_offset();
 		txm_shared->key_filters_offset = key_filters_offset();
+		txm_shared->committing_offset = committing_offset();
+		for (int b = 0; b < MaxBackends; b++)
+			pg_atomic_init_u64((pg_atomic_uint64 *) ((char *) txm_shared + txm_shared->committing_offset) + b, 0);
 		txm_shared->nslots = txm_max_databases;
 		for (int i = 0; i < txm_shared->nslots; i++)
 		{
@@ -133,7 +143,10 @@ shmem_startup(void)
 			for (int c = 0; c < TXM_NCOUNTERS; c++)
 				pg_atomic_init_u64(&slot->counters[c], 0);
 			for (int r = 0; r < TXM_RING_SIZE; r++)
+			{
 				pg_atomic_init_u64(&slot->ring[r], 0);
+				pg_atomic_init_u64(&slot->ring_lsn[r], 0);
+			}
 			pg_atomic_init_u32(&slot->retry_version, 0);
 		}
 	}

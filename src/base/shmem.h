@@ -76,6 +76,16 @@ extern int	txm_max_databases;
 /* A served database's share of the segment; its layout is private. */
 typedef struct TxmDbSlot TxmDbSlot;
 
+/*
+ * A commit ring entry: the transaction (0: COMMIT PREPARED, not ordered)
+ * and the end of its commit record, which orders it (shmem_ring.c).
+ */
+typedef struct TxmRingEntry
+{
+	uint64		xid;
+	XLogRecPtr	commit_end;
+} TxmRingEntry;
+
 /* The counters tx_worker_status() reports, per database. */
 typedef enum TxmCounter
 {
@@ -193,7 +203,10 @@ extern void txm_database_resume(Oid dboid);
 
 /* shmem_ring.c: the commit ring, ticks and waiting */
 extern bool txm_worker_running(TxmDbSlot *slot);
-extern uint64 *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head);
+extern TxmRingEntry *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head);
+extern TxmRingEntry *txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout);
+extern bool txm_ring_await_committing(const uint64 *xids, int n, int timeout_ms);
+extern int	txm_cmp_xid64(const void *a, const void *b);
 extern void txm_ring_note_commit_prepared(void);
 extern bool txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon);
 extern void txm_worker_clear_tick_request(void);

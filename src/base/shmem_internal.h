@@ -151,7 +151,8 @@ struct TxmDbSlot
 								 * and will not look again by itself */
 	bool		on_demand;		/* idle: commits and receivers ask the launcher */
 	bool		demand;			/* ... and one did */
-	pg_atomic_uint64 ring[TXM_RING_SIZE];
+	pg_atomic_uint64 ring[TXM_RING_SIZE];	/* xids (0: COMMIT PREPARED) */
+	pg_atomic_uint64 ring_lsn[TXM_RING_SIZE];	/* ... and their commit records' end */
 
 	ConditionVariable cv;		/* broadcast when something became deliverable */
 
@@ -194,6 +195,12 @@ typedef struct TxmShared
 	 */
 	Size		restorers_offset;
 	Size		key_filters_offset; /* a TxmKeyFilter per backend id */
+	/*
+	 * Per backend id, a pg_atomic_uint64: the xid of the backend's
+	 * committing transaction that will append to a ring, from before its
+	 * commit becomes visible until it has appended (shmem_ring.c), else 0.
+	 */
+	Size		committing_offset;
 	int			nrestorers;
 	uint64		restore_gen;
 	uint64		restore_lost_gen;
@@ -210,7 +217,8 @@ extern void shmem_wake_launcher(void);
 extern bool shmem_demand_locked(TxmDbSlot *slot);
 
 /* shmem_ring.c */
-extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics);
+extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 topics);
+extern void shmem_ring_committing(uint64 xid64);
 extern void shmem_ring_ticked(TxmDbSlot *slot, uint64 upto);
 extern void shmem_request_maintenance(TxmDbSlot *slot);
 extern void shmem_broadcast(TxmDbSlot *slot);

@@ -4,14 +4,21 @@
  *	  The commit ring of each served database, and everything that waits on
  *	  it: the worker's ticks, receivers waiting for messages, wake-ups.
  *
- * Every transaction that inserted into the message log appends its xid to
- * its database's ring from its commit callback, after its commit became
- * visible.  The ring gives the ticker the order in which those commits
- * became visible, and ring_head / ring_ticked let a receiver wait until
- * everything committed before it started has been ticked (docs/design.md,
- * section 2).  Appends take the slot's spinlock for a few instructions; the
- * ticker copies the entries without it and then drops any that an append
- * may have overwritten meanwhile, as if the ring had overflowed.
+ * Every transaction that inserted into the message log appends its xid and
+ * the end of its commit record to its database's ring from its commit
+ * callback, after its commit became visible.  The ticker orders the
+ * transactions a tick found by their commit records: a transaction that
+ * could see another's commit wrote its own commit record after that one's,
+ * whereas the callbacks of the two may run in either order (a commit is
+ * visible, and its row locks no longer wait, before its callbacks run).
+ * From before its commit becomes visible until it has appended, a backend
+ * shows the xid in its committing entry, so that a tick that found a
+ * transaction whose entry is not in the ring yet can wait for it.
+ * ring_head / ring_ticked let a receiver wait until everything committed
+ * before it started has been ticked (docs/design.md, section 2).  Appends
+ * take the slot's spinlock for a few instructions; the ticker copies the
+ * entries without it and then drops any that an append may have
+ * overwritten meanwhile, as if the ring had overflowed.
  *
  * IDENTIFICATION
  *	  src/base/shmem_ring.c
@@ -45,7 +52,7 @@
  * (shmem_pool.c).
  */
 void
-shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)
+shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 topics)
 {
 	Latch	   *latch = NULL;
 	bool		wake_launcher;
@@ -54,6 +61,7 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, uint64 topics)
 
 	SpinLockAcquire(&slot->mutex);
 	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
+	pg_atomic_write_u64(&slot->ring_lsn[slot->ring_head % TXM_RING_SIZE], commit_end);
 	slot->ring_head++;
 	slot->topics_new |= topics;
 	want = TXM_TICK_PACED;
@@ -85,20 +93,51 @@ txm_ring_note_commit_prepared(void)
 	TxmDbSlot  *slot = txm_my_slot();
 
 	if (slot)
-		shmem_ring_append(slot, 0, TXM_ALL_TOPICS);
+		shmem_ring_append(slot, 0, InvalidXLogRecPtr, TXM_ALL_TOPICS);
+}
+
+/*
+ * Copy the ring entries from position from up to head into out (room for
+ * TXM_RING_SIZE); returns the position of the first one copied.  Those that
+ * appends overwrote, before or while they were copied, are left out.
+ */
+static uint64
+ring_copy(TxmDbSlot *slot, uint64 from, uint64 head, TxmRingEntry *out)
+{
+	uint64		head_after;
+
+	if (head - from > TXM_RING_SIZE)
+		from = head - TXM_RING_SIZE;
+	for (uint64 i = from; i < head; i++)
+	{
+		out[i - from].xid = pg_atomic_read_u64(&slot->ring[i % TXM_RING_SIZE]);
+		out[i - from].commit_end = pg_atomic_read_u64(&slot->ring_lsn[i % TXM_RING_SIZE]);
+	}
+
+	/* appends made meanwhile overwrote the entries below head_after - size */
+	SpinLockAcquire(&slot->mutex);
+	head_after = slot->ring_head;
+	SpinLockRelease(&slot->mutex);
+	if (head_after - from > TXM_RING_SIZE)
+	{
+		uint64		lost = Min(head_after - TXM_RING_SIZE - from, head - from);
+
+		memmove(out, out + lost, sizeof(TxmRingEntry) * (head - from - lost));
+		from += lost;
+	}
+	return from;
 }
 
 /*
  * The ring entries not yet ticked, oldest first, in a palloc'd array (at
- * most TXM_RING_SIZE: the oldest are lost on overflow).  *first receives the
- * ring position of the first entry, *head the ring's head.
+ * most TXM_RING_SIZE: the oldest are lost on overflow).  *head receives the
+ * ring's head: a tick that read them covers the ring up to there.
  */
-uint64 *
-txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head)
+TxmRingEntry *
+txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head)
 {
-	uint64	   *out = palloc(sizeof(uint64) * TXM_RING_SIZE);
+	TxmRingEntry *out = palloc(sizeof(TxmRingEntry) * TXM_RING_SIZE);
 	uint64		from;
-	uint64		head_after;
 
 	SpinLockAcquire(&slot->mutex);
 	from = slot->ring_ticked;
@@ -108,25 +147,90 @@ txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *first, uint64 *head)
 	slot->topics_new = 0;
 	slot->topics_mark = *head;
 	SpinLockRelease(&slot->mutex);
-	if (*head - from > TXM_RING_SIZE)
-		from = *head - TXM_RING_SIZE;
-	for (uint64 i = from; i < *head; i++)
-		out[i - from] = pg_atomic_read_u64(&slot->ring[i % TXM_RING_SIZE]);
-
-	/* appends made meanwhile overwrote the entries below head_after - size */
-	SpinLockAcquire(&slot->mutex);
-	head_after = slot->ring_head;
-	SpinLockRelease(&slot->mutex);
-	if (head_after - from > TXM_RING_SIZE)
-	{
-		uint64		lost = Min(head_after - TXM_RING_SIZE - from, *head - from);
-
-		memmove(out, out + lost, sizeof(uint64) * (*head - from - lost));
-		from += lost;
-	}
-	*first = from;
+	from = ring_copy(slot, from, *head, out);
 	*nout = (int) (*head - from);
 	return out;
+}
+
+/*
+ * The entries appended from position from on, without taking them: a tick
+ * looks there for transactions it found whose entries came after it read
+ * the ring.
+ */
+TxmRingEntry *
+txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout)
+{
+	TxmRingEntry *out = palloc(sizeof(TxmRingEntry) * TXM_RING_SIZE);
+	uint64		head;
+
+	SpinLockAcquire(&slot->mutex);
+	head = slot->ring_head;
+	SpinLockRelease(&slot->mutex);
+	if (head < from)
+		head = from;
+	from = ring_copy(slot, from, head, out);
+	*nout = (int) (head - from);
+	return out;
+}
+
+/* qsort / bsearch order of 64-bit xids */
+int
+txm_cmp_xid64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static pg_atomic_uint64 *
+committing_entry(int index)
+{
+	Assert(index >= 0 && index < MaxBackends);
+	return (pg_atomic_uint64 *) ((char *) txm_shared + txm_shared->committing_offset) + index;
+}
+
+/*
+ * This backend's transaction, xid64, is about to commit and will append to
+ * the ring (before its commit becomes visible), or it has appended or
+ * ended (xid64 0).  The write before the commit is ordered before the
+ * commit's visibility by the ProcArrayLock that makes it visible.
+ */
+void
+shmem_ring_committing(uint64 xid64)
+{
+	Assert(MyBackendId >= 1 && MyBackendId <= MaxBackends);
+	pg_atomic_write_u64(committing_entry(MyBackendId - 1), xid64);
+}
+
+/*
+ * Wait until none of the transactions xids (sorted) is committing without
+ * its ring entry yet: their commits are visible, their commit callbacks are
+ * running.  Returns false if one still was after timeout_ms.
+ */
+bool
+txm_ring_await_committing(const uint64 *xids, int n, int timeout_ms)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	for (;;)
+	{
+		bool		pending = false;
+
+		pg_read_barrier();
+		for (int i = 0; i < MaxBackends && !pending; i++)
+		{
+			uint64		xid = pg_atomic_read_u64(committing_entry(i));
+
+			pending = xid != 0 && bsearch(&xid, xids, n, sizeof(uint64), txm_cmp_xid64) != NULL;
+		}
+		if (!pending)
+			return true;
+		if (GetCurrentTimestamp() >= until)
+			return false;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(100L);
+	}
 }
 
 /* Everything up to ring position upto is in a committed tick: tell waiters. */

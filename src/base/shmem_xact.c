@@ -5,8 +5,9 @@
  *
  * Modules record their requests here while the transaction runs (a message
  * sent, a tick made, retries written, a new installation); the transaction
- * callback carries them out once its commit is visible, or drops them on
- * abort, where it also withdraws the transaction's open claims and gives
+ * callback carries them out once its commit is visible (a transaction that
+ * sent also shows its xid as committing from just before then: see
+ * shmem_ring.c), or drops them on abort, where it also withdraws the transaction's open claims and gives
  * their positions back.  All of it happens in this one callback, in one
  * order, so no other module's callback depends on it: a request recorded in
  * a subtransaction that rolls back is forgotten with it when that matters
@@ -19,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -39,6 +41,9 @@ static struct
 	uint64		ticked_upto;
 	int			ticked_level;	/* forgotten if that subtransaction rolls back */
 } at_commit;
+
+/* this backend shows sent_xid as committing (shmem_ring_committing) */
+static bool committing_shown = false;
 
 /*
  * Totals the transaction counted (shmem_totals.c), per subscription and
@@ -193,7 +198,7 @@ at_commit_visible(void)
 		if (at_commit.positions_moved)
 			shmem_hints_clear(slot);
 		if (at_commit.sent)
-			shmem_ring_append(slot, at_commit.sent_xid, at_commit.sent_topics);
+			shmem_ring_append(slot, at_commit.sent_xid, XactLastCommitEnd, at_commit.sent_topics);
 		if (at_commit.request_maintenance)
 			shmem_request_maintenance(slot);
 		if (at_commit.ticked)
@@ -202,8 +207,27 @@ at_commit_visible(void)
 			shmem_totals_add(slot, pending_totals[i].d.topic_id, pending_totals[i].d.sub_id,
 							 pending_totals[i].d.n);
 	}
+	if (committing_shown)
+	{
+		shmem_ring_committing(0);
+		committing_shown = false;
+	}
 	if (at_commit.register_database)
 		shmem_request_worker(MyDatabaseId);
+}
+
+/*
+ * About to commit: show the xid of a transaction that sent until its ring
+ * entry is there, for a tick that finds its messages before that (the
+ * commit becomes visible before the commit callbacks run).
+ */
+static void
+before_commit(void)
+{
+	if (txm_shared == NULL || !at_commit.sent)
+		return;
+	shmem_ring_committing(at_commit.sent_xid);
+	committing_shown = true;
 }
 
 /*
@@ -237,6 +261,9 @@ txm_shmem_xact_callback(XactEvent event)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			before_commit();
+			break;
 		case XACT_EVENT_COMMIT:
 			at_commit_visible();
 			break;
@@ -245,6 +272,12 @@ txm_shmem_xact_callback(XactEvent event)
 			break;
 		default:
 			break;
+	}
+	/* failed after the PRE_COMMIT event, or prepared: nothing to append */
+	if (committing_shown && event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_COMMIT)
+	{
+		shmem_ring_committing(0);
+		committing_shown = false;
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||

@@ -17,9 +17,10 @@
  * thus found by the first tick after its commit, whatever its xid, and a
  * transaction held open anywhere in the cluster costs one probe per tick.
  *
- * The transactions found are put in commit order using the commit ring
- * (shmem_ring.c); those not in the ring (after a restart or a ring
- * overflow, or COMMIT PREPARED) follow in xid order.  Each topic's messages
+ * The transactions found are put in commit order, the order of their
+ * commit records (commit_order.c, from the commit ring of shmem_ring.c);
+ * those not in the ring (after a restart or a ring overflow, or COMMIT
+ * PREPARED) follow in xid order.  Each topic's messages
  * are appended to its dense position stream as slices of at most TXM_BLOCK
  * positions that never cross a block boundary, and the tick's snapshot is
  * stored.  Ticks that find nothing write nothing.
@@ -58,6 +59,7 @@
 #include "src/base/packed.h"
 #include "src/base/shmem.h"
 #include "src/base/spi.h"
+#include "src/storage/commit_order.h"
 #include "src/storage/lineage.h"
 #include "src/storage/stream.h"
 #include "src/storage/tick.h"
@@ -76,11 +78,20 @@ typedef struct PgSnapshotData
 
 typedef struct TickMessage
 {
-	uint64		rank;			/* commit order */
+	uint64		rank;			/* commit order, within its class */
 	int64		pos;
 	int32		topic_id;
 	int16		slot;
+	uint8		rank_class;		/* TickRankClass */
 } TickMessage;
+
+/* The classes of commit order, in order (order_by_commit). */
+typedef enum TickRankClass
+{
+	TICK_RESTORED,				/* below the id floor: by id */
+	TICK_RINGED,				/* by the end of the commit record */
+	TICK_UNRINGED				/* by xid */
+} TickRankClass;
 
 /* The messages a tick found, growing as the scans go. */
 typedef struct TickFound
@@ -89,12 +100,6 @@ typedef struct TickFound
 	int			n;
 	int			cap;
 } TickFound;
-
-typedef struct RingRank
-{
-	uint64		xid;			/* hash key */
-	uint64		rank;
-} RingRank;
 
 /*
  * The last snapshot this process ticked at, and the durable tick it follows
@@ -293,15 +298,6 @@ widen_xid(TransactionId xid, FullTransactionId next)
 	return U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid));
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * The 64-bit form of an MVCC snapshot in virtual xids (plus the id base, as
  * message ids have them), allocated in TopMemoryContext.
@@ -336,7 +332,7 @@ snapshot_64(Snapshot snap, uint64 base)
 	{
 		uint32		n = 1;
 
-		qsort(s->xip, s->nxip, sizeof(uint64), cmp_u64);
+		qsort(s->xip, s->nxip, sizeof(uint64), txm_cmp_xid64);
 		for (uint32 i = 1; i < s->nxip; i++)
 			if (s->xip[i] != s->xip[n - 1])
 				s->xip[n++] = s->xip[i];
@@ -349,7 +345,7 @@ snapshot_64(Snapshot snap, uint64 base)
 static bool
 in_xip(const PgSnapshotData *s, uint64 xid)
 {
-	return bsearch(&xid, s->xip, s->nxip, sizeof(uint64), cmp_u64) != NULL;
+	return bsearch(&xid, s->xip, s->nxip, sizeof(uint64), txm_cmp_xid64) != NULL;
 }
 
 /* The newest durable tick, or -1 when there is none. */
@@ -552,49 +548,6 @@ collect_committed(Snapshot snap, const PgSnapshotData *prev, const PgSnapshotDat
 	}
 }
 
-/*
- * virtual xid -> commit rank, from the ring entries not yet ticked (the
- * ring holds real xids).  Ranks start at 2^60, above every virtual xid.
- */
-#define TXM_RING_RANK	(UINT64CONST(1) << 60)
-
-static HTAB *
-ring_ranks(TxmDbSlot *dbslot, uint64 base, uint64 *ring_head)
-{
-	HTAB	   *ranks;
-	HASHCTL		ctl;
-	uint64	   *entries;
-	uint64		first;
-	int			n;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(RingRank);
-	ctl.hcxt = CurrentMemoryContext;
-	ranks = hash_create("tx_message commit ranks", 256, &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	*ring_head = 0;
-	if (dbslot == NULL)
-		return ranks;
-
-	entries = txm_ring_unticked(dbslot, &n, &first, ring_head);
-	for (int i = 0; i < n; i++)
-	{
-		bool		found;
-		RingRank   *r;
-
-		uint64		xid = entries[i] + base;
-
-		if (entries[i] == 0)
-			continue;
-		r = hash_search(ranks, &xid, HASH_ENTER, &found);
-		if (!found)
-			r->rank = TXM_RING_RANK + first + i;
-	}
-	pfree(entries);
-	return ranks;
-}
-
 /* By topic, then in commit order within each topic. */
 static int
 cmp_tick_message(const void *a, const void *b)
@@ -604,6 +557,8 @@ cmp_tick_message(const void *a, const void *b)
 
 	if (x->topic_id != y->topic_id)
 		return x->topic_id < y->topic_id ? -1 : 1;
+	if (x->rank_class != y->rank_class)
+		return x->rank_class < y->rank_class ? -1 : 1;
 	if (x->rank != y->rank)
 		return x->rank < y->rank ? -1 : 1;
 	return (x->pos > y->pos) - (x->pos < y->pos);
@@ -611,23 +566,60 @@ cmp_tick_message(const void *a, const void *b)
 
 /*
  * Commit order: the messages of a restored dump not ticked where it was
- * taken (below the id floor) first, by id; then the ringed transactions, in
- * ring order; then the others by xid.  The messages are sorted topic by
- * topic, each topic's in that order: one sort, whatever the number of
+ * taken (below the id floor) first, by id; then the transactions with a
+ * commit ring entry, in the order of their commit records
+ * (commit_order.c); then the others by xid.  The messages are sorted topic
+ * by topic, each topic's in that order: one sort, whatever the number of
  * topics a tick sees.
  */
 static void
-order_by_commit(TickMessage *msgs, int n, HTAB *ranks, uint64 floor)
+order_by_commit(TickMessage *msgs, int n, TxmCommitOrder *co, uint64 floor)
 {
+	uint64	   *missing = NULL;
+	int			nmissing = 0;
+	uint64		last = 0;
+	XLogRecPtr	end;
+
+	/* a transaction's messages are found together: look each up once */
 	for (int i = 0; i < n; i++)
 	{
 		uint64		xid = TXM_POS_XID(msgs[i].pos);
-		RingRank   *r = hash_search(ranks, &xid, HASH_FIND, NULL);
+
+		if (xid < floor || (i > 0 && xid == last))
+			continue;
+		last = xid;
+		if (txm_commit_order_lookup(co, xid, &end))
+			continue;
+		if (missing == NULL)
+			missing = palloc(sizeof(uint64) * n);
+		if (nmissing == 0 || missing[nmissing - 1] != xid)
+			missing[nmissing++] = xid;
+	}
+	if (nmissing > 0)
+	{
+		txm_commit_order_complete(co, missing, nmissing);
+		pfree(missing);
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		uint64		xid = TXM_POS_XID(msgs[i].pos);
 
 		if (xid < floor)
+		{
+			msgs[i].rank_class = TICK_RESTORED;
 			msgs[i].rank = xid;
+		}
+		else if (txm_commit_order_lookup(co, xid, &end))
+		{
+			msgs[i].rank_class = TICK_RINGED;
+			msgs[i].rank = end;
+		}
 		else
-			msgs[i].rank = r ? r->rank : (UINT64CONST(1) << 62) + xid;
+		{
+			msgs[i].rank_class = TICK_UNRINGED;
+			msgs[i].rank = xid;
+		}
 	}
 	qsort(msgs, n, sizeof(TickMessage), cmp_tick_message);
 }
@@ -830,8 +822,7 @@ txm_tick(bool wait)
 	PgSnapshotData *prev;
 	int64		prev_tick;
 	uint64		prev_tick_xmax;
-	uint64		ring_upto;
-	HTAB	   *ranks;
+	TxmCommitOrder order;
 	TickFound	found;
 	const TxmInstance *inst;
 
@@ -851,7 +842,7 @@ txm_tick(bool wait)
 	 * Read the ring before taking the snapshot: every entry read belongs to
 	 * a transaction that the snapshot sees as committed.
 	 */
-	ranks = ring_ranks(dbslot, inst->id_base, &ring_upto);
+	txm_commit_order_read(&order, dbslot, inst->id_base);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 
 	/*
@@ -862,7 +853,7 @@ txm_tick(bool wait)
 	if (txm_restore_in_progress())
 	{
 		UnregisterSnapshot(snap);
-		hash_destroy(ranks);
+		txm_commit_order_end(&order);
 		UnlockRelationOid(c->ticks, ExclusiveLock);
 		return wait ? 0 : -1;
 	}
@@ -879,7 +870,7 @@ txm_tick(bool wait)
 	{
 		TimestampTz tick_at = GetCurrentTimestamp();
 
-		order_by_commit(found.msgs, found.n, ranks, inst->id_floor);
+		order_by_commit(found.msgs, found.n, &order, inst->id_floor);
 		SPI_connect();
 		append_streams(found.msgs, found.n, prev_tick + 1, tick_at, snap);
 		insert_tick(prev_tick + 1, now, tick_at);
@@ -906,11 +897,11 @@ txm_tick(bool wait)
 	pending.tick_id = prev_tick;
 	pending.tick_xmax = prev_tick_xmax;
 	pending.level = GetCurrentTransactionNestLevel();
-	txm_at_commit_ring_ticked(ring_upto);
+	txm_at_commit_ring_ticked(order.ring_upto);
 
 	pfree(prev);
 	UnregisterSnapshot(snap);
-	hash_destroy(ranks);
+	txm_commit_order_end(&order);
 	pfree(found.msgs);
 	return found.n;
 }
