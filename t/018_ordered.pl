@@ -147,13 +147,19 @@ $node->safe_psql('postgres', q{
 	END $$;
 
 	-- the deliveries of batch b whose message has not been acked or nacked
-	-- (counted) since: the last delivery of each message
+	-- (counted) since: the last delivery of each message.  In the receiving
+	-- transaction itself, not those whose lease expired and which a later
+	-- receive of the transaction moved to the retries without taking them
+	-- back (nobody else can have written their retry row meanwhile)
 	CREATE FUNCTION held(b bigint) RETURNS SETOF deliveries LANGUAGE sql AS $$
 		SELECT d.* FROM deliveries d
 		 WHERE d.batch = b
 		   AND d.stamp = (SELECT max(d2.stamp) FROM deliveries d2 WHERE d2.batch = b AND d2.msg_id = d.msg_id)
 		   AND NOT EXISTS (SELECT 1 FROM finishes f WHERE f.batch = b AND f.msg_id = d.msg_id
 		                    AND f.counted AND f.stamp > d.stamp)
+		   AND NOT (txid_current_if_assigned() = b
+		            AND EXISTS (SELECT 1 FROM tx_message.retries_data r WHERE r.msg_id = d.msg_id
+		                         AND NOT (r.state = 'leased' AND r.attempt = d.attempt)))
 	$$;
 
 	-- nack (retry_in '0 s') with probability p_nack, else ack by id with
