@@ -335,6 +335,8 @@ typedef struct OwnClaim
 	int32		sub_id;
 	int64		first_seq;		/* the hint goes back here if it aborts */
 	int			nest_level;
+	bool		ordered;		/* its keys are in keys (and the backend's filter) */
+	TxmKeyFilter keys;
 } OwnClaim;
 
 static List *own_claims = NIL;
@@ -349,15 +351,23 @@ key_filter(int index)
 	return (TxmKeyFilter *) ((char *) txm_shared + txm_shared->key_filters_offset) + index;
 }
 
-/* Add keys to this backend's filter, for a claim in slot; hold its claim lock exclusively. */
+/*
+ * Add keys to this backend's filter, for its claim own in slot (which keeps
+ * them too, for the filter to be made again without them if it rolls
+ * back); hold the slot's claim lock exclusively.
+ */
 static int
-own_keys_add(TxmDbSlot *slot, const TxmKeyFilter *keys)
+own_keys_add(TxmDbSlot *slot, OwnClaim *own, const TxmKeyFilter *keys)
 {
 	TxmKeyFilter *mine = key_filter(MyBackendId - 1);
 
 	Assert(LWLockHeldByMeInMode(slot->claim_lock, LW_EXCLUSIVE));
 	for (int k = 0; k < sizeof(keys->b); k++)
+	{
 		mine->b[k] |= keys->b[k];
+		own->keys.b[k] |= keys->b[k];
+	}
+	own->ordered = true;
 	own_keys_slot = slot;
 	return MyBackendId - 1;
 }
@@ -529,7 +539,7 @@ join_own_claim(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *covered,
 			continue;
 		claim->lease_until = Min(claim->lease_until, lease_until);
 		if (keys)
-			claim->key_filter = own_keys_add(slot, keys);
+			claim->key_filter = own_keys_add(slot, own, keys);
 		/* an abort gives back from the first position of any part */
 		own->first_seq = Min(own->first_seq, first_seq);
 		return true;
@@ -558,17 +568,9 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 
 		if (claims[i].sub_id != 0)
 			continue;
-		claims[i].sub_id = sub_id;
-		claims[i].block = block;
-		claims[i].last_block = block;
-		claims[i].lease_until = lease_until;
-		claims[i].pgprocno = MyProc->pgprocno;
-		memcpy(claims[i].covered, covered, TXM_BLOCK_BYTES);
-		claims[i].key_filter = keys ? own_keys_add(slot, keys) : -1;
-
 		/* freed at transaction end, outside any transaction memory */
 		old = MemoryContextSwitchTo(TopMemoryContext);
-		own = palloc(sizeof(OwnClaim));
+		own = palloc0(sizeof(OwnClaim));
 		own->slot = slot;
 		own->index = i;
 		own->sub_id = sub_id;
@@ -576,6 +578,14 @@ txm_claims_publish(TxmDbSlot *slot, int32 sub_id, int64 block, const uint8 *cove
 		own->nest_level = GetCurrentTransactionNestLevel();
 		own_claims = lappend(own_claims, own);
 		MemoryContextSwitchTo(old);
+
+		claims[i].sub_id = sub_id;
+		claims[i].block = block;
+		claims[i].last_block = block;
+		claims[i].lease_until = lease_until;
+		claims[i].pgprocno = MyProc->pgprocno;
+		memcpy(claims[i].covered, covered, TXM_BLOCK_BYTES);
+		claims[i].key_filter = keys ? own_keys_add(slot, own, keys) : -1;
 		return true;
 	}
 	return false;
@@ -592,6 +602,7 @@ shmem_claims_release_own(int min_level, bool lower_hints)
 {
 	ListCell   *lc;
 	bool		any = false;
+	bool		keys_gone = false;
 
 	foreach(lc, own_claims)
 	{
@@ -599,6 +610,7 @@ shmem_claims_release_own(int min_level, bool lower_hints)
 
 		if (own->nest_level < min_level)
 			continue;
+		keys_gone |= own->ordered;
 
 		/*
 		 * The hint goes back before the claim leaves the registry, under both
@@ -621,13 +633,34 @@ shmem_claims_release_own(int min_level, bool lower_hints)
 		pfree(own);
 		own_claims = foreach_delete_current(own_claims, lc);
 	}
-	/* no claim of the transaction is left to point at the keys */
+	/*
+	 * No claim of the transaction is left to point at the keys; or a
+	 * subtransaction's ordered claims went: the filter keeps the keys of
+	 * those that stay only.
+	 */
 	if (min_level == 0 && own_keys_slot != NULL)
 	{
 		LWLockAcquire(own_keys_slot->claim_lock, LW_EXCLUSIVE);
 		memset(key_filter(MyBackendId - 1), 0, sizeof(TxmKeyFilter));
 		LWLockRelease(own_keys_slot->claim_lock);
 		own_keys_slot = NULL;
+	}
+	else if (keys_gone && own_keys_slot != NULL)
+	{
+		TxmKeyFilter *mine = key_filter(MyBackendId - 1);
+
+		LWLockAcquire(own_keys_slot->claim_lock, LW_EXCLUSIVE);
+		memset(mine, 0, sizeof(TxmKeyFilter));
+		foreach(lc, own_claims)
+		{
+			OwnClaim   *own = lfirst(lc);
+
+			Assert(!own->ordered || own->slot == own_keys_slot);
+			if (own->ordered)
+				for (int k = 0; k < sizeof(mine->b); k++)
+					mine->b[k] |= own->keys.b[k];
+		}
+		LWLockRelease(own_keys_slot->claim_lock);
 	}
 	return any;
 }
