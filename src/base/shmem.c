@@ -144,7 +144,7 @@ shmem_startup(void)
 				pg_atomic_init_u64(&slot->counters[c], 0);
 			for (int r = 0; r < TXM_RING_SIZE; r++)
 			{
-				pg_atomic_init_u64(&slot->ring[r], 0);
+				pg_atomic_init_u32(&slot->ring[r], 0);
 				pg_atomic_init_u64(&slot->ring_lsn[r], 0);
 			}
 			pg_atomic_init_u32(&slot->retry_version, 0);

@@ -151,7 +151,8 @@ struct TxmDbSlot
 								 * and will not look again by itself */
 	bool		on_demand;		/* idle: commits and receivers ask the launcher */
 	bool		demand;			/* ... and one did */
-	pg_atomic_uint64 ring[TXM_RING_SIZE];	/* xids (0: COMMIT PREPARED) */
+	/* xids (0: COMMIT PREPARED), 32 bits: the entries are recent */
+	pg_atomic_uint32 ring[TXM_RING_SIZE];
 	pg_atomic_uint64 ring_lsn[TXM_RING_SIZE];	/* ... and their commit records' end */
 
 	ConditionVariable cv;		/* broadcast when something became deliverable */

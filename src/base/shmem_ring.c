@@ -27,6 +27,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_bitutils.h"
@@ -60,7 +61,7 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 t
 	bool		raised;
 
 	SpinLockAcquire(&slot->mutex);
-	pg_atomic_write_u64(&slot->ring[slot->ring_head % TXM_RING_SIZE], xid64);
+	pg_atomic_write_u32(&slot->ring[slot->ring_head % TXM_RING_SIZE], (uint32) xid64);
 	pg_atomic_write_u64(&slot->ring_lsn[slot->ring_head % TXM_RING_SIZE], commit_end);
 	slot->ring_head++;
 	slot->topics_new |= topics;
@@ -104,13 +105,24 @@ txm_ring_note_commit_prepared(void)
 static uint64
 ring_copy(TxmDbSlot *slot, uint64 from, uint64 head, TxmRingEntry *out)
 {
+	FullTransactionId next = ReadNextFullTransactionId();
 	uint64		head_after;
 
 	if (head - from > TXM_RING_SIZE)
 		from = head - TXM_RING_SIZE;
 	for (uint64 i = from; i < head; i++)
 	{
-		out[i - from].xid = pg_atomic_read_u64(&slot->ring[i % TXM_RING_SIZE]);
+		TransactionId xid = pg_atomic_read_u32(&slot->ring[i % TXM_RING_SIZE]);
+		uint32		epoch = EpochFromFullTransactionId(next);
+
+		/*
+		 * An entry's transaction is older than next, by less than 2^31 unless
+		 * the ring went unticked for that long (it then matches nothing).
+		 */
+		if (xid > XidFromFullTransactionId(next))
+			epoch--;
+		out[i - from].xid = xid == InvalidTransactionId ? 0 :
+			U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid));
 		out[i - from].commit_end = pg_atomic_read_u64(&slot->ring_lsn[i % TXM_RING_SIZE]);
 	}
 
