@@ -10,7 +10,8 @@
 # commit is visible), sends the key's next message and commits, so its
 # ring entry comes first.  A consumer must still get A's message first, and
 # the ticks made while A was held must wait for A's ring entry rather than
-# place A after B.
+# place A after B.  The same holds for a prepared transaction: its COMMIT
+# PREPARED orders it like a commit, before a transaction that saw it.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -25,6 +26,7 @@ my $node = PostgreSQL::Test::Cluster->new('order');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'tx_message'
+max_prepared_transactions = 4
 });
 $node->start;
 
@@ -95,6 +97,34 @@ for my $round (1 .. 3)
 		push @got, map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
 	}
 	is_deeply(\@got, [ $a_n, $a_n + 1 ], "round $round: the consumer gets A's message before B's");
+}
+
+# A prepared transaction: B updates the row that COMMIT PREPARED made
+# visible.  The session holding the ticks' lock keeps every tick off until
+# both have committed, so that one tick finds both.
+{
+	my $n = $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
+	my ($l_in, $l_out) = ('', '');
+	my $l = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+			'-d', $node->connstr('postgres') ],
+		'<', \$l_in, '>', \$l_out, '2>', \$l_out);
+	$l_in .= "BEGIN;\nLOCK TABLE tx_message.ticks IN EXCLUSIVE MODE;\nSELECT 'locked';\n";
+	my $deadline = time() + 30;
+	$l->pump_nb while $l_out !~ /locked/ && time() < $deadline;
+	like($l_out, qr/locked/, 'prepared: the ticks are held off');
+	$node->safe_psql('postgres', "BEGIN; $send; PREPARE TRANSACTION 'p1';");
+	$node->safe_psql('postgres', "COMMIT PREPARED 'p1';");
+	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
+	$l_in .= "COMMIT;\n\\q\n";
+	$l->finish;
+	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
+	my $r = $node->safe_psql('postgres', q{
+		BEGIN;
+		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '5 s');
+		SELECT tx_ack('g');
+		COMMIT;});
+	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
+	is_deeply(\@got, [ $n + 1, $n + 2 ], "prepared: the consumer gets the prepared transaction's message first");
 }
 
 $node->stop;

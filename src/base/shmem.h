@@ -77,7 +77,8 @@ extern int	txm_max_databases;
 typedef struct TxmDbSlot TxmDbSlot;
 
 /*
- * A commit ring entry: the transaction (0: COMMIT PREPARED, not ordered)
+ * A commit ring entry: the transaction (0: a COMMIT PREPARED of one not
+ * found, not ordered)
  * and the end of its commit record, which orders it (shmem_ring.c).
  */
 typedef struct TxmRingEntry
@@ -207,7 +208,7 @@ extern TxmRingEntry *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head)
 extern TxmRingEntry *txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout);
 extern bool txm_ring_await_committing(const uint64 *xids, int n, int timeout_ms);
 extern int	txm_cmp_xid64(const void *a, const void *b);
-extern void txm_ring_note_commit_prepared(void);
+extern void txm_ring_note_commit_prepared(FullTransactionId prepared);
 extern bool txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
@@ -263,6 +264,7 @@ extern void txm_at_commit_ring_ticked(uint64 upto);
 extern void txm_at_commit_request_maintenance(void);
 extern void txm_at_commit_broadcast(void);
 extern void txm_at_commit_register_database(void);
+extern void txm_at_commit_prepared(FullTransactionId prepared);
 extern void txm_at_commit_retries_written(void);
 extern void txm_at_commit_positions_moved(void);
 extern void txm_at_commit_count(int32 topic_id, int32 sub_id, TxmTotalKind kind, uint64 n);

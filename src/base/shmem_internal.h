@@ -151,7 +151,7 @@ struct TxmDbSlot
 								 * and will not look again by itself */
 	bool		on_demand;		/* idle: commits and receivers ask the launcher */
 	bool		demand;			/* ... and one did */
-	/* xids (0: COMMIT PREPARED), 32 bits: the entries are recent */
+	/* xids (0: not ordered), 32 bits: the entries are recent */
 	pg_atomic_uint32 ring[TXM_RING_SIZE];
 	pg_atomic_uint64 ring_lsn[TXM_RING_SIZE];	/* ... and their commit records' end */
 
@@ -220,6 +220,9 @@ extern bool shmem_demand_locked(TxmDbSlot *slot);
 /* shmem_ring.c */
 extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 topics);
 extern void shmem_ring_committing(uint64 xid64);
+
+/* shmem_xact.c */
+extern void shmem_committing_done(void);
 extern void shmem_ring_ticked(TxmDbSlot *slot, uint64 upto);
 extern void shmem_request_maintenance(TxmDbSlot *slot);
 extern void shmem_broadcast(TxmDbSlot *slot);

@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_bitutils.h"
@@ -38,7 +39,7 @@
 /*
  * Record a commit's place in commit order.  Runs after the commit became
  * visible, so it must not fail.  xid64 0 records "something committed"
- * without an order (COMMIT PREPARED).
+ * without an order (a COMMIT PREPARED whose transaction was not found).
  *
  * topics are the buckets (txm_topic_bit) of the topics it sent to.
  *
@@ -87,14 +88,25 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 t
 		shmem_wake_launcher();
 }
 
-/* The prepared transaction committed by COMMIT PREPARED is visible now: tick it. */
+/*
+ * COMMIT PREPARED of prepared, whose messages are visible now (or of a
+ * transaction not found: 0): append it, with the end of the WAL that
+ * committed it, and stop showing it as committing (txm_at_commit_prepared).
+ */
 void
-txm_ring_note_commit_prepared(void)
+txm_ring_note_commit_prepared(FullTransactionId prepared)
 {
 	TxmDbSlot  *slot = txm_my_slot();
 
 	if (slot)
-		shmem_ring_append(slot, 0, InvalidXLogRecPtr, TXM_ALL_TOPICS);
+	{
+		if (FullTransactionIdIsValid(prepared))
+			shmem_ring_append(slot, U64FromFullTransactionId(prepared), XactLastRecEnd,
+							  TXM_ALL_TOPICS);
+		else
+			shmem_ring_append(slot, 0, InvalidXLogRecPtr, TXM_ALL_TOPICS);
+	}
+	shmem_committing_done();
 }
 
 /*
@@ -206,12 +218,17 @@ committing_entry(int index)
  * This backend's transaction, xid64, is about to commit and will append to
  * the ring (before its commit becomes visible), or it has appended or
  * ended (xid64 0).  The write before the commit is ordered before the
- * commit's visibility by the ProcArrayLock that makes it visible.
+ * commit's visibility by the ProcArrayLock that makes it visible; the
+ * append is ordered before the clearing by a full barrier (a spinlock's
+ * release orders only what comes before it), as the reader's barrier
+ * orders its look at the entries before its look at the ring.
  */
 void
 shmem_ring_committing(uint64 xid64)
 {
 	Assert(MyBackendId >= 1 && MyBackendId <= MaxBackends);
+	if (xid64 == 0)
+		pg_memory_barrier();
 	pg_atomic_write_u64(committing_entry(MyBackendId - 1), xid64);
 }
 
@@ -237,7 +254,11 @@ txm_ring_await_committing(const uint64 *xids, int n, int timeout_ms)
 			pending = xid != 0 && bsearch(&xid, xids, n, sizeof(uint64), txm_cmp_xid64) != NULL;
 		}
 		if (!pending)
+		{
+			/* the appends of those seen done are seen in the ring after this */
+			pg_memory_barrier();
 			return true;
+		}
 		if (GetCurrentTimestamp() >= until)
 			return false;
 		CHECK_FOR_INTERRUPTS();

@@ -207,11 +207,7 @@ at_commit_visible(void)
 			shmem_totals_add(slot, pending_totals[i].d.topic_id, pending_totals[i].d.sub_id,
 							 pending_totals[i].d.n);
 	}
-	if (committing_shown)
-	{
-		shmem_ring_committing(0);
-		committing_shown = false;
-	}
+	shmem_committing_done();
 	if (at_commit.register_database)
 		shmem_request_worker(MyDatabaseId);
 }
@@ -228,6 +224,30 @@ before_commit(void)
 		return;
 	shmem_ring_committing(at_commit.sent_xid);
 	committing_shown = true;
+}
+
+/*
+ * COMMIT PREPARED of prepared is about to make its messages visible: show
+ * it as committing until txm_ring_note_commit_prepared() appended it (or
+ * the statement failed).
+ */
+void
+txm_at_commit_prepared(FullTransactionId prepared)
+{
+	if (txm_shared == NULL || !FullTransactionIdIsValid(prepared))
+		return;
+	shmem_ring_committing(U64FromFullTransactionId(prepared));
+	committing_shown = true;
+}
+
+void
+shmem_committing_done(void)
+{
+	if (committing_shown)
+	{
+		shmem_ring_committing(0);
+		committing_shown = false;
+	}
 }
 
 /*
@@ -274,11 +294,8 @@ txm_shmem_xact_callback(XactEvent event)
 			break;
 	}
 	/* failed after the PRE_COMMIT event, or prepared: nothing to append */
-	if (committing_shown && event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_COMMIT)
-	{
-		shmem_ring_committing(0);
-		committing_shown = false;
-	}
+	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_COMMIT)
+		shmem_committing_done();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT)

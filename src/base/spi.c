@@ -21,8 +21,10 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -424,4 +426,43 @@ txm_update_row(Relation rel, ItemPointer tid, HeapTuple newtup)
 		inserter_index(&ins, newtup);
 		txm_inserter_close(&ins);
 	}
+}
+
+/*
+ * The prepared transaction gid of this database (its full xid), or an
+ * invalid one.  Runs as the caller, who may read pg_prepared_xacts: every
+ * name is qualified, so the search path resolves none.
+ */
+FullTransactionId
+txm_prepared_xid(const char *gid)
+{
+	static const char *sql =
+		"SELECT p.transaction FROM pg_catalog.pg_prepared_xacts p"
+		" WHERE p.gid OPERATOR(pg_catalog.=) $1"
+		"   AND p.database OPERATOR(pg_catalog.=) pg_catalog.current_database()";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	FullTransactionId result = InvalidFullTransactionId;
+
+	values[0] = CStringGetTextDatum(gid);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		TransactionId xid = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+																  SPI_tuptable->tupdesc, 1, &isnull));
+		FullTransactionId next = ReadNextFullTransactionId();
+		uint32		epoch = EpochFromFullTransactionId(next);
+
+		/* prepared before next, by less than 2^31 (it holds back wraparound) */
+		if (!isnull && TransactionIdIsNormal(xid))
+		{
+			if (xid > XidFromFullTransactionId(next))
+				epoch--;
+			result = FullTransactionIdFromEpochAndXid(epoch, xid);
+		}
+	}
+	SPI_finish();
+	return result;
 }

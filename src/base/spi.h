@@ -13,6 +13,7 @@
 #ifndef TXM_SPI_H
 #define TXM_SPI_H
 
+#include "access/transam.h"
 #include "executor/spi.h"
 #include "utils/relcache.h"
 
@@ -37,6 +38,7 @@ extern int	txm_spi_exec_latest(const char *sql, int nargs, const Oid *argtypes,
 extern void txm_spi_utility(const char *sql);
 extern Datum txm_spi_value(int row, int column, bool *isnull);
 extern int *txm_spi_rows_in_order(int n, int at_column, int id_column);
+extern FullTransactionId txm_prepared_xid(const char *gid);
 
 /* The nulls argument of SPI_execute_plan spells NULL 'n' and not-NULL ' '. */
 static inline char

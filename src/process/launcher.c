@@ -49,6 +49,7 @@
 #include "utils/memutils.h"
 
 #include "src/base/shmem.h"
+#include "src/base/spi.h"
 #include "src/process/launcher.h"
 #include "src/process/unit.h"
 
@@ -320,6 +321,7 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid paused = InvalidOid;
 	volatile bool commit_prepared = false;
+	volatile uint64 prepared = 0;	/* its FullTransactionId, 0: none */
 	volatile bool loads = false;
 	volatile bool drops = false;
 	TxmDbSlot  *slot;
@@ -333,6 +335,12 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 			pause_database(paused);
 		commit_prepared = IsA(parsetree, TransactionStmt) &&
 			((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED;
+		/* ordered like a commit: shown as committing, then in the ring */
+		if (commit_prepared && txm_my_slot() != NULL)
+		{
+			prepared = U64FromFullTransactionId(txm_prepared_xid(((TransactionStmt *) parsetree)->gid));
+			txm_at_commit_prepared(FullTransactionIdFromU64(prepared));
+		}
 	}
 
 	PG_TRY();
@@ -359,7 +367,7 @@ txm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		txm_restore_note_restorer();
 	/* the prepared transaction's messages are visible now: tick them */
 	if (commit_prepared)
-		txm_ring_note_commit_prepared();
+		txm_ring_note_commit_prepared(FullTransactionIdFromU64(prepared));
 
 	/*
 	 * A worker comes to find the extension gone (it waits for this

@@ -16,9 +16,10 @@
  * ring.  So a tick can find a transaction whose entry was not in the ring
  * yet when it read it: that backend then shows the xid as committing, and
  * the tick waits for its entry (microseconds) and looks for it among the
- * entries appended since.  Transactions found without an entry (after a
- * restart or a ring overflow, COMMIT PREPARED, or when that wait timed
- * out) are ordered by the caller, after the others.
+ * entries appended since.  COMMIT PREPARED does the same for the prepared
+ * transaction (src/process/launcher.c).  Transactions found without an
+ * entry (after a restart or a ring overflow, or when that wait timed out)
+ * are ordered by the caller, after the others.
  *
  * IDENTIFICATION
  *	  src/storage/commit_order.c

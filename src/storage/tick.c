@@ -19,8 +19,8 @@
  *
  * The transactions found are put in commit order, the order of their
  * commit records (commit_order.c, from the commit ring of shmem_ring.c);
- * those not in the ring (after a restart or a ring overflow, or COMMIT
- * PREPARED) follow in xid order.  Each topic's messages
+ * those not in the ring (after a restart or a ring overflow) follow in xid
+ * order.  Each topic's messages
  * are appended to its dense position stream as slices of at most TXM_BLOCK
  * positions that never cross a block boundary, and the tick's snapshot is
  * stored.  Ticks that find nothing write nothing.
