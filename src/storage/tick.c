@@ -20,10 +20,10 @@
  * The transactions found are put in commit order, the order of their
  * commit records (commit_order.c, from the commit ring of shmem_ring.c);
  * those not in the ring (after a restart or a ring overflow) follow in xid
- * order.  Each topic's messages
- * are appended to its dense position stream as slices of at most TXM_BLOCK
- * positions that never cross a block boundary, and the tick's snapshot is
- * stored.  Ticks that find nothing write nothing.
+ * order.  Each topic's messages are appended to its dense position stream
+ * as slices of at most TXM_BLOCK positions that never cross a block
+ * boundary, and the tick's snapshot is stored.  Ticks that find nothing
+ * write nothing.
  *
  * Ticks are serialized by an ExclusiveLock on tx_message.ticks, so the
  * worker, tx_run_maintenance() and receivers without a worker can all tick.
