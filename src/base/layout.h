@@ -16,6 +16,8 @@
 #ifndef TXM_LAYOUT_H
 #define TXM_LAYOUT_H
 
+#include "access/transam.h"
+
 /*
  * Message ids: ((top-level FullTransactionId + id_base) << TXM_POS_SHIFT) | n,
  * where n counts the messages of that transaction and id_base is 0 unless
@@ -26,6 +28,23 @@
 #define TXM_MAX_PER_XACT	(INT64CONST(1) << TXM_POS_SHIFT)
 #define TXM_MAX_FXID		(UINT64CONST(1) << (63 - TXM_POS_SHIFT))
 #define TXM_POS_XID(pos)	((uint64) (pos) >> TXM_POS_SHIFT)
+
+/*
+ * The 64-bit form of xid, of a transaction that began before next by less
+ * than 2^31 (an xid of a snapshot, of the commit ring or of
+ * pg_prepared_xacts); special xids stay as they are.
+ */
+static inline uint64
+txm_widen_xid(TransactionId xid, FullTransactionId next)
+{
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (!TransactionIdIsNormal(xid))
+		return (uint64) xid;
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid));
+}
 
 /* Positions of a topic's stream are claimed in blocks of this many. */
 #define TXM_BLOCK			256

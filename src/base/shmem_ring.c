@@ -124,17 +124,11 @@ ring_copy(TxmDbSlot *slot, uint64 from, uint64 head, TxmRingEntry *out)
 		from = head - TXM_RING_SIZE;
 	for (uint64 i = from; i < head; i++)
 	{
-		TransactionId xid = pg_atomic_read_u32(&slot->ring[i % TXM_RING_SIZE]);
-		uint32		epoch = EpochFromFullTransactionId(next);
-
 		/*
 		 * An entry's transaction is older than next, by less than 2^31 unless
 		 * the ring went unticked for that long (it then matches nothing).
 		 */
-		if (xid > XidFromFullTransactionId(next))
-			epoch--;
-		out[i - from].xid = xid == InvalidTransactionId ? 0 :
-			U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid));
+		out[i - from].xid = txm_widen_xid(pg_atomic_read_u32(&slot->ring[i % TXM_RING_SIZE]), next);
 		out[i - from].commit_end = pg_atomic_read_u64(&slot->ring_lsn[i % TXM_RING_SIZE]);
 	}
 

@@ -452,16 +452,10 @@ txm_prepared_xid(const char *gid)
 		bool		isnull;
 		TransactionId xid = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
 																  SPI_tuptable->tupdesc, 1, &isnull));
-		FullTransactionId next = ReadNextFullTransactionId();
-		uint32		epoch = EpochFromFullTransactionId(next);
 
 		/* prepared before next, by less than 2^31 (it holds back wraparound) */
 		if (!isnull && TransactionIdIsNormal(xid))
-		{
-			if (xid > XidFromFullTransactionId(next))
-				epoch--;
-			result = FullTransactionIdFromEpochAndXid(epoch, xid);
-		}
+			result = FullTransactionIdFromU64(txm_widen_xid(xid, ReadNextFullTransactionId()));
 	}
 	SPI_finish();
 	return result;

@@ -286,18 +286,6 @@ txm_tick_subxact_callback(SubXactEvent event)
 		pending.level = level - 1;
 }
 
-static uint64
-widen_xid(TransactionId xid, FullTransactionId next)
-{
-	uint32		epoch = EpochFromFullTransactionId(next);
-
-	if (!TransactionIdIsNormal(xid))
-		return (uint64) xid;
-	if (xid > XidFromFullTransactionId(next))
-		epoch--;
-	return U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, xid));
-}
-
 /*
  * The 64-bit form of an MVCC snapshot in virtual xids (plus the id base, as
  * message ids have them), allocated in TopMemoryContext.
@@ -315,11 +303,11 @@ snapshot_64(Snapshot snap, uint64 base)
 	PgSnapshotData *s;
 
 	s = MemoryContextAllocZero(TopMemoryContext, PG_SNAPSHOT_SIZE(snap->xcnt + 1));
-	s->xmin = widen_xid(snap->xmin, next) + base;
-	s->xmax = widen_xid(snap->xmax, next) + base;
+	s->xmin = txm_widen_xid(snap->xmin, next) + base;
+	s->xmax = txm_widen_xid(snap->xmax, next) + base;
 	s->nxip = 0;
 	for (uint32 i = 0; i < snap->xcnt; i++)
-		s->xip[s->nxip++] = widen_xid(snap->xip[i], next) + base;
+		s->xip[s->nxip++] = txm_widen_xid(snap->xip[i], next) + base;
 	if (FullTransactionIdIsValid(own) && U64FromFullTransactionId(own) + base < s->xmax)
 	{
 		uint64		own_xid = U64FromFullTransactionId(own) + base;
