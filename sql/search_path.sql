@@ -172,6 +172,12 @@ CREATE VIEW public.log_0 AS
 	SELECT t AS payload FROM (VALUES ('x')) v(t) WHERE public.sp_hit('table log_0');
 CREATE VIEW public.messages AS
 	SELECT t AS payload FROM (VALUES ('x')) v(t) WHERE public.sp_hit('table messages');
+-- what COMMIT PREPARED looks its transaction up in
+CREATE VIEW public.pg_prepared_xacts AS
+	SELECT p.transaction, p.gid, p.database FROM pg_catalog.pg_prepared_xacts p
+	 WHERE public.sp_hit('view pg_prepared_xacts');
+CREATE FUNCTION public.current_database() RETURNS name LANGUAGE sql AS $$
+	SELECT CASE WHEN public.sp_hit('current_database()') THEN pg_catalog.current_database() END $$;
 RESET ROLE;
 SELECT count(*) AS planted FROM pg_proc WHERE pronamespace = 'public'::regnamespace::oid
    AND proowner = 'sp_attacker'::regrole::oid;
@@ -235,7 +241,12 @@ CALL sp_admin.maintain_until(format('(SELECT count(*) = 1 FROM tx_message.dead_l
 SELECT tx_purge_half_dead_letters(msg_ids => ARRAY[:hx]::bigint[]);
 SELECT tx_redrive_half();
 SELECT tx_purge_half_dead_letters(older_than => '1 h');
-SELECT database FROM tx_worker_status() WHERE database OPERATOR(pg_catalog.=) current_database();
+SELECT database FROM tx_worker_status() WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database();
+-- a prepared transaction's commit, which the extension orders like a commit
+BEGIN;
+SELECT tx_send('sp.ext', '{"name": "Prepared"}') > 0 AS sent;
+PREPARE TRANSACTION 'sp_prepared';
+COMMIT PREPARED 'sp_prepared';
 SELECT tx_run_maintenance() IS NOT NULL AS ran;
 SELECT tx_unsubscribe('sp.t', 'sp.handler');
 SELECT tx_unsubscribe('sp.t', 'sp.pull');
