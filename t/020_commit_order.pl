@@ -12,6 +12,10 @@
 # the ticks made while A was held must wait for A's ring entry rather than
 # place A after B.  The same holds for a prepared transaction: its COMMIT
 # PREPARED orders it like a commit, before a transaction that saw it.
+# A transaction whose ring entry was lost because the ring wrapped, or
+# that was still committing when the tick gave up waiting for it, comes
+# before those that kept theirs, and commits hurry the tick before the
+# ring wraps.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -125,6 +129,115 @@ for my $round (1 .. 3)
 		COMMIT;});
 	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
 	is_deeply(\@got, [ $n + 1, $n + 2 ], "prepared: the consumer gets the prepared transaction's message first");
+}
+
+# A's commit callbacks are held longer than a tick waits for a ring entry
+# (10 s): the tick logs and goes on, and places A before the transactions
+# that kept their entries, B among them, which saw A's commit.
+{
+	my $n = $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
+	my ($a_in, $a_out) = ('', '');
+	my $a = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+			'-d', $node->connstr('postgres') ],
+		'<', \$a_in, '>', \$a_out, '2>', \$a_out);
+	$a_in .= "LOAD '$so';\nBEGIN;\nSET LOCAL commit_pause.ms = 14000;\n$send;\nCOMMIT;\nSELECT 'a done';\n\\q\n";
+	my $deadline = time() + 30;
+	while (time() < $deadline
+		&& $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'}) ne $n + 1)
+	{
+		$a->pump_nb;
+		usleep(10_000);
+	}
+	my $log_at = -s $node->logfile;
+	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
+	# this tick, or the worker's before it (then this one waits for its lock)
+	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
+	$a->pump_nb;
+	unlike($a_out, qr/a done/, 'timeout: A was still held when the tick went on');
+	ok($node->log_contains(
+			qr/LOG:  tx_message: a tick goes on without the commit order of a transaction still committing after 10000 ms/,
+			$log_at),
+		'timeout: the tick says it went on without A');
+	$a->finish;
+	like($a_out, qr/a done/, 'timeout: A committed');
+	my $r = $node->safe_psql('postgres', q{
+		BEGIN;
+		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '5 s');
+		SELECT tx_ack('g');
+		COMMIT;});
+	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
+	is_deeply(\@got, [ $n + 1, $n + 2 ], 'timeout: the consumer gets A\'s message before B\'s');
+}
+
+# The ring wrapped while the ticks were held off: A's entry was overwritten
+# by the 4 200 commits after it, B's is kept.  One tick finds both; A
+# committed first and must come first.
+$node->safe_psql('postgres', q{SELECT tx_create_topic('filler')});
+my $fill = q{SET synchronous_commit = off;
+	DO $$ BEGIN FOR i IN 1 .. %d LOOP PERFORM tx_send('filler', '{}'); COMMIT; END LOOP; END $$};
+{
+	my $n = $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
+	my ($l_in, $l_out) = ('', '');
+	my $l = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+			'-d', $node->connstr('postgres') ],
+		'<', \$l_in, '>', \$l_out, '2>', \$l_out);
+	$l_in .= "BEGIN;\nLOCK TABLE tx_message.ticks IN EXCLUSIVE MODE;\nSELECT 'locked';\n";
+	my $deadline = time() + 30;
+	$l->pump_nb while $l_out !~ /locked/ && time() < $deadline;
+	like($l_out, qr/locked/, 'wrapped: the ticks are held off');
+	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
+	$node->safe_psql('postgres', sprintf($fill, 4200));
+	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
+	$l_in .= "COMMIT;\n\\q\n";
+	$l->finish;
+	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
+	my $r = $node->safe_psql('postgres', q{
+		BEGIN;
+		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '5 s');
+		SELECT tx_ack('g');
+		COMMIT;});
+	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
+	is_deeply(\@got, [ $n + 1, $n + 2 ],
+		'wrapped: the transaction whose ring entry was lost comes first');
+}
+
+# Before the ring wraps, the commits hurry the tick, whatever the
+# tick_interval: with 10 s, a single commit waits for it, half a ring of
+# commits does not.  The worker's maintenance cycle also ticks: its naptime
+# goes beyond the test, after one more cycle at the old one.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET tx_message.tick_interval = '10s';
+	ALTER SYSTEM SET tx_message.naptime = '60s';
+	SELECT pg_reload_conf()});
+sleep 2;
+{
+	my $last_tick = sub {
+		$node->safe_psql('postgres', 'SELECT coalesce(max(tick_id), 0) FROM tx_message.ticks');
+	};
+	my $t0 = $last_tick->();
+	$node->safe_psql('postgres', sprintf($fill, 1));
+	my $deadline = time() + 30;
+	usleep(50_000) while $last_tick->() == $t0 && time() < $deadline;
+	my $t1 = $last_tick->();
+	cmp_ok($t1, '>', $t0, 'paced: the worker ticks a commit');
+	my $t1_seen = time();
+
+	$node->safe_psql('postgres', sprintf($fill, 1));
+	sleep 1;
+	is($last_tick->(), $t1, 'paced: the next commit waits for the tick_interval');
+
+	$node->safe_psql('postgres', sprintf($fill, 2200));
+	my $filled = time() - $t1_seen;
+	usleep(50_000) while $last_tick->() == $t1 && time() < $t1_seen + 8;
+	my $t2 = $last_tick->();
+	cmp_ok($t2, '>', $t1,
+		sprintf('paced: half a ring of commits is ticked before the tick_interval is up (filled in %.1f s)', $filled));
+	my $gap = $node->safe_psql('postgres', qq{
+		SELECT coalesce(extract(epoch FROM
+			(SELECT created_at FROM tx_message.ticks
+			  WHERE tick_id = (SELECT min(tick_id) FROM tx_message.ticks WHERE tick_id > $t1))
+			- (SELECT created_at FROM tx_message.ticks WHERE tick_id = $t1)), 999)});
+	cmp_ok($gap, '<', 9, "paced: the hurried tick came $gap s after the last");
 }
 
 $node->stop;

@@ -44,6 +44,8 @@
 #include "src/base/shmem.h"
 
 #define TXM_RING_SIZE		4096
+/* unticked entries that make the tick due at once (shmem_ring_append) */
+#define TXM_RING_HURRY		(TXM_RING_SIZE / 2)
 #define TXM_HINTS			256
 #define TXM_MAX_ABSENT		256
 #define TXM_TOTALS			512

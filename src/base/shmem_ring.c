@@ -49,7 +49,10 @@
  * (TxmWaiterKind).  Otherwise it is already due to tick, or to look for
  * commits at the next tick's time, and a wake-up per commit would only cost
  * both sides a system call; nor does a receiver waiting for another topic
- * hurry the tick, or every tick would wake it for nothing.  When the worker
+ * hurry the tick, or every tick would wake it for nothing.  Once half the
+ * ring waits to be ticked, the tick is due at once, whatever the
+ * tick_interval: a tick that comes after the ring wrapped has lost the
+ * commit order of the oldest transactions.  When the worker
  * left for want of work, the first commit asks the launcher for one
  * (shmem_pool.c).
  */
@@ -67,7 +70,8 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 t
 	slot->ring_head++;
 	slot->topics_new |= topics;
 	want = TXM_TICK_PACED;
-	if (topics & slot->topics_waited[TXM_WAIT_EAGER])
+	if (topics & slot->topics_waited[TXM_WAIT_EAGER] ||
+		slot->ring_head - slot->ring_ticked >= TXM_RING_HURRY)
 		want = TXM_TICK_NOW;
 	else if (topics & slot->topics_waited[TXM_WAIT_PATIENT])
 		want = TXM_TICK_SOON;

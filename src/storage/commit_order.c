@@ -18,8 +18,10 @@
  * the tick waits for its entry (microseconds) and looks for it among the
  * entries appended since.  COMMIT PREPARED does the same for the prepared
  * transaction (src/process/launcher.c).  Transactions found without an
- * entry (after a restart or a ring overflow, or when that wait timed out)
- * are ordered by the caller, after the others.
+ * entry are ordered by the caller, before the others: their entries were
+ * lost to a restart or to the ring wrapping (shmem_ring_append hurries the
+ * tick long before), both of which only lose the oldest.  A transaction
+ * still committing when the wait timed out is placed with them.
  *
  * IDENTIFICATION
  *	  src/storage/commit_order.c
@@ -110,7 +112,7 @@ txm_commit_order_complete(TxmCommitOrder *co, uint64 *xids, int n)
 		ereport(LOG,
 				(errmsg("tx_message: a tick goes on without the commit order of a transaction still committing after %d ms",
 						TXM_COMMITTING_WAIT_MS),
-				 errdetail("Its messages are placed after those of the transactions committed with it.")));
+				 errdetail("Its messages are placed before those of the transactions committed with it.")));
 	pfree(real);
 	entries = txm_ring_since(co->slot, co->ring_upto, &nentries);
 	add_entries(co, entries, nentries, xids, n);

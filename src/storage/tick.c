@@ -19,8 +19,9 @@
  *
  * The transactions found are put in commit order, the order of their
  * commit records (commit_order.c, from the commit ring of shmem_ring.c);
- * those not in the ring (after a restart or a ring overflow) follow in xid
- * order.  Each topic's messages are appended to its dense position stream
+ * those not in the ring come first, in xid order: they committed before a
+ * restart emptied the ring, or so long before the tick that the ring
+ * wrapped over their entries.  Each topic's messages are appended to its dense position stream
  * as slices of at most TXM_BLOCK positions that never cross a block
  * boundary, and the tick's snapshot is stored.  Ticks that find nothing
  * write nothing.
@@ -89,8 +90,8 @@ typedef struct TickMessage
 typedef enum TickRankClass
 {
 	TICK_RESTORED,				/* below the id floor: by id */
-	TICK_RINGED,				/* by the end of the commit record */
-	TICK_UNRINGED				/* by xid */
+	TICK_UNRINGED,				/* by xid */
+	TICK_RINGED					/* by the end of the commit record */
 } TickRankClass;
 
 /* The messages a tick found, growing as the scans go. */
@@ -554,9 +555,10 @@ cmp_tick_message(const void *a, const void *b)
 
 /*
  * Commit order: the messages of a restored dump not ticked where it was
- * taken (below the id floor) first, by id; then the transactions with a
- * commit ring entry, in the order of their commit records
- * (commit_order.c); then the others by xid.  The messages are sorted topic
+ * taken (below the id floor) first, by id; then the transactions without
+ * a commit ring entry, which committed before those with one, by xid; then
+ * those with one, in the order of their commit records (commit_order.c).
+ * The messages are sorted topic
  * by topic, each topic's in that order: one sort, whatever the number of
  * topics a tick sees.
  */
