@@ -59,114 +59,127 @@ $node->safe_psql('postgres', q{
 my $send = q{WITH u AS (UPDATE counter SET n = n + 1 WHERE key = 'k' RETURNING n)
 	SELECT tx_send('o', jsonb_build_object('n', n), key => 'k') FROM u};
 
-for my $round (1 .. 3)
+# A session that holds the ticks' lock, so that one tick finds what
+# commits meanwhile; released by release_ticks.
+sub hold_ticks
 {
-	my $a_n = 2 * $round - 1;
-	my ($a_in, $a_out) = ('', '');
-	my $a = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+	my $what = shift;
+	my %h = (in => '', out => '');
+	$h{run} = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
 			'-d', $node->connstr('postgres') ],
-		'<', \$a_in, '>', \$a_out, '2>', \$a_out);
-	$a_in .= "LOAD '$so';\nBEGIN;\nSET LOCAL commit_pause.ms = 3000;\n$send;\nCOMMIT;\nSELECT 'a done';\n\\q\n";
+		'<', \$h{in}, '>', \$h{out}, '2>', \$h{out});
+	$h{in} .= "BEGIN;\nLOCK TABLE tx_message.ticks IN EXCLUSIVE MODE;\nSELECT 'locked';\n";
+	my $deadline = time() + 30;
+	$h{run}->pump_nb while $h{out} !~ /locked/ && time() < $deadline;
+	like($h{out}, qr/locked/, "$what: the ticks are held off");
+	return \%h;
+}
 
-	# A's commit is visible (its counter value can be read), its callbacks held
+sub release_ticks
+{
+	my $h = shift;
+	$h->{in} .= "COMMIT;\n\\q\n";
+	$h->{run}->finish;
+}
+
+# The n of the messages one receive of the group gets, in its order.
+sub receive_n
+{
+	my $wait = shift;
+	my $r = $node->safe_psql('postgres', qq{
+		BEGIN;
+		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '$wait');
+		SELECT tx_ack('g');
+		COMMIT;});
+	return map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
+}
+
+# Producer A, whose commit callbacks the test module holds for ms once its
+# commit is visible; returns once the counter row shows A's commit.
+sub start_held_a
+{
+	my ($ms, $a_n) = @_;
+	my %a = (in => '', out => '');
+	$a{run} = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+			'-d', $node->connstr('postgres') ],
+		'<', \$a{in}, '>', \$a{out}, '2>', \$a{out});
+	$a{in} .= "LOAD '$so';\nBEGIN;\nSET LOCAL commit_pause.ms = $ms;\n$send;\nCOMMIT;\nSELECT 'a done';\n\\q\n";
 	my $deadline = time() + 30;
 	while (time() < $deadline
 		&& $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'}) ne $a_n)
 	{
-		$a->pump_nb;
+		$a{run}->pump_nb;
 		usleep(10_000);
 	}
+	return \%a;
+}
+
+sub counter
+{
+	return $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
+}
+
+for my $round (1 .. 3)
+{
+	my $a_n = 2 * $round - 1;
+	my $a = start_held_a(3000, $a_n);
 	my $b_at = time();
 	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
 	my $b_took = time() - $b_at;
-	$a->pump_nb;
-	unlike($a_out, qr/a done/, "round $round: B committed while A's commit callbacks were held");
+	$a->{run}->pump_nb;
+	unlike($a->{out}, qr/a done/, "round $round: B committed while A's commit callbacks were held");
 	cmp_ok($b_took, '<', 1.5, sprintf("round $round: B did not wait for A (%.2f s)", $b_took));
 
 	# a tick while A is held (the worker's may come first): it waits for A's entry
 	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
-	$a->finish;
-	like($a_out, qr/a done/, "round $round: A committed");
+	$a->{run}->finish;
+	like($a->{out}, qr/a done/, "round $round: A committed");
 
 	# what the group gets, in its order, until both messages are in
 	my @got;
-	$deadline = time() + 30;
-	while (@got < 2 && time() < $deadline)
-	{
-		my $r = $node->safe_psql('postgres', q{
-			BEGIN;
-			SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '1 s');
-			SELECT tx_ack('g');
-			COMMIT;});
-		push @got, map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
-	}
+	my $deadline = time() + 30;
+	push @got, receive_n('1 s') while @got < 2 && time() < $deadline;
 	is_deeply(\@got, [ $a_n, $a_n + 1 ], "round $round: the consumer gets A's message before B's");
 }
 
 # A prepared transaction: B updates the row that COMMIT PREPARED made
-# visible.  The session holding the ticks' lock keeps every tick off until
-# both have committed, so that one tick finds both.
+# visible.  The ticks are held off until both have committed, so that one
+# tick finds both.
 {
-	my $n = $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
-	my ($l_in, $l_out) = ('', '');
-	my $l = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres') ],
-		'<', \$l_in, '>', \$l_out, '2>', \$l_out);
-	$l_in .= "BEGIN;\nLOCK TABLE tx_message.ticks IN EXCLUSIVE MODE;\nSELECT 'locked';\n";
-	my $deadline = time() + 30;
-	$l->pump_nb while $l_out !~ /locked/ && time() < $deadline;
-	like($l_out, qr/locked/, 'prepared: the ticks are held off');
+	my $n = counter();
+	my $l = hold_ticks('prepared');
 	$node->safe_psql('postgres', "BEGIN; $send; PREPARE TRANSACTION 'p1';");
 	$node->safe_psql('postgres', "COMMIT PREPARED 'p1';");
 	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
-	$l_in .= "COMMIT;\n\\q\n";
-	$l->finish;
+	release_ticks($l);
 	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
-	my $r = $node->safe_psql('postgres', q{
-		BEGIN;
-		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '5 s');
-		SELECT tx_ack('g');
-		COMMIT;});
-	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
-	is_deeply(\@got, [ $n + 1, $n + 2 ], "prepared: the consumer gets the prepared transaction's message first");
+	is_deeply([ receive_n('5 s') ], [ $n + 1, $n + 2 ],
+		"prepared: the consumer gets the prepared transaction's message first");
 }
 
 # A's commit callbacks are held longer than a tick waits for a ring entry
-# (10 s): the tick logs and goes on, and places A before the transactions
-# that kept their entries, B among them, which saw A's commit.
+# (10 s), and the ticks are held off until B has committed, so that one
+# tick finds both: it logs and goes on, and places A before the
+# transactions that kept their entries, B among them, which saw A's
+# commit.
 {
-	my $n = $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
-	my ($a_in, $a_out) = ('', '');
-	my $a = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres') ],
-		'<', \$a_in, '>', \$a_out, '2>', \$a_out);
-	$a_in .= "LOAD '$so';\nBEGIN;\nSET LOCAL commit_pause.ms = 14000;\n$send;\nCOMMIT;\nSELECT 'a done';\n\\q\n";
-	my $deadline = time() + 30;
-	while (time() < $deadline
-		&& $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'}) ne $n + 1)
-	{
-		$a->pump_nb;
-		usleep(10_000);
-	}
+	my $n = counter();
+	my $l = hold_ticks('timeout');
+	my $a = start_held_a(14000, $n + 1);
 	my $log_at = -s $node->logfile;
 	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
+	release_ticks($l);
 	# this tick, or the worker's before it (then this one waits for its lock)
 	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
-	$a->pump_nb;
-	unlike($a_out, qr/a done/, 'timeout: A was still held when the tick went on');
+	$a->{run}->pump_nb;
+	unlike($a->{out}, qr/a done/, 'timeout: A was still held when the tick went on');
 	ok($node->log_contains(
 			qr/LOG:  tx_message: a tick goes on without the commit order of a transaction still committing after 10000 ms/,
 			$log_at),
 		'timeout: the tick says it went on without A');
-	$a->finish;
-	like($a_out, qr/a done/, 'timeout: A committed');
-	my $r = $node->safe_psql('postgres', q{
-		BEGIN;
-		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '5 s');
-		SELECT tx_ack('g');
-		COMMIT;});
-	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
-	is_deeply(\@got, [ $n + 1, $n + 2 ], 'timeout: the consumer gets A\'s message before B\'s');
+	$a->{run}->finish;
+	like($a->{out}, qr/a done/, 'timeout: A committed');
+	is_deeply([ receive_n('5 s') ], [ $n + 1, $n + 2 ], "timeout: the consumer gets A's message before B's");
 }
 
 # The ring wrapped while the ticks were held off: A's entry was overwritten
@@ -176,28 +189,14 @@ $node->safe_psql('postgres', q{SELECT tx_create_topic('filler')});
 my $fill = q{SET synchronous_commit = off;
 	DO $$ BEGIN FOR i IN 1 .. %d LOOP PERFORM tx_send('filler', '{}'); COMMIT; END LOOP; END $$};
 {
-	my $n = $node->safe_psql('postgres', q{SELECT n FROM counter WHERE key = 'k'});
-	my ($l_in, $l_out) = ('', '');
-	my $l = IPC::Run::start([ $node->installed_command('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres') ],
-		'<', \$l_in, '>', \$l_out, '2>', \$l_out);
-	$l_in .= "BEGIN;\nLOCK TABLE tx_message.ticks IN EXCLUSIVE MODE;\nSELECT 'locked';\n";
-	my $deadline = time() + 30;
-	$l->pump_nb while $l_out !~ /locked/ && time() < $deadline;
-	like($l_out, qr/locked/, 'wrapped: the ticks are held off');
+	my $n = counter();
+	my $l = hold_ticks('wrapped');
 	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
 	$node->safe_psql('postgres', sprintf($fill, 4200));
 	$node->safe_psql('postgres', "BEGIN; $send; COMMIT;");
-	$l_in .= "COMMIT;\n\\q\n";
-	$l->finish;
+	release_ticks($l);
 	$node->safe_psql('postgres', 'SELECT tx_run_maintenance()');
-	my $r = $node->safe_psql('postgres', q{
-		BEGIN;
-		SELECT 'n=' || (payload->>'n') FROM tx_receive('g', 10, wait => '5 s');
-		SELECT tx_ack('g');
-		COMMIT;});
-	my @got = map { /^n=(\d+)$/ ? $1 : () } split /\n/, $r;
-	is_deeply(\@got, [ $n + 1, $n + 2 ],
+	is_deeply([ receive_n('5 s') ], [ $n + 1, $n + 2 ],
 		'wrapped: the transaction whose ring entry was lost comes first');
 }
 
@@ -228,7 +227,7 @@ sleep 2;
 
 	$node->safe_psql('postgres', sprintf($fill, 2200));
 	my $filled = time() - $t1_seen;
-	usleep(50_000) while $last_tick->() == $t1 && time() < $t1_seen + 8;
+	usleep(50_000) while $last_tick->() == $t1 && time() < $t1_seen + 9;
 	my $t2 = $last_tick->();
 	cmp_ok($t2, '>', $t1,
 		sprintf('paced: half a ring of commits is ticked before the tick_interval is up (filled in %.1f s)', $filled));
@@ -237,7 +236,7 @@ sleep 2;
 			(SELECT created_at FROM tx_message.ticks
 			  WHERE tick_id = (SELECT min(tick_id) FROM tx_message.ticks WHERE tick_id > $t1))
 			- (SELECT created_at FROM tx_message.ticks WHERE tick_id = $t1)), 999)});
-	cmp_ok($gap, '<', 9, "paced: the hurried tick came $gap s after the last");
+	cmp_ok($gap, '<', 9.5, "paced: the hurried tick came $gap s after the last");
 }
 
 $node->stop;

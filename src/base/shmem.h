@@ -205,8 +205,8 @@ extern void txm_database_resume(Oid dboid);
 /* shmem_ring.c: the commit ring, ticks and waiting */
 extern bool txm_worker_running(TxmDbSlot *slot);
 extern TxmRingEntry *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head);
-extern TxmRingEntry *txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout);
-extern bool txm_ring_await_committing(const uint64 *xids, int n, int timeout_ms);
+extern TxmRingEntry *txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout, uint64 *head);
+extern bool txm_ring_committing_any(const uint64 *xids, int n);
 extern int	txm_cmp_xid64(const void *a, const void *b);
 extern void txm_ring_note_commit_prepared(FullTransactionId prepared);
 extern bool txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon);

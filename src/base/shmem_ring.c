@@ -50,9 +50,9 @@
  * commits at the next tick's time, and a wake-up per commit would only cost
  * both sides a system call; nor does a receiver waiting for another topic
  * hurry the tick, or every tick would wake it for nothing.  Once half the
- * ring waits to be ticked, the tick is due at once, whatever the
- * tick_interval: a tick that comes after the ring wrapped has lost the
- * commit order of the oldest transactions.  When the worker
+ * ring came after the last tick's look at it, the tick is due at once,
+ * whatever the tick_interval: a tick that comes after the ring wrapped has
+ * lost the commit order of the oldest transactions.  When the worker
  * left for want of work, the first commit asks the launcher for one
  * (shmem_pool.c).
  */
@@ -70,8 +70,9 @@ shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 t
 	slot->ring_head++;
 	slot->topics_new |= topics;
 	want = TXM_TICK_PACED;
+	/* counted from the last tick's look at the ring, committed or not yet */
 	if (topics & slot->topics_waited[TXM_WAIT_EAGER] ||
-		slot->ring_head - slot->ring_ticked >= TXM_RING_HURRY)
+		slot->ring_head - Max(slot->ring_ticked, slot->topics_mark) >= TXM_RING_HURRY)
 		want = TXM_TICK_NOW;
 	else if (topics & slot->topics_waited[TXM_WAIT_PATIENT])
 		want = TXM_TICK_SOON;
@@ -177,21 +178,21 @@ txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head)
 /*
  * The entries appended from position from on, without taking them: a tick
  * looks there for transactions it found whose entries came after it read
- * the ring.
+ * the ring.  *head receives the ring's head, where the next look starts;
+ * *nout is less than *head - from when appends overwrote some of them.
  */
 TxmRingEntry *
-txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout)
+txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout, uint64 *head)
 {
 	TxmRingEntry *out = palloc(sizeof(TxmRingEntry) * TXM_RING_SIZE);
-	uint64		head;
 
 	SpinLockAcquire(&slot->mutex);
-	head = slot->ring_head;
+	*head = slot->ring_head;
 	SpinLockRelease(&slot->mutex);
-	if (head < from)
-		head = from;
-	from = ring_copy(slot, from, head, out);
-	*nout = (int) (head - from);
+	if (*head < from)
+		*head = from;
+	from = ring_copy(slot, from, *head, out);
+	*nout = (int) (*head - from);
 	return out;
 }
 
@@ -231,37 +232,24 @@ shmem_ring_committing(uint64 xid64)
 }
 
 /*
- * Wait until none of the transactions xids (sorted) is committing without
- * its ring entry yet: their commits are visible, their commit callbacks are
- * running.  Returns false if one still was after timeout_ms.
+ * Whether one of the transactions xids (sorted) is committing without its
+ * ring entry yet: its commit is visible, its commit callbacks are running.
+ * When none is, the entries of those seen done are in the ring for a look
+ * after this.
  */
 bool
-txm_ring_await_committing(const uint64 *xids, int n, int timeout_ms)
+txm_ring_committing_any(const uint64 *xids, int n)
 {
-	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-
-	for (;;)
+	pg_read_barrier();
+	for (int i = 0; i < MaxBackends; i++)
 	{
-		bool		pending = false;
+		uint64		xid = pg_atomic_read_u64(committing_entry(i));
 
-		pg_read_barrier();
-		for (int i = 0; i < MaxBackends && !pending; i++)
-		{
-			uint64		xid = pg_atomic_read_u64(committing_entry(i));
-
-			pending = xid != 0 && bsearch(&xid, xids, n, sizeof(uint64), txm_cmp_xid64) != NULL;
-		}
-		if (!pending)
-		{
-			/* the appends of those seen done are seen in the ring after this */
-			pg_memory_barrier();
+		if (xid != 0 && bsearch(&xid, xids, n, sizeof(uint64), txm_cmp_xid64) != NULL)
 			return true;
-		}
-		if (GetCurrentTimestamp() >= until)
-			return false;
-		CHECK_FOR_INTERRUPTS();
-		pg_usleep(100L);
 	}
+	pg_memory_barrier();
+	return false;
 }
 
 /* Everything up to ring position upto is in a committed tick: tell waiters. */

@@ -15,13 +15,17 @@
  * its commit callbacks run, and it is the callback that appends to the
  * ring.  So a tick can find a transaction whose entry was not in the ring
  * yet when it read it: that backend then shows the xid as committing, and
- * the tick waits for its entry (microseconds) and looks for it among the
- * entries appended since.  COMMIT PREPARED does the same for the prepared
- * transaction (src/process/launcher.c).  Transactions found without an
- * entry are ordered by the caller, before the others: their entries were
- * lost to a restart or to the ring wrapping (shmem_ring_append hurries the
- * tick long before), both of which only lose the oldest.  A transaction
- * still committing when the wait timed out is placed with them.
+ * the tick waits for its entry (microseconds), reading the entries
+ * appended meanwhile as it goes.  COMMIT PREPARED does the same for the
+ * prepared transaction (src/process/launcher.c).  Transactions found
+ * without an entry are ordered by the caller, before the others: their
+ * entries were lost to a restart or to the ring wrapping before the tick
+ * read it (shmem_ring_append hurries the tick long before), both of which
+ * lose only the oldest.  The ring's order is the order of the appends, so
+ * where the wrap cut between a transaction and one that saw its commit but
+ * appended first, these two come out of order.  Two rarer cases are placed
+ * with them and logged: a transaction still committing when the wait timed
+ * out, and one whose entry the ring wrapped over while the tick waited.
  *
  * IDENTIFICATION
  *	  src/storage/commit_order.c
@@ -29,6 +33,9 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/timestamp.h"
 
 #include "src/storage/commit_order.h"
 
@@ -93,14 +100,18 @@ txm_commit_order_read(TxmCommitOrder *co, TxmDbSlot *slot, uint64 base)
 /*
  * xids (virtual, n of them; sorted here) were found by the tick but had no
  * entry: wait for those whose commit callbacks have not appended yet, and
- * take their entries.
+ * take their entries.  The entries appended meanwhile are read at every
+ * look, so that a long wait under many commits does not let the ring wrap
+ * over the entries waited for.
  */
 void
 txm_commit_order_complete(TxmCommitOrder *co, uint64 *xids, int n)
 {
 	uint64	   *real;
-	TxmRingEntry *entries;
-	int			nentries;
+	uint64		from = co->ring_upto;
+	uint64		lost = 0;
+	bool		pending;
+	TimestampTz until;
 
 	if (co->slot == NULL || n == 0)
 		return;
@@ -108,15 +119,44 @@ txm_commit_order_complete(TxmCommitOrder *co, uint64 *xids, int n)
 	real = palloc(sizeof(uint64) * n);
 	for (int i = 0; i < n; i++)
 		real[i] = xids[i] - co->base;
-	if (!txm_ring_await_committing(real, n, TXM_COMMITTING_WAIT_MS))
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), TXM_COMMITTING_WAIT_MS);
+	for (;;)
+	{
+		TxmRingEntry *entries;
+		int			nentries;
+		uint64		head;
+
+		/* first the look at who is committing, then at what they appended */
+		pending = txm_ring_committing_any(real, n);
+		entries = txm_ring_since(co->slot, from, &nentries, &head);
+		lost += head - from - nentries;
+		add_entries(co, entries, nentries, xids, n);
+		pfree(entries);
+		from = head;
+		if (!pending || GetCurrentTimestamp() >= until)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(100L);
+	}
+	pfree(real);
+	if (pending)
 		ereport(LOG,
 				(errmsg("tx_message: a tick goes on without the commit order of a transaction still committing after %d ms",
 						TXM_COMMITTING_WAIT_MS),
 				 errdetail("Its messages are placed before those of the transactions committed with it.")));
-	pfree(real);
-	entries = txm_ring_since(co->slot, co->ring_upto, &nentries);
-	add_entries(co, entries, nentries, xids, n);
-	pfree(entries);
+	if (lost > 0)
+	{
+		int			unfound = 0;
+
+		for (int i = 0; i < n; i++)
+			unfound += hash_search(co->ends, &xids[i], HASH_FIND, NULL) == NULL;
+		if (unfound > 0)
+			ereport(LOG,
+					(errmsg("tx_message: a tick lost the commit order of %d transaction(s) it found",
+							unfound),
+					 errdetail("The commit ring wrapped over %llu entries while the tick waited; the messages of those transactions are placed before the others of the tick.",
+							   (unsigned long long) lost)));
+	}
 }
 
 bool
