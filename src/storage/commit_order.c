@@ -152,8 +152,9 @@ txm_commit_order_complete(TxmCommitOrder *co, uint64 *xids, int n)
 			unfound += hash_search(co->ends, &xids[i], HASH_FIND, NULL) == NULL;
 		if (unfound > 0)
 			ereport(LOG,
-					(errmsg("tx_message: a tick lost the commit order of %d transaction(s) it found",
-							unfound),
+					(errmsg_plural("tx_message: a tick lost the commit order of %d transaction it found",
+								   "tx_message: a tick lost the commit order of %d transactions it found",
+								   unfound, unfound),
 					 errdetail("The commit ring wrapped over %llu entries while the tick waited; the messages of those transactions are placed before the others of the tick.",
 							   (unsigned long long) lost)));
 	}
