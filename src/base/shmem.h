@@ -87,6 +87,9 @@ typedef struct TxmRingEntry
 	XLogRecPtr	commit_end;
 } TxmRingEntry;
 
+/* the commit ring's entries per database: a copy of it takes at most this */
+#define TXM_RING_SIZE		4096
+
 /* The counters tx_worker_status() reports, per database. */
 typedef enum TxmCounter
 {
@@ -205,7 +208,7 @@ extern void txm_database_resume(Oid dboid);
 /* shmem_ring.c: the commit ring, ticks and waiting */
 extern bool txm_worker_running(TxmDbSlot *slot);
 extern TxmRingEntry *txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head);
-extern TxmRingEntry *txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout, uint64 *head);
+extern int	txm_ring_since(TxmDbSlot *slot, uint64 from, TxmRingEntry *out, uint64 *head);
 extern bool txm_ring_committing_any(const uint64 *xids, int n);
 extern int	txm_cmp_xid64(const void *a, const void *b);
 extern void txm_ring_note_commit_prepared(FullTransactionId prepared);

@@ -43,7 +43,6 @@
 #include "src/base/layout.h"
 #include "src/base/shmem.h"
 
-#define TXM_RING_SIZE		4096
 /* unticked entries that make the tick due at once (shmem_ring_append) */
 #define TXM_RING_HURRY		(TXM_RING_SIZE / 2)
 #define TXM_HINTS			256

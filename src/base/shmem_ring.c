@@ -176,24 +176,20 @@ txm_ring_unticked(TxmDbSlot *slot, int *nout, uint64 *head)
 }
 
 /*
- * The entries appended from position from on, without taking them: a tick
- * looks there for transactions it found whose entries came after it read
- * the ring.  *head receives the ring's head, where the next look starts;
- * *nout is less than *head - from when appends overwrote some of them.
+ * The entries appended from position from on, without taking them, into
+ * out (room for TXM_RING_SIZE): a tick looks there for transactions it
+ * found whose entries came after it read the ring.  Returns how many;
+ * *head receives the ring's head, where the next look starts.  Fewer than
+ * *head - from when appends overwrote some of them.
  */
-TxmRingEntry *
-txm_ring_since(TxmDbSlot *slot, uint64 from, int *nout, uint64 *head)
+int
+txm_ring_since(TxmDbSlot *slot, uint64 from, TxmRingEntry *out, uint64 *head)
 {
-	TxmRingEntry *out = palloc(sizeof(TxmRingEntry) * TXM_RING_SIZE);
-
 	SpinLockAcquire(&slot->mutex);
 	*head = slot->ring_head;
 	SpinLockRelease(&slot->mutex);
-	if (*head < from)
-		*head = from;
 	from = ring_copy(slot, from, *head, out);
-	*nout = (int) (*head - from);
-	return out;
+	return (int) (*head - from);
 }
 
 /* qsort / bsearch order of 64-bit xids */
