@@ -43,7 +43,7 @@
 #include "src/base/layout.h"
 #include "src/base/shmem.h"
 
-/* unticked entries that make the tick due at once (shmem_ring_append) */
+/* entries since a tick's look at the ring that make the next due at once */
 #define TXM_RING_HURRY		(TXM_RING_SIZE / 2)
 #define TXM_HINTS			256
 #define TXM_MAX_ABSENT		256
@@ -221,12 +221,12 @@ extern bool shmem_demand_locked(TxmDbSlot *slot);
 /* shmem_ring.c */
 extern void shmem_ring_append(TxmDbSlot *slot, uint64 xid64, XLogRecPtr commit_end, uint64 topics);
 extern void shmem_ring_committing(uint64 xid64);
-
-/* shmem_xact.c */
-extern void shmem_committing_done(void);
 extern void shmem_ring_ticked(TxmDbSlot *slot, uint64 upto);
 extern void shmem_request_maintenance(TxmDbSlot *slot);
 extern void shmem_broadcast(TxmDbSlot *slot);
+
+/* shmem_xact.c */
+extern void shmem_committing_done(void);
 
 /* shmem_totals.c */
 extern void shmem_totals_add(TxmDbSlot *slot, int32 topic_id, int32 sub_id, const uint64 *n);
