@@ -16,6 +16,8 @@
 # pid of each session (<kind>-<n>.pid), for callgrind_annotate.
 #
 #   produce: SELECT tx_send(topic, payload) in autocommit (one transaction)
+#   outbox:  the same message as a row of bench/'s outbox (topic, time,
+#            payload): the INSERT tx_send is held against
 #   consume, per batch of 100, rows to the client:
 #     cte:  one statement that receives and acks them
 #     loop: the README's loop: BEGIN; receive; ack; COMMIT
@@ -80,6 +82,8 @@ for i in $(seq 300); do
 done
 sleep 3
 sql -c "CREATE EXTENSION tx_message" -c "SELECT tx_create_topic('t')" -c "SELECT tx_subscribe('t', 'g')" >/dev/null
+sql -c "CREATE TABLE outbox (id bigserial PRIMARY KEY, topic text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(), payload jsonb NOT NULL)" >/dev/null
 if [ "${BENCH_CDC:-0}" = 1 ]; then
 	sql -c "SELECT tx_cdc_enable()" >/dev/null
 fi
@@ -93,6 +97,7 @@ session()
 	local kind=$1 n=$2 f=$WORK/$1-$2.sql pid txns=$2
 	case $kind in
 	produce) echo "SELECT tx_send('t', :payload);" >"$f" ;;
+	outbox) echo "INSERT INTO outbox (topic, payload) VALUES ('t', :payload);" >"$f" ;;
 	cte) txns=$((n / 100))
 		{
 			echo "WITH r AS (SELECT msg_id, payload FROM tx_receive('g', 100)),"
@@ -143,6 +148,7 @@ describe()
 {
 	case $1 in
 	produce) echo 'tx_send, one transaction' ;;
+	outbox) echo "the outbox's INSERT, one transaction" ;;
 	cte) echo 'receive 100 + ack, one statement' ;;
 	loop) echo 'receive 100 + ack, the README loop (BEGIN; receive; tx_ack(group); COMMIT)' ;;
 	loop_ids) echo 'receive 100 + ack, the README loop acking the ids (ids on the last row)' ;;
@@ -151,14 +157,14 @@ describe()
 }
 
 printf '| operation | instructions per operation | first use of a session |\n|---|--:|--:|\n'
-for kind in produce cte loop loop_ids auto; do
+for kind in produce outbox cte loop loop_ids auto; do
 	unit=$OPS
 	if [ $kind = cte ]; then
 		# the produce sessions sent 4 n; each of the four consume kinds takes 4 n
 		sql -c "SELECT count(*) FROM tx_send_batch('t', array_fill('$PAYLOAD'::jsonb, ARRAY[$((12 * OPS))]))" \
 			-c "SELECT tx_run_maintenance()" >/dev/null
 	fi
-	[ $kind != produce ] && unit=$((OPS / 100))
+	case $kind in produce | outbox) ;; *) unit=$((OPS / 100)) ;; esac
 	one=$(session $kind "$OPS")
 	three=$(session $kind $((3 * OPS)))
 	per=$(( (three - one) / (2 * unit) ))
