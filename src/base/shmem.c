@@ -140,6 +140,7 @@ shmem_startup(void)
 			pg_atomic_init_u64(&slot->executor_work_at, 0);
 			pg_atomic_init_u32(&slot->executors_busy, 0);
 			pg_atomic_init_u64(&slot->handlers_dry_at, 0);
+			pg_atomic_init_u64(&slot->read_at, 0);
 			for (int c = 0; c < TXM_NCOUNTERS; c++)
 				pg_atomic_init_u64(&slot->counters[c], 0);
 			for (int r = 0; r < TXM_RING_SIZE; r++)
@@ -393,6 +394,7 @@ assign_slot(TxmDbSlot *slot, Oid dboid)
 	pg_atomic_write_u64(&slot->executor_work_at, 0);
 	pg_atomic_write_u32(&slot->executors_busy, 0);
 	pg_atomic_write_u64(&slot->handlers_dry_at, 0);
+	pg_atomic_write_u64(&slot->read_at, 0);
 	slot->dboid = dboid;
 	slot->state = TXM_DB_STOPPED;
 	slot->stop_requested = false;

@@ -70,6 +70,14 @@ typedef enum TxmUrgency
 
 #define TXM_PATIENT_TICK_GAP_MS 1
 
+/*
+ * The worker ticks every tx_message.tick_interval only while the database
+ * has readers: a receiver asked for ticks within this window, or it has
+ * handlers.  Otherwise commits wait for the maintenance cycle, half a ring
+ * or a receiver (worker.c).
+ */
+#define TXM_READERS_WINDOW_MS	10000
+
 /* tx_message.max_databases */
 extern int	txm_max_databases;
 
@@ -213,6 +221,7 @@ extern bool txm_ring_committing_any(const uint64 *xids, int n);
 extern int	txm_cmp_xid64(const void *a, const void *b);
 extern void txm_ring_note_commit_prepared(FullTransactionId prepared);
 extern bool txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon);
+extern TimestampTz txm_worker_read_at(void);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
 extern void txm_wake_executor(void);

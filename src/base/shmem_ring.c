@@ -370,6 +370,42 @@ txm_wake_executor(void)
 }
 
 /*
+ * A receiver asks for ticks: the worker paces ticks while receivers came
+ * within TXM_READERS_WINDOW_MS (worker.c).  Written once per
+ * TXM_READ_NOTE_MS at most, so that receivers do not all write one cache
+ * line per call; the first after a window without readers wakes the worker,
+ * which may sleep until its next maintenance cycle.
+ */
+#define TXM_READ_NOTE_MS	100
+
+static void
+note_reader(TxmDbSlot *slot)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz last = (TimestampTz) pg_atomic_read_u64(&slot->read_at);
+	Latch	   *latch = NULL;
+
+	if (!TimestampDifferenceExceeds(last, now, TXM_READ_NOTE_MS))
+		return;
+	pg_atomic_write_u64(&slot->read_at, (uint64) now);
+	if (TimestampDifferenceExceeds(last, now, TXM_READERS_WINDOW_MS))
+	{
+		SpinLockAcquire(&slot->mutex);
+		latch = slot->worker_latch;
+		SpinLockRelease(&slot->mutex);
+	}
+	if (latch)
+		SetLatch(latch);
+}
+
+/* For the worker: when a receiver last asked for ticks (0: never). */
+TimestampTz
+txm_worker_read_at(void)
+{
+	return (TimestampTz) pg_atomic_read_u64(&txm_my_slot()->read_at);
+}
+
+/*
  * Wait until the worker has ticked everything committed before now into the
  * given topics, at most timeout_ms: if unticked commits touch their
  * buckets, wait for every commit before now.  Receivers call this so that
@@ -388,6 +424,7 @@ txm_wait_for_ticks(int timeout_ms, uint64 topics, TxmWaiterKind kind)
 
 	if (slot == NULL || !txm_worker_running(slot))
 		return false;
+	note_reader(slot);
 	SpinLockAcquire(&slot->mutex);
 	target = slot->ring_head;
 	unticked = ((slot->topics_new | slot->topics_old) & topics) != 0;

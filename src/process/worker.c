@@ -6,9 +6,9 @@
  * A database worker serves one database that has the extension while it
  * has work (the launcher starts it, from a pool).  It ticks whenever
  * commits wait to be ticked: at once when a receiver waits, otherwise at
- * most every
- * tx_message.tick_interval, since a tick costs a transaction and a few rows
- * however many commits it covers.  On a timer bounded by the next deadline
+ * most every tx_message.tick_interval while the database has readers, since
+ * a tick costs a transaction and a few rows however many commits it covers,
+ * and with no reader at each maintenance cycle.  On a timer bounded by the next deadline
  * (a delayed message or a check-back falling due) it runs the housekeeping
  * steps of the maintenance cycle and the NOTIFY check-backs, and starts the
  * executor (executor.c) while the database has user code to run.  It exits
@@ -232,12 +232,32 @@ housekeeping(TxmMaintStats *stats)
 }
 
 /*
+ * Paced ticks (every tx_message.tick_interval) serve readers: handlers, and
+ * consumers that poll, whose receive otherwise waits for a tick of what is
+ * unticked.  A database that nobody read for TXM_READERS_WINDOW_MS (say, its
+ * messages go out by change data capture, or its consumers run at night)
+ * has its commits ticked at each maintenance cycle, or once half the commit
+ * ring waits, or when a receiver comes: a tick every 10 ms cost producers
+ * about 3 % of their throughput (bench/RESULTS.md, runs 43 to 45 and 57).
+ * Set at the top of each cycle of the worker's loop.
+ */
+static bool ticks_paced = true;
+
+static bool
+readers_recent(TimestampTz now)
+{
+	return has_handlers ||
+		!TimestampDifferenceExceeds(txm_worker_read_at(), now, TXM_READERS_WINDOW_MS);
+}
+
+/*
  * When the next tick is due (TxmUrgency).  For an eager receiver, at once:
  * even a millisecond's gap (one to two in effect, WaitLatch's unit)
  * doubled the commit -> consumer latency at thousands of commits a second
  * (bench/RESULTS.md, run 20).  For a patient one, a millisecond after the
  * last tick, which bounds what receivers that wait in vain cost.  After a
  * failed or skipped tick (retry), TXM_TICK_RETRY_MS at the soonest.
+ * Without readers, no paced tick is due: DT_NOEND.
  */
 #define TXM_TICK_RETRY_MS 10
 
@@ -246,6 +266,8 @@ next_tick_at(TimestampTz last_tick_at, TxmUrgency urgency, bool retry)
 {
 	int			gap = txm_tick_interval;
 
+	if (urgency == TXM_TICK_PACED && !ticks_paced)
+		return DT_NOEND;
 	if (urgency == TXM_TICK_NOW)
 		gap = 0;
 	else if (urgency == TXM_TICK_SOON)
@@ -337,11 +359,14 @@ maintain(bool *executors_missing)
  * and one of the worker's two wake-ups per tick; the tick is made at the
  * same time either way.  When commits are further apart than
  * tick_interval, the look finds nothing and costs a wake-up; the next
- * commit then wakes the worker.
+ * commit then wakes the worker.  Without readers, the worker looks at its
+ * next maintenance cycle, and commits need not wake it.
  */
 static bool
 looking_soon(bool look_again, TimestampTz last_tick_at, TimestampTz now)
 {
+	if (!ticks_paced)
+		return true;
 	return look_again && now < next_tick_at(last_tick_at, TXM_TICK_PACED, false);
 }
 
@@ -361,11 +386,13 @@ sleep_time(TimestampTz next_maintenance, TimestampTz last_tick_at, bool tick_bac
 		long		until_tick = 0;
 		TimestampTz tick_due = next_tick_at(last_tick_at, urgency, tick_backoff);
 
-		if (tick_due > now)
+		if (tick_due == DT_NOEND)
+			until_tick = timeout;
+		else if (tick_due > now)
 			until_tick = Max(TimestampDifferenceMilliseconds(now, tick_due), 1);
 		timeout = Min(timeout, until_tick);
 	}
-	else if (looking)
+	else if (looking && ticks_paced)
 	{
 		TimestampTz look_at = next_tick_at(last_tick_at, TXM_TICK_PACED, false);
 
@@ -490,6 +517,7 @@ txm_worker_main(Datum main_arg)
 
 		txm_process_checkpoint(false);
 		now = GetCurrentTimestamp();
+		ticks_paced = readers_recent(now);
 
 		/*
 		 * While a restore loads this database, its data is incomplete:
