@@ -74,14 +74,14 @@ define_settings(void)
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.naptime",
 							"How long an idle worker sleeps between maintenance cycles.",
-							"Commits wake the worker at once; this bounds how late a delayed message or a check-back can be.",
+							"This bounds how late a delayed message or a check-back can be, and how late commits are ticked in a database without readers (no tx_receive() in the last 10 s, no handler).",
 							&txm_naptime,
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.tick_interval",
 							"Shortest time between two ticks while no consumer waits.",
-							"A consumer blocked in tx_receive(), or one that finds messages not yet ticked, gets a tick at once; otherwise commits are gathered for this long, which keeps ticking cheap under a high commit rate.  0 ticks after every commit.",
+							"A consumer blocked in tx_receive(), or one that finds messages not yet ticked, gets a tick at once; otherwise commits are gathered for this long, which keeps ticking cheap under a high commit rate, while the database has readers (a tx_receive() in the last 10 s, or a handler).  0 ticks after every commit.",
 							&txm_tick_interval,
 							10, 0, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
