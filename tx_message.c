@@ -81,7 +81,7 @@ define_settings(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("tx_message.tick_interval",
 							"Shortest time between two ticks while no consumer waits.",
-							"A consumer blocked in tx_receive(), or one that finds messages not yet ticked, gets a tick at once; otherwise commits are gathered for this long, which keeps ticking cheap under a high commit rate, while the database has readers (a tx_receive() in the last 10 s, or a handler).  0 ticks after every commit.",
+							"A consumer blocked in tx_receive(), or one that finds messages not yet ticked, gets a tick at once; otherwise commits are gathered for this long, which keeps ticking cheap under a high commit rate, while the database has readers (a tx_receive() in the last 10 s, or a handler).  0 ticks after every commit while it has readers.",
 							&txm_tick_interval,
 							10, 0, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,

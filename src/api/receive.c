@@ -341,6 +341,8 @@ tx_receive(PG_FUNCTION_ARGS)
 
 	subs = consumer_subs(group, &nsubs);
 	pull = pulled_subscriptions(group, subs, nsubs);
+	/* the database has a reader: the worker ticks at tx_message.tick_interval */
+	txm_note_reader();
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	out = receive_until(subs, nsubs, pull, max_messages, lease, deadline);
 	emit_deliveries((ReturnSetInfo *) fcinfo->resultinfo, subs, out);

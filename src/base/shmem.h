@@ -222,6 +222,7 @@ extern int	txm_cmp_xid64(const void *a, const void *b);
 extern void txm_ring_note_commit_prepared(FullTransactionId prepared);
 extern bool txm_worker_tick_due(TxmUrgency *urgency, bool looking_soon);
 extern TimestampTz txm_worker_read_at(void);
+extern void txm_note_reader(void);
 extern void txm_worker_clear_tick_request(void);
 extern bool txm_worker_take_maintenance_request(void);
 extern void txm_wake_executor(void);

@@ -370,21 +370,27 @@ txm_wake_executor(void)
 }
 
 /*
- * A receiver asks for ticks: the worker paces ticks while receivers came
- * within TXM_READERS_WINDOW_MS (worker.c).  Written once per
- * TXM_READ_NOTE_MS at most, so that receivers do not all write one cache
- * line per call; the first after a window without readers wakes the worker,
- * which may sleep until its next maintenance cycle.
+ * tx_receive() was called in the current database: the worker paces ticks
+ * while receivers came within TXM_READERS_WINDOW_MS (worker.c).  Written
+ * once per TXM_READ_NOTE_MS at most, so that receivers do not all write one
+ * cache line per call; the first after a window without readers wakes the
+ * worker, which may sleep until its next maintenance cycle.  Also without a
+ * worker: the one that comes next finds the database read.
  */
 #define TXM_READ_NOTE_MS	100
 
-static void
-note_reader(TxmDbSlot *slot)
+void
+txm_note_reader(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz last = (TimestampTz) pg_atomic_read_u64(&slot->read_at);
+	TxmDbSlot  *slot = txm_my_slot();
+	TimestampTz now;
+	TimestampTz last;
 	Latch	   *latch = NULL;
 
+	if (slot == NULL)
+		return;
+	now = GetCurrentTimestamp();
+	last = (TimestampTz) pg_atomic_read_u64(&slot->read_at);
 	if (!TimestampDifferenceExceeds(last, now, TXM_READ_NOTE_MS))
 		return;
 	pg_atomic_write_u64(&slot->read_at, (uint64) now);
@@ -424,7 +430,6 @@ txm_wait_for_ticks(int timeout_ms, uint64 topics, TxmWaiterKind kind)
 
 	if (slot == NULL || !txm_worker_running(slot))
 		return false;
-	note_reader(slot);
 	SpinLockAcquire(&slot->mutex);
 	target = slot->ring_head;
 	unticked = ((slot->topics_new | slot->topics_old) & topics) != 0;

@@ -6,12 +6,13 @@
  * A database worker serves one database that has the extension while it
  * has work (the launcher starts it, from a pool).  It ticks whenever
  * commits wait to be ticked: at once when a receiver waits, otherwise at
- * most every tx_message.tick_interval while the database has readers, since
- * a tick costs a transaction and a few rows however many commits it covers,
- * and with no reader at each maintenance cycle.  On a timer bounded by the next deadline
- * (a delayed message or a check-back falling due) it runs the housekeeping
- * steps of the maintenance cycle and the NOTIFY check-backs, and starts the
- * executor (executor.c) while the database has user code to run.  It exits
+ * most every tx_message.tick_interval while the database has readers
+ * (since a tick costs a transaction and a few rows however many commits it
+ * covers), and without readers at each maintenance cycle.  On a timer
+ * bounded by the next deadline (a delayed message or a check-back falling
+ * due) it runs the housekeeping steps of the maintenance cycle and the
+ * NOTIFY check-backs, and starts the executor (executor.c) while the
+ * database has user code to run.  It exits
  * when the extension is dropped, and leaves when the database has had no
  * work for it for a while (leave_now); the launcher restarts it after
  * anything else, and when work comes.
@@ -234,12 +235,13 @@ housekeeping(TxmMaintStats *stats)
 /*
  * Paced ticks (every tx_message.tick_interval) serve readers: handlers, and
  * consumers that poll, whose receive otherwise waits for a tick of what is
- * unticked.  A database that nobody read for TXM_READERS_WINDOW_MS (say, its
- * messages go out by change data capture, or its consumers run at night)
- * has its commits ticked at each maintenance cycle, or once half the commit
- * ring waits, or when a receiver comes: a tick every 10 ms cost producers
- * about 3 % of their throughput (bench/RESULTS.md, runs 43 to 45 and 57).
- * Set at the top of each cycle of the worker's loop.
+ * unticked.  A database with no tx_receive() for TXM_READERS_WINDOW_MS and
+ * no handler (say, its messages go out by change data capture, or its
+ * consumers run at night) has its commits ticked at each maintenance cycle,
+ * once half the commit ring waits, or when a receiver comes: a tick every
+ * 10 ms cost its producers about 15 bytes of WAL a transaction, 2 %
+ * (bench/RESULTS.md, run 57).  Set before the loop's tick and again after
+ * its maintenance, which may have found the first handler.
  */
 static bool ticks_paced = true;
 
@@ -257,7 +259,9 @@ readers_recent(TimestampTz now)
  * (bench/RESULTS.md, run 20).  For a patient one, a millisecond after the
  * last tick, which bounds what receivers that wait in vain cost.  After a
  * failed or skipped tick (retry), TXM_TICK_RETRY_MS at the soonest.
- * Without readers, no paced tick is due: DT_NOEND.
+ * Without readers, no paced tick is due (DT_NOEND), but one that failed or
+ * was skipped is tried again at the pace: its commits have left the count
+ * that hurries the tick before the ring wraps (shmem_ring_append).
  */
 #define TXM_TICK_RETRY_MS 10
 
@@ -266,7 +270,7 @@ next_tick_at(TimestampTz last_tick_at, TxmUrgency urgency, bool retry)
 {
 	int			gap = txm_tick_interval;
 
-	if (urgency == TXM_TICK_PACED && !ticks_paced)
+	if (urgency == TXM_TICK_PACED && !ticks_paced && !retry)
 		return DT_NOEND;
 	if (urgency == TXM_TICK_NOW)
 		gap = 0;
@@ -554,7 +558,10 @@ txm_worker_main(Datum main_arg)
 				busy_at = delivered_at = now;
 		}
 		if (now >= next_maintenance)
+		{
 			next_maintenance = maintain(&executors_missing);
+			ticks_paced = readers_recent(now);
+		}
 		txm_worker_note_cycle(now);
 		if (txm_worker_take_maintenance_request())
 		{
