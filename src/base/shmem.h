@@ -72,7 +72,7 @@ typedef enum TxmUrgency
 
 /*
  * The worker ticks every tx_message.tick_interval only while the database
- * has readers: a receiver asked for ticks within this window, or it has
+ * has readers: tx_receive() was called there within this window, or it has
  * handlers.  Otherwise commits wait for the maintenance cycle, half a ring
  * or a receiver (worker.c).
  */

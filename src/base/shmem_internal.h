@@ -133,7 +133,7 @@ struct TxmDbSlot
 	pg_atomic_uint64 handlers_dry_at;	/* start of the last round that found no work */
 
 	/* written by receivers */
-	pg_atomic_uint64 read_at;	/* when one last asked for ticks, to TXM_READ_NOTE_MS */
+	pg_atomic_uint64 read_at;	/* last tx_receive() here, to TXM_READ_NOTE_MS */
 
 	slock_t		mutex;			/* protects the fields up to ring */
 	bool		maintenance_requested;	/* a new deadline: delayed or half sent */

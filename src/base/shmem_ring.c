@@ -404,7 +404,7 @@ txm_note_reader(void)
 		SetLatch(latch);
 }
 
-/* For the worker: when a receiver last asked for ticks (0: never). */
+/* For the worker: when tx_receive() was last called here (0: never). */
 TimestampTz
 txm_worker_read_at(void)
 {

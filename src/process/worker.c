@@ -12,10 +12,10 @@
  * bounded by the next deadline (a delayed message or a check-back falling
  * due) it runs the housekeeping steps of the maintenance cycle and the
  * NOTIFY check-backs, and starts the executor (executor.c) while the
- * database has user code to run.  It exits
- * when the extension is dropped, and leaves when the database has had no
- * work for it for a while (leave_now); the launcher restarts it after
- * anything else, and when work comes.
+ * database has user code to run.  It exits when the extension is dropped,
+ * and leaves when the database has had no work for it for a while
+ * (leave_now); the launcher restarts it after anything else, and when work
+ * comes.
  *
  * IDENTIFICATION
  *	  src/process/worker.c
